@@ -1,0 +1,65 @@
+# mailwright developer commands. Each target sets up what it needs first:
+# a .venv from requirements.txt and, for the CDK CLI, node_modules from package-lock.json.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export PYTHONPATH := functions:.
+# Put the venv first so the CDK CLI's `python3 app.py` finds aws-cdk-lib.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv test test-unit test-functional test-infra lint format synth schema clean
+
+help:
+	@echo "make test    - run the whole test suite (creates .venv when missing)"
+	@echo "make lint    - ruff and mypy"
+	@echo "make synth   - synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
+	@echo "make schema  - regenerate schemas/email-request.schema.json from the request model"
+
+$(STAMP): requirements.txt functions/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-functional: $(STAMP)
+	$(BIN)/pytest tests/functional
+
+test-infra: $(STAMP)
+	$(BIN)/pytest tests/infra
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+synth: $(STAMP) $(NODE_STAMP)
+	npx --no-install cdk synth --no-notices --quiet -o cdk.out
+
+schema: $(STAMP)
+	$(BIN)/python -m mailwright.request > schemas/email-request.schema.json
+
+clean:
+	rm -rf cdk.out build .cache .pytest_cache .mypy_cache .ruff_cache

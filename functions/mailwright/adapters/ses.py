@@ -1,0 +1,52 @@
+"""Amazon SES v2 adapter: EmailSender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mailwright.adapters.aws import as_transient, error_code
+from mailwright.errors import RejectedError
+from mailwright.ports import OutboundEmail
+
+# SES refuses these messages for good; anything else may pass on a retry, or
+# is a deployment problem (unverified MAIL FROM, missing configuration set)
+# whose records are better kept in the DLQ, redrivable once it is fixed.
+PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException"})
+
+
+class SesEmailSender:
+    """Sends through SESv2 SendEmail with simple content, custom headers and tags."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def send(self, email: OutboundEmail) -> str:
+        """Send one email; return SES's message id."""
+        content: dict[str, Any] = {
+            "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+            "Body": {
+                "Html": {"Data": email.html, "Charset": "UTF-8"},
+                "Text": {"Data": email.text, "Charset": "UTF-8"},
+            },
+        }
+        if email.headers:
+            content["Headers"] = [{"Name": name, "Value": value} for name, value in email.headers]
+        try:
+            response = self._client.send_email(
+                FromEmailAddress=email.from_address,
+                Destination={"ToAddresses": [email.to_address]},
+                Content={"Simple": content},
+                EmailTags=[{"Name": name, "Value": value} for name, value in email.tags],
+                ConfigurationSetName=email.configuration_set,
+            )
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in PERMANENT_CODES:
+                message = exc.response.get("Error", {}).get("Message", code)
+                raise RejectedError("ses_rejected", f"SES refused the message: {code}: {message}") from None
+            raise as_transient(exc, "ses") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "ses") from None
+        return str(response["MessageId"])

@@ -1,0 +1,56 @@
+"""Email address normalisation, hashing and masking.
+
+Addresses are stored and logged only as a hash (lookup key) or a masked form
+(for people): `jane@example.com` -> `j***@example.com`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Deliberately pragmatic: RFC 5321 sizes, a dot-atom local part and a
+# hostname domain with a letter TLD (IDN domains arrive as punycode `xn--`).
+_LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class InvalidAddressError(ValueError):
+    """The value is not a deliverable-looking email address."""
+
+
+def normalize_address(address: str) -> str:
+    """Trim and lower-case an address and check its syntax; raise InvalidAddressError if it is not one."""
+    if not isinstance(address, str):
+        raise InvalidAddressError("an email address must be a string")
+    value = address.strip().lower()
+    if any(ch in value for ch in "\r\n\t\x00 "):
+        raise InvalidAddressError("an email address may not contain spaces or line breaks")
+    if len(value) > 254 or value.count("@") != 1:
+        raise InvalidAddressError("not an email address")
+    local, domain = value.split("@")
+    if not local or len(local) > 64 or not _LOCAL.match(local):
+        raise InvalidAddressError("the part before @ is not valid")
+    if domain.endswith("."):
+        domain = domain[:-1]
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidAddressError("the domain is not valid")
+    tld = labels[-1]
+    if tld.isdigit() or (len(tld) < 2):
+        raise InvalidAddressError("the domain has no valid top-level domain")
+    return f"{local}@{domain}"
+
+
+def address_hash(address: str) -> str:
+    """The suppression key of an address: SHA-256 of its normalised form, hex."""
+    return hashlib.sha256(normalize_address(address).encode("utf-8")).hexdigest()
+
+
+def mask_address(address: str) -> str:
+    """A form of the address safe to show and log: first character of the local part, then ***."""
+    value = address.strip().lower()
+    local, sep, domain = value.partition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,111 @@
+"""Names shared by the runtime, the CDK app and the local tooling.
+
+This module imports nothing, so `infra/` and the CLI may import it without
+pulling in the runtime.
+"""
+
+from __future__ import annotations
+
+# Lanes, in order of urgency. Each lane is one SQS queue (+ DLQ) and one worker.
+LANES: tuple[str, ...] = ("critical", "standard", "bulk")
+DEFAULT_LANE = "standard"
+
+# Template categories. Mail in an essential category is sent even to users who
+# unsubscribed from everything and carries no List-Unsubscribe header.
+CATEGORIES: tuple[str, ...] = ("security", "transactional", "product", "marketing")
+ESSENTIAL_CATEGORIES: frozenset[str] = frozenset({"security", "transactional"})
+
+# Terminal states of a request, as recorded in the message log.
+STATUS_SENT = "sent"
+STATUS_SUPPRESSED = "suppressed"
+STATUS_OPTED_OUT = "opted_out"
+STATUS_RATE_LIMITED = "rate_limited"
+STATUS_REJECTED = "rejected"
+TERMINAL_STATUSES: tuple[str, ...] = (
+    STATUS_SENT,
+    STATUS_SUPPRESSED,
+    STATUS_OPTED_OUT,
+    STATUS_RATE_LIMITED,
+    STATUS_REJECTED,
+)
+
+# EventBridge: producers put events with this detail-type on the bus; the
+# detail is the request itself.
+EVENT_DETAIL_TYPE = "EmailRequested"
+
+# Where template bundles live in the templates bucket: <prefix><template_id>.json
+TEMPLATES_PREFIX = "templates/"
+
+# Key layout of the message log table: one item per request (sort key
+# MESSAGE_LOG_REQUEST_SK), and feedback events as further items under the same
+# partition key.
+MESSAGE_LOG_REQUEST_SK = "request"
+SES_MESSAGE_ID_INDEX = "by-ses-message-id"
+
+
+class Env:
+    """Environment variable keys the CDK app sets on the worker functions."""
+
+    LANE = "MAILWRIGHT_LANE"
+    QUEUE_URL = "MAILWRIGHT_QUEUE_URL"
+    TEMPLATES_BUCKET = "MAILWRIGHT_TEMPLATES_BUCKET"
+    PREFERENCES_TABLE = "MAILWRIGHT_PREFERENCES_TABLE"
+    SUPPRESSION_TABLE = "MAILWRIGHT_SUPPRESSION_TABLE"
+    IDEMPOTENCY_TABLE = "MAILWRIGHT_IDEMPOTENCY_TABLE"
+    MESSAGES_TABLE = "MAILWRIGHT_MESSAGES_TABLE"
+    CONFIGURATION_SET = "MAILWRIGHT_CONFIGURATION_SET"
+    FROM_ADDRESS = "MAILWRIGHT_FROM_ADDRESS"
+    UNSUBSCRIBE_BASE_URL = "MAILWRIGHT_UNSUBSCRIBE_BASE_URL"
+    UNSUBSCRIBE_SECRET_ARN = "MAILWRIGHT_UNSUBSCRIBE_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+    POSTAL_ADDRESS = "MAILWRIGHT_POSTAL_ADDRESS"
+    SEND_RATE_PER_WORKER = "MAILWRIGHT_SEND_RATE_PER_WORKER"
+    SEND_CONCURRENCY = "MAILWRIGHT_SEND_CONCURRENCY"
+    IDEMPOTENCY_TTL_SECONDS = "MAILWRIGHT_IDEMPOTENCY_TTL_SECONDS"
+    MESSAGE_LOG_TTL_DAYS = "MAILWRIGHT_MESSAGE_LOG_TTL_DAYS"
+    RATE_LIMITS = "MAILWRIGHT_RATE_LIMITS"
+    TEMPLATE_CACHE_SECONDS = "MAILWRIGHT_TEMPLATE_CACHE_SECONDS"
+    MAX_BACKOFF_SECONDS = "MAILWRIGHT_MAX_BACKOFF_SECONDS"
+
+
+class Keys:
+    """Key and attribute names of the DynamoDB tables."""
+
+    PREFERENCES_PK = "user_id"
+    SUPPRESSION_PK = "address_hash"
+    IDEMPOTENCY_PK = "pk"
+    MESSAGES_PK = "pk"
+    MESSAGES_SK = "sk"
+    SES_MESSAGE_ID = "ses_message_id"
+    TTL = "expires_at"
+
+
+class Outputs:
+    """CloudFormation output keys; the CLI finds a deployed stack's resources by them."""
+
+    EVENT_BUS_NAME = "EventBusName"
+    TEMPLATES_BUCKET = "TemplatesBucketName"
+    PREFERENCES_TABLE = "PreferencesTableName"
+    SUPPRESSION_TABLE = "SuppressionTableName"
+    IDEMPOTENCY_TABLE = "IdempotencyTableName"
+    MESSAGES_TABLE = "MessagesTableName"
+    CONFIGURATION_SET = "ConfigurationSetName"
+    INGEST_DLQ_URL = "IngestDlqUrl"
+
+    @staticmethod
+    def queue_url(lane: str) -> str:
+        """Output key of a lane queue's URL, e.g. CriticalQueueUrl."""
+        return f"{lane.capitalize()}QueueUrl"
+
+    @staticmethod
+    def dlq_url(lane: str) -> str:
+        """Output key of a lane's dead-letter queue URL, e.g. CriticalDlqUrl."""
+        return f"{lane.capitalize()}DlqUrl"
+
+    @staticmethod
+    def worker_name(lane: str) -> str:
+        """Output key of a lane worker's function name, e.g. CriticalWorkerName."""
+        return f"{lane.capitalize()}WorkerName"
+
+
+# The Lambda handler of the send worker, named by string so infra never imports it.
+SEND_WORKER_HANDLER = "mailwright.handlers.send_worker.handler"

@@ -1,0 +1,81 @@
+"""Send worker: consumes one lane queue and answers with a partial batch response."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailwright.sending import BatchReport, QueueRecord, SendService
+from mailwright.settings import WorkerSettings
+from mailwright.wiring import build_send_service
+
+logger = Logger(service="mailwright")
+metrics = Metrics(namespace="Mailwright", service="mailwright")
+
+METRIC_BY_STATUS = {
+    "sent": "Sent",
+    "suppressed": "Suppressed",
+    "opted_out": "OptedOut",
+    "rate_limited": "RateLimited",
+    "rejected": "Rejected",
+}
+
+
+@cache
+def service() -> SendService:
+    """The container's send service, built (and its settings checked) on the first invocation."""
+    return build_send_service(WorkerSettings.from_env())
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=SQSEvent)
+def handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
+    """Process one batch of email requests from a lane queue."""
+    return handle_batch(service(), event, context)
+
+
+def handle_batch(svc: SendService, event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
+    """Run a batch through `svc` and answer with the partial batch response (the local stack calls this too)."""
+    records = [
+        QueueRecord(
+            message_id=r.message_id,
+            receipt_handle=r.receipt_handle,
+            body=r.body,
+            receive_count=int(r.attributes.approximate_receive_count or 1),
+            sent_at=int(r.attributes.sent_timestamp) / 1000 if r.attributes.sent_timestamp else None,
+        )
+        for r in event.records
+    ]
+    report = svc.process(records, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    publish_metrics(report, lane=svc.policy.lane)
+    return report.partial_batch_response()
+
+
+def publish_metrics(report: BatchReport, *, lane: str) -> None:
+    """EMF metrics for a batch: outcomes by status, retries, duplicates, and publish-to-send latency."""
+    metrics.add_dimension(name="lane", value=lane)
+    now = time.time()
+    for outcome in report.outcomes:
+        metrics.add_metric(name=METRIC_BY_STATUS[outcome.status], unit=MetricUnit.Count, value=1)
+        if outcome.status == "sent" and outcome.received_at:
+            metrics.add_metric(
+                name="SendLatency", unit=MetricUnit.Milliseconds, value=(now - outcome.received_at) * 1000
+            )
+        if outcome.status == "rejected":
+            logger.warning("request rejected", request_id=outcome.request_id, reason=outcome.reason)
+    throttled = sum(1 for reason in report.retry_reasons.values() if reason == "throttled")
+    for name, value in (
+        ("Retried", len(report.failed)),
+        ("Throttled", throttled),
+        ("Duplicates", report.duplicates),
+        ("LeaseTakeovers", report.lease_takeovers),
+    ):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,178 @@
+"""Ports: the small interfaces the domain speaks to, and the values that cross them.
+
+Adapters in `mailwright.adapters` implement them with boto3; tests, the local
+stack and the benchmarks use in-memory fakes of the same interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailwright.constants import ESSENTIAL_CATEGORIES
+from mailwright.settings import RateLimit
+from mailwright.templates import TemplateBundle
+
+# Suppression scopes: ALL blocks every email; NON_ESSENTIAL lets security and
+# transactional mail through (a complaint should not block a password reset).
+SCOPE_ALL = "all"
+SCOPE_NON_ESSENTIAL = "non_essential"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address that must not be mailed, and why."""
+
+    address_hash: str
+    reason: str
+    scope: str = SCOPE_ALL
+    expires_at: int | None = None
+
+    def blocks(self, category: str, now: float) -> bool:
+        """Whether this suppression stops mail of `category` at time `now`."""
+        if self.expires_at is not None and self.expires_at <= now:
+            return False  # DynamoDB TTL deletes lazily; an expired soft bounce no longer counts
+        return self.scope == SCOPE_ALL or category not in ESSENTIAL_CATEGORIES
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A user's consent: global unsubscribe, opted-out categories, preferred locale."""
+
+    user_id: str
+    unsubscribed_all: bool = False
+    opted_out: frozenset[str] = frozenset()
+    locale: str | None = None
+
+    def allows(self, category: str) -> bool:
+        """Whether the user accepts mail of `category`; essential categories always pass."""
+        if category in ESSENTIAL_CATEGORIES:
+            return True
+        return not self.unsubscribed_all and category not in self.opted_out
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """The dedupe record of a request: who holds it and until when."""
+
+    request_id: str
+    content_hash: str
+    lease_id: str
+    lease_until: float
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of trying to claim a request: `won`, or the record that was already there."""
+
+    won: bool
+    lease_id: str
+    existing: ClaimRecord | None = None
+
+
+@dataclass(frozen=True)
+class OutboundEmail:
+    """An email ready for SES."""
+
+    from_address: str
+    to_address: str
+    subject: str
+    html: str
+    text: str
+    configuration_set: str
+    headers: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Outcome:
+    """The terminal state of one request, as written to the message log."""
+
+    request_id: str
+    status: str
+    lane: str
+    reason_code: str | None = None
+    reason: str | None = None
+    ses_message_id: str | None = None
+    template_id: str | None = None
+    template_version: str | None = None
+    category: str | None = None
+    locale: str | None = None
+    user_id: str | None = None
+    recipient_hash: str | None = None
+    recipient_masked: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    received_at: float | None = None
+    completed_at: float = 0.0
+    attempts: int = 1
+
+
+class EmailSender(Protocol):
+    """Sends one email; returns the provider's message id.
+
+    Raises RejectedError when the provider refuses the message for good and
+    TransientError (ThrottledError for throttling) when a retry may succeed.
+    """
+
+    def send(self, email: OutboundEmail) -> str: ...
+
+
+class SuppressionStore(Protocol):
+    """Reads suppressions by address hash, many at once."""
+
+    def get_many(self, address_hashes: Collection[str]) -> dict[str, Suppression]: ...
+
+
+class PreferenceStore(Protocol):
+    """Reads user preferences, many at once."""
+
+    def get_many(self, user_ids: Collection[str]) -> dict[str, Preferences]: ...
+
+
+class ClaimStore(Protocol):
+    """The dedupe (idempotency) records: one per request id, with a lease."""
+
+    def claim(self, request_id: str, content_hash: str, *, lease_seconds: int, ttl_seconds: int) -> ClaimResult: ...
+
+    def take_over(self, record: ClaimRecord, *, lease_seconds: int) -> str | None:
+        """Take an expired lease; the new lease id, or None if someone else moved first."""
+        ...
+
+    def release(self, request_id: str, lease_id: str) -> None:
+        """Drop a claim so a retry can claim the request again (after a transient failure)."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Counts emails per user and category in fixed windows."""
+
+    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> bool:
+        """Take one slot; False when the window is full."""
+        ...
+
+
+class MessageLog(Protocol):
+    """The per-request log: terminal states, looked up by request id."""
+
+    def record(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
+        """The recorded status of each request id that has one."""
+        ...
+
+    def get(self, request_id: str) -> dict[str, Any] | None: ...
+
+
+class TemplateSource(Protocol):
+    """Finds template bundles by id and optional version."""
+
+    def get(self, template_id: str, version: str | None = None) -> TemplateBundle: ...
+
+
+class RetryScheduler(Protocol):
+    """Delays the next delivery of failed records (SQS ChangeMessageVisibility)."""
+
+    def delay(self, receipts: Sequence[tuple[str, int]]) -> None:
+        """Make each (receipt handle, seconds) message visible again after that many seconds."""
+        ...

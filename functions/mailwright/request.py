@@ -1,0 +1,188 @@
+"""The email request: what producers publish, and the single source of truth for its schema.
+
+The seed article's producer format is valid as it is::
+
+    {"recipient_email": "jane@example.com",
+     "template_id": "order_confirmation",
+     "template_data": {"order_id": "XYZ789", "total_amount": "$49.99"}}
+
+`schemas/email-request.schema.json` is generated from `EmailRequest` by
+`python -m mailwright.request` for producers in other languages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mailwright.addresses import InvalidAddressError, address_hash, normalize_address
+from mailwright.constants import LANES
+from mailwright.errors import RejectedError
+
+# SES message tags allow only these characters; metadata becomes tags.
+_TAG_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "ses", "aws"})
+MAX_METADATA_TAGS = 10
+
+Priority = Literal["critical", "standard", "bulk"]
+assert set(LANES) == {"critical", "standard", "bulk"}
+
+
+class EmailRequest(BaseModel):
+    """Send template `template_id` to `recipient_email`, filled with `template_data`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    recipient_email: str = Field(
+        description="Recipient address. Normalised (trimmed, lower-cased) before use.",
+        examples=["jane@example.com"],
+        max_length=320,
+    )
+    template_id: str = Field(
+        description="Template directory name under templates/.",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        examples=["order_confirmation"],
+    )
+    template_data: dict[str, Any] = Field(
+        default_factory=dict, description="Variables for the template; every required variable must be present."
+    )
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Key for preferences and per-user limits. Defaults to a hash of the normalised address.",
+    )
+    locale: str | None = Field(
+        default=None,
+        description="BCP 47 locale such as fr-CA; falls back fr-CA -> fr -> the template's default.",
+        examples=["fr-CA"],
+    )
+    priority: Priority | None = Field(
+        default=None, description="Lane to route through; defaults to the template's priority."
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Requests with the same key are sent once. Defaults to a hash of the request's content.",
+    )
+    template_version: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="Pin a template version (S3 object version id)."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="String tags passed to SES and the message log (letters, digits, _ and -; at most 10).",
+    )
+
+    @field_validator("recipient_email")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        try:
+            return normalize_address(value)
+        except InvalidAddressError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("locale")
+    @classmethod
+    def _valid_locale(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _LOCALE.match(value.replace("_", "-")):
+            raise ValueError("a locale looks like en, fr or fr-CA")
+        language, *rest = value.replace("_", "-").split("-")
+        return "-".join([language.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
+
+    @field_validator("metadata")
+    @classmethod
+    def _valid_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_TAGS:
+            raise ValueError(f"at most {MAX_METADATA_TAGS} metadata entries")
+        for key, item in value.items():
+            if key.lower() in RESERVED_TAGS:
+                raise ValueError(f"metadata key {key!r} is reserved")
+            if not _TAG_TEXT.match(key) or not _TAG_TEXT.match(item):
+                raise ValueError(f"metadata {key!r}: keys and values may hold only letters, digits, _ and -")
+        return value
+
+    @property
+    def recipient_hash(self) -> str:
+        """Suppression key of the recipient."""
+        return address_hash(self.recipient_email)
+
+    @property
+    def effective_user_id(self) -> str:
+        """The user the preferences and rate limits belong to."""
+        return self.user_id or f"addr:{self.recipient_hash[:40]}"
+
+    @property
+    def request_id(self) -> str:
+        """Stable id of this request: the same for every delivery of it, so duplicates collapse."""
+        if self.idempotency_key is not None:
+            basis = "key:" + self.idempotency_key
+        else:
+            basis = "content:" + _canonical(self.model_dump(exclude_none=True, exclude_defaults=True))
+        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that shapes the email; tells a reused idempotency key from a redelivery."""
+        payload = self.model_dump(exclude={"idempotency_key"}, exclude_none=True, exclude_defaults=True)
+        return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()[:32]
+
+
+def _canonical(payload: dict[str, Any]) -> str:
+    # Key order must not change a request's identity: {"a":1,"b":2} == {"b":2,"a":1}.
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One readable line per problem, e.g. `template_data: Input should be a valid dictionary`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "request"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def parse_request(body: str | bytes | dict[str, Any]) -> EmailRequest:
+    """Parse a queue message body into a request; raise RejectedError with a readable reason."""
+    if isinstance(body, (str, bytes)):
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RejectedError("invalid_json", f"message body is not JSON ({exc})") from None
+    else:
+        data = body
+    if not isinstance(data, dict):
+        raise RejectedError("invalid_request", "message body must be a JSON object")
+    try:
+        return EmailRequest.model_validate(data)
+    except ValidationError as exc:
+        bad_address = any(e["loc"] == ("recipient_email",) and e["type"] != "missing" for e in exc.errors())
+        code = "invalid_address" if bad_address else "invalid_request"
+        raise RejectedError(code, describe_validation_error(exc)) from None
+
+
+def request_json_schema() -> dict[str, Any]:
+    """The JSON Schema of EmailRequest, as committed under schemas/."""
+    schema = EmailRequest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://github.com/mailwright/mailwright/schemas/email-request.schema.json"
+    return schema
+
+
+def main() -> None:
+    """Print the request JSON Schema (`python -m mailwright.request > schemas/email-request.schema.json`)."""
+    sys.stdout.write(json.dumps(request_json_schema(), indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

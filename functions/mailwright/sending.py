@@ -1,0 +1,499 @@
+"""The send pipeline: a batch of queue records in, one terminal outcome (or a retry) per record out.
+
+Per record: parse -> dedupe -> suppression -> consent -> template -> render ->
+per-user rate limit -> send -> log. The batch is the unit of I/O: lookups are
+batched per table, claims and sends run concurrently on shared clients, and
+the outcomes are written together. Failures are contained per record: a bad
+record never fails its batch mates.
+
+Powertools' BatchProcessor handles records one at a time, which would forbid
+batched lookups and concurrent sends, so this module builds the partial batch
+response itself (see `BatchReport.failed`). Likewise dedupe uses one
+conditional write per request instead of Powertools idempotency's two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from email.utils import formataddr
+from typing import TypeVar
+
+from mailwright.addresses import mask_address
+from mailwright.backoff import retry_delay
+from mailwright.constants import (
+    ESSENTIAL_CATEGORIES,
+    STATUS_OPTED_OUT,
+    STATUS_RATE_LIMITED,
+    STATUS_REJECTED,
+    STATUS_SENT,
+    STATUS_SUPPRESSED,
+    TERMINAL_STATUSES,
+)
+from mailwright.errors import HeaderInjectionError, RejectedError, TemplateNotFoundError, TransientError
+from mailwright.pacing import Pacer
+from mailwright.ports import (
+    ClaimRecord,
+    ClaimStore,
+    EmailSender,
+    MessageLog,
+    OutboundEmail,
+    Outcome,
+    Preferences,
+    PreferenceStore,
+    RateLimiter,
+    RetryScheduler,
+    SuppressionStore,
+    TemplateSource,
+)
+from mailwright.request import EmailRequest, parse_request
+from mailwright.settings import RateLimit
+from mailwright.templates import Renderer, TemplateBundle
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LinkMaker = Callable[[str, str], dict[str, str]]
+
+# Seconds kept in hand before the function's deadline: no send starts later than this.
+DEADLINE_MARGIN_SECONDS = 3.0
+DEFAULT_LEASE_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class QueueRecord:
+    """One SQS message, as much of it as the pipeline needs."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+    sent_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """The lane-wide choices the pipeline applies to every request."""
+
+    lane: str
+    from_address: str
+    configuration_set: str
+    unsubscribe_base_url: str
+    postal_address: str = ""
+    idempotency_ttl_seconds: int = 86400
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    max_backoff_seconds: int = 900
+
+
+@dataclass
+class BatchReport:
+    """What happened to a batch: the records to retry, and every outcome recorded."""
+
+    failed: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    retry_reasons: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0
+    lease_takeovers: int = 0
+
+    def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
+        """The `batchItemFailures` response Lambda's SQS event source expects."""
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+
+
+@dataclass
+class _Work:
+    """A record on its way through the pipeline."""
+
+    record: QueueRecord
+    request: EmailRequest | None = None
+    request_id: str = ""
+    lease_id: str | None = None
+    existing: ClaimRecord | None = None
+    bundle: TemplateBundle | None = None
+    email: OutboundEmail | None = None
+    locale: str | None = None
+    outcome: Outcome | None = None
+    retry: str | None = None
+    duplicate: bool = False
+    sent: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None and self.retry is None and not self.duplicate
+
+
+class SendService:
+    """Runs batches of queue records through the pipeline, against ports."""
+
+    def __init__(
+        self,
+        *,
+        policy: SendPolicy,
+        templates: TemplateSource,
+        suppressions: SuppressionStore,
+        preferences: PreferenceStore,
+        claims: ClaimStore,
+        rate_limiter: RateLimiter,
+        message_log: MessageLog,
+        sender: EmailSender,
+        retries: RetryScheduler,
+        links: LinkMaker,
+        pacer: Pacer,
+        executor: Executor,
+        renderer: Renderer | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy
+        self._templates = templates
+        self._suppressions = suppressions
+        self._preferences = preferences
+        self._claims = claims
+        self._rate_limiter = rate_limiter
+        self._log = message_log
+        self._sender = sender
+        self._retries = retries
+        self._links = links
+        self._pacer = pacer
+        self._executor = executor
+        self._renderer = renderer or Renderer()
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def process(
+        self, records: Sequence[QueueRecord], *, remaining_seconds: Callable[[], float] | None = None
+    ) -> BatchReport:
+        """Process one batch; never raises for a single record's fault."""
+        deadline = (
+            None if remaining_seconds is None else time.monotonic() + remaining_seconds() - DEADLINE_MARGIN_SECONDS
+        )
+        lease_seconds = DEFAULT_LEASE_SECONDS if remaining_seconds is None else int(remaining_seconds()) + 10
+        report = BatchReport()
+        works = [self._parse(record) for record in records]
+        self._drop_batch_duplicates(works, report)
+        self._claim(self._pending(works), lease_seconds, report)
+        self._load_templates(self._pending(works))
+        self._check_consent(self._pending(works))
+        self._render(self._pending(works))
+        self._limit_rates(self._pending(works))
+        self._send(self._pending(works), deadline)
+        self._finish(works, report)
+        return report
+
+    @staticmethod
+    def _pending(works: Iterable[_Work]) -> list[_Work]:
+        return [work for work in works if work.pending]
+
+    # -- stages ---------------------------------------------------------
+
+    def _parse(self, record: QueueRecord) -> _Work:
+        work = _Work(record=record)
+        try:
+            work.request = parse_request(record.body)
+            work.request_id = work.request.request_id
+        except RejectedError as exc:
+            # No request to derive an id from: the raw body is the identity, so redeliveries collapse.
+            work.request_id = hashlib.sha256(record.body.encode("utf-8", "replace")).hexdigest()[:32]
+            self._reject(work, exc)
+        return work
+
+    def _drop_batch_duplicates(self, works: list[_Work], report: BatchReport) -> None:
+        seen: set[str] = set()
+        for work in self._pending(works):
+            if work.request_id in seen:
+                work.duplicate = True
+                report.duplicates += 1
+            seen.add(work.request_id)
+
+    def _claim(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
+        def claim(work: _Work) -> None:
+            assert work.request is not None
+            result = self._claims.claim(
+                work.request_id,
+                work.request.content_hash,
+                lease_seconds=lease_seconds,
+                ttl_seconds=self.policy.idempotency_ttl_seconds,
+            )
+            if result.won:
+                work.lease_id = result.lease_id
+            else:
+                work.existing = result.existing
+
+        self._each(works, claim, stage="claim")
+        contested = [w for w in works if w.pending and w.lease_id is None]
+        for work in contested:
+            assert work.request is not None
+            if work.existing is not None and work.existing.content_hash != work.request.content_hash:
+                conflict_id = f"{work.request_id}:{work.request.content_hash}"
+                work.request_id = hashlib.sha256(conflict_id.encode()).hexdigest()[:32]
+                reason = "idempotency_key was already used for a different request"
+                self._reject(work, RejectedError("idempotency_conflict", reason))
+        contested = [w for w in contested if w.pending]
+        if not contested:
+            return
+        try:
+            statuses = self._log.statuses([w.request_id for w in contested])
+        except Exception as exc:
+            self._retry_all(contested, "message_log_unavailable", exc)
+            return
+        for work in contested:
+            assert work.request is not None
+            if statuses.get(work.request_id) in TERMINAL_STATUSES:
+                work.duplicate = True
+                report.duplicates += 1
+        self._take_over(self._pending(contested), lease_seconds, report)
+
+    def _take_over(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
+        """Requests claimed before but never finished: in flight elsewhere, or crashed attempts."""
+        now = self._clock()
+        for work in works:
+            assert work.request is not None
+            existing = work.existing
+            if existing is None:  # the claim vanished in between (released or expired): try again soon
+                work.retry = "claim_contended"
+            elif existing.lease_until > now:
+                work.retry = "in_flight_elsewhere"
+            else:
+                # The holder died after claiming: it may or may not have sent (the crash window).
+                try:
+                    lease = self._claims.take_over(existing, lease_seconds=lease_seconds)
+                except Exception as exc:
+                    self._retry_one(work, "claim_failed", exc)
+                    continue
+                if lease is None:
+                    work.retry = "claim_contended"
+                else:
+                    work.lease_id = lease
+                    report.lease_takeovers += 1
+                    logger.warning("took over an expired claim", extra={"request_id": work.request_id})
+
+    def _load_templates(self, works: list[_Work]) -> None:
+        wanted = {(w.request.template_id, w.request.template_version) for w in works if w.request}
+        bundles: dict[tuple[str, str | None], TemplateBundle | Exception] = {}
+        for key in wanted:
+            try:
+                bundles[key] = self._templates.get(*key)
+            except Exception as exc:
+                bundles[key] = exc
+        for work in works:
+            assert work.request is not None
+            found = bundles[(work.request.template_id, work.request.template_version)]
+            if isinstance(found, TemplateNotFoundError):
+                self._reject(work, found)
+            elif isinstance(found, Exception):
+                self._retry_one(work, "template_unavailable", found)
+            else:
+                work.bundle = found
+
+    def _check_consent(self, works: list[_Work]) -> None:
+        if not works:
+            return
+        requests = [w.request for w in works if w.request]
+        try:
+            suppressions_future = self._executor.submit(
+                self._suppressions.get_many, {r.recipient_hash for r in requests}
+            )
+            preferences = self._preferences.get_many({r.effective_user_id for r in requests})
+            suppressions = suppressions_future.result()
+        except Exception as exc:
+            self._retry_all(works, "lookup_failed", exc)
+            return
+        now = self._clock()
+        for work in works:
+            assert work.request is not None and work.bundle is not None
+            category = work.bundle.metadata.category
+            suppression = suppressions.get(work.request.recipient_hash)
+            prefs = preferences.get(work.request.effective_user_id) or Preferences(work.request.effective_user_id)
+            if suppression is not None and suppression.blocks(category, now):
+                self._finish_as(work, STATUS_SUPPRESSED, "suppressed", f"address suppressed ({suppression.reason})")
+            elif not prefs.allows(category):
+                why = (
+                    "unsubscribed from all non-essential mail" if prefs.unsubscribed_all else f"opted out of {category}"
+                )
+                self._finish_as(work, STATUS_OPTED_OUT, "opted_out", why)
+            else:
+                work.locale = work.request.locale or prefs.locale
+
+    def _render(self, works: list[_Work]) -> None:
+        for work in works:
+            assert work.request is not None and work.bundle is not None
+            try:
+                work.email = self._compose(work.request, work.bundle, work.locale)
+                work.locale = work.bundle.resolve_locale(work.locale)
+            except RejectedError as exc:
+                self._reject(work, exc)
+            except Exception as exc:  # e.g. the unsubscribe secret could not be read
+                self._retry_one(work, "render_failed", exc)
+
+    def _compose(self, request: EmailRequest, bundle: TemplateBundle, locale: str | None) -> OutboundEmail:
+        meta = bundle.metadata
+        provided = {"recipient_email": request.recipient_email, "postal_address": self.policy.postal_address}
+        headers: tuple[tuple[str, str], ...] = ()
+        if meta.category not in ESSENTIAL_CATEGORIES:
+            links = self._links(request.effective_user_id, meta.category)
+            provided.update(links)
+            headers = (
+                ("List-Unsubscribe", f"<{links['unsubscribe_url']}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            )
+        rendered = self._renderer.render(bundle, locale=locale, data=request.template_data, provided=provided)
+        if meta.from_name and any(ch in meta.from_name for ch in "\r\n"):
+            raise HeaderInjectionError("from_name")
+        tags = (
+            ("template", bundle.template_id),
+            ("category", meta.category),
+            ("request_id", request.request_id),
+            ("lane", self.policy.lane),
+            *sorted(request.metadata.items()),
+        )
+        return OutboundEmail(
+            from_address=formataddr((meta.from_name, self.policy.from_address))
+            if meta.from_name
+            else self.policy.from_address,
+            to_address=request.recipient_email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            configuration_set=self.policy.configuration_set,
+            headers=headers,
+            tags=tags,
+        )
+
+    def _limit_rates(self, works: list[_Work]) -> None:
+        now = self._clock()
+        # One counter per user and category; a batch holding several emails for the same
+        # counter takes its slots one after another, different counters in parallel.
+        counters: dict[tuple[str, str], list[_Work]] = {}
+        for work in works:
+            assert work.request is not None and work.bundle is not None
+            meta = work.bundle.metadata
+            critical = self.policy.lane == "critical" or meta.priority == "critical"
+            if not critical and meta.category in self.policy.rate_limits:
+                counters.setdefault((work.request.effective_user_id, meta.category), []).append(work)
+
+        def acquire(user_id: str, category: str, group: list[_Work]) -> None:
+            limit = self.policy.rate_limits[category]
+            for work in group:
+                try:
+                    allowed = self._rate_limiter.acquire(user_id, category, limit, now=now)
+                except Exception as exc:
+                    self._retry_one(work, "rate_limit_failed", exc)
+                    continue
+                if not allowed:
+                    why = f"more than {limit.limit} {category} emails in {limit.window_seconds} s"
+                    self._finish_as(work, STATUS_RATE_LIMITED, "rate_limited", why)
+
+        futures = [self._executor.submit(acquire, *key, group) for key, group in counters.items()]
+        for future in futures:
+            future.result()  # acquire() contains its own failures
+
+    def _send(self, works: list[_Work], deadline: float | None) -> None:
+        def send(work: _Work) -> None:
+            assert work.email is not None
+            if not self._pacer.acquire(deadline=deadline):
+                work.retry = "deadline"  # out of time: leave it for the next invocation
+                return
+            message_id = self._sender.send(work.email)
+            work.sent = True
+            self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
+
+        self._each(works, send, stage="send")
+
+    def _finish(self, works: list[_Work], report: BatchReport) -> None:
+        outcomes = [w.outcome for w in works if w.outcome is not None]
+        if outcomes:
+            try:
+                self._log.record(outcomes)
+            except Exception as exc:
+                # Unrecorded outcomes are retried. A sent email keeps its claim, so a retry
+                # waits out the lease instead of sending again at once.
+                logger.exception("could not record outcomes", extra={"count": len(outcomes), "error": str(exc)})
+                for work in works:
+                    if work.outcome is not None:
+                        work.retry, work.outcome = "log_write_failed", None
+        report.outcomes = [w.outcome for w in works if w.outcome is not None]
+        retried = [w for w in works if w.retry is not None]
+        for work in retried:
+            report.failed.append(work.record.message_id)
+            report.retry_reasons[work.record.message_id] = work.retry or ""
+            if work.lease_id is not None and not work.sent:
+                try:
+                    self._claims.release(work.request_id, work.lease_id)
+                except Exception:
+                    logger.exception("could not release claim", extra={"request_id": work.request_id})
+        if retried:
+            delays = [
+                (
+                    w.record.receipt_handle,
+                    retry_delay(w.record.receive_count, cap_seconds=self.policy.max_backoff_seconds, rng=self._rng),
+                )
+                for w in retried
+            ]
+            try:
+                self._retries.delay(delays)
+            except Exception:
+                # Not fatal: the message comes back after its visibility timeout anyway.
+                logger.exception("could not delay retries", extra={"count": len(delays)})
+
+    # -- helpers --------------------------------------------------------
+
+    def _each(self, works: list[_Work], action: Callable[[_Work], None], *, stage: str) -> None:
+        """Run `action` for every record concurrently; a failure marks only that record."""
+        if not works:
+            return
+        futures = [(work, self._executor.submit(action, work)) for work in works]
+        for work, future in futures:
+            try:
+                future.result()
+            except RejectedError as exc:
+                self._reject(work, exc)
+            except Exception as exc:
+                self._retry_one(work, f"{stage}_failed", exc)
+
+    def _retry_one(self, work: _Work, reason: str, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, TransientError) else reason
+        work.retry = code
+        log = logger.warning if isinstance(exc, TransientError) else logger.exception
+        log("record will be retried", extra={"request_id": work.request_id, "reason": code, "error": str(exc)})
+
+    def _retry_all(self, works: list[_Work], reason: str, exc: BaseException) -> None:
+        for work in works:
+            self._retry_one(work, reason, exc)
+
+    def _reject(self, work: _Work, exc: RejectedError) -> None:
+        self._finish_as(work, STATUS_REJECTED, exc.code, exc.message)
+
+    def _finish_as(
+        self,
+        work: _Work,
+        status: str,
+        reason_code: str | None,
+        reason: str | None,
+        *,
+        ses_message_id: str | None = None,
+    ) -> None:
+        request, bundle = work.request, work.bundle
+        work.outcome = Outcome(
+            request_id=work.request_id,
+            status=status,
+            lane=self.policy.lane,
+            reason_code=reason_code,
+            reason=reason,
+            ses_message_id=ses_message_id,
+            template_id=request.template_id if request else None,
+            template_version=bundle.version if bundle else None,
+            category=bundle.metadata.category if bundle else None,
+            locale=work.locale,
+            user_id=request.effective_user_id if request else None,
+            recipient_hash=request.recipient_hash if request else None,
+            recipient_masked=mask_address(request.recipient_email) if request else None,
+            metadata=dict(request.metadata) if request else {},
+            received_at=work.record.sent_at,
+            completed_at=self._clock(),
+            attempts=work.record.receive_count,
+        )

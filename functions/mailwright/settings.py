@@ -1,0 +1,107 @@
+"""The worker's settings, parsed once from its environment at cold start."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mailwright.constants import LANES, Env
+from mailwright.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` emails of one category to one user per `window_seconds`."""
+
+    limit: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything the send worker reads from its environment."""
+
+    lane: str
+    queue_url: str
+    templates_bucket: str
+    preferences_table: str
+    suppression_table: str
+    idempotency_table: str
+    messages_table: str
+    configuration_set: str
+    from_address: str
+    unsubscribe_base_url: str
+    unsubscribe_secret_arn: str
+    postal_address: str = ""
+    send_rate_per_worker: float = 1.0
+    send_concurrency: int = 10
+    idempotency_ttl_seconds: int = 86400
+    message_log_ttl_days: int = 90
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    template_cache_seconds: int = 60
+    max_backoff_seconds: int = 900
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        required = {
+            "lane": Env.LANE,
+            "queue_url": Env.QUEUE_URL,
+            "templates_bucket": Env.TEMPLATES_BUCKET,
+            "preferences_table": Env.PREFERENCES_TABLE,
+            "suppression_table": Env.SUPPRESSION_TABLE,
+            "idempotency_table": Env.IDEMPOTENCY_TABLE,
+            "messages_table": Env.MESSAGES_TABLE,
+            "configuration_set": Env.CONFIGURATION_SET,
+            "from_address": Env.FROM_ADDRESS,
+            "unsubscribe_base_url": Env.UNSUBSCRIBE_BASE_URL,
+            "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN,
+        }
+        missing = [key for key in required.values() if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        values: dict[str, object] = {name: env[key] for name, key in required.items()}
+        if values["lane"] not in LANES:
+            raise ConfigurationError(f"{Env.LANE} must be one of {', '.join(LANES)}")
+        try:
+            numbers = {
+                "send_rate_per_worker": float(env.get(Env.SEND_RATE_PER_WORKER, "1")),
+                "send_concurrency": int(env.get(Env.SEND_CONCURRENCY, "10")),
+                "idempotency_ttl_seconds": int(env.get(Env.IDEMPOTENCY_TTL_SECONDS, "86400")),
+                "message_log_ttl_days": int(env.get(Env.MESSAGE_LOG_TTL_DAYS, "90")),
+                "template_cache_seconds": int(env.get(Env.TEMPLATE_CACHE_SECONDS, "60")),
+                "max_backoff_seconds": int(env.get(Env.MAX_BACKOFF_SECONDS, "900")),
+            }
+        except ValueError as exc:
+            raise ConfigurationError(f"a numeric setting is not a number: {exc}") from None
+        if not numbers["send_rate_per_worker"] > 0 or numbers["send_concurrency"] < 1:  # `not >` catches NaN
+            raise ConfigurationError("send rate and send concurrency must be positive")
+        if not 1 <= numbers["max_backoff_seconds"] <= 43200:
+            raise ConfigurationError(f"{Env.MAX_BACKOFF_SECONDS} must be between 1 and 43200 (the SQS maximum)")
+        return cls(
+            **values,  # type: ignore[arg-type]
+            **numbers,  # type: ignore[arg-type]
+            postal_address=env.get(Env.POSTAL_ADDRESS, ""),
+            rate_limits=parse_rate_limits(env.get(Env.RATE_LIMITS, "")),
+        )
+
+
+def parse_rate_limits(raw: str) -> dict[str, RateLimit]:
+    """Parse `{"marketing": {"limit": 2, "window_seconds": 86400}}`; empty means no limits."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+        limits = {
+            category: RateLimit(limit=int(spec["limit"]), window_seconds=int(spec["window_seconds"]))
+            for category, spec in data.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"{Env.RATE_LIMITS} is not valid: {exc}") from None
+    bad = [category for category, limit in limits.items() if limit.limit < 1 or limit.window_seconds < 1]
+    if bad:
+        raise ConfigurationError(f"{Env.RATE_LIMITS}: limit and window_seconds must be positive for {', '.join(bad)}")
+    return limits

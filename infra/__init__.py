@@ -1,0 +1,1 @@
+"""The mailwright CDK app: one construct per concern, wired by `stack.py`."""

@@ -1,0 +1,290 @@
+"""Deployment settings, read from the `mailwright` CDK context value.
+
+Pure Python on purpose: the CDK app and the local stack read the same
+settings through this module, so a lane runs locally exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailwright.constants import CATEGORIES, LANES, Env
+
+CONTEXT_KEY = "mailwright"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class ConfigError(ValueError):
+    """The `mailwright` context value is missing a setting or holds a bad one."""
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """How one lane's worker consumes its queue."""
+
+    name: str
+    batch_size: int = 10
+    batching_window_seconds: int = 0
+    max_concurrency: int = 2
+    reserved_concurrency: int | None = 2
+    timeout_seconds: int = 30
+    memory_mb: int = 512
+    max_receive_count: int = 8
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Six times the function timeout, as AWS advises for SQS event sources."""
+        return 6 * self.timeout_seconds
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` emails of one category to one user per window."""
+
+    limit: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class MailwrightConfig:
+    """Everything a deployment of mailwright can be told."""
+
+    sender: str
+    domain: str
+    postal_address: str
+    unsubscribe_base_url: str
+    ses_max_send_rate: float
+    idempotency_ttl_hours: int
+    message_log_ttl_days: int
+    rate_limits: dict[str, RateLimit]
+    lanes: dict[str, LaneConfig]
+    stack_name: str = "Mailwright"
+    # How long a worker trusts a cached template before asking S3 for its ETag again.
+    template_cache_seconds: int = 60
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def from_address(self) -> str:
+        """The address mail is sent from: the sender, which must sit in the domain when one is set."""
+        return self.sender
+
+    @property
+    def identity(self) -> str:
+        """The SES identity the workers may send as: the domain if set, else the sender address."""
+        return self.domain or self.sender
+
+    @property
+    def total_max_concurrency(self) -> int:
+        """How many workers may send at once, across all lanes."""
+        return sum(lane.max_concurrency for lane in self.lanes.values())
+
+    @property
+    def send_rate_per_worker(self) -> float:
+        """Each worker's share of the SES send rate, so all of them together stay under it."""
+        return round(self.ses_max_send_rate / self.total_max_concurrency, 3)
+
+    def rate_limits_json(self) -> str:
+        """Rate limits as the JSON the worker reads from its environment."""
+        return json.dumps(
+            {
+                name: {"limit": r.limit, "window_seconds": r.window_seconds}
+                for name, r in sorted(self.rate_limits.items())
+            },
+            separators=(",", ":"),
+        )
+
+
+def _positive_int(raw: dict[str, Any], key: str, default: int, *, minimum: int = 1, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}.{key} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _lane(name: str, raw: dict[str, Any]) -> LaneConfig:
+    where = f"{CONTEXT_KEY}.lanes.{name}"
+    unknown = set(raw) - {f for f in LaneConfig.__dataclass_fields__ if f != "name"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    defaults = LaneConfig(name=name)
+    batch_size = _positive_int(raw, "batch_size", defaults.batch_size, where=where)
+    window = _positive_int(raw, "batching_window_seconds", defaults.batching_window_seconds, minimum=0, where=where)
+    if batch_size > 10 and window == 0:
+        raise ConfigError(f"{where}: batch_size above 10 needs batching_window_seconds >= 1 (an SQS rule)")
+    if batch_size > 10000 or window > 300:
+        raise ConfigError(f"{where}: batch_size is at most 10000 and batching_window_seconds at most 300")
+    max_concurrency = _positive_int(raw, "max_concurrency", defaults.max_concurrency, minimum=2, where=where)
+    reserved = raw.get("reserved_concurrency", max_concurrency)
+    if reserved is not None:
+        reserved = _positive_int(raw, "reserved_concurrency", max_concurrency, where=where)
+        if reserved < max_concurrency:
+            raise ConfigError(
+                f"{where}: reserved_concurrency ({reserved}) must be >= max_concurrency ({max_concurrency})"
+            )
+    timeout = _positive_int(raw, "timeout_seconds", defaults.timeout_seconds, where=where)
+    if timeout > 900:
+        raise ConfigError(f"{where}.timeout_seconds is at most 900")
+    return LaneConfig(
+        name=name,
+        batch_size=batch_size,
+        batching_window_seconds=window,
+        max_concurrency=max_concurrency,
+        reserved_concurrency=reserved,
+        timeout_seconds=timeout,
+        memory_mb=_positive_int(raw, "memory_mb", defaults.memory_mb, minimum=128, where=where),
+        max_receive_count=_positive_int(raw, "max_receive_count", defaults.max_receive_count, minimum=5, where=where),
+    )
+
+
+def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
+    """Validate the `mailwright` context value and fill in defaults; raise ConfigError on bad input."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"context value {CONTEXT_KEY!r} must be an object")
+    sender = str(raw.get("sender", "")).strip().lower()
+    if not _EMAIL.match(sender):
+        raise ConfigError(f"{CONTEXT_KEY}.sender must be an email address, got {sender!r}")
+    domain = str(raw.get("domain") or "").strip().lower()
+    if domain:
+        if not _DOMAIN.match(domain):
+            raise ConfigError(f"{CONTEXT_KEY}.domain is not a domain name: {domain!r}")
+        if not sender.endswith("@" + domain):
+            raise ConfigError(f"{CONTEXT_KEY}.sender ({sender}) must be an address at {CONTEXT_KEY}.domain ({domain})")
+    url = str(raw.get("unsubscribe_base_url", "")).strip()
+    if url and not url.startswith("https://"):
+        raise ConfigError(f"{CONTEXT_KEY}.unsubscribe_base_url must start with https://")
+    rate = raw.get("ses_max_send_rate", 14)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+        raise ConfigError(f"{CONTEXT_KEY}.ses_max_send_rate must be a positive number, got {rate!r}")
+
+    rate_limits: dict[str, RateLimit] = {}
+    for category, limit in (raw.get("rate_limits") or {}).items():
+        if category not in CATEGORIES:
+            raise ConfigError(
+                f"{CONTEXT_KEY}.rate_limits: unknown category {category!r}; known: {', '.join(CATEGORIES)}"
+            )
+        if not isinstance(limit, dict):
+            raise ConfigError(f"{CONTEXT_KEY}.rate_limits.{category} must be an object with limit and window_seconds")
+        where = f"{CONTEXT_KEY}.rate_limits.{category}"
+        rate_limits[category] = RateLimit(
+            limit=_positive_int(limit, "limit", 0, where=where),
+            window_seconds=_positive_int(limit, "window_seconds", 0, minimum=60, where=where),
+        )
+
+    lanes_raw = raw.get("lanes") or {}
+    unknown_lanes = set(lanes_raw) - set(LANES)
+    if unknown_lanes:
+        raise ConfigError(f"{CONTEXT_KEY}.lanes: unknown lanes {sorted(unknown_lanes)}; lanes are {', '.join(LANES)}")
+    lanes = {name: _lane(name, lanes_raw.get(name) or {}) for name in LANES}
+
+    known = {
+        "stack_name",
+        "sender",
+        "domain",
+        "postal_address",
+        "unsubscribe_base_url",
+        "ses_max_send_rate",
+        "idempotency_ttl_hours",
+        "message_log_ttl_days",
+        "rate_limits",
+        "lanes",
+        "template_cache_seconds",
+    }
+    return MailwrightConfig(
+        stack_name=str(raw.get("stack_name") or "Mailwright"),
+        sender=sender,
+        domain=domain,
+        postal_address=str(raw.get("postal_address", "")).strip(),
+        unsubscribe_base_url=url,
+        ses_max_send_rate=float(rate),
+        idempotency_ttl_hours=_positive_int(raw, "idempotency_ttl_hours", 24, where=CONTEXT_KEY),
+        message_log_ttl_days=_positive_int(raw, "message_log_ttl_days", 90, where=CONTEXT_KEY),
+        template_cache_seconds=_positive_int(raw, "template_cache_seconds", 60, minimum=0, where=CONTEXT_KEY),
+        rate_limits=rate_limits,
+        lanes=lanes,
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def load_config(cdk_json: Path) -> MailwrightConfig:
+    """Read the settings from a cdk.json file, as the local stack does."""
+    data = json.loads(cdk_json.read_text(encoding="utf-8"))
+    return parse_config(data.get("context", {}).get(CONTEXT_KEY, {}))
+
+
+# ChangeMessageVisibility refuses anything longer.
+SQS_MAX_VISIBILITY_SECONDS = 43200
+# The worker sends a batch with at most this many SES calls in flight.
+MAX_SEND_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """Names of the shared resources every worker is told about."""
+
+    templates_bucket: str
+    preferences_table: str
+    suppression_table: str
+    idempotency_table: str
+    messages_table: str
+    configuration_set: str
+    unsubscribe_secret_arn: str
+
+
+def max_backoff_seconds(lane: LaneConfig) -> int:
+    """The longest a throttled record is put back, within what SQS allows."""
+    return min(SQS_MAX_VISIBILITY_SECONDS, 10 * lane.visibility_timeout_seconds)
+
+
+def worker_environment(
+    *, config: MailwrightConfig, lane: LaneConfig, queue_url: str, resources: WorkerResources
+) -> dict[str, str]:
+    """The environment of one lane's worker; deployed (CDK tokens) and local workers get the same."""
+    return {
+        # Which lane this worker drains: tags metrics and logs.
+        Env.LANE: lane.name,
+        # Its own queue: failed records are backed off with ChangeMessageVisibility.
+        Env.QUEUE_URL: queue_url,
+        # Where template bundles live, under TEMPLATES_PREFIX.
+        Env.TEMPLATES_BUCKET: resources.templates_bucket,
+        # Consent: per-user opt-outs and global unsubscribe.
+        Env.PREFERENCES_TABLE: resources.preferences_table,
+        # Addresses that bounced or complained are never mailed again.
+        Env.SUPPRESSION_TABLE: resources.suppression_table,
+        # Dedupe by idempotency key.
+        Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
+        # The message log: every request's terminal state.
+        Env.MESSAGES_TABLE: resources.messages_table,
+        # Sent with every message so SES feedback and reputation metrics flow.
+        Env.CONFIGURATION_SET: resources.configuration_set,
+        # Must match the SES identity the worker may send as.
+        Env.FROM_ADDRESS: config.from_address,
+        # List-Unsubscribe links point here.
+        Env.UNSUBSCRIBE_BASE_URL: config.unsubscribe_base_url,
+        # The HMAC key of those links, read once per cold start.
+        Env.UNSUBSCRIBE_SECRET_ARN: resources.unsubscribe_secret_arn,
+        # Bulk mail must carry a physical address (CAN-SPAM).
+        Env.POSTAL_ADDRESS: config.postal_address,
+        # This worker's share of the SES send rate, so all lanes together stay under it.
+        Env.SEND_RATE_PER_WORKER: str(config.send_rate_per_worker),
+        # Parallel SES calls within one batch; more than the batch would idle.
+        Env.SEND_CONCURRENCY: str(min(lane.batch_size, MAX_SEND_CONCURRENCY)),
+        # How long a sent request's idempotency key blocks a duplicate.
+        Env.IDEMPOTENCY_TTL_SECONDS: str(config.idempotency_ttl_hours * 3600),
+        # How long the message log remembers a request.
+        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
+        # Per-user, per-category limits as JSON.
+        Env.RATE_LIMITS: config.rate_limits_json(),
+        # How long a cached template is trusted before its ETag is checked again.
+        Env.TEMPLATE_CACHE_SECONDS: str(config.template_cache_seconds),
+        # Cap on the backoff of a throttled record (SQS allows at most 12 hours).
+        Env.MAX_BACKOFF_SECONDS: str(max_backoff_seconds(lane)),
+        # Powertools: one service name and metrics namespace across lanes.
+        "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }

@@ -1,0 +1,65 @@
+"""The DynamoDB tables: preferences, suppression, idempotency and the message log."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
+
+_STRING = dynamodb.AttributeType.STRING
+
+
+def _table(
+    scope: Construct,
+    construct_id: str,
+    *,
+    partition_key: str,
+    sort_key: str | None = None,
+    ttl: bool = False,
+    point_in_time_recovery: bool = False,
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+) -> dynamodb.Table:
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name=partition_key, type=_STRING),
+        sort_key=dynamodb.Attribute(name=sort_key, type=_STRING) if sort_key else None,
+        # Mail volume is spiky (a newsletter, then quiet): pay per request.
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        time_to_live_attribute=Keys.TTL if ttl else None,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        )
+        if point_in_time_recovery
+        else None,
+        removal_policy=removal_policy,
+    )
+
+
+class Storage(Construct):
+    """The four tables, as `preferences`, `suppression`, `idempotency` and `messages`."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        # Consent and suppression records are the legal memory of the service:
+        # recoverable to the second and kept when the stack goes away.
+        self.preferences = _table(self, "Preferences", partition_key=Keys.PREFERENCES_PK, point_in_time_recovery=True)
+        # Soft-bounce suppressions carry an expiry; hard bounces and complaints do not.
+        self.suppression = _table(
+            self, "Suppression", partition_key=Keys.SUPPRESSION_PK, ttl=True, point_in_time_recovery=True
+        )
+        # Dedupe records only matter for a day: nothing to keep once the stack is gone.
+        self.idempotency = _table(
+            self, "Idempotency", partition_key=Keys.IDEMPOTENCY_PK, ttl=True, removal_policy=RemovalPolicy.DESTROY
+        )
+        # The message log is the evidence of what was sent; it expires by TTL, not by a stack delete.
+        self.messages = _table(self, "Messages", partition_key=Keys.MESSAGES_PK, sort_key=Keys.MESSAGES_SK, ttl=True)
+        # SES feedback names the SES message id, not ours; this index finds our record.
+        self.messages.add_global_secondary_index(
+            index_name=SES_MESSAGE_ID_INDEX,
+            partition_key=dynamodb.Attribute(name=Keys.SES_MESSAGE_ID, type=_STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )

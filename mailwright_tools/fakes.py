@@ -1,0 +1,616 @@
+"""In-memory fakes of the ports in `mailwright.ports`, for tests, the local stack and benchmarks.
+
+Each fake keeps the semantics of its boto3 adapter in `mailwright.adapters`
+(conditional claims, fixed-window counters, versioned templates...), is
+thread-safe because the send service calls ports from a thread pool, counts
+its calls per method in `calls`, and can be told to fail::
+
+    world.suppressions.failures["get_many"] = TransientError("dynamodb_failed", "injected")
+
+`build_fake_service()` wires a `SendService` to a fresh set of fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mailwright.addresses import address_hash
+from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
+from mailwright.errors import TemplateNotFoundError
+from mailwright.pacing import Pacer
+from mailwright.ports import (
+    SCOPE_ALL,
+    ClaimRecord,
+    ClaimResult,
+    OutboundEmail,
+    Outcome,
+    Preferences,
+    Suppression,
+)
+from mailwright.sending import QueueRecord, SendPolicy, SendService
+from mailwright.settings import RateLimit
+from mailwright.templates import Renderer, TemplateBundle, load_template_tree
+from mailwright.tokens import TokenSigner
+
+# The templates shipped with the repository.
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# Signs unsubscribe links in fake worlds; never a real secret.
+DEFAULT_SIGNING_KEY = b"mailwright-fake-signing-key-0123456789"
+
+FailureRule = Callable[[OutboundEmail], Exception | None]
+
+
+class FakeClock:
+    """A manual clock for time-dependent code: read it by calling it; `advance` and `sleep` move it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        """The current fake time."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Record a sleep and move the clock forward by it, without waiting."""
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(0.0, seconds)
+
+
+class _FakePort:
+    """Shared plumbing of the fakes: a lock, per-method call counters and injectable failures."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.calls: Counter[str] = Counter()
+        # Method name -> exception raised by every call of that method while it is set.
+        self.failures: dict[str, Exception] = {}
+
+    def _enter(self, method: str) -> None:
+        """Count a call of `method` and raise its injected failure, if any."""
+        with self._lock:
+            self.calls[method] += 1
+            failure = self.failures.get(method)
+        if failure is not None:
+            raise failure.with_traceback(None)
+
+    def reset_calls(self) -> None:
+        """Forget the call counts (the stored data stays)."""
+        with self._lock:
+            self.calls.clear()
+
+
+class FakeEmailSender(_FakePort):
+    """EmailSender that keeps every email it accepts; can be slow (`latency_seconds`) or fail per email (`fail`).
+
+    `fail(email)` returns the exception to raise for that email, or None to
+    accept it: e.g. `lambda e: ThrottledError("throttled", "slow down") if
+    e.to_address == "b@example.com" else None`.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency_seconds: float = 0.0,
+        fail: FailureRule | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.latency_seconds = latency_seconds
+        self.fail = fail
+        self._sleep = sleep
+        self.sent: list[OutboundEmail] = []
+        self.attempts: list[OutboundEmail] = []
+        self.by_message_id: dict[str, OutboundEmail] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def send(self, email: OutboundEmail) -> str:
+        """Accept `email` (after the latency) and return a new message id, or raise the scripted failure."""
+        self._enter("send")
+        with self._lock:
+            self.attempts.append(email)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_seconds > 0:
+                self._sleep(self.latency_seconds)
+            error = self.fail(email) if self.fail is not None else None
+            if error is not None:
+                raise error
+            message_id = f"fake-{uuid.uuid4().hex}"
+            with self._lock:
+                self.sent.append(email)
+                self.by_message_id[message_id] = email
+            return message_id
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def sent_to(self, address: str) -> list[OutboundEmail]:
+        """The accepted emails addressed to `address`."""
+        with self._lock:
+            return [email for email in self.sent if email.to_address == address]
+
+
+class FakeSuppressionStore(_FakePort):
+    """SuppressionStore in a dict by address hash; like DynamoDB TTL, expired items are still returned."""
+
+    def __init__(self, suppressions: Iterable[Suppression] = ()) -> None:
+        super().__init__()
+        self.items: dict[str, Suppression] = {s.address_hash: s for s in suppressions}
+
+    def put(self, suppression: Suppression) -> None:
+        """Store (or replace) a suppression."""
+        with self._lock:
+            self.items[suppression.address_hash] = suppression
+
+    def suppress(
+        self, address: str, reason: str = "BOUNCE", *, scope: str = SCOPE_ALL, expires_at: int | None = None
+    ) -> Suppression:
+        """Suppress an address given in clear (it is hashed as the worker hashes it)."""
+        suppression = Suppression(address_hash=address_hash(address), reason=reason, scope=scope, expires_at=expires_at)
+        self.put(suppression)
+        return suppression
+
+    def remove(self, address_hash: str) -> bool:
+        """Delete a suppression; whether there was one."""
+        with self._lock:
+            return self.items.pop(address_hash, None) is not None
+
+    def get_many(self, address_hashes: Collection[str]) -> dict[str, Suppression]:
+        """Suppressions of the given address hashes that exist."""
+        self._enter("get_many")
+        with self._lock:
+            return {h: self.items[h] for h in address_hashes if h in self.items}
+
+
+class FakePreferenceStore(_FakePort):
+    """PreferenceStore in a dict by user id."""
+
+    def __init__(self, preferences: Iterable[Preferences] = ()) -> None:
+        super().__init__()
+        self.items: dict[str, Preferences] = {p.user_id: p for p in preferences}
+
+    def put(self, preferences: Preferences) -> None:
+        """Store (or replace) a user's preferences."""
+        with self._lock:
+            self.items[preferences.user_id] = preferences
+
+    def remove(self, user_id: str) -> bool:
+        """Delete a user's preferences; whether there were any."""
+        with self._lock:
+            return self.items.pop(user_id, None) is not None
+
+    def get_many(self, user_ids: Collection[str]) -> dict[str, Preferences]:
+        """Preferences of the given users that have any."""
+        self._enter("get_many")
+        with self._lock:
+            return {u: self.items[u] for u in user_ids if u in self.items}
+
+
+class FakeClaimStore(_FakePort):
+    """ClaimStore with the idempotency table's conditional writes.
+
+    A claim succeeds only when no record exists (else the existing record is
+    returned); `take_over` succeeds only while the record still holds the
+    lease id it was given; `release` deletes only for the lease holder.
+    Records whose TTL has passed count as deleted. Times are whole seconds,
+    as the adapter stores them.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self._records: dict[str, tuple[ClaimRecord, float]] = {}
+
+    def _live(self, request_id: str, now: float) -> ClaimRecord | None:
+        entry = self._records.get(request_id)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._records[request_id]
+            return None
+        return entry[0]
+
+    def claim(self, request_id: str, content_hash: str, *, lease_seconds: int, ttl_seconds: int) -> ClaimResult:
+        """Claim `request_id`; on conflict, return the record already there."""
+        self._enter("claim")
+        with self._lock:
+            now = self._clock()
+            existing = self._live(request_id, now)
+            if existing is not None:
+                return ClaimResult(won=False, lease_id="", existing=existing)
+            lease_id = uuid.uuid4().hex
+            record = ClaimRecord(
+                request_id=request_id,
+                content_hash=content_hash,
+                lease_id=lease_id,
+                lease_until=float(int(now + lease_seconds)),
+            )
+            self._records[request_id] = (record, float(int(now + max(ttl_seconds, lease_seconds))))
+            return ClaimResult(won=True, lease_id=lease_id)
+
+    def take_over(self, record: ClaimRecord, *, lease_seconds: int) -> str | None:
+        """Replace the lease of `record` with a new one, unless its lease id changed (or it is gone)."""
+        self._enter("take_over")
+        with self._lock:
+            now = self._clock()
+            current = self._live(record.request_id, now)
+            if current is None or current.lease_id != record.lease_id:
+                return None
+            lease_id = uuid.uuid4().hex
+            expires = self._records[record.request_id][1]
+            updated = replace(current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)))
+            self._records[record.request_id] = (updated, expires)
+            return lease_id
+
+    def release(self, request_id: str, lease_id: str) -> None:
+        """Delete the claim if `lease_id` still holds it; otherwise do nothing."""
+        self._enter("release")
+        with self._lock:
+            current = self._live(request_id, self._clock())
+            if current is not None and current.lease_id == lease_id:
+                del self._records[request_id]
+
+    def put(self, record: ClaimRecord, *, expires_at: float | None = None) -> None:
+        """Store a claim as another worker would have left it (default TTL: one day past its lease)."""
+        with self._lock:
+            expires = record.lease_until + 86400 if expires_at is None else expires_at
+            self._records[record.request_id] = (record, expires)
+
+    def get(self, request_id: str) -> ClaimRecord | None:
+        """The live claim of a request, or None."""
+        with self._lock:
+            return self._live(request_id, self._clock())
+
+    def __len__(self) -> int:
+        """How many claims are stored (expired ones included until touched)."""
+        with self._lock:
+            return len(self._records)
+
+
+class FakeRateLimiter(_FakePort):
+    """RateLimiter with a counter per user, category and fixed window, as the DynamoDB adapter keeps it.
+
+    Like the adapter's condition (`attribute_not_exists(count) OR count < limit`),
+    the first email of a window is always counted; after that a full window refuses
+    without counting, so a counter never exceeds a limit of at least 1.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[tuple[str, str, int], int] = {}
+
+    @staticmethod
+    def window_start(limit: RateLimit, now: float) -> int:
+        """The start of the fixed window holding `now`."""
+        return int(now // limit.window_seconds) * limit.window_seconds
+
+    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> bool:
+        """Count one email; False (nothing counted) when the window already holds `limit`."""
+        self._enter("acquire")
+        key = (user_id, category, self.window_start(limit, now))
+        with self._lock:
+            count = self.counts.get(key)
+            if count is not None and count >= limit.limit:
+                return False
+            self.counts[key] = (count or 0) + 1
+            return True
+
+    def count(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> int:
+        """Emails counted for a user and category in the window holding `now`."""
+        with self._lock:
+            return self.counts.get((user_id, category, self.window_start(limit, now)), 0)
+
+
+def _number(value: float) -> int | float:
+    """A number as the adapter reads it back (3 decimals; int when whole)."""
+    rounded = round(value, 3)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+class FakeMessageLog(_FakePort):
+    """MessageLog keeping the latest outcome per request (a put replaces the item, as in DynamoDB)."""
+
+    def __init__(self, *, ttl_days: int = 90) -> None:
+        super().__init__()
+        self._ttl_seconds = ttl_days * 86400
+        self._items: dict[str, Outcome] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self.writes: list[Outcome] = []
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Store the outcomes; within one call the last outcome of a request id wins."""
+        self._enter("record")
+        with self._lock:
+            for outcome in outcomes:
+                copy = replace(outcome, metadata=dict(outcome.metadata))
+                self._items[outcome.request_id] = copy
+                self.writes.append(copy)
+
+    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
+        """Recorded status by request id."""
+        self._enter("statuses")
+        with self._lock:
+            return {rid: self._items[rid].status for rid in request_ids if rid in self._items}
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """The request item with its feedback events under `events`, shaped as the adapter returns it."""
+        self._enter("get")
+        with self._lock:
+            outcome = self._items.get(request_id)
+            if outcome is None:
+                return None
+            events = [dict(event) for event in self._events.get(request_id, [])]
+        done = outcome.completed_at
+        item: dict[str, Any] = {
+            Keys.MESSAGES_PK: outcome.request_id,
+            Keys.MESSAGES_SK: MESSAGE_LOG_REQUEST_SK,
+            "status": outcome.status,
+            "lane": outcome.lane,
+            "completed_at": _number(done),
+            "attempts": outcome.attempts,
+            "history": [{"status": outcome.status, "at": _number(done)}],
+            Keys.TTL: int(done + self._ttl_seconds),
+        }
+        optional = {
+            "reason_code": outcome.reason_code,
+            "reason": outcome.reason,
+            Keys.SES_MESSAGE_ID: outcome.ses_message_id,
+            "template_id": outcome.template_id,
+            "template_version": outcome.template_version,
+            "category": outcome.category,
+            "locale": outcome.locale,
+            "user_id": outcome.user_id,
+            "recipient_hash": outcome.recipient_hash,
+            "recipient_masked": outcome.recipient_masked,
+        }
+        item.update({key: value for key, value in optional.items() if value})
+        if outcome.received_at is not None:
+            item["received_at"] = _number(outcome.received_at)
+        if outcome.metadata:
+            item["metadata"] = dict(outcome.metadata)
+        item["events"] = events
+        return item
+
+    def add_event(self, request_id: str, event: Mapping[str, Any]) -> None:
+        """Attach a feedback event (e.g. a bounce) to a request, as the feedback function would."""
+        with self._lock:
+            self._events.setdefault(request_id, []).append(dict(event))
+
+    def outcome(self, request_id: str) -> Outcome | None:
+        """The latest outcome recorded for a request."""
+        with self._lock:
+            return self._items.get(request_id)
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """The latest outcome of every request, in first-recorded order."""
+        with self._lock:
+            return list(self._items.values())
+
+
+@cache
+def _shipped_bundles(root: Path) -> tuple[TemplateBundle, ...]:
+    # Bundles are frozen models, so one parse of the directory can serve every fake.
+    return tuple(load_template_tree(root).values())
+
+
+class FakeTemplateSource(_FakePort):
+    """TemplateSource over versioned bundles: the latest version unless one is pinned, like a versioned bucket."""
+
+    def __init__(self, bundles: Iterable[TemplateBundle] = ()) -> None:
+        super().__init__()
+        self._versions: dict[str, list[TemplateBundle]] = {}
+        for bundle in bundles:
+            self.put(bundle)
+
+    @classmethod
+    def from_directory(cls, root: Path = TEMPLATES_DIR) -> FakeTemplateSource:
+        """A source holding one version of every template under `root` (default: the shipped templates)."""
+        return cls(_shipped_bundles(root.resolve()))
+
+    def put(self, bundle: TemplateBundle, *, version: str | None = None) -> str:
+        """Store a new version of a template and make it the latest; return its version id."""
+        version_id = version or bundle.version or uuid.uuid4().hex
+        stored = bundle.model_copy(update={"version": version_id})
+        with self._lock:
+            self._versions.setdefault(bundle.template_id, []).append(stored)
+        return version_id
+
+    def delete(self, template_id: str) -> None:
+        """Remove every version of a template."""
+        with self._lock:
+            self._versions.pop(template_id, None)
+
+    def versions(self, template_id: str) -> list[str]:
+        """Version ids of a template, oldest first."""
+        with self._lock:
+            return [b.version or "" for b in self._versions.get(template_id, [])]
+
+    @property
+    def template_ids(self) -> list[str]:
+        """The ids of the stored templates."""
+        with self._lock:
+            return sorted(self._versions)
+
+    def get(self, template_id: str, version: str | None = None) -> TemplateBundle:
+        """The bundle of `template_id` (at `version` if given); TemplateNotFoundError if there is none."""
+        self._enter("get")
+        with self._lock:
+            versions = self._versions.get(template_id, [])
+            if version is None and versions:
+                return versions[-1]
+            for bundle in versions:
+                if bundle.version == version:
+                    return bundle
+        raise TemplateNotFoundError(template_id, version)
+
+
+class FakeRetryScheduler(_FakePort):
+    """RetryScheduler that records each (receipt handle, seconds) it is asked to delay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delays: list[tuple[str, int]] = []
+        # SQS calls the adapter would make: ChangeMessageVisibilityBatch takes ten entries.
+        self.requests = 0
+
+    def delay(self, receipts: Sequence[tuple[str, int]]) -> None:
+        """Record the delays."""
+        self._enter("delay")
+        with self._lock:
+            self.delays.extend(receipts)
+            self.requests += -(-len(receipts) // 10)
+
+    def delay_for(self, receipt_handle: str) -> int | None:
+        """The latest delay asked for a message, or None."""
+        with self._lock:
+            found = [seconds for handle, seconds in self.delays if handle == receipt_handle]
+        return found[-1] if found else None
+
+
+@dataclass
+class FakeWorld:
+    """Every fake a `SendService` built by `build_fake_service` talks to."""
+
+    policy: SendPolicy
+    templates: FakeTemplateSource
+    suppressions: FakeSuppressionStore
+    preferences: FakePreferenceStore
+    claims: FakeClaimStore
+    rate_limiter: FakeRateLimiter
+    message_log: FakeMessageLog
+    sender: FakeEmailSender
+    retries: FakeRetryScheduler
+    signer: TokenSigner
+    pacer: Pacer
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        """Stop the service's thread pool."""
+        self.executor.shutdown(wait=True)
+
+
+def build_fake_service(
+    *,
+    lane: str = DEFAULT_LANE,
+    rate_limits: Mapping[str, RateLimit] | None = None,
+    from_address: str = "no-reply@example.com",
+    configuration_set: str = "mailwright-events",
+    unsubscribe_base_url: str = "https://example.com/unsubscribe",
+    postal_address: str = "Example Co., 1 Example Street, Springfield",
+    idempotency_ttl_seconds: int = 86400,
+    max_backoff_seconds: int = 900,
+    templates: FakeTemplateSource | None = None,
+    suppressions: FakeSuppressionStore | None = None,
+    preferences: FakePreferenceStore | None = None,
+    claims: FakeClaimStore | None = None,
+    rate_limiter: FakeRateLimiter | None = None,
+    message_log: FakeMessageLog | None = None,
+    sender: FakeEmailSender | None = None,
+    retries: FakeRetryScheduler | None = None,
+    signing_key: bytes = DEFAULT_SIGNING_KEY,
+    send_rate: float = 1000.0,
+    pacer: Pacer | None = None,
+    max_workers: int = 10,
+    renderer: Renderer | None = None,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> tuple[SendService, FakeWorld]:
+    """A SendService for one lane wired to fresh fakes (shipped templates, fast pacing); close the world when done.
+
+    Example::
+
+        service, world = build_fake_service(rate_limits={"marketing": RateLimit(2, 86400)})
+        report = service.process([queue_record({"recipient_email": ..., "template_id": ..., ...})])
+        assert world.sender.sent
+        world.close()
+    """
+    policy = SendPolicy(
+        lane=lane,
+        from_address=from_address,
+        configuration_set=configuration_set,
+        unsubscribe_base_url=unsubscribe_base_url,
+        postal_address=postal_address,
+        idempotency_ttl_seconds=idempotency_ttl_seconds,
+        rate_limits=dict(rate_limits or {}),
+        max_backoff_seconds=max_backoff_seconds,
+    )
+    signer = TokenSigner(signing_key)
+    world = FakeWorld(
+        policy=policy,
+        templates=templates if templates is not None else FakeTemplateSource.from_directory(),
+        suppressions=suppressions if suppressions is not None else FakeSuppressionStore(),
+        preferences=preferences if preferences is not None else FakePreferenceStore(),
+        claims=claims if claims is not None else FakeClaimStore(clock=clock),
+        rate_limiter=rate_limiter if rate_limiter is not None else FakeRateLimiter(),
+        message_log=message_log if message_log is not None else FakeMessageLog(),
+        sender=sender if sender is not None else FakeEmailSender(),
+        retries=retries if retries is not None else FakeRetryScheduler(),
+        signer=signer,
+        # A burst as large as the rate: fakes answer at once, so pacing should not dominate.
+        pacer=pacer if pacer is not None else Pacer(send_rate, burst=send_rate),
+        executor=ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fake-send"),
+    )
+
+    def links(user_id: str, category: str) -> dict[str, str]:
+        return signer.links(unsubscribe_base_url, user_id, category)
+
+    service = SendService(
+        policy=policy,
+        templates=world.templates,
+        suppressions=world.suppressions,
+        preferences=world.preferences,
+        claims=world.claims,
+        rate_limiter=world.rate_limiter,
+        message_log=world.message_log,
+        sender=world.sender,
+        retries=world.retries,
+        links=links,
+        pacer=world.pacer,
+        executor=world.executor,
+        renderer=renderer,
+        clock=clock,
+        rng=rng,
+    )
+    return service, world
+
+
+def queue_record(
+    body: str | Mapping[str, Any],
+    *,
+    message_id: str | None = None,
+    receive_count: int = 1,
+    sent_at: float | None = None,
+) -> QueueRecord:
+    """A queue record carrying `body` (a mapping is sent as JSON), as the worker's handler builds it."""
+    message_id = message_id or uuid.uuid4().hex
+    text = body if isinstance(body, str) else json.dumps(body)
+    return QueueRecord(
+        message_id=message_id,
+        receipt_handle=f"receipt-{message_id}",
+        body=text,
+        receive_count=receive_count,
+        sent_at=sent_at,
+    )

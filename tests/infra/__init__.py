@@ -1,0 +1,1 @@
+"""Infra tests: the synthesized CloudFormation template, its IAM and the bundled assets."""

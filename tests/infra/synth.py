@@ -1,0 +1,82 @@
+"""Build the stack for the infra tests and find resources through the template, never by hashed id."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from aws_cdk import App
+from aws_cdk.assertions import Template
+from infra.config import CONTEXT_KEY, MailwrightConfig, parse_config
+from infra.stack import MailwrightStack
+
+from mailwright.constants import SEND_WORKER_HANDLER, Env, Outputs
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One synthesized stack, with lookups that go through the template, never through hashed ids."""
+
+    config: MailwrightConfig
+    stack: MailwrightStack
+    template: Template
+    outdir: Path
+
+    @property
+    def json(self) -> dict[str, Any]:
+        """The template as a dict."""
+        return cast(dict[str, Any], self.template.to_json())
+
+    def resources(self, resource_type: str) -> dict[str, Resource]:
+        """All resources of one type, by logical id."""
+        return cast(dict[str, Resource], self.template.find_resources(resource_type))
+
+    def output_ref(self, key: str) -> str:
+        """The logical id an output refers to (by Ref or Fn::GetAtt)."""
+        value = self.json["Outputs"][key]["Value"]
+        return str(value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0])
+
+    def workers(self) -> dict[str, tuple[str, Resource]]:
+        """Each lane's worker function as (logical id, resource), found by its lane variable."""
+        found = {}
+        for logical_id, resource in self.resources("AWS::Lambda::Function").items():
+            props = resource["Properties"]
+            if props.get("Handler") == SEND_WORKER_HANDLER:
+                found[props["Environment"]["Variables"][Env.LANE]] = (logical_id, resource)
+        return found
+
+    def queue_of(self, lane: str) -> tuple[str, Resource]:
+        """A lane's main queue, found through its output."""
+        logical_id = self.output_ref(Outputs.queue_url(lane))
+        return logical_id, self.resources("AWS::SQS::Queue")[logical_id]
+
+
+def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
+    """Build the stack from cdk.json's context, with `mailwright` settings overridden."""
+    context = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    context[CONTEXT_KEY] = {**context[CONTEXT_KEY], **overrides}
+    app = App(context=context, outdir=str(outdir))
+    config = parse_config(context[CONTEXT_KEY])
+    stack = MailwrightStack(app, config.stack_name, config=config)
+    return Synthesized(config=config, stack=stack, template=Template.from_stack(stack), outdir=outdir)
+
+
+def render(value: Any) -> Any:
+    """Flatten Fn::Join, Ref and Fn::GetAtt into `${...}` strings so ARNs compare as text."""
+    if isinstance(value, list):
+        return [render(item) for item in value]
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(render(part)) for part in parts)
+        if "Ref" in value:
+            return "${" + value["Ref"] + "}"
+        if "Fn::GetAtt" in value:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    return value

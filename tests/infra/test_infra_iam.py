@@ -1,0 +1,127 @@
+"""Least privilege: what each worker's role may do, statement by statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+from mailwright.constants import LANES, TEMPLATES_PREFIX, Outputs
+from tests.infra.synth import Synthesized, render
+
+# Each module shares the session's synthesized stack (see conftest.py).
+pytestmark = pytest.mark.slow
+
+ARN_PREFIX = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}"
+WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _worker_statements(synthesized: Synthesized, lane: str) -> list[dict[str, Any]]:
+    _, worker = synthesized.workers()[lane]
+    role_id = worker["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert statements, f"no policy attached to the {lane} worker's role"
+    return statements
+
+
+def _ses_arns(synthesized: Synthesized, identity: str) -> list[str]:
+    (configuration_set_id,) = synthesized.resources("AWS::SES::ConfigurationSet")
+    return sorted([f"{ARN_PREFIX}:identity/{identity}", f"{ARN_PREFIX}:configuration-set/${{{configuration_set_id}}}"])
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_policy_has_no_wildcard_actions_or_resources(synthesized: Synthesized, lane: str) -> None:
+    for statement in _worker_statements(synthesized, lane):
+        actions = _as_list(statement["Action"])
+        assert statement["Effect"] == "Allow"
+        assert "*" not in actions
+        assert not any(action.endswith(":*") for action in actions), statement
+        assert "*" not in _as_list(statement["Resource"]), statement
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_may_send_only_as_its_identity_through_its_configuration_set(
+    synthesized: Synthesized, lane: str
+) -> None:
+    ses = [s for s in _worker_statements(synthesized, lane) if any(a.startswith("ses:") for a in _as_list(s["Action"]))]
+
+    assert len(ses) == 1
+    assert _as_list(ses[0]["Action"]) == ["ses:SendEmail"]
+    assert sorted(render(_as_list(ses[0]["Resource"]))) == _ses_arns(synthesized, synthesized.config.sender)
+
+
+def test_domain_identity_uses_easy_dkim_and_scopes_send_email(domain_synthesized: Synthesized) -> None:
+    domain_synthesized.template.has_resource_properties(
+        "AWS::SES::EmailIdentity",
+        {"EmailIdentity": "example.com", "DkimSigningAttributes": Match.absent()},
+    )
+    ses = [s for s in _worker_statements(domain_synthesized, "critical") if _as_list(s["Action"]) == ["ses:SendEmail"]]
+
+    assert sorted(render(_as_list(ses[0]["Resource"]))) == _ses_arns(domain_synthesized, "example.com")
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_consumes_only_its_own_queue(synthesized: Synthesized, lane: str) -> None:
+    own_queue = {"Fn::GetAtt": [synthesized.queue_of(lane)[0], "Arn"]}
+    sqs = [s for s in _worker_statements(synthesized, lane) if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
+
+    assert len(sqs) == 1
+    assert _as_list(sqs[0]["Resource"]) == [own_queue]
+    # The worker backs a throttled record off by changing its visibility.
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(sqs[0]["Action"])
+    assert "sqs:SendMessage" not in sqs[0]["Action"]
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_only_reads_consent_and_suppression(synthesized: Synthesized, lane: str) -> None:
+    read_only = [
+        {"Fn::GetAtt": [synthesized.output_ref(key), "Arn"]}
+        for key in (Outputs.PREFERENCES_TABLE, Outputs.SUPPRESSION_TABLE)
+    ]
+    read_write = [
+        {"Fn::GetAtt": [synthesized.output_ref(key), "Arn"]}
+        for key in (Outputs.IDEMPOTENCY_TABLE, Outputs.MESSAGES_TABLE)
+    ]
+    statements = _worker_statements(synthesized, lane)
+
+    for statement in statements:
+        resources = _as_list(statement["Resource"])
+        if any(arn in resources for arn in read_only):
+            assert not WRITE_ACTIONS & set(_as_list(statement["Action"])), statement
+    writes = [s for s in statements if set(_as_list(s["Action"])) >= WRITE_ACTIONS]
+    assert all(arn in _as_list(s["Resource"]) for arn in read_write for s in writes)
+    assert writes
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_reads_templates_under_the_prefix_and_the_secret(synthesized: Synthesized, lane: str) -> None:
+    bucket_id = synthesized.output_ref(Outputs.TEMPLATES_BUCKET)
+    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+    statements = _worker_statements(synthesized, lane)
+
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    assert len(s3) == 1
+    assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in _as_list(s3[0]["Action"]))
+    object_arns = [r for r in render(_as_list(s3[0]["Resource"])) if "/" in r]
+    assert object_arns == [f"${{{bucket_id}.Arn}}/{TEMPLATES_PREFIX}*"]
+    assert any(
+        s["Resource"] == {"Ref": secret_id} and "secretsmanager:GetSecretValue" in _as_list(s["Action"])
+        for s in statements
+    )
+
+
+def test_stack_synthesizes_without_warnings_or_errors(synthesized: Synthesized) -> None:
+    annotations = Annotations.from_stack(synthesized.stack)
+
+    assert annotations.find_error("*", Match.any_value()) == []
+    assert annotations.find_warning("*", Match.any_value()) == []

@@ -1,0 +1,134 @@
+"""Tables, the templates bucket and the unsubscribe secret."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from mailwright.constants import SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys, Outputs
+from tests.infra.synth import Resource, Synthesized
+
+# Each module shares the session's synthesized stack (see conftest.py).
+pytestmark = pytest.mark.slow
+
+PITR_ON = {"PointInTimeRecoveryEnabled": True}
+
+
+def _table(synthesized: Synthesized, output_key: str) -> Resource:
+    resource = synthesized.resources("AWS::DynamoDB::Table")[synthesized.output_ref(output_key)]
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("output_key", "keys"),
+    [
+        (Outputs.PREFERENCES_TABLE, [{"AttributeName": Keys.PREFERENCES_PK, "KeyType": "HASH"}]),
+        (Outputs.SUPPRESSION_TABLE, [{"AttributeName": Keys.SUPPRESSION_PK, "KeyType": "HASH"}]),
+        (Outputs.IDEMPOTENCY_TABLE, [{"AttributeName": Keys.IDEMPOTENCY_PK, "KeyType": "HASH"}]),
+        (
+            Outputs.MESSAGES_TABLE,
+            [
+                {"AttributeName": Keys.MESSAGES_PK, "KeyType": "HASH"},
+                {"AttributeName": Keys.MESSAGES_SK, "KeyType": "RANGE"},
+            ],
+        ),
+    ],
+)
+def test_table_is_on_demand_encrypted_and_keyed(
+    synthesized: Synthesized, output_key: str, keys: list[dict[str, str]]
+) -> None:
+    props = _table(synthesized, output_key)["Properties"]
+
+    assert props["KeySchema"] == keys
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+
+
+@pytest.mark.parametrize("output_key", [Outputs.PREFERENCES_TABLE, Outputs.SUPPRESSION_TABLE])
+def test_consent_and_suppression_survive_mistakes(synthesized: Synthesized, output_key: str) -> None:
+    table = _table(synthesized, output_key)
+
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == PITR_ON
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("output_key", [Outputs.SUPPRESSION_TABLE, Outputs.IDEMPOTENCY_TABLE, Outputs.MESSAGES_TABLE])
+def test_expiring_tables_have_ttl(synthesized: Synthesized, output_key: str) -> None:
+    props = _table(synthesized, output_key)["Properties"]
+
+    assert props["TimeToLiveSpecification"] == {"AttributeName": Keys.TTL, "Enabled": True}
+
+
+def test_preferences_never_expire(synthesized: Synthesized) -> None:
+    assert "TimeToLiveSpecification" not in _table(synthesized, Outputs.PREFERENCES_TABLE)["Properties"]
+
+
+def test_message_log_is_indexed_by_ses_message_id(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": SES_MESSAGE_ID_INDEX,
+                    "KeySchema": [{"AttributeName": Keys.SES_MESSAGE_ID, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            "AttributeDefinitions": Match.array_with([{"AttributeName": Keys.SES_MESSAGE_ID, "AttributeType": "S"}]),
+        },
+    )
+
+
+def test_templates_bucket_is_private_versioned_and_encrypted(synthesized: Synthesized) -> None:
+    bucket_id = synthesized.output_ref(Outputs.TEMPLATES_BUCKET)
+    props = synthesized.resources("AWS::S3::Bucket")[bucket_id]["Properties"]
+
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    synthesized.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_templates_deploy_under_their_prefix(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource_properties(
+        "Custom::CDKBucketDeployment",
+        {
+            "DestinationBucketName": {"Ref": synthesized.output_ref(Outputs.TEMPLATES_BUCKET)},
+            "DestinationBucketKeyPrefix": TEMPLATES_PREFIX,
+            "Prune": True,
+        },
+    )
+
+
+def test_unsubscribe_secret_is_generated(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"GenerateSecretString": Match.object_like({"PasswordLength": 64, "ExcludePunctuation": True})},
+    )

@@ -1,0 +1,233 @@
+"""Deployment settings from the `mailwright` CDK context value (infra/config.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import (
+    ConfigError,
+    LaneConfig,
+    WorkerResources,
+    load_config,
+    max_backoff_seconds,
+    parse_config,
+    worker_environment,
+)
+from mailwright.constants import LANES, Env
+
+REPO = Path(__file__).resolve().parents[2]
+CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))["context"]["mailwright"]
+RESOURCES = WorkerResources(
+    templates_bucket="b",
+    preferences_table="p",
+    suppression_table="s",
+    idempotency_table="i",
+    messages_table="m",
+    configuration_set="c",
+    unsubscribe_secret_arn="arn",
+)
+
+
+def context(**changes: Any) -> dict[str, Any]:
+    """A deep copy of the cdk.json context with top-level keys replaced."""
+    raw = copy.deepcopy(CONTEXT)
+    raw.update(changes)
+    return raw
+
+
+def with_lane(lane: str, **settings: Any) -> dict[str, Any]:
+    """The cdk.json context with one lane's settings changed."""
+    raw = context()
+    raw["lanes"][lane].update(settings)
+    return raw
+
+
+def env_keys() -> set[str]:
+    """Every environment variable key declared in `Env`."""
+    return {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
+
+
+def test_cdk_json_context_parses() -> None:
+    config = parse_config(CONTEXT)
+
+    assert config.sender == "no-reply@example.com"
+    assert config.identity == config.sender  # no domain: the sender address is the SES identity
+    assert config.unsubscribe_base_url.startswith("https://")
+    assert set(config.lanes) == set(LANES)
+    assert config.lanes["bulk"].batch_size == 25
+    assert config.lanes["bulk"].batching_window_seconds >= 1
+    assert all(lane.max_receive_count >= 5 for lane in config.lanes.values())
+    assert config.rate_limits["marketing"].limit == 2
+    assert config.extra == {}
+
+
+def test_load_config_reads_the_same_settings() -> None:
+    assert load_config(REPO / "cdk.json") == parse_config(CONTEXT)
+
+
+def test_defaults_fill_an_almost_empty_context() -> None:
+    config = parse_config({"sender": "Ops@Example.com"})
+    assert config.sender == "ops@example.com"
+    assert config.lanes["standard"] == LaneConfig(name="standard")
+    assert config.rate_limits == {}
+    assert config.ses_max_send_rate == 14
+
+
+def test_domain_makes_the_identity() -> None:
+    config = parse_config(context(domain="Example.com", sender="no-reply@example.com"))
+    assert config.identity == "example.com"
+
+
+@pytest.mark.parametrize("sender", ["", "no-reply", "no reply@example.com", "a@b", "@example.com"])
+def test_bad_sender_is_refused(sender: str) -> None:
+    with pytest.raises(ConfigError, match="sender"):
+        parse_config(context(sender=sender))
+
+
+def test_sender_outside_the_domain_is_refused() -> None:
+    with pytest.raises(ConfigError, match="must be an address at"):
+        parse_config(context(domain="example.org", sender="no-reply@example.com"))
+
+
+def test_subdomain_sender_is_not_in_the_domain() -> None:
+    with pytest.raises(ConfigError):
+        parse_config(context(domain="example.com", sender="no-reply@mail.example.com"))
+
+
+def test_bad_domain_is_refused() -> None:
+    with pytest.raises(ConfigError, match="domain"):
+        parse_config(context(domain="not a domain", sender="a@example.com"))
+
+
+def test_plain_http_unsubscribe_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match="https"):
+        parse_config(context(unsubscribe_base_url="http://example.com/u"))
+
+
+@pytest.mark.parametrize("rate", [0, -1, "14", True])
+def test_bad_send_rate_is_refused(rate: object) -> None:
+    with pytest.raises(ConfigError, match="ses_max_send_rate"):
+        parse_config(context(ses_max_send_rate=rate))
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_max_receive_count_below_five_is_refused(count: int) -> None:
+    with pytest.raises(ConfigError, match="max_receive_count"):
+        parse_config(with_lane("critical", max_receive_count=count))
+
+
+def test_reserved_concurrency_below_max_concurrency_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"reserved_concurrency \(2\) must be >= max_concurrency \(3\)"):
+        parse_config(with_lane("critical", max_concurrency=3, reserved_concurrency=2))
+
+
+def test_reserved_concurrency_may_be_switched_off() -> None:
+    assert parse_config(with_lane("bulk", reserved_concurrency=None)).lanes["bulk"].reserved_concurrency is None
+
+
+def test_max_concurrency_below_two_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        parse_config(with_lane("standard", max_concurrency=1, reserved_concurrency=1))
+
+
+def test_batch_above_ten_needs_a_batching_window() -> None:
+    with pytest.raises(ConfigError, match="batching_window_seconds >= 1"):
+        parse_config(with_lane("bulk", batch_size=11, batching_window_seconds=0))
+    assert parse_config(with_lane("bulk", batch_size=11, batching_window_seconds=1)).lanes["bulk"].batch_size == 11
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"batch_size": 0},
+        {"batch_size": 10001, "batching_window_seconds": 1},
+        {"timeout_seconds": 901},
+        {"memory_mb": 64},
+    ],
+)
+def test_lane_settings_out_of_range_are_refused(settings: dict[str, int]) -> None:
+    with pytest.raises(ConfigError, match="lanes.standard"):
+        parse_config(with_lane("standard", **settings))
+
+
+def test_unknown_lane_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown settings"):
+        parse_config(with_lane("standard", batchsize=5))
+
+
+def test_unknown_lane_is_refused() -> None:
+    raw = context()
+    raw["lanes"]["express"] = {}
+    with pytest.raises(ConfigError, match="unknown lanes"):
+        parse_config(raw)
+
+
+def test_rate_limit_of_unknown_category_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown category 'newsletters'"):
+        parse_config(context(rate_limits={"newsletters": {"limit": 1, "window_seconds": 3600}}))
+
+
+@pytest.mark.parametrize("limit", [{"limit": 0, "window_seconds": 3600}, {"limit": 1, "window_seconds": 30}, 5])
+def test_bad_rate_limit_is_refused(limit: object) -> None:
+    with pytest.raises(ConfigError, match="rate_limits"):
+        parse_config(context(rate_limits={"marketing": limit}))
+
+
+def test_unknown_top_level_keys_are_kept_aside() -> None:
+    assert parse_config(context(feature_flag=True)).extra == {"feature_flag": True}
+
+
+def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
+    # Given cdk.json: 14 sends/s for the account; 3 + 2 + 2 workers may run at once
+    config = parse_config(CONTEXT)
+
+    assert config.total_max_concurrency == 7
+    assert config.send_rate_per_worker == 2.0
+    assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
+
+
+def test_send_rate_per_worker_rounds_to_milliseconds() -> None:
+    config = parse_config(context(ses_max_send_rate=10))
+    assert config.send_rate_per_worker == round(10 / 7, 3) == 1.429
+
+
+def test_visibility_timeout_is_six_times_the_function_timeout() -> None:
+    assert LaneConfig(name="bulk", timeout_seconds=120).visibility_timeout_seconds == 720
+
+
+def test_rate_limits_json_is_what_the_worker_reads() -> None:
+    config = parse_config(CONTEXT)
+    assert json.loads(config.rate_limits_json()) == {
+        "marketing": {"limit": 2, "window_seconds": 86400},
+        "product": {"limit": 5, "window_seconds": 86400},
+    }
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_worker_environment_sets_every_env_key(lane: str) -> None:
+    config = parse_config(CONTEXT)
+    env = worker_environment(config=config, lane=config.lanes[lane], queue_url="q", resources=RESOURCES)
+    missing = env_keys() - set(env)
+    assert not missing, f"worker_environment does not set {sorted(missing)}"
+    assert all(isinstance(value, str) for value in env.values())
+
+
+def test_worker_environment_carries_the_lane_settings() -> None:
+    config = parse_config(context(template_cache_seconds=300))
+    env = worker_environment(config=config, lane=config.lanes["bulk"], queue_url="q", resources=RESOURCES)
+    assert env[Env.LANE] == "bulk"
+    assert env[Env.QUEUE_URL] == "q"
+    assert env[Env.SEND_CONCURRENCY] == "16"  # batch of 25, capped
+    assert env[Env.MAX_BACKOFF_SECONDS] == str(10 * config.lanes["bulk"].visibility_timeout_seconds)
+    assert env[Env.TEMPLATES_BUCKET] == RESOURCES.templates_bucket
+    assert env.get(Env.TEMPLATE_CACHE_SECONDS) == "300"
+
+
+@pytest.mark.parametrize(("timeout", "cap"), [(30, 1800), (600, 36000), (900, 43200)])
+def test_max_backoff_is_ten_visibility_timeouts_within_the_sqs_limit(timeout: int, cap: int) -> None:
+    assert max_backoff_seconds(LaneConfig(name="standard", timeout_seconds=timeout)) == cap
