@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,6 +21,7 @@ from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesEmailSender
 from mailwright.adapters.sqs import SqsRetryScheduler
 from mailwright.pacing import Pacer
+from mailwright.ports import EmailSender
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import WorkerSettings
 from mailwright.tokens import TokenSigner
@@ -45,8 +47,16 @@ class SecretLinkMaker:
         return self._signer.links(self._base_url, user_id, category)
 
 
-def build_send_service(settings: WorkerSettings, *, session: boto3.session.Session | None = None) -> SendService:
-    """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged."""
+def build_send_service(
+    settings: WorkerSettings,
+    *,
+    session: boto3.session.Session | None = None,
+    wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
+) -> SendService:
+    """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
+
+    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator).
+    """
     session = session or boto3.session.Session()
     pool = max(settings.send_concurrency, 10) + 4
     # SES throttling is answered by backing the record off, not by retrying in the call.
@@ -73,7 +83,7 @@ def build_send_service(settings: WorkerSettings, *, session: boto3.session.Sessi
         claims=DynamoClaimStore(dynamodb, settings.idempotency_table),
         rate_limiter=DynamoRateLimiter(dynamodb, settings.idempotency_table),
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
-        sender=SesEmailSender(ses),
+        sender=wrap_sender(SesEmailSender(ses)) if wrap_sender else SesEmailSender(ses),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
         pacer=Pacer(settings.send_rate_per_worker),
