@@ -151,7 +151,7 @@ def test_batch_above_ten_needs_a_batching_window() -> None:
     ],
 )
 def test_lane_settings_out_of_range_are_refused(settings: dict[str, int]) -> None:
-    with pytest.raises(ConfigError, match="lanes.standard"):
+    with pytest.raises(ConfigError, match=r"lanes\.standard"):
         parse_config(with_lane("standard", **settings))
 
 

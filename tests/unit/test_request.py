@@ -277,6 +277,23 @@ def test_non_json_bodies_are_invalid_json(body: str | bytes) -> None:
     assert rejection(body).code == "invalid_json"
 
 
+def test_body_nested_beyond_the_parsers_limit_is_invalid_json() -> None:
+    # 5000 levels is 10 kB, far below SQS's message size limit, and beyond json's recursion limit.
+    assert rejection("[" * 5000 + "]" * 5000).code == "invalid_json"
+
+
+def test_lone_surrogate_is_rejected_or_gets_an_identity() -> None:
+    # `\ud800` is a valid JSON escape but no Unicode character; it must not crash the worker later.
+    body = json.dumps(request(template_data={"user_name": "\ud800", "login_link": "x"}))
+    try:
+        parsed = parse_request(body)
+    except RejectedError as exc:
+        result = exc.code
+    else:
+        result = f"ids {len(parsed.request_id)}/{len(parsed.content_hash)}"
+    assert result in {"invalid_json", "invalid_request", "ids 32/32"}
+
+
 @pytest.mark.parametrize("body", ["[]", "[1, 2]", '"a string"', "42", "null", "true"])
 def test_non_object_bodies_are_invalid_requests(body: str) -> None:
     error = rejection(body)

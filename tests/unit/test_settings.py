@@ -143,6 +143,7 @@ def test_max_backoff_inside_the_sqs_range_is_accepted(value: str) -> None:
         '{"marketing": {"window_seconds": 60}}',
         '{"marketing": {"limit": "two", "window_seconds": 60}}',
         '{"marketing": {"limit": 2, "window_seconds": 0}}',
+        '{"marketing": {"limit": 0, "window_seconds": 60}}',
         '{"marketing": {"limit": 2, "window_seconds": -60}}',
     ],
 )
