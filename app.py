@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT / "functions"))
 
 import aws_cdk as cdk  # noqa: E402
+
 from infra.config import CONTEXT_KEY, parse_config  # noqa: E402
 from infra.stack import MailwrightStack  # noqa: E402
 

@@ -86,7 +86,7 @@ class MailwrightConfig:
     @property
     def send_rate_per_worker(self) -> float:
         """Each worker's share of the SES send rate, so all of them together stay under it."""
-        return round(self.ses_max_send_rate / self.total_max_concurrency, 3)
+        return self.ses_max_send_rate / self.total_max_concurrency
 
     def rate_limits_json(self) -> str:
         """Rate limits as the JSON the worker reads from its environment."""

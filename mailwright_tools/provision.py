@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from infra.config import MailwrightConfig, WorkerResources, worker_environment
 
+from infra.config import MailwrightConfig, WorkerResources, worker_environment
 from mailwright.constants import LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
 from mailwright.templates import bundle_directory
 

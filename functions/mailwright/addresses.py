@@ -53,4 +53,6 @@ def mask_address(address: str) -> str:
     local, sep, domain = value.partition("@")
     if not sep:
         return "***"
-    return f"{local[:1]}***@{domain}"
+    # A one- or two-letter local part would be given away by its first letter.
+    shown = local[:1] if len(local) > 2 else ""
+    return f"{shown}***@{domain}"

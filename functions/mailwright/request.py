@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwright.addresses import InvalidAddressError, address_hash, normalize_address
 from mailwright.constants import LANES
@@ -80,6 +80,15 @@ class EmailRequest(BaseModel):
         default_factory=dict,
         description="String tags passed to SES and the message log (letters, digits, _ and -; at most 10).",
     )
+
+    @model_validator(mode="after")
+    def _encodable(self) -> EmailRequest:
+        # JSON allows lone surrogates ("\ud800"); they cannot be encoded, hashed or mailed.
+        try:
+            json.dumps(self.template_data, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("template_data holds text that is not valid Unicode (a lone surrogate)") from None
+        return self
 
     @field_validator("recipient_email")
     @classmethod
@@ -159,6 +168,8 @@ def parse_request(body: str | bytes | dict[str, Any]) -> EmailRequest:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RejectedError("invalid_json", f"message body is not JSON ({exc})") from None
+        except RecursionError:
+            raise RejectedError("invalid_json", "message body is nested too deeply") from None
     else:
         data = body
     if not isinstance(data, dict):

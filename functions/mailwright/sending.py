@@ -196,19 +196,28 @@ class SendService:
         try:
             work.request = parse_request(record.body)
             work.request_id = work.request.request_id
-        except RejectedError as exc:
+        except Exception as exc:
             # No request to derive an id from: the raw body is the identity, so redeliveries collapse.
+            work.request = None
             work.request_id = hashlib.sha256(record.body.encode("utf-8", "replace")).hexdigest()[:32]
+            if not isinstance(exc, RejectedError):  # a body no validator foresaw is still the body's fault
+                logger.exception("unparseable request", extra={"request_id": work.request_id})
+                exc = RejectedError("invalid_request", f"message body could not be read ({type(exc).__name__})")
             self._reject(work, exc)
         return work
 
     def _drop_batch_duplicates(self, works: list[_Work], report: BatchReport) -> None:
-        seen: set[str] = set()
+        first: dict[str, _Work] = {}
         for work in self._pending(works):
-            if work.request_id in seen:
+            original = first.setdefault(work.request_id, work)
+            if original is work:
+                continue
+            assert work.request is not None and original.request is not None
+            if original.request.content_hash != work.request.content_hash:
+                self._reject_conflict(work)
+            else:
                 work.duplicate = True
                 report.duplicates += 1
-            seen.add(work.request_id)
 
     def _claim(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
         def claim(work: _Work) -> None:
@@ -229,10 +238,7 @@ class SendService:
         for work in contested:
             assert work.request is not None
             if work.existing is not None and work.existing.content_hash != work.request.content_hash:
-                conflict_id = f"{work.request_id}:{work.request.content_hash}"
-                work.request_id = hashlib.sha256(conflict_id.encode()).hexdigest()[:32]
-                reason = "idempotency_key was already used for a different request"
-                self._reject(work, RejectedError("idempotency_conflict", reason))
+                self._reject_conflict(work)
         contested = [w for w in contested if w.pending]
         if not contested:
             return
@@ -464,6 +470,14 @@ class SendService:
     def _retry_all(self, works: list[_Work], reason: str, exc: BaseException) -> None:
         for work in works:
             self._retry_one(work, reason, exc)
+
+    def _reject_conflict(self, work: _Work) -> None:
+        """An idempotency key reused for other content: logged under its own id, the first request untouched."""
+        assert work.request is not None
+        conflict_id = f"{work.request_id}:{work.request.content_hash}"
+        work.request_id = hashlib.sha256(conflict_id.encode()).hexdigest()[:32]
+        reason = "idempotency_key was already used for a different request"
+        self._reject(work, RejectedError("idempotency_conflict", reason))
 
     def _reject(self, work: _Work, exc: RejectedError) -> None:
         self._finish_as(work, STATUS_REJECTED, exc.code, exc.message)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from infra.config import MailwrightConfig, load_config
-from mailwright_tools.provision import StackResources, provision
 from moto import mock_aws
 
+from infra.config import MailwrightConfig, load_config
+from mailwright_tools.provision import StackResources, provision
 from tests.functional.harness import REPO, WorkerHarness
 
 

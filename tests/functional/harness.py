@@ -11,15 +11,15 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from infra.config import MailwrightConfig
-from mailwright_tools.events import FakeLambdaContext, sqs_event
-from mailwright_tools.provision import StackResources
 
+from infra.config import MailwrightConfig
 from mailwright.adapters.dynamodb import DynamoMessageLog
 from mailwright.constants import Env
 from mailwright.handlers import send_worker
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
+from mailwright_tools.events import FakeLambdaContext, sqs_event
+from mailwright_tools.provision import StackResources
 
 REPO = Path(__file__).resolve().parents[2]
 

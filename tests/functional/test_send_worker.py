@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
-from mailwright_tools.provision import StackResources, upload_templates
 
 from mailwright.addresses import address_hash
 from mailwright.request import parse_request
 from mailwright.tokens import TokenSigner
+from mailwright_tools.provision import StackResources, upload_templates
 from tests.functional.harness import WorkerHarness, service_error
 
 SEED_WELCOME = {

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from aws_cdk import App
 from aws_cdk.assertions import Template
+
 from infra.config import CONTEXT_KEY, MailwrightConfig, parse_config
 from infra.stack import MailwrightStack
-
 from mailwright.constants import SEND_WORKER_HANDLER, Env, Outputs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from aws_cdk import DockerImage
-from infra.bundling import BundlingError, TemplatesBundler, install_dependencies
 
 from infra import bundling
+from infra.bundling import BundlingError, TemplatesBundler, install_dependencies
 from tests.infra.synth import REPO_ROOT, Synthesized
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra.config import MailwrightConfig
 
+from infra.config import MailwrightConfig
 from mailwright.constants import LANES, Outputs
 from tests.infra.synth import Synthesized
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
-from infra.config import MailwrightConfig
 
+from infra.config import MailwrightConfig
 from mailwright.constants import LANES, SEND_WORKER_HANDLER, Env, Outputs
 from tests.infra.synth import Synthesized
 

@@ -191,9 +191,11 @@ def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
     assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
 
 
-def test_send_rate_per_worker_rounds_to_milliseconds() -> None:
-    config = parse_config(context(ses_max_send_rate=10))
-    assert config.send_rate_per_worker == round(10 / 7, 3) == 1.429
+@pytest.mark.parametrize("rate", [10, 0.01, 1])
+def test_send_rate_per_worker_never_exceeds_the_account_rate_nor_drops_to_zero(rate: float) -> None:
+    config = parse_config(context(ses_max_send_rate=rate))
+    assert 0 < config.send_rate_per_worker
+    assert config.send_rate_per_worker * config.total_max_concurrency <= rate
 
 
 def test_visibility_timeout_is_six_times_the_function_timeout() -> None:
