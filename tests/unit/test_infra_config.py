@@ -194,7 +194,7 @@ def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
 @pytest.mark.parametrize("rate", [10, 0.01, 1])
 def test_send_rate_per_worker_never_exceeds_the_account_rate_nor_drops_to_zero(rate: float) -> None:
     config = parse_config(context(ses_max_send_rate=rate))
-    assert 0 < config.send_rate_per_worker
+    assert config.send_rate_per_worker > 0
     assert config.send_rate_per_worker * config.total_max_concurrency <= rate
 
 
