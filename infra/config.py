@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailwright.constants import CATEGORIES, LANES, Env
+from mailwright.constants import CATEGORIES, DEFAULT_LANE, LANES, Env
 
 CONTEXT_KEY = "mailwright"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -66,6 +66,13 @@ class MailwrightConfig:
     stack_name: str = "Mailwright"
     # How long a worker trusts a cached template before asking S3 for its ETag again.
     template_cache_seconds: int = 60
+    # SES feedback: this many transient bounces within the window suppress an
+    # address as SOFT_BOUNCE for `soft_bounce_suppression_days`.
+    soft_bounce_threshold: int = 3
+    soft_bounce_window_days: int = 7
+    soft_bounce_suppression_days: int = 14
+    # Also keep SES's account-level suppression list in step with ours.
+    mirror_ses_suppression_list: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -193,7 +200,12 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "rate_limits",
         "lanes",
         "template_cache_seconds",
+        "soft_bounce_threshold",
+        "soft_bounce_window_days",
+        "soft_bounce_suppression_days",
+        "mirror_ses_suppression_list",
     }
+    feedback = _feedback_settings(raw)
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -207,7 +219,38 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         rate_limits=rate_limits,
         lanes=lanes,
         extra={k: v for k, v in raw.items() if k not in known},
+        **feedback,
     )
+
+
+def _feedback_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    threshold = _positive_int(raw, "soft_bounce_threshold", 3, where=CONTEXT_KEY)
+    window = _positive_int(raw, "soft_bounce_window_days", 7, where=CONTEXT_KEY)
+    suppression = _positive_int(raw, "soft_bounce_suppression_days", 14, where=CONTEXT_KEY)
+    # The feedback function keeps the last SOFT_BOUNCE_KEEP (100) soft bounces per address.
+    if threshold > 100:
+        raise ConfigError(f"{CONTEXT_KEY}.soft_bounce_threshold is at most 100, got {threshold}")
+    if window > 365 or suppression > 365:
+        raise ConfigError(f"{CONTEXT_KEY}.soft_bounce_window_days and soft_bounce_suppression_days are at most 365")
+    mirror = raw.get("mirror_ses_suppression_list", False)
+    if not isinstance(mirror, bool):
+        raise ConfigError(f"{CONTEXT_KEY}.mirror_ses_suppression_list must be true or false, got {mirror!r}")
+    return {
+        "soft_bounce_threshold": threshold,
+        "soft_bounce_window_days": window,
+        "soft_bounce_suppression_days": suppression,
+        "mirror_ses_suppression_list": mirror,
+    }
+
+
+def priority_filter(lane: str) -> list[Any]:
+    """The `detail.priority` pattern of the bus rule that routes a request to `lane` (deployed and local)."""
+    if lane != DEFAULT_LANE:
+        return [lane]
+    # Missing or unknown priorities land in the default lane rather than
+    # nowhere: the worker then records them as rejected, with the reason.
+    others = [name for name in LANES if name != DEFAULT_LANE]
+    return [{"anything-but": others}, {"exists": False}]
 
 
 def load_config(cdk_json: Path) -> MailwrightConfig:
@@ -233,6 +276,9 @@ class WorkerResources:
     messages_table: str
     configuration_set: str
     unsubscribe_secret_arn: str
+    # The stack's own unsubscribe endpoint (the function URL); links point here
+    # unless `unsubscribe_base_url` in the settings names a custom domain.
+    unsubscribe_base_url: str = ""
 
 
 def max_backoff_seconds(lane: LaneConfig) -> int:
@@ -263,8 +309,8 @@ def worker_environment(
         Env.CONFIGURATION_SET: resources.configuration_set,
         # Must match the SES identity the worker may send as.
         Env.FROM_ADDRESS: config.from_address,
-        # List-Unsubscribe links point here.
-        Env.UNSUBSCRIBE_BASE_URL: config.unsubscribe_base_url,
+        # List-Unsubscribe links point here: the configured URL, else the stack's endpoint.
+        Env.UNSUBSCRIBE_BASE_URL: config.unsubscribe_base_url or resources.unsubscribe_base_url,
         # The HMAC key of those links, read once per cold start.
         Env.UNSUBSCRIBE_SECRET_ARN: resources.unsubscribe_secret_arn,
         # Bulk mail must carry a physical address (CAN-SPAM).
@@ -284,6 +330,63 @@ def worker_environment(
         # Cap on the backoff of a throttled record (SQS allows at most 12 hours).
         Env.MAX_BACKOFF_SECONDS: str(max_backoff_seconds(lane)),
         # Powertools: one service name and metrics namespace across lanes.
+        "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def unsubscribe_environment(*, preferences_table: str, unsubscribe_secret_arn: str) -> dict[str, str]:
+    """The environment of the unsubscribe endpoint's function; the local server's service reads the same."""
+    return {
+        # Consent: the endpoint reads and updates one user's item.
+        Env.PREFERENCES_TABLE: preferences_table,
+        # The HMAC key that proves a link genuine, read once per cold start.
+        Env.UNSUBSCRIBE_SECRET_ARN: unsubscribe_secret_arn,
+        "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+# The feedback function and its queue, deployed and local alike.
+FEEDBACK_TIMEOUT_SECONDS = 30
+FEEDBACK_MEMORY_MB = 256
+FEEDBACK_BATCH_SIZE = 10
+# Bounce storms after a newsletter are absorbed by the queue, not by more concurrency.
+FEEDBACK_MAX_CONCURRENCY = 2
+# Above the feedback service's match attempts (3): an event whose request is not
+# logged yet is retried a few times before it is recorded without one.
+FEEDBACK_MAX_RECEIVE_COUNT = 8
+# Six times the function timeout, as for the lanes; also the delay between match attempts.
+FEEDBACK_VISIBILITY_TIMEOUT_SECONDS = 6 * FEEDBACK_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class FeedbackResources:
+    """Names of the resources the feedback function is told about."""
+
+    suppression_table: str
+    messages_table: str
+
+
+def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResources) -> dict[str, str]:
+    """The environment of the feedback function; deployed (CDK tokens) and local functions get the same."""
+    return {
+        # Bounces and complaints suppress addresses here (audit trails and soft-bounce counts too).
+        Env.SUPPRESSION_TABLE: resources.suppression_table,
+        # Every event is appended to its request's history here.
+        Env.MESSAGES_TABLE: resources.messages_table,
+        # Event items expire with the requests they belong to.
+        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
+        # This many transient bounces within the window suppress an address...
+        Env.SOFT_BOUNCE_THRESHOLD: str(config.soft_bounce_threshold),
+        # ...where the window is this many days...
+        Env.SOFT_BOUNCE_WINDOW_DAYS: str(config.soft_bounce_window_days),
+        # ...for this many days.
+        Env.SOFT_BOUNCE_SUPPRESSION_DAYS: str(config.soft_bounce_suppression_days),
+        # Also put hard bounces and manual suppressions on SES's account-level list.
+        Env.MIRROR_SES_SUPPRESSION: "true" if config.mirror_ses_suppression_list else "false",
+        # Powertools: the same service name and metrics namespace as the workers.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -11,17 +10,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mailwright.constants import DEFAULT_LANE, EVENT_DETAIL_TYPE, LANES
+from infra.config import priority_filter
+from mailwright.constants import EVENT_DETAIL_TYPE
 
-
-def priority_filter(lane: str) -> list[Any]:
-    """The `detail.priority` pattern that routes a request to `lane`."""
-    if lane != DEFAULT_LANE:
-        return [lane]
-    # Missing or unknown priorities land in the default lane rather than
-    # nowhere: the worker then records them as rejected, with the reason.
-    others = [name for name in LANES if name != DEFAULT_LANE]
-    return [{"anything-but": others}, {"exists": False}]
+__all__ = ["Ingest", "priority_filter"]
 
 
 class Ingest(Construct):

@@ -9,15 +9,16 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.bundling import templates_source, worker_code
-from infra.config import MailwrightConfig, WorkerResources
+from infra.config import FeedbackResources, MailwrightConfig, WorkerResources, unsubscribe_environment
 from infra.email import EmailSending
+from infra.feedback import Feedback
 from infra.ingest import Ingest
 from infra.lanes import LaneQueues
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
-from infra.unsubscribe import UnsubscribeSecret
+from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
 from infra.workers import SendWorkers
-from mailwright.constants import Outputs
+from mailwright.constants import SES_MESSAGE_ID_INDEX, Outputs
 
 
 class MailwrightStack(Stack):
@@ -32,13 +33,23 @@ class MailwrightStack(Stack):
         self.templates = TemplatesBucket(self, "Templates", source=templates_source())
         self.email = EmailSending(self, "Email", domain=config.domain, sender=config.sender)
         self.unsubscribe = UnsubscribeSecret(self, "Unsubscribe")
+        # One asset for every function: bundled once, uploaded once.
+        code = worker_code()
+        self.unsubscribe_endpoint = UnsubscribeEndpoint(
+            self,
+            "UnsubscribeEndpoint",
+            code=code,
+            environment=unsubscribe_environment(
+                preferences_table=self.storage.preferences.table_name,
+                unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
+            ),
+        )
         self.ingest = Ingest(self, "Ingest", bus_name=config.stack_name, queues=self.lanes.queues)
         self.workers = SendWorkers(
             self,
             "Workers",
             config=config,
-            # One asset for all lanes: bundled once, uploaded once.
-            code=worker_code(),
+            code=code,
             queues=self.lanes.queues,
             resources=WorkerResources(
                 templates_bucket=self.templates.bucket.bucket_name,
@@ -48,10 +59,25 @@ class MailwrightStack(Stack):
                 messages_table=self.storage.messages.table_name,
                 configuration_set=self.email.configuration_set.configuration_set_name,
                 unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
+                unsubscribe_base_url=self.unsubscribe_endpoint.url.url,
+            ),
+        )
+
+        self.feedback = Feedback(
+            self,
+            "Feedback",
+            config=config,
+            code=code,
+            configuration_set=self.email.configuration_set,
+            resources=FeedbackResources(
+                suppression_table=self.storage.suppression.table_name,
+                messages_table=self.storage.messages.table_name,
             ),
         )
 
         self._grant_workers()
+        self._grant_unsubscribe_endpoint()
+        self._grant_feedback()
         self._add_outputs()
 
     def _grant_workers(self) -> None:
@@ -70,6 +96,41 @@ class MailwrightStack(Stack):
             self.unsubscribe.secret.grant_read(worker)
             worker.add_to_role_policy(send_email)
 
+    def _grant_unsubscribe_endpoint(self) -> None:
+        function = self.unsubscribe_endpoint.function
+        self.unsubscribe.secret.grant_read(function)
+        # Read and update one user's item; no Scan or Query: a public endpoint never lists users.
+        self.storage.preferences.grant(function, "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+
+    def _grant_feedback(self) -> None:
+        # Queue consumption comes with the function's SQS event source.
+        function = self.feedback.function
+        # Suppressions, their audit trail and soft-bounce counts: conditional writes and
+        # transactions (TransactWriteItems needs the item actions it carries). No Scan, no Delete.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[self.storage.suppression.table_arn],
+            )
+        )
+        # The message log: append to a request's history, store events, find requests by SES id.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[self.storage.messages.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.storage.messages.table_arn}/index/{SES_MESSAGE_ID_INDEX}"],
+            )
+        )
+        if self.config.mirror_ses_suppression_list:
+            # The account-level suppression list has no resource type: "*" is the only resource
+            # PutSuppressedDestination accepts. Granted only when mirroring is switched on.
+            function.add_to_role_policy(iam.PolicyStatement(actions=["ses:PutSuppressedDestination"], resources=["*"]))
+
     def _add_outputs(self) -> None:
         # Defined directly on the stack, where a logical id gets no hash, so the
         # output keys the CLI looks up are exactly the Outputs names.
@@ -82,6 +143,11 @@ class MailwrightStack(Stack):
             Outputs.MESSAGES_TABLE: self.storage.messages.table_name,
             Outputs.CONFIGURATION_SET: self.email.configuration_set.configuration_set_name,
             Outputs.INGEST_DLQ_URL: self.ingest.dead_letter_queue.queue_url,
+            Outputs.UNSUBSCRIBE_URL: self.unsubscribe_endpoint.url.url,
+            Outputs.FEEDBACK_QUEUE_URL: self.feedback.queue.queue_url,
+            Outputs.FEEDBACK_DLQ_URL: self.feedback.dead_letter_queue.queue_url,
+            Outputs.FEEDBACK_TOPIC_ARN: self.feedback.topic.topic_arn,
+            Outputs.FEEDBACK_WORKER_NAME: self.feedback.function.function_name,
         }
         for lane, queue in self.lanes.queues.items():
             values[Outputs.queue_url(lane)] = queue.queue_url

@@ -1,10 +1,16 @@
-"""Unsubscribe links: the secret their HMAC tokens are signed with."""
+"""Unsubscribe links: the secret their HMAC tokens are signed with, and the endpoint they open."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
+
+from mailwright.constants import UNSUBSCRIBE_HANDLER
 
 # 64 letters and digits are 380 bits of key, more than HMAC-SHA256 uses, and
 # survive being pasted into a shell or an environment file unquoted.
@@ -27,4 +33,37 @@ class UnsubscribeSecret(Construct):
             ),
             # Links already in inboxes stop working if the key is lost.
             removal_policy=RemovalPolicy.RETAIN,
+        )
+
+
+class UnsubscribeEndpoint(Construct):
+    """The preference page and RFC 8058 one-click endpoint: a function (`function`) behind a public URL (`url`).
+
+    The stack grants it the secret and the preferences table.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, code: lambda_.Code, environment: Mapping[str, str]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="mailwright unsubscribe endpoint: preference page and one-click unsubscribe",
+            code=code,
+            handler=UNSUBSCRIBE_HANDLER,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            # One item read or written per request; a person is waiting for the page.
+            timeout=Duration.seconds(10),
+            memory_size=256,
+            log_group=log_group,
+            environment=dict(environment),
+        )
+        self.url = self.function.add_function_url(
+            # Public on purpose: mail clients (RFC 8058) and recipients call it without
+            # credentials. The HMAC-signed token in each link is the authorisation; a
+            # request without a valid one changes nothing. No CORS: only its own pages post to it.
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
         )

@@ -30,13 +30,19 @@ from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer
 from mailwright.ports import (
+    APPEND_DUPLICATE,
+    APPEND_NO_REQUEST,
+    APPEND_OK,
     SCOPE_ALL,
+    AuditRecord,
     ClaimRecord,
     ClaimResult,
+    FeedbackRecord,
     OutboundEmail,
     Outcome,
     Preferences,
     Suppression,
+    SuppressionEntry,
 )
 from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
@@ -614,3 +620,163 @@ def queue_record(
         receive_count=receive_count,
         sent_at=sent_at,
     )
+
+
+# -- suppression lifecycle and SES feedback -------------------------------------
+
+
+class FakeSuppressionLedger(_FakePort):
+    """SuppressionLedger in dicts, with the DynamoDB adapter's semantics.
+
+    Writes succeed only against the expected version (an entry written without
+    a version counts as version 0); entry and audit change together; soft
+    bounces are counted once per key. With `store`, every entry change is also
+    put into (or removed from) that FakeSuppressionStore, so a fake send
+    service sees the suppressions the fake feedback loop makes.
+    """
+
+    def __init__(self, store: FakeSuppressionStore | None = None) -> None:
+        super().__init__()
+        self.items: dict[str, SuppressionEntry] = {}
+        self.trails: dict[str, list[AuditRecord]] = {}
+        self.soft_bounces: dict[str, dict[str, float]] = {}
+        self.store = store
+
+    def get(self, address_hash: str) -> SuppressionEntry | None:
+        """The stored entry, expired or not."""
+        self._enter("get")
+        with self._lock:
+            return self.items.get(address_hash)
+
+    def _matches(self, address_hash: str, expected_version: int | None) -> bool:
+        current = self.items.get(address_hash)
+        if expected_version is None:
+            return current is None
+        return current is not None and current.version == expected_version
+
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
+        """Store the entry and its audit record, if the stored version is the expected one."""
+        self._enter("write")
+        with self._lock:
+            if not self._matches(entry.address_hash, expected_version):
+                return False
+            self.items[entry.address_hash] = entry
+            self.trails.setdefault(audit.address_hash, []).append(audit)
+            if self.store is not None:
+                self.store.put(entry.as_suppression())
+            return True
+
+    def delete(self, address_hash: str, *, expected_version: int, audit: AuditRecord) -> bool:
+        """Delete the entry and store the audit record, if the stored version is the expected one."""
+        self._enter("delete")
+        with self._lock:
+            if not self._matches(address_hash, expected_version):
+                return False
+            del self.items[address_hash]
+            self.trails.setdefault(audit.address_hash, []).append(audit)
+            if self.store is not None:
+                self.store.remove(address_hash)
+            return True
+
+    def append_audit(self, record: AuditRecord) -> None:
+        """Append an audit record."""
+        self._enter("append_audit")
+        with self._lock:
+            self.trails.setdefault(record.address_hash, []).append(record)
+
+    def audit(self, address_hash: str) -> list[AuditRecord]:
+        """The address's audit trail, in the order written."""
+        self._enter("audit")
+        with self._lock:
+            return list(self.trails.get(address_hash, []))
+
+    def entries(self, *, limit: int, now: float) -> list[SuppressionEntry]:
+        """Up to `limit` entries active at `now`."""
+        self._enter("entries")
+        with self._lock:
+            return [entry for entry in self.items.values() if entry.active(now)][:limit]
+
+    def add_soft_bounce(self, address_hash: str, *, key: str, at: float, expires_at: int) -> list[float]:
+        """Count a soft bounce once per key; the times of all counted ones."""
+        self._enter("add_soft_bounce")
+        with self._lock:
+            marks = self.soft_bounces.setdefault(address_hash, {})
+            marks.setdefault(key, at)
+            return sorted(marks.values())
+
+    def reset_soft_bounces(self, address_hash: str) -> None:
+        """Forget the address's soft bounces."""
+        self._enter("reset_soft_bounces")
+        with self._lock:
+            self.soft_bounces.pop(address_hash, None)
+
+
+class FakeSuppressionMirror(_FakePort):
+    """SuppressionMirror that remembers the SES account-level list as a dict of address -> reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed: dict[str, str] = {}
+
+    def put(self, address: str, reason: str) -> None:
+        """List the address."""
+        self._enter("put")
+        with self._lock:
+            self.listed[address] = reason
+
+    def delete(self, address: str) -> None:
+        """Unlist the address (absent is fine)."""
+        self._enter("delete")
+        with self._lock:
+            self.listed.pop(address, None)
+
+
+class FakeFeedbackLog(_FakePort):
+    """FeedbackLog over a FakeMessageLog: finds requests by SES message id and attaches events to them.
+
+    Like the adapter, an event is appended to a request's history once per key,
+    `delivery` only moves forward in rank, and events no request is known for
+    are kept in `unattributed`.
+    """
+
+    def __init__(self, message_log: FakeMessageLog | None = None) -> None:
+        super().__init__()
+        self.message_log = message_log or FakeMessageLog()
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.delivery: dict[str, tuple[int, str]] = {}
+        self.events: dict[str, dict[str, FeedbackRecord]] = {}
+        self.unattributed: dict[str, FeedbackRecord] = {}
+
+    def find_request_id(self, ses_message_id: str) -> str | None:
+        """The request whose outcome carries this SES message id."""
+        self._enter("find_request_id")
+        for outcome in self.message_log.outcomes:
+            if outcome.ses_message_id == ses_message_id:
+                return outcome.request_id
+        return None
+
+    def append(self, request_id: str, record: FeedbackRecord, *, require_request: bool = True) -> str:
+        """Append once per key; APPEND_NO_REQUEST when the request is unknown and required."""
+        self._enter("append")
+        with self._lock:
+            if require_request and self.message_log.outcome(request_id) is None:
+                return APPEND_NO_REQUEST
+            events = self.events.setdefault(request_id, {})
+            outcome = APPEND_DUPLICATE if record.key in events else APPEND_OK
+            if outcome == APPEND_OK:
+                events[record.key] = record
+                if require_request:
+                    entry = {"status": record.status, "at": record.at, "event": record.event_type}
+                    self.history.setdefault(request_id, []).append(entry)
+                    self.message_log.add_event(request_id, {"sk": f"event#{record.key}", **entry})
+            if require_request and record.rank is not None:
+                current = self.delivery.get(request_id)
+                if current is None or current[0] <= record.rank:
+                    self.delivery[request_id] = (record.rank, record.status)
+            return outcome
+
+    def append_unattributed(self, record: FeedbackRecord) -> None:
+        """Keep the event under its SES message id."""
+        self._enter("append_unattributed")
+        with self._lock:
+            self.unattributed[f"{record.ses_message_id}#{record.key}"] = record

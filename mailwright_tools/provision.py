@@ -7,6 +7,7 @@ deployed workers see.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import tempfile
@@ -16,8 +17,8 @@ from typing import Any
 
 import boto3
 
-from infra.config import MailwrightConfig, WorkerResources, worker_environment
-from mailwright.constants import LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
+from infra.config import MailwrightConfig, WorkerResources, priority_filter, worker_environment
+from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Env, Keys
 from mailwright.templates import bundle_directory
 
 DLQ_RETENTION_SECONDS = 14 * 86400
@@ -37,6 +38,12 @@ class StackResources:
     messages_table: str
     configuration_set: str
     unsubscribe_secret_arn: str
+    # Where unsubscribe links point unless the settings name a base URL; the local
+    # stack sets its own endpoint's (mailwright_tools.unsubscribe_server).
+    unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    event_bus: str = ""
+    ingest_dlq: str = ""
+    sender_identity: str = ""
 
     def worker_environment(self, config: MailwrightConfig, lane: str) -> dict[str, str]:
         """The environment the lane's worker runs with."""
@@ -52,6 +59,7 @@ class StackResources:
                 messages_table=self.messages_table,
                 configuration_set=self.configuration_set,
                 unsubscribe_secret_arn=self.unsubscribe_secret_arn,
+                unsubscribe_base_url=self.unsubscribe_base_url,
             ),
         )
 
@@ -99,6 +107,66 @@ def upload_templates(s3: Any, bucket: str, templates_dir: Path) -> list[str]:
     return [f.stem for f in files]
 
 
+def upload_template_versions(s3: Any, bucket: str, templates_dir: Path) -> dict[str, str]:
+    """Bundle and upload every template; the S3 version id of each upload, by template id."""
+    versions = {}
+    with tempfile.TemporaryDirectory() as out:
+        for file in bundle_directory(templates_dir, Path(out)):
+            response = s3.put_object(
+                Bucket=bucket,
+                Key=f"{TEMPLATES_PREFIX}{file.name}",
+                Body=file.read_bytes(),
+                ContentType="application/json",
+            )
+            versions[file.stem] = str(response.get("VersionId") or response.get("ETag", "").strip('"'))
+    return versions
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    """The ARN of a queue."""
+    arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return arn
+
+
+def provision_ingest(
+    config: MailwrightConfig, *, events: Any, sqs: Any, queues: dict[str, str], prefix: str = "mailwright"
+) -> tuple[str, str]:
+    """The EventBridge bus, one rule per lane routing on `detail.priority`, and the ingest DLQ; (bus, DLQ URL).
+
+    The deployed rules deliver `$.detail` with InputPath; moto honours only
+    InputTransformer, so the same projection is written as one.
+    """
+    bus = config.stack_name
+    events.create_event_bus(Name=bus)
+    ingest_dlq = sqs.create_queue(
+        QueueName=f"{prefix}-ingest-dlq",
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+    )["QueueUrl"]
+    dlq_arn = queue_arn(sqs, ingest_dlq)
+    for lane, queue_url in queues.items():
+        rule = f"{prefix}-{lane}"
+        events.put_rule(
+            Name=rule,
+            EventBusName=bus,
+            Description=f"mailwright requests for the {lane} lane",
+            EventPattern=json.dumps({"detail-type": [EVENT_DETAIL_TYPE], "detail": {"priority": priority_filter(lane)}}),
+        )
+        events.put_targets(
+            Rule=rule,
+            EventBusName=bus,
+            Targets=[
+                {
+                    "Id": f"{lane}-queue",
+                    "Arn": queue_arn(sqs, queue_url),
+                    "InputTransformer": {"InputPathsMap": {"detail": "$.detail"}, "InputTemplate": "<detail>"},
+                    "DeadLetterConfig": {"Arn": dlq_arn},
+                    "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+                }
+            ],
+        )
+    return bus, ingest_dlq
+
+
 def provision(
     config: MailwrightConfig,
     *,
@@ -113,6 +181,7 @@ def provision(
     s3 = session.client("s3")
     ses = session.client("sesv2")
     secrets_client = session.client("secretsmanager")
+    events = session.client("events")
 
     queues, dlqs = {}, {}
     for lane in LANES:
@@ -134,6 +203,7 @@ def provision(
             },
         )["QueueUrl"]
         dlqs[lane] = dlq_url
+    event_bus, ingest_dlq = provision_ingest(config, events=events, sqs=sqs, queues=queues, prefix=prefix)
 
     names = {
         "preferences": f"{prefix}-preferences",
@@ -176,4 +246,60 @@ def provision(
         messages_table=names["messages"],
         configuration_set=configuration_set,
         unsubscribe_secret_arn=secret_arn,
+        event_bus=event_bus,
+        ingest_dlq=ingest_dlq,
+        sender_identity=config.identity,
     )
+
+
+@dataclass(frozen=True)
+class FeedbackResources:
+    """The SES feedback path: events topic -> feedback queue (+DLQ) -> feedback function, and its settings."""
+
+    topic_arn: str
+    queue_url: str
+    dlq_url: str
+    environment: dict[str, str]
+    batch_size: int = 10
+    batching_window_seconds: int = 1
+    max_concurrency: int = 2
+    timeout_seconds: int = 30
+    max_receive_count: int = 5
+
+
+def provision_feedback(
+    config: MailwrightConfig,
+    resources: StackResources,
+    *,
+    session: boto3.session.Session,
+    prefix: str = "mailwright",
+) -> FeedbackResources:
+    """The topic SES publishes events to, its SQS subscription (SNS envelopes) and the feedback DLQ."""
+    sqs = session.client("sqs")
+    sns = session.client("sns")
+    shape = FeedbackResources(topic_arn="", queue_url="", dlq_url="", environment={})
+    dlq_url = sqs.create_queue(
+        QueueName=f"{prefix}-feedback-dlq",
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+    )["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{prefix}-feedback",
+        Attributes={
+            "VisibilityTimeout": str(6 * shape.timeout_seconds),
+            "MessageRetentionPeriod": str(4 * 86400),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": shape.max_receive_count}
+            ),
+        },
+    )["QueueUrl"]
+    topic_arn = sns.create_topic(Name=f"{prefix}-ses-events")["TopicArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(sqs, queue_url))
+    environment = {
+        Env.SUPPRESSION_TABLE: resources.suppression_table,
+        Env.MESSAGES_TABLE: resources.messages_table,
+        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
+        "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
+    }
+    return dataclasses.replace(shape, topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)

@@ -56,3 +56,12 @@ def mask_address(address: str) -> str:
     # A one- or two-letter local part would be given away by its first letter.
     shown = local[:1] if len(local) > 2 else ""
     return f"{shown}***@{domain}"
+
+
+# Anything shaped like an address inside free text (SMTP diagnostics, notes), angle brackets or not.
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:@]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.IGNORECASE)
+
+
+def scrub_addresses(text: str) -> str:
+    """`text` with every address in it masked, so it may be stored or logged."""
+    return _ADDRESS_IN_TEXT.sub(lambda match: mask_address(match.group(0)), text)

@@ -65,6 +65,11 @@ class Env:
     RATE_LIMITS = "MAILWRIGHT_RATE_LIMITS"
     TEMPLATE_CACHE_SECONDS = "MAILWRIGHT_TEMPLATE_CACHE_SECONDS"
     MAX_BACKOFF_SECONDS = "MAILWRIGHT_MAX_BACKOFF_SECONDS"
+    # Read by the feedback function only.
+    SOFT_BOUNCE_THRESHOLD = "MAILWRIGHT_SOFT_BOUNCE_THRESHOLD"
+    SOFT_BOUNCE_WINDOW_DAYS = "MAILWRIGHT_SOFT_BOUNCE_WINDOW_DAYS"
+    SOFT_BOUNCE_SUPPRESSION_DAYS = "MAILWRIGHT_SOFT_BOUNCE_SUPPRESSION_DAYS"
+    MIRROR_SES_SUPPRESSION = "MAILWRIGHT_MIRROR_SES_SUPPRESSION"
 
 
 class Keys:
@@ -90,6 +95,11 @@ class Outputs:
     MESSAGES_TABLE = "MessagesTableName"
     CONFIGURATION_SET = "ConfigurationSetName"
     INGEST_DLQ_URL = "IngestDlqUrl"
+    FEEDBACK_QUEUE_URL = "FeedbackQueueUrl"
+    FEEDBACK_DLQ_URL = "FeedbackDlqUrl"
+    FEEDBACK_TOPIC_ARN = "FeedbackTopicArn"
+    FEEDBACK_WORKER_NAME = "FeedbackWorkerName"
+    UNSUBSCRIBE_URL = "UnsubscribeUrl"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -109,3 +119,7 @@ class Outputs:
 
 # The Lambda handler of the send worker, named by string so infra never imports it.
 SEND_WORKER_HANDLER = "mailwright.handlers.send_worker.handler"
+# The feedback function: SES events from the feedback queue.
+FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
+# The unsubscribe endpoint (a Lambda function URL): the preference page and RFC 8058 one-click POSTs.
+UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"

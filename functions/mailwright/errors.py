@@ -63,3 +63,27 @@ class ConfigurationError(MailwrightError):
 
 class TemplateFormatError(MailwrightError):
     """A template directory or bundle is malformed (found when bundling or validating, not at send time)."""
+
+
+class SuppressionError(MailwrightError):
+    """A suppression change was refused (bad reason, no actor...)."""
+
+
+class NotSuppressedError(SuppressionError):
+    """The address has no active suppression to remove."""
+
+    def __init__(self, masked: str) -> None:
+        super().__init__(f"{masked} is not suppressed")
+        self.masked = masked
+
+
+class ComplaintRemovalError(SuppressionError):
+    """The address complained: lifting its suppression needs an explicit force flag."""
+
+    def __init__(self, masked: str) -> None:
+        super().__init__(f"{masked} is suppressed after a complaint; removing it needs force")
+        self.masked = masked
+
+
+class FeedbackFormatError(MailwrightError):
+    """A feedback message is not an SES event this service can read (it is failed, so it reaches the DLQ)."""

@@ -176,3 +176,151 @@ class RetryScheduler(Protocol):
     def delay(self, receipts: Sequence[tuple[str, int]]) -> None:
         """Make each (receipt handle, seconds) message visible again after that many seconds."""
         ...
+
+
+class PreferenceWriter(Protocol):
+    """Changes one user's consent, keeping every attribute it does not name (email, locale).
+
+    Both methods record when (`updated_at`, epoch seconds) and through what
+    (`source`) the change was made, and return the preferences as stored afterwards.
+    """
+
+    def add_opt_out(self, user_id: str, category: str, *, source: str, updated_at: float) -> Preferences:
+        """Add one category to the user's opt-outs, atomically (no read-modify-write)."""
+        ...
+
+    def set_choices(
+        self, user_id: str, *, opted_out: frozenset[str], unsubscribed_all: bool, source: str, updated_at: float
+    ) -> Preferences:
+        """Replace the user's opt-outs and global unsubscribe with these choices."""
+        ...
+
+
+# -- suppression lifecycle and SES feedback -----------------------------------
+
+# Why an address is suppressed (see mailwright.suppression for what each blocks).
+REASON_BOUNCE = "BOUNCE"
+REASON_COMPLAINT = "COMPLAINT"
+REASON_SOFT_BOUNCE = "SOFT_BOUNCE"
+REASON_MANUAL = "MANUAL"
+SUPPRESSION_REASONS: tuple[str, ...] = (REASON_BOUNCE, REASON_COMPLAINT, REASON_SOFT_BOUNCE, REASON_MANUAL)
+
+
+@dataclass(frozen=True)
+class SuppressionEntry:
+    """A suppression as stored: keyed by the address hash, with a masked form for people; never the address."""
+
+    address_hash: str
+    masked: str
+    reason: str
+    scope: str
+    created_at: float
+    expires_at: int | None = None
+    source: str = ""
+    # Every reason that applied while the entry existed; the strongest is `reason`.
+    reasons: frozenset[str] = frozenset()
+    updated_at: float | None = None
+    actor: str = ""
+    note: str = ""
+    # Bumped by every write, for optimistic concurrency.
+    version: int = 0
+
+    def active(self, now: float) -> bool:
+        """Whether it still applies at `now` (TTL deletes expired items lazily)."""
+        return self.expires_at is None or self.expires_at > now
+
+    def as_suppression(self) -> Suppression:
+        """The view the send worker reads."""
+        return Suppression(self.address_hash, self.reason, self.scope, self.expires_at)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One change to an address's suppression: when, who, why, and what it did. Outlives the suppression."""
+
+    address_hash: str
+    at: float
+    action: str
+    reason: str
+    actor: str
+    note: str = ""
+    source: str = ""
+    outcome: str = ""
+    masked: str = ""
+
+
+class SuppressionLedger(Protocol):
+    """The suppression table as the suppression service keeps it: entries, their audit trail, soft-bounce counts."""
+
+    def get(self, address_hash: str) -> SuppressionEntry | None: ...
+
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
+        """Store `entry` and `audit` together if the stored version is `expected_version` (None: no entry).
+
+        False when another writer moved first.
+        """
+        ...
+
+    def delete(self, address_hash: str, *, expected_version: int, audit: AuditRecord) -> bool:
+        """Delete the entry and store `audit` together, if the stored version is `expected_version`."""
+        ...
+
+    def append_audit(self, record: AuditRecord) -> None: ...
+
+    def audit(self, address_hash: str) -> list[AuditRecord]: ...
+
+    def entries(self, *, limit: int, now: float) -> list[SuppressionEntry]:
+        """Up to `limit` entries active at `now` (audit trails and counters are not entries)."""
+        ...
+
+    def add_soft_bounce(self, address_hash: str, *, key: str, at: float, expires_at: int) -> list[float]:
+        """Count one soft bounce at `at`, once per `key`; return the times of all soft bounces kept."""
+        ...
+
+    def reset_soft_bounces(self, address_hash: str) -> None: ...
+
+
+class SuppressionMirror(Protocol):
+    """A second copy of suppressions kept outside mailwright (the SES account-level suppression list)."""
+
+    def put(self, address: str, reason: str) -> None: ...
+
+    def delete(self, address: str) -> None: ...
+
+
+# What FeedbackLog.append did.
+APPEND_OK = "appended"
+APPEND_DUPLICATE = "duplicate"
+APPEND_NO_REQUEST = "no_request"
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """What the message log keeps of one SES event: masked and hashed recipients, address-free details."""
+
+    key: str
+    event_type: str
+    status: str
+    rank: int | None
+    at: float
+    ses_message_id: str
+    recipients: tuple[str, ...] = ()
+    recipient_hashes: tuple[str, ...] = ()
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+class FeedbackLog(Protocol):
+    """Where SES events meet the message log: finds the request and appends to its history."""
+
+    def find_request_id(self, ses_message_id: str) -> str | None: ...
+
+    def append(self, request_id: str, record: FeedbackRecord, *, require_request: bool = True) -> str:
+        """Add the event to the request (once per `record.key`): APPEND_OK, APPEND_DUPLICATE or APPEND_NO_REQUEST.
+
+        With `require_request=False` the event is stored even when the request item is missing.
+        """
+        ...
+
+    def append_unattributed(self, record: FeedbackRecord) -> None:
+        """Store an event no request could be found for, under its SES message id."""
+        ...

@@ -105,3 +105,75 @@ def parse_rate_limits(raw: str) -> dict[str, RateLimit]:
     if bad:
         raise ConfigurationError(f"{Env.RATE_LIMITS}: limit and window_seconds must be positive for {', '.join(bad)}")
     return limits
+
+
+@dataclass(frozen=True)
+class UnsubscribeSettings:
+    """Everything the unsubscribe endpoint reads from its environment.
+
+    It needs no base URL of its own: its pages post back to the URL they were
+    opened at, so they work the same behind a custom domain.
+    """
+
+    preferences_table: str
+    unsubscribe_secret_arn: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> UnsubscribeSettings:
+        """Parse the environment; raise ConfigurationError naming every missing key."""
+        env = os.environ if environ is None else environ
+        required = {"preferences_table": Env.PREFERENCES_TABLE, "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN}
+        missing = [key for key in required.values() if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return cls(**{name: env[key] for name, key in required.items()})
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    """Everything the feedback function reads from its environment."""
+
+    suppression_table: str
+    messages_table: str
+    message_log_ttl_days: int = 90
+    soft_bounce_threshold: int = 3
+    soft_bounce_window_days: int = 7
+    soft_bounce_suppression_days: int = 14
+    mirror_ses_suppression: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        required = {"suppression_table": Env.SUPPRESSION_TABLE, "messages_table": Env.MESSAGES_TABLE}
+        missing = [key for key in required.values() if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        numbers = {
+            "message_log_ttl_days": Env.MESSAGE_LOG_TTL_DAYS,
+            "soft_bounce_threshold": Env.SOFT_BOUNCE_THRESHOLD,
+            "soft_bounce_window_days": Env.SOFT_BOUNCE_WINDOW_DAYS,
+            "soft_bounce_suppression_days": Env.SOFT_BOUNCE_SUPPRESSION_DAYS,
+        }
+        values: dict[str, int] = {}
+        for name, key in numbers.items():
+            raw = env.get(key)
+            try:
+                values[name] = int(raw) if raw else getattr(cls, name)
+            except ValueError:
+                raise ConfigurationError(f"{key} must be a whole number, got {raw!r}") from None
+            if values[name] < 1:
+                raise ConfigurationError(f"{key} must be at least 1, got {values[name]}")
+        mirror = env.get(Env.MIRROR_SES_SUPPRESSION, "").strip().lower()
+        if mirror not in _TRUE | _FALSE:
+            raise ConfigurationError(f"{Env.MIRROR_SES_SUPPRESSION} must be true or false, got {mirror!r}")
+        return cls(
+            suppression_table=env[Env.SUPPRESSION_TABLE],
+            messages_table=env[Env.MESSAGES_TABLE],
+            mirror_ses_suppression=mirror in _TRUE,
+            **values,
+        )

@@ -21,6 +21,10 @@ class InvalidTokenError(ValueError):
     """The token is malformed, tampered with, or expired."""
 
 
+class ExpiredTokenError(InvalidTokenError):
+    """The token is genuine but past its expiry."""
+
+
 @dataclass(frozen=True)
 class UnsubscribeClaim:
     """What a valid token says: this user may change this category until `expires_at`."""
@@ -70,7 +74,7 @@ class TokenSigner:
         except ValueError:
             raise InvalidTokenError("the link is garbled") from None
         if expires_at < (time.time() if now is None else now):
-            raise InvalidTokenError("the link has expired")
+            raise ExpiredTokenError("the link has expired")
         return UnsubscribeClaim(user_id=user_id, category=category, expires_at=expires_at)
 
     def links(self, base_url: str, user_id: str, category: str) -> dict[str, str]:

@@ -1,8 +1,9 @@
-"""The composition root: builds the send service from settings and boto3 clients, once per container."""
+"""The composition root: builds the services from settings and boto3 clients, once per container."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,39 +13,63 @@ import boto3
 from mailwright.adapters.aws import client_config
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
+    DynamoFeedbackLog,
     DynamoMessageLog,
     DynamoPreferenceStore,
+    DynamoPreferenceWriter,
     DynamoRateLimiter,
+    DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
 from mailwright.adapters.s3 import S3TemplateSource
-from mailwright.adapters.ses import SesEmailSender
+from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.sqs import SqsRetryScheduler
+from mailwright.feedback import FeedbackService
 from mailwright.pacing import Pacer
 from mailwright.ports import EmailSender
+from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
-from mailwright.settings import WorkerSettings
-from mailwright.tokens import TokenSigner
+from mailwright.settings import FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.suppression import SoftBouncePolicy, SuppressionService
+from mailwright.tokens import TokenSigner, UnsubscribeClaim
+
+
+class SecretSigner:
+    """The unsubscribe TokenSigner keyed by the secret in Secrets Manager, read on first use and kept.
+
+    Shared by the send worker (signs links) and the unsubscribe endpoint (verifies them).
+    """
+
+    def __init__(self, client: Any, secret_arn: str) -> None:
+        self._client = client
+        self._secret_arn = secret_arn
+        self._signer: TokenSigner | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TokenSigner:
+        """The signer; the first call reads the secret (a failure is raised and retried on the next call)."""
+        if self._signer is None:
+            with self._lock:
+                if self._signer is None:
+                    secret = self._client.get_secret_value(SecretId=self._secret_arn)["SecretString"]
+                    self._signer = TokenSigner(secret.encode("utf-8"))
+        return self._signer
+
+    def verify(self, token: str) -> UnsubscribeClaim:
+        """The claim of a token; raise InvalidTokenError when it is forged, garbled or expired."""
+        return self.get().verify(token)
 
 
 class SecretLinkMaker:
     """Signs unsubscribe links with the key in Secrets Manager, read on first use and kept."""
 
     def __init__(self, client: Any, secret_arn: str, base_url: str) -> None:
-        self._client = client
-        self._secret_arn = secret_arn
+        self._signer = SecretSigner(client, secret_arn)
         self._base_url = base_url
-        self._signer: TokenSigner | None = None
-        self._lock = threading.Lock()
 
     def __call__(self, user_id: str, category: str) -> dict[str, str]:
         """`unsubscribe_url` and `preferences_url` for a user and category."""
-        if self._signer is None:
-            with self._lock:
-                if self._signer is None:
-                    secret = self._client.get_secret_value(SecretId=self._secret_arn)["SecretString"]
-                    self._signer = TokenSigner(secret.encode("utf-8"))
-        return self._signer.links(self._base_url, user_id, category)
+        return self._signer.get().links(self._base_url, user_id, category)
 
 
 def build_send_service(
@@ -89,3 +114,69 @@ def build_send_service(
         pacer=Pacer(settings.send_rate_per_worker),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
     )
+
+
+def build_unsubscribe_service(
+    settings: UnsubscribeSettings, *, session: boto3.session.Session | None = None
+) -> UnsubscribeService:
+    """An UnsubscribeService wired to AWS (the preferences table and the signing secret), once per container."""
+    session = session or boto3.session.Session()
+    # A recipient is waiting for the page: fail fast rather than retry for long.
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    secrets = session.client("secretsmanager", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    preferences = PreferenceService(
+        DynamoPreferenceStore(dynamodb, settings.preferences_table),
+        DynamoPreferenceWriter(dynamodb, settings.preferences_table),
+    )
+    return UnsubscribeService(preferences, SecretSigner(secrets, settings.unsubscribe_secret_arn).verify)
+
+
+def build_suppression_service(
+    *,
+    suppression_table: str,
+    session: boto3.session.Session | None = None,
+    mirror_to_ses: bool = False,
+    clock: Callable[[], float] = time.time,
+    soft_bounce: SoftBouncePolicy | None = None,
+) -> SuppressionService:
+    """A SuppressionService on the suppression table; with `mirror_to_ses`, kept in step with SES's own list."""
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
+    return _suppression_service(dynamodb, session, suppression_table, mirror_to_ses, clock, soft_bounce)
+
+
+def _suppression_service(
+    dynamodb: Any,
+    session: boto3.session.Session,
+    suppression_table: str,
+    mirror_to_ses: bool,
+    clock: Callable[[], float],
+    soft_bounce: SoftBouncePolicy | None,
+) -> SuppressionService:
+    mirror = None
+    if mirror_to_ses:
+        mirror = SesSuppressionMirror(session.client("sesv2", config=client_config(max_attempts=3)))
+    return SuppressionService(
+        DynamoSuppressionLedger(dynamodb, suppression_table), mirror=mirror, soft_bounce=soft_bounce, clock=clock
+    )
+
+
+def build_feedback_service(
+    settings: FeedbackSettings,
+    *,
+    session: boto3.session.Session | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FeedbackService:
+    """A FeedbackService wired to the suppression and messages tables (and SES, when mirroring)."""
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
+    soft_bounce = SoftBouncePolicy(
+        threshold=settings.soft_bounce_threshold,
+        window_seconds=settings.soft_bounce_window_days * 86400,
+        suppression_seconds=settings.soft_bounce_suppression_days * 86400,
+    )
+    suppressions = _suppression_service(
+        dynamodb, session, settings.suppression_table, settings.mirror_ses_suppression, clock, soft_bounce
+    )
+    log = DynamoFeedbackLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days, clock=clock)
+    return FeedbackService(suppressions=suppressions, log=log)

@@ -29,5 +29,14 @@ def config(synthesized: Synthesized) -> MailwrightConfig:
 
 @pytest.fixture(scope="session")
 def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The stack with a sending domain set, so the identity is the domain (Easy DKIM)."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out-domain"), domain="example.com", sender="no-reply@example.com")
+    """The stack with a sending domain set, so the identity is the domain (Easy DKIM).
+
+    It also switches on the settings that are off in cdk.json (mirroring to SES's
+    suppression list), so one more synth covers both.
+    """
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out-domain"),
+        domain="example.com",
+        sender="no-reply@example.com",
+        mirror_ses_suppression_list=True,
+    )

@@ -22,6 +22,7 @@ RESOURCES = WorkerResources(
     messages_table="mailwright-messages",
     configuration_set="mailwright-events",
     unsubscribe_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mailwright/unsubscribe",
+    unsubscribe_base_url="https://abc123.lambda-url.us-east-1.on.aws/",
 )
 REQUIRED = [
     Env.LANE,
@@ -54,7 +55,7 @@ def test_full_environment_parses(lane: str) -> None:
     assert settings.queue_url == QUEUE_URL
     assert settings.messages_table == RESOURCES.messages_table
     assert settings.from_address == config.from_address
-    assert settings.unsubscribe_base_url == config.unsubscribe_base_url
+    assert settings.unsubscribe_base_url == (config.unsubscribe_base_url or RESOURCES.unsubscribe_base_url)
     assert settings.postal_address == config.postal_address
     assert settings.send_rate_per_worker == config.send_rate_per_worker
     assert settings.idempotency_ttl_seconds == config.idempotency_ttl_hours * 3600

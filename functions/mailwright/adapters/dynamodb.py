@@ -16,9 +16,22 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import MESSAGE_LOG_REQUEST_SK, Keys
+from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, Keys
 from mailwright.errors import TransientError
-from mailwright.ports import SCOPE_ALL, ClaimRecord, ClaimResult, Outcome, Preferences, Suppression
+from mailwright.ports import (
+    APPEND_DUPLICATE,
+    APPEND_NO_REQUEST,
+    APPEND_OK,
+    SCOPE_ALL,
+    AuditRecord,
+    ClaimRecord,
+    ClaimResult,
+    FeedbackRecord,
+    Outcome,
+    Preferences,
+    Suppression,
+    SuppressionEntry,
+)
 from mailwright.settings import RateLimit
 
 _deserializer = TypeDeserializer()
@@ -63,8 +76,15 @@ class _BatchReader:
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for chunk in _chunks(keys, BATCH_GET_LIMIT):
+            # Strongly consistent: an unsubscribe or a bounce recorded a moment ago must
+            # already stop the very next send (it doubles the read cost of tiny items).
             request: dict[str, Any] = {
-                table: {"Keys": list(chunk), "ProjectionExpression": projection, "ExpressionAttributeNames": names}
+                table: {
+                    "Keys": list(chunk),
+                    "ProjectionExpression": projection,
+                    "ExpressionAttributeNames": names,
+                    "ConsistentRead": True,
+                }
             }
             for attempt in range(UNPROCESSED_ATTEMPTS):
                 try:
@@ -117,13 +137,8 @@ class DynamoPreferenceStore:
         names = {"#k": Keys.PREFERENCES_PK, "#u": "unsubscribed_all", "#o": "opted_out", "#l": "locale"}
         found = {}
         for raw in self._reader.read(self._table, keys, "#k, #u, #o, #l", names):
-            item = _plain(raw)
-            found[item[Keys.PREFERENCES_PK]] = Preferences(
-                user_id=item[Keys.PREFERENCES_PK],
-                unsubscribed_all=bool(item.get("unsubscribed_all", False)),
-                opted_out=frozenset(item.get("opted_out") or ()),
-                locale=item.get("locale"),
-            )
+            preferences = _preferences(_plain(raw))
+            found[preferences.user_id] = preferences
         return found
 
 
@@ -338,3 +353,483 @@ class DynamoMessageLog:
             return None
         request["events"] = [i for i in items if i.get(Keys.MESSAGES_SK) != MESSAGE_LOG_REQUEST_SK]
         return request
+
+
+def _preferences(item: dict[str, Any]) -> Preferences:
+    """A preferences item (plain values) as the worker reads it."""
+    return Preferences(
+        user_id=item[Keys.PREFERENCES_PK],
+        unsubscribed_all=bool(item.get("unsubscribed_all", False)),
+        opted_out=frozenset(item.get("opted_out") or ()),
+        locale=item.get("locale"),
+    )
+
+
+class DynamoPreferenceWriter:
+    """PreferenceWriter over the preferences table.
+
+    UpdateItem (never PutItem), so attributes written elsewhere, such as
+    `email` and `locale`, survive a change of consent. `opted_out` is a string
+    set, and DynamoDB forbids empty sets: no opt-outs means no attribute.
+    """
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def add_opt_out(self, user_id: str, category: str, *, source: str, updated_at: float) -> Preferences:
+        """Add `category` to `opted_out` with ADD: concurrent opt-outs of other categories are not lost."""
+        return self._update(
+            user_id,
+            "ADD #o :category SET #at = :at, #src = :src",
+            {"#o": "opted_out"},
+            {":category": {"SS": [category]}},
+            source=source,
+            updated_at=updated_at,
+        )
+
+    def set_choices(
+        self, user_id: str, *, opted_out: frozenset[str], unsubscribed_all: bool, source: str, updated_at: float
+    ) -> Preferences:
+        """Set `unsubscribed_all` and replace `opted_out` (removing it when empty)."""
+        values: dict[str, Any] = {":all": {"BOOL": unsubscribed_all}}
+        if opted_out:
+            values[":opted"] = {"SS": sorted(opted_out)}
+            expression = "SET #u = :all, #o = :opted, #at = :at, #src = :src"
+        else:
+            expression = "SET #u = :all, #at = :at, #src = :src REMOVE #o"
+        return self._update(
+            user_id,
+            expression,
+            {"#u": "unsubscribed_all", "#o": "opted_out"},
+            values,
+            source=source,
+            updated_at=updated_at,
+        )
+
+    def _update(
+        self,
+        user_id: str,
+        expression: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        *,
+        source: str,
+        updated_at: float,
+    ) -> Preferences:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={Keys.PREFERENCES_PK: {"S": user_id}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={**names, "#at": "updated_at", "#src": "source"},
+                ExpressionAttributeValues={**values, ":at": {"N": f"{updated_at:.3f}"}, ":src": {"S": source}},
+                # The page shows the stored result; a read after the write could be stale.
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return _preferences(_plain(response["Attributes"]))
+
+
+# -- suppression lifecycle and SES feedback -------------------------------------
+
+AUDIT_PREFIX = "audit#"
+SOFT_BOUNCE_PREFIX = "soft#"
+# The soft-bounce window only needs recent bounces; older marks are dropped past this many.
+SOFT_BOUNCE_KEEP = 100
+UNATTRIBUTED_PREFIX = "ses#"
+EVENT_PREFIX = "event#"
+
+
+def _entry(item: dict[str, Any]) -> SuppressionEntry:
+    expires = item.get(Keys.TTL)
+    updated = item.get("updated_at")
+    return SuppressionEntry(
+        address_hash=item[Keys.SUPPRESSION_PK],
+        masked=str(item.get("masked", "***")),
+        reason=str(item.get("reason", "UNKNOWN")),
+        scope=str(item.get("scope", SCOPE_ALL)),
+        created_at=float(item.get("created_at", 0)),
+        expires_at=int(expires) if expires is not None else None,
+        source=str(item.get("source", "")),
+        reasons=frozenset(item.get("reasons") or ()),
+        updated_at=float(updated) if updated is not None else None,
+        actor=str(item.get("actor", "")),
+        note=str(item.get("note", "")),
+        version=int(item.get("version", 0)),
+    )
+
+
+def _audit_record(address_hash: str, masked: str, value: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        address_hash=address_hash,
+        at=float(value.get("at", 0)),
+        action=str(value.get("action", "")),
+        reason=str(value.get("reason", "")),
+        actor=str(value.get("actor", "")),
+        note=str(value.get("note", "")),
+        source=str(value.get("source", "")),
+        outcome=str(value.get("outcome", "")),
+        masked=masked,
+    )
+
+
+class DynamoSuppressionLedger:
+    """SuppressionLedger over the suppression table.
+
+    Entries sit under the address hash, exactly as DynamoSuppressionStore reads
+    them. Each address's audit trail is one item under `audit#<hash>` (a list,
+    appended to) and its soft-bounce count one under `soft#<hash>` (expiring):
+    a `#` never occurs in a hex hash, so these keys cannot collide with one.
+    """
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def get(self, address_hash: str) -> SuppressionEntry | None:
+        """The stored entry (expired or not), read consistently."""
+        item = self._get(address_hash)
+        return _entry(_plain(item)) if item else None
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={Keys.SUPPRESSION_PK: {"S": key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    @staticmethod
+    def _item(entry: SuppressionEntry) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            Keys.SUPPRESSION_PK: {"S": entry.address_hash},
+            "masked": {"S": entry.masked},
+            "reason": {"S": entry.reason},
+            "scope": {"S": entry.scope},
+            "created_at": {"N": f"{entry.created_at:.3f}"},
+            "source": {"S": entry.source},
+            "reasons": {"SS": sorted(entry.reasons | {entry.reason})},
+            "actor": {"S": entry.actor},
+            "note": {"S": entry.note},
+            "version": {"N": str(entry.version)},
+        }
+        if entry.updated_at is not None:
+            item["updated_at"] = {"N": f"{entry.updated_at:.3f}"}
+        if entry.expires_at is not None:
+            item[Keys.TTL] = {"N": str(entry.expires_at)}
+        return item
+
+    def _audit_update(self, record: AuditRecord) -> dict[str, Any]:
+        value = {
+            "at": {"N": f"{record.at:.3f}"},
+            "action": {"S": record.action},
+            "reason": {"S": record.reason},
+            "actor": {"S": record.actor},
+            "note": {"S": record.note},
+            "source": {"S": record.source},
+            "outcome": {"S": record.outcome},
+        }
+        return {
+            "TableName": self._table,
+            "Key": {Keys.SUPPRESSION_PK: {"S": AUDIT_PREFIX + record.address_hash}},
+            "UpdateExpression": "SET #entries = list_append(if_not_exists(#entries, :empty), :record), #m = :masked",
+            "ExpressionAttributeNames": {"#entries": "entries", "#m": "masked"},
+            "ExpressionAttributeValues": {
+                ":empty": {"L": []},
+                ":record": {"L": [{"M": value}]},
+                ":masked": {"S": record.masked or "***"},
+            },
+        }
+
+    @staticmethod
+    def _version_condition(expected_version: int) -> dict[str, Any]:
+        # Items written before versions existed (or by hand) have none: they count as version 0.
+        return {
+            "ConditionExpression": "attribute_exists(#k) AND (attribute_not_exists(#v) OR #v = :v)",
+            "ExpressionAttributeNames": {"#k": Keys.SUPPRESSION_PK, "#v": "version"},
+            "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
+        }
+
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
+        """Put the entry and append its audit record in one transaction, if nobody wrote in between."""
+        put: dict[str, Any] = {"TableName": self._table, "Item": self._item(entry)}
+        if expected_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(#k)"
+            put["ExpressionAttributeNames"] = {"#k": Keys.SUPPRESSION_PK}
+        else:
+            put.update(self._version_condition(expected_version))
+        return self._transact([{"Put": put}, {"Update": self._audit_update(audit)}])
+
+    def delete(self, address_hash: str, *, expected_version: int, audit: AuditRecord) -> bool:
+        """Delete the entry and append the audit record in one transaction, if nobody wrote in between."""
+        delete = {
+            "TableName": self._table,
+            "Key": {Keys.SUPPRESSION_PK: {"S": address_hash}},
+            **self._version_condition(expected_version),
+        }
+        return self._transact([{"Delete": delete}, {"Update": self._audit_update(audit)}])
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            reasons: Any = exc.response.get("CancellationReasons") or []
+            if error_code(exc) == "TransactionCanceledException" and any(
+                reason.get("Code") == "ConditionalCheckFailed" for reason in reasons
+            ):
+                return False
+            raise as_transient(exc, "dynamodb") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return True
+
+    def append_audit(self, record: AuditRecord) -> None:
+        """Append one audit record to the address's trail."""
+        try:
+            self._client.update_item(**self._audit_update(record))
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+
+    def audit(self, address_hash: str) -> list[AuditRecord]:
+        """The address's audit trail, in the order written."""
+        item = self._get(AUDIT_PREFIX + address_hash)
+        if not item:
+            return []
+        plain = _plain(item)
+        masked = str(plain.get("masked", ""))
+        return [_audit_record(address_hash, masked, value) for value in plain.get("entries", [])]
+
+    def entries(self, *, limit: int, now: float) -> list[SuppressionEntry]:
+        """Up to `limit` active entries, in scan order; audit trails and counters are skipped."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": (
+                "NOT begins_with(#k, :audit) AND NOT begins_with(#k, :soft) AND (attribute_not_exists(#e) OR #e > :now)"
+            ),
+            "ExpressionAttributeNames": {"#k": Keys.SUPPRESSION_PK, "#e": Keys.TTL},
+            "ExpressionAttributeValues": {
+                ":audit": {"S": AUDIT_PREFIX},
+                ":soft": {"S": SOFT_BOUNCE_PREFIX},
+                ":now": {"N": str(int(now))},
+            },
+        }
+        found: list[SuppressionEntry] = []
+        while len(found) < limit:
+            try:
+                response = self._client.scan(**params)
+            except (ClientError, BotoCoreError) as exc:
+                raise as_transient(exc, "dynamodb") from None
+            found.extend(_entry(_plain(item)) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
+
+    def add_soft_bounce(self, address_hash: str, *, key: str, at: float, expires_at: int) -> list[float]:
+        """Append `<at>|<key>` to the address's soft-bounce marks unless already there; return all their times."""
+        item_key = {Keys.SUPPRESSION_PK: {"S": SOFT_BOUNCE_PREFIX + address_hash}}
+        mark = f"{at:.3f}|{key}"
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=item_key,
+                UpdateExpression="SET #b = list_append(if_not_exists(#b, :empty), :mark), #e = :expires",
+                # A redelivered bounce carries the same key and time: it is counted once.
+                ConditionExpression="attribute_not_exists(#b) OR NOT contains(#b, :one)",
+                ExpressionAttributeNames={"#b": "bounces", "#e": Keys.TTL},
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":mark": {"L": [{"S": mark}]},
+                    ":one": {"S": mark},
+                    ":expires": {"N": str(expires_at)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+            marks = list(_plain(response["Attributes"]).get("bounces", []))
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise as_transient(exc, "dynamodb") from None
+            stored = self._get(SOFT_BOUNCE_PREFIX + address_hash)
+            marks = list(_plain(stored).get("bounces", [])) if stored else []
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+        if len(marks) > SOFT_BOUNCE_KEEP:
+            self._trim(item_key, marks)
+        return sorted(float(str(m).split("|", 1)[0]) for m in marks)
+
+    def _trim(self, item_key: dict[str, Any], marks: list[Any]) -> None:
+        kept = sorted(marks, key=lambda m: float(str(m).split("|", 1)[0]))[-SOFT_BOUNCE_KEEP:]
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=item_key,
+                UpdateExpression="SET #b = :kept",
+                ConditionExpression="size(#b) = :n",
+                ExpressionAttributeNames={"#b": "bounces"},
+                ExpressionAttributeValues={":kept": {"L": [{"S": str(m)} for m in kept]}, ":n": {"N": str(len(marks))}},
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):  # someone appended meanwhile: trim next time
+                raise as_transient(exc, "dynamodb") from None
+
+    def reset_soft_bounces(self, address_hash: str) -> None:
+        """Forget the address's soft bounces."""
+        try:
+            self._client.delete_item(
+                TableName=self._table, Key={Keys.SUPPRESSION_PK: {"S": SOFT_BOUNCE_PREFIX + address_hash}}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+
+
+class DynamoFeedbackLog:
+    """FeedbackLog over the messages table.
+
+    Each event is its own item beside the request (`sk = event#<time>#<type>#<id>`).
+    On the request item, which the send worker Puts, only UpdateItem is used:
+    `history` gets the event appended (once: `event_keys` remembers what was
+    appended, a list so the item stays plain JSON) and `delivery` moves forward along
+    the ranks; `status` is never touched.
+    """
+
+    def __init__(self, client: Any, table: str, *, ttl_days: int, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table
+        self._ttl_seconds = ttl_days * 86400
+        self._clock = clock
+
+    def _request_key(self, request_id: str) -> dict[str, Any]:
+        return {Keys.MESSAGES_PK: {"S": request_id}, Keys.MESSAGES_SK: {"S": MESSAGE_LOG_REQUEST_SK}}
+
+    def find_request_id(self, ses_message_id: str) -> str | None:
+        """The request whose send returned this SES message id, through the index (eventually consistent)."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=SES_MESSAGE_ID_INDEX,
+                KeyConditionExpression="#m = :id",
+                ExpressionAttributeNames={"#m": Keys.SES_MESSAGE_ID},
+                ExpressionAttributeValues={":id": {"S": ses_message_id}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        for item in response.get("Items", []):
+            if item.get(Keys.MESSAGES_SK, {}).get("S") == MESSAGE_LOG_REQUEST_SK:
+                return str(item[Keys.MESSAGES_PK]["S"])
+        return None
+
+    def append(self, request_id: str, record: FeedbackRecord, *, require_request: bool = True) -> str:
+        """Append the event to the request's history and store it beside the request."""
+        outcome = APPEND_OK
+        if require_request:
+            outcome = self._append_history(request_id, record)
+            if outcome == APPEND_NO_REQUEST:
+                return outcome
+            if record.rank is not None:
+                # Also for a duplicate: its first attempt may have stopped before this step.
+                self._advance_delivery(request_id, record)
+        self._put_event(request_id, record)
+        return outcome
+
+    def append_unattributed(self, record: FeedbackRecord) -> None:
+        """Store the event under `ses#<SES message id>`."""
+        self._put_event(UNATTRIBUTED_PREFIX + record.ses_message_id, record)
+
+    def _append_history(self, request_id: str, record: FeedbackRecord) -> str:
+        entry = {"status": {"S": record.status}, "at": {"N": f"{record.at:.3f}"}, "event": {"S": record.event_type}}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._request_key(request_id),
+                UpdateExpression=(
+                    "SET #h = list_append(if_not_exists(#h, :empty), :entry), "
+                    "#keys = list_append(if_not_exists(#keys, :empty), :key_list)"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND (attribute_not_exists(#keys) OR NOT contains(#keys, :key))"
+                ),
+                ExpressionAttributeNames={"#h": "history", "#keys": "event_keys", "#pk": Keys.MESSAGES_PK},
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":entry": {"L": [{"M": entry}]},
+                    ":key_list": {"L": [{"S": record.key}]},
+                    ":key": {"S": record.key},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise as_transient(exc, "dynamodb") from None
+            returned: Any = exc.response.get("Item")
+            exists = bool(returned) or self._request_exists(request_id)
+            return APPEND_DUPLICATE if exists else APPEND_NO_REQUEST
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return APPEND_OK
+
+    def _request_exists(self, request_id: str) -> bool:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=self._request_key(request_id),
+                ProjectionExpression="#pk",
+                ExpressionAttributeNames={"#pk": Keys.MESSAGES_PK},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return "Item" in response
+
+    def _advance_delivery(self, request_id: str, record: FeedbackRecord) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._request_key(request_id),
+                UpdateExpression="SET #d = :d, #r = :r, #at = :at",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND "
+                    "(attribute_not_exists(#r) OR #r < :r OR (#r = :r AND (attribute_not_exists(#at) OR #at <= :at)))"
+                ),
+                ExpressionAttributeNames={
+                    "#d": "delivery",
+                    "#r": "delivery_rank",
+                    "#at": "delivery_at",
+                    "#pk": Keys.MESSAGES_PK,
+                },
+                ExpressionAttributeValues={
+                    ":d": {"S": record.status},
+                    ":r": {"N": str(record.rank)},
+                    ":at": {"N": f"{record.at:.3f}"},
+                },
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):  # a later state is already recorded
+                raise as_transient(exc, "dynamodb") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+
+    def _put_event(self, partition: str, record: FeedbackRecord) -> None:
+        item: dict[str, Any] = {
+            Keys.MESSAGES_PK: {"S": partition},
+            Keys.MESSAGES_SK: {"S": EVENT_PREFIX + record.key},
+            "type": {"S": record.event_type},
+            "status": {"S": record.status},
+            "at": {"N": f"{record.at:.3f}"},
+            # Not named ses_message_id: event items stay out of the index of request items.
+            "message_id": {"S": record.ses_message_id},
+            Keys.TTL: {"N": str(int(self._clock() + self._ttl_seconds))},
+        }
+        if record.recipients:
+            item["recipients"] = {"L": [{"S": masked} for masked in record.recipients]}
+            item["recipient_hashes"] = {"L": [{"S": h} for h in record.recipient_hashes]}
+        if record.detail:
+            item["detail"] = {"M": {name: {"S": value} for name, value in record.detail.items()}}
+        try:
+            # Idempotent: the same event always lands on the same key.
+            self._client.put_item(TableName=self._table, Item=item)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None

@@ -50,3 +50,27 @@ class SesEmailSender:
         except BotoCoreError as exc:
             raise as_transient(exc, "ses") from None
         return str(response["MessageId"])
+
+
+class SesSuppressionMirror:
+    """SuppressionMirror over the SES account-level suppression list (SESv2 Put/DeleteSuppressedDestination)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put(self, address: str, reason: str) -> None:
+        """Add (or re-reason) the address; `reason` is BOUNCE or COMPLAINT, the two SES knows."""
+        try:
+            self._client.put_suppressed_destination(EmailAddress=address, Reason=reason)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "ses") from None
+
+    def delete(self, address: str) -> None:
+        """Remove the address; one that is not on the list is already removed."""
+        try:
+            self._client.delete_suppressed_destination(EmailAddress=address)
+        except ClientError as exc:
+            if error_code(exc) != "NotFoundException":
+                raise as_transient(exc, "ses") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "ses") from None

@@ -1,0 +1,156 @@
+"""SES feedback: configuration set events -> SNS topic -> SQS queue (+ DLQ) -> feedback function.
+
+SQS sits between SNS and the function so that a burst of bounces after a
+newsletter waits in a queue instead of being throttled away, and so that a
+message the function cannot read ends in a DLQ instead of vanishing.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import (
+    FEEDBACK_BATCH_SIZE,
+    FEEDBACK_MAX_CONCURRENCY,
+    FEEDBACK_MAX_RECEIVE_COUNT,
+    FEEDBACK_MEMORY_MB,
+    FEEDBACK_TIMEOUT_SECONDS,
+    FEEDBACK_VISIBILITY_TIMEOUT_SECONDS,
+    FeedbackResources,
+    MailwrightConfig,
+    feedback_environment,
+)
+from mailwright.constants import FEEDBACK_HANDLER
+
+# Every event type SES can publish: the message log wants all of them, not only bounces and complaints.
+ALL_EVENTS: tuple[ses.EmailSendingEvent, ...] = (
+    ses.EmailSendingEvent.SEND,
+    ses.EmailSendingEvent.DELIVERY,
+    ses.EmailSendingEvent.BOUNCE,
+    ses.EmailSendingEvent.COMPLAINT,
+    ses.EmailSendingEvent.REJECT,
+    ses.EmailSendingEvent.OPEN,
+    ses.EmailSendingEvent.CLICK,
+    ses.EmailSendingEvent.DELIVERY_DELAY,
+    ses.EmailSendingEvent.RENDERING_FAILURE,
+    ses.EmailSendingEvent.SUBSCRIPTION,
+)
+DLQ_RETENTION = Duration.days(14)
+# Feedback is the service's memory of bad addresses: keep it as long as SQS allows.
+QUEUE_RETENTION = Duration.days(14)
+
+
+class Feedback(Construct):
+    """The feedback path: `key`, `topic`, `queue`, `dead_letter_queue`, `function`, `event_destination`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: MailwrightConfig,
+        code: lambda_.Code,
+        configuration_set: ses.IConfigurationSet,
+        resources: FeedbackResources,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        configuration_set_arn = stack.format_arn(
+            service="ses", resource="configuration-set", resource_name=configuration_set.configuration_set_name
+        )
+
+        # SES cannot publish to a topic encrypted with the AWS managed key (alias/aws/sns):
+        # its key policy cannot be changed to let SES use it. A customer managed key can.
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description="Encrypts the mailwright SES feedback topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSesToPublishToTheEncryptedTopic",
+                principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                # In a key policy, "*" is the key itself.
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": configuration_set_arn},
+                },
+            )
+        )
+        self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "Dlq",
+            retention_period=DLQ_RETENTION,
+            # SQS-managed keys work with SNS; a queue under alias/aws/sqs could not receive from it.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            visibility_timeout=Duration.seconds(FEEDBACK_VISIBILITY_TIMEOUT_SECONDS),
+            retention_period=QUEUE_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=FEEDBACK_MAX_RECEIVE_COUNT
+            ),
+        )
+        # Raw message delivery off: the function reads the SNS envelope (and raw events too).
+        # Messages SNS cannot deliver to the queue wait in the DLQ as well.
+        self.topic.add_subscription(
+            subscriptions.SqsSubscription(
+                self.queue, raw_message_delivery=False, dead_letter_queue=self.dead_letter_queue
+            )
+        )
+
+        # The destination also adds the topic policy: only ses.amazonaws.com may publish, for
+        # this account (aws:SourceAccount) and this configuration set (aws:SourceArn).
+        self.event_destination = ses.ConfigurationSetEventDestination(
+            self,
+            "EventDestination",
+            configuration_set=configuration_set,
+            destination=ses.EventDestination.sns_topic(self.topic),
+            events=list(ALL_EVENTS),
+            enabled=True,
+        )
+
+        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
+        self.function = lambda_.Function(
+            self,
+            "Worker",
+            description="mailwright feedback: SES events to suppressions and the message log",
+            code=code,
+            handler=FEEDBACK_HANDLER,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            timeout=Duration.seconds(FEEDBACK_TIMEOUT_SECONDS),
+            memory_size=FEEDBACK_MEMORY_MB,
+            log_group=log_group,
+            environment=feedback_environment(config=config, resources=resources),
+        )
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=FEEDBACK_BATCH_SIZE,
+                # Only failed records go back to the queue, not the whole batch.
+                report_batch_item_failures=True,
+                max_concurrency=FEEDBACK_MAX_CONCURRENCY,
+            )
+        )

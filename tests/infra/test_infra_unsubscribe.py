@@ -1,0 +1,121 @@
+"""The unsubscribe endpoint: a public function URL whose only authority is the signed token it checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from mailwright.constants import UNSUBSCRIBE_HANDLER, Env, Outputs
+from tests.infra.synth import Synthesized
+
+# Each module shares the session's synthesized stack (see conftest.py).
+pytestmark = pytest.mark.slow
+
+# What the endpoint does to the preferences table: read one item, update it.
+PREFERENCE_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _endpoint(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical_id, resource)
+        for logical_id, resource in synthesized.resources("AWS::Lambda::Function").items()
+        if resource["Properties"].get("Handler") == UNSUBSCRIBE_HANDLER
+    ]
+    return found
+
+
+def _statements(synthesized: Synthesized) -> list[dict[str, Any]]:
+    _, function = _endpoint(synthesized)
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_endpoint_runs_the_shared_code_on_python_312_arm64(synthesized: Synthesized) -> None:
+    _, function = _endpoint(synthesized)
+    props = function["Properties"]
+    worker_keys = {w["Properties"]["Code"]["S3Key"] for _, w in synthesized.workers().values()}
+
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Timeout"] <= 30
+    # One code asset for every function: the stack bundles it once.
+    assert worker_keys == {props["Code"]["S3Key"]}
+
+
+def test_endpoint_logs_to_its_own_log_group_with_retention(synthesized: Synthesized) -> None:
+    _, function = _endpoint(synthesized)
+    log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+
+    assert synthesized.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]["RetentionInDays"] == 30
+
+
+def test_function_url_is_public_without_cors(synthesized: Synthesized) -> None:
+    function_id, _ = _endpoint(synthesized)
+
+    # Public by design: the HMAC token in the link authorises, and mail clients post without credentials.
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Url",
+        {"AuthType": "NONE", "TargetFunctionArn": {"Fn::GetAtt": [function_id, "Arn"]}, "Cors": Match.absent()},
+    )
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunctionUrl",
+            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+            "FunctionUrlAuthType": "NONE",
+            "Principal": "*",
+        },
+    )
+
+
+def test_endpoint_is_told_only_the_table_and_the_secret(synthesized: Synthesized) -> None:
+    _, function = _endpoint(synthesized)
+    env = function["Properties"]["Environment"]["Variables"]
+    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+
+    assert env[Env.PREFERENCES_TABLE] == synthesized.json["Outputs"][Outputs.PREFERENCES_TABLE]["Value"]
+    assert env[Env.UNSUBSCRIBE_SECRET_ARN] == {"Ref": secret_id}
+    assert not {Env.MESSAGES_TABLE, Env.SUPPRESSION_TABLE, Env.QUEUE_URL} & set(env)
+
+
+def test_endpoint_reads_the_secret_and_updates_only_the_preferences_table(synthesized: Synthesized) -> None:
+    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+    preferences = {"Fn::GetAtt": [synthesized.output_ref(Outputs.PREFERENCES_TABLE), "Arn"]}
+    statements = _statements(synthesized)
+
+    for statement in statements:
+        actions = _as_list(statement["Action"])
+        assert statement["Effect"] == "Allow"
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+        assert "*" not in _as_list(statement["Resource"]), statement
+    secret = [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
+    other = [s for s in statements if s not in secret and s not in dynamodb]
+
+    assert [s["Resource"] for s in secret] == [{"Ref": secret_id}]
+    assert "secretsmanager:GetSecretValue" in _as_list(secret[0]["Action"])
+    # No Scan or Query: a public endpoint never lists users.
+    assert [set(_as_list(s["Action"])) for s in dynamodb] == [PREFERENCE_ACTIONS]
+    assert _as_list(dynamodb[0]["Resource"]) == [preferences]
+    assert other == []
+
+
+def test_workers_link_to_the_endpoint_when_no_base_url_is_configured(synthesized: Synthesized) -> None:
+    assert synthesized.config.unsubscribe_base_url == ""
+    url = synthesized.json["Outputs"][Outputs.UNSUBSCRIBE_URL]["Value"]
+    (url_id,) = synthesized.resources("AWS::Lambda::Url")
+
+    assert url == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
+    for lane, (_, worker) in synthesized.workers().items():
+        assert worker["Properties"]["Environment"]["Variables"][Env.UNSUBSCRIBE_BASE_URL] == url, lane
