@@ -13,13 +13,16 @@ export PYTHONPATH := functions:.
 # Put the venv first so the CDK CLI's `python3 app.py` finds aws-cdk-lib.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv test test-unit test-functional test-infra lint format synth schema clean
+.PHONY: help venv test test-unit test-functional test-infra lint format synth schema bench chaos demo clean
 
 help:
+	@echo "make demo    - 1000 requests through the local stack (moto in-process), then the report"
 	@echo "make test    - run the whole test suite (creates .venv when missing)"
-	@echo "make lint    - ruff and mypy"
+	@echo "make lint    - ruff, mypy, and cfn-lint on a fresh synth (cdk-nag fails the synth on any finding)"
 	@echo "make synth   - synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
 	@echo "make schema  - regenerate schemas/email-request.schema.json from the request model"
+	@echo "make bench   - benchmarks: bench/results.json, docs/benchmarks.md and its plots"
+	@echo "make chaos   - 10,000 requests with faults injected: bench/chaos.json"
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +32,10 @@ $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# The local stack on loopback, 1000 requests of every kind, the accounting report; the outbox in .mailwright/.
+demo: $(STAMP)
+	$(BIN)/mailwright local demo
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -46,17 +53,26 @@ test-functional: $(STAMP)
 test-infra: $(STAMP)
 	$(BIN)/pytest tests/infra
 
-lint: $(STAMP)
+# cdk-nag runs inside the synth (infra/nag.py); cfn-lint then reads .cfnlintrc.yaml.
+lint: $(STAMP) synth
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/cfn-lint cdk.out/*.template.json
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 synth: $(STAMP) $(NODE_STAMP)
-	npx --no-install cdk synth --no-notices --quiet -o cdk.out
+	npx --no-install cdk synth --no-notices --quiet --strict -o cdk.out
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
+	$(BIN)/python -m bench.run --report-only
 
 schema: $(STAMP)
 	$(BIN)/python -m mailwright.request > schemas/email-request.schema.json

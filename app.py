@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO_ROOT / "functions"))
 import aws_cdk as cdk  # noqa: E402
 
 from infra.config import CONTEXT_KEY, parse_config  # noqa: E402
+from infra.nag import add_checks  # noqa: E402
 from infra.stack import MailwrightStack  # noqa: E402
 
 
@@ -34,6 +35,8 @@ def main() -> None:
         context=cdk_json_context(),
         outdir=None if os.environ.get("CDK_OUTDIR") else str(REPO_ROOT / "cdk.out"),
     )
+    # cdk-nag's AwsSolutions pack: a finding nobody acknowledged (with a reason) fails the synth.
+    add_checks(app)
     config = parse_config(app.node.try_get_context(CONTEXT_KEY))
     # No env: the template is account- and region-agnostic, so synth needs no credentials.
     MailwrightStack(app, config.stack_name, config=config, description="mailwright: serverless email notifications")

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailwright.constants import CATEGORIES, DEFAULT_LANE, LANES, Env
+from mailwright.constants import (
+    BREAKER_LANE,
+    CATEGORIES,
+    DEFAULT_LANE,
+    LANES,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    Env,
+)
 
 CONTEXT_KEY = "mailwright"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -50,6 +58,33 @@ class RateLimit:
     window_seconds: int
 
 
+# SES reviews an account at a 5% bounce rate or a 0.1% complaint rate (account-wide, over a
+# representative volume); mailwright alarms, and pauses the bulk lane, a step before.
+BOUNCE_RATE_ALARM = 0.04
+COMPLAINT_RATE_ALARM = 0.0008
+# The sending-quota alarm fires when a day's sends reach this share of `ses_daily_quota`.
+QUOTA_ALARM_RATIO = 0.8
+# Oldest-message age (seconds) above which a queue's alarm fires: password resets must not wait.
+DEFAULT_MAX_MESSAGE_AGE_SECONDS: dict[str, int] = {"critical": 60, "standard": 300, "bulk": 3600, "feedback": 1800}
+AGE_ALARM_QUEUES: tuple[str, ...] = (*LANES, "feedback")
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    """Where alarms go and when they fire (the `alarm_email`, `max_message_age_seconds`... context values)."""
+
+    email: str = ""
+    max_message_age_seconds: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_MESSAGE_AGE_SECONDS))
+    ses_daily_quota: int = 50000
+    # Resume the bulk lane by itself once the reputation alarms clear (default: an operator resumes it).
+    auto_resume_bulk: bool = False
+
+    @property
+    def quota_threshold(self) -> float:
+        """Sends within a day at which the quota alarm fires."""
+        return self.ses_daily_quota * QUOTA_ALARM_RATIO
+
+
 @dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
@@ -73,6 +108,12 @@ class MailwrightConfig:
     soft_bounce_suppression_days: int = 14
     # Also keep SES's account-level suppression list in step with ours.
     mirror_ses_suppression_list: bool = False
+    # Operations: alarm routing and thresholds, and the reputation circuit breaker.
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    # SES sandbox: the recipient identities (addresses or domains) workers may send to meanwhile.
+    sandbox_recipients: tuple[str, ...] = ()
+    # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
+    mail_from_domain: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -204,6 +245,12 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "soft_bounce_window_days",
         "soft_bounce_suppression_days",
         "mirror_ses_suppression_list",
+        "alarm_email",
+        "max_message_age_seconds",
+        "ses_daily_quota",
+        "auto_resume_bulk",
+        "sandbox_recipients",
+        "mail_from_domain",
     }
     feedback = _feedback_settings(raw)
     return MailwrightConfig(
@@ -218,9 +265,67 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         template_cache_seconds=_positive_int(raw, "template_cache_seconds", 60, minimum=0, where=CONTEXT_KEY),
         rate_limits=rate_limits,
         lanes=lanes,
+        alarms=_alarm_settings(raw),
+        sandbox_recipients=_sandbox_recipients(raw),
+        mail_from_domain=_mail_from_domain(raw, domain),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
+
+
+def _alarm_settings(raw: dict[str, Any]) -> AlarmConfig:
+    email = str(raw.get("alarm_email") or "").strip()
+    if email and not _EMAIL.match(email):
+        raise ConfigError(f"{CONTEXT_KEY}.alarm_email must be an email address, got {email!r}")
+    ages_raw = raw.get("max_message_age_seconds") or {}
+    if not isinstance(ages_raw, dict):
+        raise ConfigError(f'{CONTEXT_KEY}.max_message_age_seconds must be an object, e.g. {{"critical": 60}}')
+    unknown = set(ages_raw) - set(AGE_ALARM_QUEUES)
+    if unknown:
+        raise ConfigError(
+            f"{CONTEXT_KEY}.max_message_age_seconds: unknown queues {sorted(unknown)}; "
+            f"known: {', '.join(AGE_ALARM_QUEUES)}"
+        )
+    where = f"{CONTEXT_KEY}.max_message_age_seconds"
+    ages = {
+        queue: _positive_int(ages_raw, queue, DEFAULT_MAX_MESSAGE_AGE_SECONDS[queue], minimum=60, where=where)
+        for queue in AGE_ALARM_QUEUES
+    }
+    auto_resume = raw.get("auto_resume_bulk", False)
+    if not isinstance(auto_resume, bool):
+        raise ConfigError(f"{CONTEXT_KEY}.auto_resume_bulk must be true or false, got {auto_resume!r}")
+    return AlarmConfig(
+        email=email,
+        max_message_age_seconds=ages,
+        ses_daily_quota=_positive_int(raw, "ses_daily_quota", 50000, where=CONTEXT_KEY),
+        auto_resume_bulk=auto_resume,
+    )
+
+
+def _sandbox_recipients(raw: dict[str, Any]) -> tuple[str, ...]:
+    values = raw.get("sandbox_recipients") or []
+    if not isinstance(values, list):
+        raise ConfigError(f"{CONTEXT_KEY}.sandbox_recipients must be a list of addresses or domains")
+    recipients: list[str] = []
+    for value in values:
+        identity = str(value).strip().lower()
+        if not (_EMAIL.match(identity) or _DOMAIN.match(identity)):
+            raise ConfigError(f"{CONTEXT_KEY}.sandbox_recipients: {value!r} is neither an address nor a domain")
+        if identity not in recipients:
+            recipients.append(identity)
+    return tuple(recipients)
+
+
+def _mail_from_domain(raw: dict[str, Any], domain: str) -> str:
+    value = str(raw.get("mail_from_domain") or "").strip().lower()
+    if not domain:
+        if value:
+            raise ConfigError(f"{CONTEXT_KEY}.mail_from_domain needs {CONTEXT_KEY}.domain")
+        return ""
+    value = value or f"mail.{domain}"
+    if not _DOMAIN.match(value) or not value.endswith("." + domain):
+        raise ConfigError(f"{CONTEXT_KEY}.mail_from_domain must be a subdomain of {domain}, got {value!r}")
+    return value
 
 
 def _feedback_settings(raw: dict[str, Any]) -> dict[str, Any]:
@@ -262,7 +367,7 @@ def load_config(cdk_json: Path) -> MailwrightConfig:
 # ChangeMessageVisibility refuses anything longer.
 SQS_MAX_VISIBILITY_SECONDS = 43200
 # The worker sends a batch with at most this many SES calls in flight.
-MAX_SEND_CONCURRENCY = 16
+MAX_SEND_CONCURRENCY = 25
 
 
 @dataclass(frozen=True)
@@ -389,5 +494,22 @@ def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResourc
         # Powertools: the same service name and metrics namespace as the workers.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def breaker_environment(*, config: MailwrightConfig, mapping_id: str, alarm_names: list[str]) -> dict[str, str]:
+    """The environment of the reputation circuit breaker's function."""
+    return {
+        # The lane the breaker pauses; it tags the breaker's logs and metrics too.
+        Env.LANE: BREAKER_LANE,
+        # That lane's event source mapping (its UUID), the only one the breaker may switch.
+        Env.BREAKER_MAPPING_ID: mapping_id,
+        # The alarms whose state changes pause and resume it, comma-separated.
+        Env.BREAKER_ALARMS: ",".join(alarm_names),
+        # Resume by itself when every one of them is OK again (else an operator resumes it).
+        Env.BREAKER_AUTO_RESUME: "true" if config.alarms.auto_resume_bulk else "false",
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }

@@ -12,7 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -30,6 +29,7 @@ from infra.config import (
     MailwrightConfig,
     feedback_environment,
 )
+from infra.functions import python_function
 from mailwright.constants import FEEDBACK_HANDLER
 
 # Every event type SES can publish: the message log wants all of them, not only bounces and complaints.
@@ -131,18 +131,15 @@ class Feedback(Construct):
             enabled=True,
         )
 
-        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
             "Worker",
+            log_group_id="Logs",
             description="mailwright feedback: SES events to suppressions and the message log",
             code=code,
             handler=FEEDBACK_HANDLER,
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.ARM_64,
             timeout=Duration.seconds(FEEDBACK_TIMEOUT_SECONDS),
-            memory_size=FEEDBACK_MEMORY_MB,
-            log_group=log_group,
+            memory_mb=FEEDBACK_MEMORY_MB,
             environment=feedback_environment(config=config, resources=resources),
         )
         self.function.add_event_source(

@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.alarms import Alarms, MonitoredQueues
+from infra.breaker import ReputationBreaker
 from infra.bundling import templates_source, worker_code
 from infra.config import FeedbackResources, MailwrightConfig, WorkerResources, unsubscribe_environment
+from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
 from infra.ingest import Ingest
 from infra.lanes import LaneQueues
+from infra.nag import XRAY_REASON, acknowledge
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
 from infra.workers import SendWorkers
-from mailwright.constants import SES_MESSAGE_ID_INDEX, Outputs
+from mailwright.constants import BREAKER_LANE, SES_MESSAGE_ID_INDEX, Outputs
 
 
 class MailwrightStack(Stack):
@@ -31,7 +37,14 @@ class MailwrightStack(Stack):
         self.lanes = LaneQueues(self, "Lanes", lanes=config.lanes)
         self.storage = Storage(self, "Storage")
         self.templates = TemplatesBucket(self, "Templates", source=templates_source())
-        self.email = EmailSending(self, "Email", domain=config.domain, sender=config.sender)
+        self.email = EmailSending(
+            self,
+            "Email",
+            domain=config.domain,
+            sender=config.sender,
+            mail_from_domain=config.mail_from_domain,
+            sandbox_recipients=config.sandbox_recipients,
+        )
         self.unsubscribe = UnsubscribeSecret(self, "Unsubscribe")
         # One asset for every function: bundled once, uploaded once.
         code = worker_code()
@@ -78,6 +91,7 @@ class MailwrightStack(Stack):
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
+        self._add_operations(code)
         self._add_outputs()
 
     def _grant_workers(self) -> None:
@@ -85,16 +99,23 @@ class MailwrightStack(Stack):
         # with each worker's SQS event source, on its own queue only.
         send_email = iam.PolicyStatement(
             actions=["ses:SendEmail"],
-            resources=[self.email.identity_arn, self.email.configuration_set_arn],
+            resources=self.email.send_email_resources(),
         )
+        messages = self.storage.messages.node.default_child
+        assert isinstance(messages, dynamodb.CfnTable)
         for worker in self.workers.functions.values():
             self.storage.preferences.grant_read_data(worker)
             self.storage.suppression.grant_read_data(worker)
             self.storage.idempotency.grant_read_write_data(worker)
             self.storage.messages.grant_read_write_data(worker)
-            self.templates.bucket.grant_read(worker, f"{self.templates.key_prefix}*")
+            self.templates.grant_read_templates(worker)
             self.unsubscribe.secret.grant_read(worker)
             worker.add_to_role_policy(send_email)
+            acknowledge(
+                worker.role or worker,
+                f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
+                f"The message log's indexes, of this stack's table only; it has exactly one ({SES_MESSAGE_ID_INDEX}).",
+            )
 
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
@@ -129,7 +150,52 @@ class MailwrightStack(Stack):
         if self.config.mirror_ses_suppression_list:
             # The account-level suppression list has no resource type: "*" is the only resource
             # PutSuppressedDestination accepts. Granted only when mirroring is switched on.
-            function.add_to_role_policy(iam.PolicyStatement(actions=["ses:PutSuppressedDestination"], resources=["*"]))
+            # A Sid of its own keeps it out of the X-Ray statement, which also has "*" as its resource.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="MirrorSuppressionsToSes", actions=["ses:PutSuppressedDestination"], resources=["*"]
+                )
+            )
+            acknowledge(
+                function.role or function,
+                "AwsSolutions-IAM5[Resource::*]",
+                f"{XRAY_REASON} With mirror_ses_suppression_list, ses:PutSuppressedDestination too: SES's "
+                "account-level suppression list has no resource type, so '*' is the only resource it accepts.",
+            )
+
+    def _add_operations(self, code: lambda_.Code) -> None:
+        # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
+        queues = {**self.lanes.queues, "feedback": self.feedback.queue}
+        dead_letter_queues = {
+            **self.lanes.dead_letter_queues,
+            "feedback": self.feedback.dead_letter_queue,
+            "ingest": self.ingest.dead_letter_queue,
+        }
+        self.alarms = Alarms(self, "Alarms", config=self.config, watched=MonitoredQueues(queues, dead_letter_queues))
+        self.breaker = ReputationBreaker(
+            self,
+            "Breaker",
+            config=self.config,
+            code=code,
+            mapping_id=self.workers.event_sources[BREAKER_LANE].event_source_mapping_id,
+            alarms=self.alarms.reputation_alarms,
+        )
+        self.alarms.watch_functions(
+            {
+                **{f"{lane}-worker": function for lane, function in self.workers.functions.items()},
+                "feedback": self.feedback.function,
+                "unsubscribe": self.unsubscribe_endpoint.function,
+                "breaker": self.breaker.function,
+            }
+        )
+        self.dashboard = OperationsDashboard(
+            self,
+            "Dashboard",
+            config=self.config,
+            queues=queues,
+            dead_letter_queues=dead_letter_queues,
+            alarms=list(self.alarms.alarms.values()),
+        )
 
     def _add_outputs(self) -> None:
         # Defined directly on the stack, where a logical id gets no hash, so the
@@ -148,6 +214,10 @@ class MailwrightStack(Stack):
             Outputs.FEEDBACK_DLQ_URL: self.feedback.dead_letter_queue.queue_url,
             Outputs.FEEDBACK_TOPIC_ARN: self.feedback.topic.topic_arn,
             Outputs.FEEDBACK_WORKER_NAME: self.feedback.function.function_name,
+            Outputs.ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
+            Outputs.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
+            Outputs.REPUTATION_ALARMS: ",".join(alarm.alarm_name for alarm in self.alarms.reputation_alarms),
+            **self.email.dns_records(),
         }
         for lane, queue in self.lanes.queues.items():
             values[Outputs.queue_url(lane)] = queue.queue_url

@@ -6,6 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from infra.nag import acknowledge
 from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
 
 _STRING = dynamodb.AttributeType.STRING
@@ -55,8 +56,22 @@ class Storage(Construct):
         self.idempotency = _table(
             self, "Idempotency", partition_key=Keys.IDEMPOTENCY_PK, ttl=True, removal_policy=RemovalPolicy.DESTROY
         )
-        # The message log is the evidence of what was sent; it expires by TTL, not by a stack delete.
-        self.messages = _table(self, "Messages", partition_key=Keys.MESSAGES_PK, sort_key=Keys.MESSAGES_SK, ttl=True)
+        acknowledge(
+            self.idempotency,
+            "AwsSolutions-DDB3",
+            "Dedupe claims live for idempotency_ttl_hours (a day) and are rebuilt by the traffic itself; "
+            "restoring them to an earlier second has no use, so no point-in-time recovery is paid for.",
+        )
+        # The message log is the evidence of what was sent; it expires by TTL, not by a stack delete,
+        # and a bad write or delete can be undone to the second.
+        self.messages = _table(
+            self,
+            "Messages",
+            partition_key=Keys.MESSAGES_PK,
+            sort_key=Keys.MESSAGES_SK,
+            ttl=True,
+            point_in_time_recovery=True,
+        )
         # SES feedback names the SES message id, not ours; this index finds our record.
         self.messages.add_global_secondary_index(
             index_name=SES_MESSAGE_ID_INDEX,

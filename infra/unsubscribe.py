@@ -6,10 +6,11 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.functions import python_function
+from infra.nag import acknowledge
 from mailwright.constants import UNSUBSCRIBE_HANDLER
 
 # 64 letters and digits are 380 bits of key, more than HMAC-SHA256 uses, and
@@ -34,6 +35,12 @@ class UnsubscribeSecret(Construct):
             # Links already in inboxes stop working if the key is lost.
             removal_policy=RemovalPolicy.RETAIN,
         )
+        acknowledge(
+            self.secret,
+            "AwsSolutions-SMG4",
+            "Rotating the unsubscribe-link key invalidates every link already in an inbox (tokens last 365 days), "
+            "and RFC 8058 one-click must keep working: it is rotated by hand, deliberately (see README).",
+        )
 
 
 class UnsubscribeEndpoint(Construct):
@@ -46,20 +53,17 @@ class UnsubscribeEndpoint(Construct):
         self, scope: Construct, construct_id: str, *, code: lambda_.Code, environment: Mapping[str, str]
     ) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH)
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
             "Function",
+            log_group_id="Logs",
             description="mailwright unsubscribe endpoint: preference page and one-click unsubscribe",
             code=code,
             handler=UNSUBSCRIBE_HANDLER,
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.ARM_64,
             # One item read or written per request; a person is waiting for the page.
             timeout=Duration.seconds(10),
-            memory_size=256,
-            log_group=log_group,
-            environment=dict(environment),
+            memory_mb=256,
+            environment=environment,
         )
         self.url = self.function.add_function_url(
             # Public on purpose: mail clients (RFC 8058) and recipients call it without

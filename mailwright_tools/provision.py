@@ -7,7 +7,6 @@ deployed workers see.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 import tempfile
@@ -17,8 +16,20 @@ from typing import Any
 
 import boto3
 
-from infra.config import MailwrightConfig, WorkerResources, priority_filter, worker_environment
-from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Env, Keys
+from infra.config import (
+    FEEDBACK_BATCH_SIZE,
+    FEEDBACK_MAX_CONCURRENCY,
+    FEEDBACK_MAX_RECEIVE_COUNT,
+    FEEDBACK_TIMEOUT_SECONDS,
+    FEEDBACK_VISIBILITY_TIMEOUT_SECONDS,
+    FeedbackResources,
+    MailwrightConfig,
+    WorkerResources,
+    feedback_environment,
+    priority_filter,
+    worker_environment,
+)
+from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
 from mailwright.templates import bundle_directory
 
 DLQ_RETENTION_SECONDS = 14 * 86400
@@ -149,7 +160,9 @@ def provision_ingest(
             Name=rule,
             EventBusName=bus,
             Description=f"mailwright requests for the {lane} lane",
-            EventPattern=json.dumps({"detail-type": [EVENT_DETAIL_TYPE], "detail": {"priority": priority_filter(lane)}}),
+            EventPattern=json.dumps(
+                {"detail-type": [EVENT_DETAIL_TYPE], "detail": {"priority": priority_filter(lane)}}
+            ),
         )
         events.put_targets(
             Rule=rule,
@@ -253,18 +266,18 @@ def provision(
 
 
 @dataclass(frozen=True)
-class FeedbackResources:
+class FeedbackPath:
     """The SES feedback path: events topic -> feedback queue (+DLQ) -> feedback function, and its settings."""
 
     topic_arn: str
     queue_url: str
     dlq_url: str
     environment: dict[str, str]
-    batch_size: int = 10
-    batching_window_seconds: int = 1
-    max_concurrency: int = 2
-    timeout_seconds: int = 30
-    max_receive_count: int = 5
+    batch_size: int = FEEDBACK_BATCH_SIZE
+    batching_window_seconds: int = 0
+    max_concurrency: int = FEEDBACK_MAX_CONCURRENCY
+    timeout_seconds: int = FEEDBACK_TIMEOUT_SECONDS
+    max_receive_count: int = FEEDBACK_MAX_RECEIVE_COUNT
 
 
 def provision_feedback(
@@ -273,11 +286,10 @@ def provision_feedback(
     *,
     session: boto3.session.Session,
     prefix: str = "mailwright",
-) -> FeedbackResources:
-    """The topic SES publishes events to, its SQS subscription (SNS envelopes) and the feedback DLQ."""
+) -> FeedbackPath:
+    """The topic SES publishes events to, its SQS subscription (SNS envelopes, as deployed) and the feedback DLQ."""
     sqs = session.client("sqs")
     sns = session.client("sns")
-    shape = FeedbackResources(topic_arn="", queue_url="", dlq_url="", environment={})
     dlq_url = sqs.create_queue(
         QueueName=f"{prefix}-feedback-dlq",
         Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
@@ -285,21 +297,28 @@ def provision_feedback(
     queue_url = sqs.create_queue(
         QueueName=f"{prefix}-feedback",
         Attributes={
-            "VisibilityTimeout": str(6 * shape.timeout_seconds),
-            "MessageRetentionPeriod": str(4 * 86400),
+            "VisibilityTimeout": str(FEEDBACK_VISIBILITY_TIMEOUT_SECONDS),
+            "MessageRetentionPeriod": str(14 * 86400),
             "SqsManagedSseEnabled": "true",
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": shape.max_receive_count}
+                {"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": FEEDBACK_MAX_RECEIVE_COUNT}
             ),
         },
     )["QueueUrl"]
     topic_arn = sns.create_topic(Name=f"{prefix}-ses-events")["TopicArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn(sqs, queue_url))
-    environment = {
-        Env.SUPPRESSION_TABLE: resources.suppression_table,
-        Env.MESSAGES_TABLE: resources.messages_table,
-        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
-        "POWERTOOLS_SERVICE_NAME": "mailwright",
-        "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
-    }
-    return dataclasses.replace(shape, topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn(sqs, queue_url),
+        Attributes={
+            "RawMessageDelivery": "false",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq_url)}),
+        },
+    )
+    environment = feedback_environment(
+        config=config,
+        resources=FeedbackResources(
+            suppression_table=resources.suppression_table, messages_table=resources.messages_table
+        ),
+    )
+    return FeedbackPath(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)

@@ -70,6 +70,10 @@ class Env:
     SOFT_BOUNCE_WINDOW_DAYS = "MAILWRIGHT_SOFT_BOUNCE_WINDOW_DAYS"
     SOFT_BOUNCE_SUPPRESSION_DAYS = "MAILWRIGHT_SOFT_BOUNCE_SUPPRESSION_DAYS"
     MIRROR_SES_SUPPRESSION = "MAILWRIGHT_MIRROR_SES_SUPPRESSION"
+    # Read by the reputation circuit breaker only.
+    BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
+    BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
+    BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
 
 
 class Keys:
@@ -100,6 +104,14 @@ class Outputs:
     FEEDBACK_TOPIC_ARN = "FeedbackTopicArn"
     FEEDBACK_WORKER_NAME = "FeedbackWorkerName"
     UNSUBSCRIBE_URL = "UnsubscribeUrl"
+    # Operations: where alarms go, the dashboard, and the alarms that pause the bulk lane (comma-separated).
+    ALARM_TOPIC_ARN = "AlarmTopicArn"
+    DASHBOARD_NAME = "DashboardName"
+    REPUTATION_ALARMS = "ReputationAlarmNames"
+    # DNS records to publish when the stack has a sending domain (zone-file lines).
+    MAIL_FROM_MX_RECORD = "MailFromMxRecord"
+    MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
+    DMARC_RECORD = "DmarcRecord"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -116,6 +128,11 @@ class Outputs:
         """Output key of a lane worker's function name, e.g. CriticalWorkerName."""
         return f"{lane.capitalize()}WorkerName"
 
+    @staticmethod
+    def dkim_record(number: int) -> str:
+        """Output key of one of the three Easy DKIM CNAME records, e.g. DkimRecord1."""
+        return f"DkimRecord{number}"
+
 
 # The Lambda handler of the send worker, named by string so infra never imports it.
 SEND_WORKER_HANDLER = "mailwright.handlers.send_worker.handler"
@@ -123,3 +140,15 @@ SEND_WORKER_HANDLER = "mailwright.handlers.send_worker.handler"
 FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 # The unsubscribe endpoint (a Lambda function URL): the preference page and RFC 8058 one-click POSTs.
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
+# The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
+BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+
+# CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
+METRICS_NAMESPACE = "Mailwright"
+SERVICE_NAME = "mailwright"
+# Outcome metrics carry these dimensions (beside `service`). UNKNOWN stands in for a category when no
+# template was found, and for a lane or category that an SES event's tags do not name.
+METRIC_DIMENSIONS: tuple[str, ...] = ("lane", "category")
+UNKNOWN = "unknown"
+# The lane the reputation circuit breaker pauses: critical and standard mail keeps flowing.
+BREAKER_LANE = "bulk"

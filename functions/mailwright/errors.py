@@ -87,3 +87,7 @@ class ComplaintRemovalError(SuppressionError):
 
 class FeedbackFormatError(MailwrightError):
     """A feedback message is not an SES event this service can read (it is failed, so it reaches the DLQ)."""
+
+
+class BreakerEventError(MailwrightError):
+    """An event given to the circuit breaker is not a CloudWatch alarm state change it can read."""

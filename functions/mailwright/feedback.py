@@ -130,6 +130,7 @@ class SesEvent:
     fingerprint: str
     request_id: str | None = None
     category: str | None = None
+    lane: str | None = None
     bounce_type: str | None = None
     bounce_sub_type: str | None = None
     feedback_id: str | None = None
@@ -175,10 +176,22 @@ class FeedbackReport:
     soft_bounces: int = 0
     failed: list[str] = field(default_factory=list)
     by_type: Counter[str] = field(default_factory=Counter)
+    # Recipients of hard bounces and of complaints, by the (lane, category) tags of their message:
+    # what SES's reputation rates count. None where the message carried no tag.
+    bounces: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
+    complaints: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+
+    def count_reputation(self, event: SesEvent) -> None:
+        """Count an applied event's hard-bounced or complained recipients (at least one per event)."""
+        recipients = max(1, len(event.recipients))
+        if event.event_type == "Bounce" and event.bounce_type == BOUNCE_PERMANENT:
+            self.bounces[(event.lane, event.category)] += recipients
+        elif event.event_type == "Complaint":
+            self.complaints[(event.lane, event.category)] += recipients
 
 
 class _DeferredError(Exception):
@@ -260,6 +273,7 @@ def parse_message(payload: str | bytes | Mapping[str, Any]) -> SesEvent | Ignore
         fingerprint=fingerprint,
         request_id=_tag(tags, "request_id"),
         category=_tag(tags, "category"),
+        lane=_tag(tags, "lane"),
         **parsed,
     )
 
@@ -483,6 +497,7 @@ class FeedbackService:
         else:
             report.processed += 1
             report.by_type[parsed.event_type] += 1
+            report.count_reputation(parsed)
             logger.info(
                 "feedback applied",
                 extra={**context, "recipients": [mask_address(r) for r in parsed.recipients]},

@@ -324,3 +324,26 @@ class FeedbackLog(Protocol):
     def append_unattributed(self, record: FeedbackRecord) -> None:
         """Store an event no request could be found for, under its SES message id."""
         ...
+
+
+# -- the reputation circuit breaker -------------------------------------------
+
+
+class LaneSwitch(Protocol):
+    """Turns one lane's queue consumption on and off (its Lambda event source mapping)."""
+
+    def state(self) -> str:
+        """The mapping's state as Lambda reports it: Enabled, Disabled, Enabling, Disabling, Updating..."""
+        ...
+
+    def set_enabled(self, enabled: bool) -> str:
+        """Enable or disable consumption; returns the state Lambda reports after the change."""
+        ...
+
+
+class AlarmStates(Protocol):
+    """Reads CloudWatch alarm states by name."""
+
+    def states(self, names: Collection[str]) -> dict[str, str]:
+        """The state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists."""
+        ...

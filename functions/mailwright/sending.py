@@ -19,10 +19,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from email.utils import formataddr
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mailwright.addresses import mask_address
 from mailwright.backoff import retry_delay
@@ -97,6 +97,8 @@ class BatchReport:
     failed: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     retry_reasons: dict[str, str] = field(default_factory=dict)
+    # The template category of each retried record whose template was loaded (metrics are kept per category).
+    retry_categories: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     lease_takeovers: int = 0
 
@@ -176,9 +178,12 @@ class SendService:
         report = BatchReport()
         works = [self._parse(record) for record in records]
         self._drop_batch_duplicates(works, report)
+        # The consent reads do not depend on the dedupe claims: start them first so the
+        # two round trips overlap instead of adding up.
+        lookups = self._start_lookups(self._pending(works))
         self._claim(self._pending(works), lease_seconds, report)
         self._load_templates(self._pending(works))
-        self._check_consent(self._pending(works))
+        self._check_consent(self._pending(works), lookups)
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
         self._send(self._pending(works), deadline)
@@ -296,16 +301,21 @@ class SendService:
             else:
                 work.bundle = found
 
-    def _check_consent(self, works: list[_Work]) -> None:
-        if not works:
-            return
+    def _start_lookups(self, works: list[_Work]) -> tuple[Future[Any], Future[Any]] | None:
+        """Batched reads of suppressions and preferences for every pending request, in the background."""
         requests = [w.request for w in works if w.request]
+        if not requests:
+            return None
+        return (
+            self._executor.submit(self._suppressions.get_many, {r.recipient_hash for r in requests}),
+            self._executor.submit(self._preferences.get_many, {r.effective_user_id for r in requests}),
+        )
+
+    def _check_consent(self, works: list[_Work], lookups: tuple[Future[Any], Future[Any]] | None) -> None:
+        if not works or lookups is None:
+            return
         try:
-            suppressions_future = self._executor.submit(
-                self._suppressions.get_many, {r.recipient_hash for r in requests}
-            )
-            preferences = self._preferences.get_many({r.effective_user_id for r in requests})
-            suppressions = suppressions_future.result()
+            suppressions, preferences = lookups[0].result(), lookups[1].result()
         except Exception as exc:
             self._retry_all(works, "lookup_failed", exc)
             return
@@ -427,6 +437,8 @@ class SendService:
         for work in retried:
             report.failed.append(work.record.message_id)
             report.retry_reasons[work.record.message_id] = work.retry or ""
+            if work.bundle is not None:
+                report.retry_categories[work.record.message_id] = work.bundle.metadata.category
             if work.lease_id is not None and not work.sent:
                 try:
                     self._claims.release(work.request_id, work.lease_id)

@@ -177,3 +177,36 @@ class FeedbackSettings:
             mirror_ses_suppression=mirror in _TRUE,
             **values,
         )
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """Everything the reputation circuit breaker reads from its environment."""
+
+    lane: str
+    mapping_id: str
+    alarm_names: frozenset[str]
+    auto_resume: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BreakerSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        required = (Env.LANE, Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS)
+        missing = [key for key in required if not env.get(key, "").strip()]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        if env[Env.LANE] not in LANES:
+            raise ConfigurationError(f"{Env.LANE} must be one of {', '.join(LANES)}")
+        alarms = frozenset(name.strip() for name in env[Env.BREAKER_ALARMS].split(",") if name.strip())
+        if not alarms:
+            raise ConfigurationError(f"{Env.BREAKER_ALARMS} names no alarm")
+        auto_resume = env.get(Env.BREAKER_AUTO_RESUME, "").strip().lower()
+        if auto_resume not in _TRUE | _FALSE:
+            raise ConfigurationError(f"{Env.BREAKER_AUTO_RESUME} must be true or false, got {auto_resume!r}")
+        return cls(
+            lane=env[Env.LANE],
+            mapping_id=env[Env.BREAKER_MAPPING_ID].strip(),
+            alarm_names=alarms,
+            auto_resume=auto_resume in _TRUE,
+        )

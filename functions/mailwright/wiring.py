@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 
 from mailwright.adapters.aws import client_config
+from mailwright.adapters.awslambda import EventSourceMappingSwitch
+from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
     DynamoFeedbackLog,
@@ -24,12 +26,13 @@ from mailwright.adapters.dynamodb import (
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.sqs import SqsRetryScheduler
+from mailwright.breaker import CircuitBreaker
 from mailwright.feedback import FeedbackService
 from mailwright.pacing import Pacer
 from mailwright.ports import EmailSender
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
-from mailwright.settings import FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
 from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 
@@ -180,3 +183,16 @@ def build_feedback_service(
     )
     log = DynamoFeedbackLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days, clock=clock)
     return FeedbackService(suppressions=suppressions, log=log)
+
+
+def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:
+    """The reputation circuit breaker, switching the lane's event source mapping through the Lambda API."""
+    session = session or boto3.session.Session()
+    config = client_config(max_attempts=5, pool=2)
+    return CircuitBreaker(
+        switch=EventSourceMappingSwitch(session.client("lambda", config=config), settings.mapping_id),
+        alarms=CloudWatchAlarmStates(session.client("cloudwatch", config=config)),
+        watched=settings.alarm_names,
+        auto_resume=settings.auto_resume,
+        lane=settings.lane,
+    )

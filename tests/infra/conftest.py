@@ -31,12 +31,18 @@ def config(synthesized: Synthesized) -> MailwrightConfig:
 def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The stack with a sending domain set, so the identity is the domain (Easy DKIM).
 
-    It also switches on the settings that are off in cdk.json (mirroring to SES's
-    suppression list), so one more synth covers both.
+    It also switches on the settings that are off or empty in cdk.json (mirroring to
+    SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
+    recipients, other alarm thresholds), so one more synth covers them all.
     """
     return synthesize(
         tmp_path_factory.mktemp("cdk.out-domain"),
         domain="example.com",
         sender="no-reply@example.com",
         mirror_ses_suppression_list=True,
+        alarm_email="ops@example.com",
+        auto_resume_bulk=True,
+        sandbox_recipients=["jane@example.org", "example.net"],
+        ses_daily_quota=200000,
+        max_message_age_seconds={"critical": 120, "feedback": 600},
     )

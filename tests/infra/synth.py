@@ -11,6 +11,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from infra.config import CONTEXT_KEY, MailwrightConfig, parse_config
+from infra.nag import add_checks
 from infra.stack import MailwrightStack
 from mailwright.constants import SEND_WORKER_HANDLER, Env, Outputs
 
@@ -58,13 +59,56 @@ class Synthesized:
 
 
 def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
-    """Build the stack from cdk.json's context, with `mailwright` settings overridden."""
+    """Build the stack from cdk.json's context, with `mailwright` settings overridden.
+
+    cdk-nag runs as in app.py: a finding nobody acknowledged fails this synth, and with it every infra test.
+    """
     context = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
     context[CONTEXT_KEY] = {**context[CONTEXT_KEY], **overrides}
     app = App(context=context, outdir=str(outdir))
+    add_checks(app)
     config = parse_config(context[CONTEXT_KEY])
     stack = MailwrightStack(app, config.stack_name, config=config)
     return Synthesized(config=config, stack=stack, template=Template.from_stack(stack), outdir=outdir)
+
+
+# What Tracing.ACTIVE adds to a function's role, on "*": X-Ray has no resource-level permissions.
+XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+
+def as_list(value: Any) -> list[Any]:
+    """A statement's Action or Resource as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(synthesized: Synthesized, function: Resource) -> list[dict[str, Any]]:
+    """Every statement of every IAM policy attached to a function's role."""
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def is_tracing_statement(statement: dict[str, Any]) -> bool:
+    """Whether a statement is exactly the X-Ray grant: both actions, nothing else, on "*"."""
+    return (
+        statement.get("Effect") == "Allow"
+        and set(as_list(statement["Action"])) == XRAY_ACTIONS
+        and as_list(statement["Resource"]) == ["*"]
+        and "Condition" not in statement
+    )
+
+
+def without_tracing(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statements other than the X-Ray grant, after checking the role has exactly one X-Ray grant."""
+    tracing = [s for s in statements if is_tracing_statement(s)]
+    assert len(tracing) == 1, f"expected exactly one X-Ray statement, got {tracing}"
+    others = [s for s in statements if not is_tracing_statement(s)]
+    assert not any(a.startswith("xray:") for s in others for a in as_list(s["Action"])), others
+    return others
 
 
 def render(value: Any) -> Any:

@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.config import MailwrightConfig
+from infra.config import MAX_SEND_CONCURRENCY, MailwrightConfig
 from mailwright.constants import LANES, SEND_WORKER_HANDLER, Env, Outputs
 from tests.infra.synth import Synthesized
 
@@ -59,7 +59,9 @@ def test_worker_environment_names_every_setting_for_its_lane(
         Env.SOFT_BOUNCE_SUPPRESSION_DAYS,
         Env.MIRROR_SES_SUPPRESSION,
     }
-    keys = {value for name, value in vars(Env).items() if name.isupper()} - feedback_only
+    # ... and those only the reputation breaker reads (test_infra_breaker.py).
+    breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
+    keys = {value for name, value in vars(Env).items() if name.isupper()} - feedback_only - breaker_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]
@@ -75,7 +77,7 @@ def test_worker_environment_names_every_setting_for_its_lane(
     assert env[Env.UNSUBSCRIBE_BASE_URL] == (config.unsubscribe_base_url or outputs[Outputs.UNSUBSCRIBE_URL]["Value"])
     assert env[Env.POSTAL_ADDRESS] == config.postal_address
     assert float(env[Env.SEND_RATE_PER_WORKER]) == config.send_rate_per_worker
-    assert int(env[Env.SEND_CONCURRENCY]) == min(settings.batch_size, 16)
+    assert int(env[Env.SEND_CONCURRENCY]) == min(settings.batch_size, MAX_SEND_CONCURRENCY)
     assert int(env[Env.IDEMPOTENCY_TTL_SECONDS]) == config.idempotency_ttl_hours * 3600
     assert int(env[Env.MESSAGE_LOG_TTL_DAYS]) == config.message_log_ttl_days
     assert int(env[Env.TEMPLATE_CACHE_SECONDS]) == config.template_cache_seconds

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from infra.config import (
+    MAX_SEND_CONCURRENCY,
     ConfigError,
     LaneConfig,
     WorkerResources,
@@ -57,7 +58,10 @@ def env_keys() -> set[str]:
         Env.SOFT_BOUNCE_SUPPRESSION_DAYS,
         Env.MIRROR_SES_SUPPRESSION,
     }
-    return {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)} - feedback_only
+    # Read by the reputation circuit breaker only (tests/unit/test_breaker.py covers them).
+    breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
+    declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
+    return declared - feedback_only - breaker_only
 
 
 def test_cdk_json_context_parses() -> None:
@@ -227,12 +231,18 @@ def test_worker_environment_sets_every_env_key(lane: str) -> None:
     assert all(isinstance(value, str) for value in env.values())
 
 
+def test_send_concurrency_is_capped_for_large_batches() -> None:
+    config = parse_config(context(lanes={"bulk": {"batch_size": 100, "batching_window_seconds": 5}}))
+    env = worker_environment(config=config, lane=config.lanes["bulk"], queue_url="q", resources=RESOURCES)
+    assert env[Env.SEND_CONCURRENCY] == str(MAX_SEND_CONCURRENCY)
+
+
 def test_worker_environment_carries_the_lane_settings() -> None:
     config = parse_config(context(template_cache_seconds=300))
     env = worker_environment(config=config, lane=config.lanes["bulk"], queue_url="q", resources=RESOURCES)
     assert env[Env.LANE] == "bulk"
     assert env[Env.QUEUE_URL] == "q"
-    assert env[Env.SEND_CONCURRENCY] == "16"  # batch of 25, capped
+    assert env[Env.SEND_CONCURRENCY] == "25"  # one SES call in flight per record of the batch
     assert env[Env.MAX_BACKOFF_SECONDS] == str(10 * config.lanes["bulk"].visibility_timeout_seconds)
     assert env[Env.TEMPLATES_BUCKET] == RESOURCES.templates_bucket
     assert env.get(Env.TEMPLATE_CACHE_SECONDS) == "300"

@@ -5,18 +5,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailwright.feedback import EVENT_TYPES, FeedbackReport, FeedbackService
+from mailwright.feedback import FeedbackReport, FeedbackService
+from mailwright.observability import feedback_metrics, service_logger, service_metrics, service_tracer
 from mailwright.sending import QueueRecord
 from mailwright.settings import FeedbackSettings
 from mailwright.wiring import build_feedback_service
 
-logger = Logger(service="mailwright")
-metrics = Metrics(namespace="Mailwright", service="mailwright")
+logger = service_logger()
+metrics = service_metrics()
+tracer = service_tracer()
 
 
 @cache
@@ -25,6 +25,7 @@ def service() -> FeedbackService:
     return build_feedback_service(FeedbackSettings.from_env())
 
 
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=SQSEvent)
@@ -50,20 +51,5 @@ def handle_batch(svc: FeedbackService, event: SQSEvent, context: LambdaContext) 
 
 
 def publish_metrics(report: FeedbackReport) -> None:
-    """EMF metrics for a batch: events by type, suppressions, and what was ignored, failed or deferred."""
-    for event_type in EVENT_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
-        if report.by_type[event_type]:
-            name = "Feedback" + event_type.replace(" ", "")  # e.g. FeedbackBounce, FeedbackRenderingFailure
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.by_type[event_type])
-    for name, value in (
-        ("FeedbackProcessed", report.processed),
-        ("FeedbackSuppressed", report.suppressed),
-        ("FeedbackSoftBounces", report.soft_bounces),
-        ("FeedbackIgnored", report.ignored),
-        ("FeedbackErrors", report.errors),
-        ("FeedbackDeferred", report.deferred),
-        ("FeedbackUnmatched", report.unmatched),
-        ("FeedbackRetried", len(report.failed)),
-    ):
-        if value:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """EMF metrics for a batch: Bounces and Complaints per (lane, category), events by type, and what failed."""
+    feedback_metrics(report).publish(metrics)

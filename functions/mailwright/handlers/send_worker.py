@@ -6,25 +6,17 @@ import time
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mailwright.observability import batch_metrics, service_logger, service_metrics, service_tracer
 from mailwright.sending import BatchReport, QueueRecord, SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
 
-logger = Logger(service="mailwright")
-metrics = Metrics(namespace="Mailwright", service="mailwright")
-
-METRIC_BY_STATUS = {
-    "sent": "Sent",
-    "suppressed": "Suppressed",
-    "opted_out": "OptedOut",
-    "rate_limited": "RateLimited",
-    "rejected": "Rejected",
-}
+logger = service_logger()
+metrics = service_metrics()
+tracer = service_tracer()
 
 
 @cache
@@ -33,6 +25,7 @@ def service() -> SendService:
     return build_send_service(WorkerSettings.from_env())
 
 
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=SQSEvent)
@@ -59,23 +52,8 @@ def handle_batch(svc: SendService, event: SQSEvent, context: LambdaContext) -> d
 
 
 def publish_metrics(report: BatchReport, *, lane: str) -> None:
-    """EMF metrics for a batch: outcomes by status, retries, duplicates, and publish-to-send latency."""
-    metrics.add_dimension(name="lane", value=lane)
-    now = time.time()
+    """EMF metrics for a batch, one document per (lane, category); rejected requests are logged with their reason."""
     for outcome in report.outcomes:
-        metrics.add_metric(name=METRIC_BY_STATUS[outcome.status], unit=MetricUnit.Count, value=1)
-        if outcome.status == "sent" and outcome.received_at:
-            metrics.add_metric(
-                name="SendLatency", unit=MetricUnit.Milliseconds, value=(now - outcome.received_at) * 1000
-            )
         if outcome.status == "rejected":
             logger.warning("request rejected", request_id=outcome.request_id, reason=outcome.reason)
-    throttled = sum(1 for reason in report.retry_reasons.values() if reason == "throttled")
-    for name, value in (
-        ("Retried", len(report.failed)),
-        ("Throttled", throttled),
-        ("Duplicates", report.duplicates),
-        ("LeaseTakeovers", report.lease_takeovers),
-    ):
-        if value:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    batch_metrics(report, lane=lane, now=time.time()).publish(metrics)

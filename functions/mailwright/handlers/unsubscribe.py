@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailwright.addresses import mask_address
 from mailwright.constants import ESSENTIAL_CATEGORIES
+from mailwright.observability import service_logger, service_tracer
 from mailwright.pages import PageRenderer, category_text
 from mailwright.preferences import SOURCE_PREFERENCE_CENTER, CategoryNotAllowedError, PreferenceView, UnsubscribeService
 from mailwright.settings import UnsubscribeSettings
@@ -24,7 +25,8 @@ from mailwright.tokens import ExpiredTokenError, InvalidTokenError
 from mailwright.web import HTML, TEXT, WebRequest, response
 from mailwright.wiring import build_unsubscribe_service
 
-logger = Logger(service="mailwright")
+logger = service_logger()
+tracer = service_tracer()
 pages = PageRenderer()
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
@@ -37,7 +39,9 @@ def service() -> UnsubscribeService:
     return build_unsubscribe_service(UnsubscribeSettings.from_env())
 
 
-@logger.inject_lambda_context(clear_state=True)
+# The response is the page, and its forms carry the token: never recorded in a trace.
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Answer one request to the unsubscribe function URL."""
     return handle(service(), event)

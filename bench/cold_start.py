@@ -1,0 +1,231 @@
+"""Cold start: import and initialisation of the send worker in fresh processes, and the size of its asset.
+
+Each run is a new interpreter that imports `mailwright.handlers.send_worker`
+and builds the service with `build_send_service` from a lane's environment
+(dummy names and credentials; building clients makes no network call).
+Two cases: with the bytecode caches this checkout already has, and with an
+empty bytecode cache per run, which is what Lambda does with today's asset
+(it ships no `.pyc` files and `/var/task` is read-only, so every cold start
+compiles the modules it imports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, lane_environment, median
+
+PROBE = """
+import json, time
+t0, c0 = time.perf_counter(), time.process_time()
+import mailwright.handlers.send_worker
+t1, c1 = time.perf_counter(), time.process_time()
+from mailwright.settings import WorkerSettings
+from mailwright.wiring import build_send_service
+service = build_send_service(WorkerSettings.from_env())
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"import_ms": (t1 - t0) * 1000, "build_ms": (t2 - t1) * 1000, "cpu_ms": (c2 - c0) * 1000}))
+"""
+
+
+def _environment() -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key not in ("PYTHONPYCACHEPREFIX",)
+    }
+    env.update(
+        lane_environment(
+            "standard", queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/mailwright-standard", prefix="cold"
+        )
+    )
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "cold-start",
+            "AWS_SECRET_ACCESS_KEY": "cold-start",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "PYTHONPATH": f"{REPO / 'functions'}",
+            "POWERTOOLS_SERVICE_NAME": "mailwright",
+        }
+    )
+    return env
+
+
+def _probe(env: dict[str, str], *extra: str) -> dict[str, float]:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, *extra, "-c", PROBE], env=env, capture_output=True, text=True, check=True, cwd=REPO
+    )
+    data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+# Packages the asset ships (compiled on every Lambda cold start); used when the asset cannot be built here.
+ASSET_PACKAGES = (
+    "mailwright",
+    "aws_lambda_powertools",
+    "pydantic",
+    "pydantic_core",
+    "jinja2",
+    "markupsafe",
+    "typing_extensions",
+    "annotated_types",
+    "typing_inspection",
+    "wrapt",
+    "aws_xray_sdk",
+)
+
+
+def _lambda_like_cache(env: dict[str, str], shipped: set[str], into: Path) -> None:
+    """A bytecode cache holding what Lambda has compiled already (the standard library and the runtime's
+    boto3 and botocore) and nothing the asset ships, which Lambda compiles at every cold start.
+    """
+    _probe(env, "-X", f"pycache_prefix={into}")
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    for cached in [into / str(REPO / "functions").lstrip("/"), *(into / str(site).lstrip("/") / n for n in shipped)]:
+        shutil.rmtree(cached, ignore_errors=True)
+    for leftover in (into / str(site).lstrip("/")).glob("*.py*"):
+        if leftover.name.split(".")[0] in shipped:
+            leftover.unlink()
+
+
+def init_times(runs: int = 10, shipped: set[str] | None = None) -> dict[str, Any]:
+    """Median import and build times over `runs` fresh processes: with every module's bytecode cached,
+    and as on Lambda today (the asset's modules compiled at each cold start).
+    """
+    env = _environment()
+    _probe(env)  # fill this checkout's bytecode cache first
+    warm = [_probe(env) for _ in range(runs)]
+    cold = []
+    with tempfile.TemporaryDirectory() as base:
+        _lambda_like_cache(env, shipped or set(ASSET_PACKAGES), Path(base))
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as fresh:
+                shutil.copytree(base, fresh, dirs_exist_ok=True)
+                cold.append(_probe(env, "-X", f"pycache_prefix={fresh}"))
+
+    def summary(samples: list[dict[str, float]]) -> dict[str, float]:
+        return {
+            "import_ms": round(median(s["import_ms"] for s in samples), 1),
+            "build_ms": round(median(s["build_ms"] for s in samples), 1),
+            "init_ms": round(median(s["import_ms"] + s["build_ms"] for s in samples), 1),
+            "cpu_ms": round(median(s["cpu_ms"] for s in samples), 1),
+        }
+
+    return {"runs": runs, "bytecode_cached": summary(warm), "asset_compiled_at_start": summary(cold)}
+
+
+def import_breakdown(top: int = 10) -> list[dict[str, Any]]:
+    """Import time by top-level package (`python -X importtime`, each module's own time summed per package)."""
+    env = _environment()
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import mailwright.handlers.send_worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    line = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
+    packages: dict[str, int] = {}
+    for match in line.finditer(result.stderr):
+        root = match.group(3).split(".")[0]
+        packages[root] = packages.get(root, 0) + int(match.group(1))
+    ordered = sorted(packages.items(), key=lambda kv: -kv[1])[:top]
+    return [{"package": name, "ms": round(us / 1000, 1)} for name, us in ordered]
+
+
+def _dir_bytes(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def _zip_bytes(path: Path) -> int:
+    with tempfile.TemporaryDirectory() as out:
+        target = Path(out) / "asset.zip"
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                archive.write(file, file.relative_to(path))
+        return target.stat().st_size
+
+
+def _synthesized_worker_asset() -> Path | None:
+    """The send worker's asset directory in cdk.out, if a synth left one."""
+    template = REPO / "cdk.out" / "Mailwright.template.json"
+    if not template.is_file():
+        return None
+    resources = json.loads(template.read_text(encoding="utf-8")).get("Resources", {})
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Lambda::Function" and str(props.get("Handler", "")).endswith(
+            "send_worker.handler"
+        ):
+            key = str(props.get("Code", {}).get("S3Key", ""))
+            candidate = REPO / "cdk.out" / f"asset.{key.removesuffix('.zip')}"
+            return candidate if candidate.is_dir() else None
+    return None
+
+
+def asset_size() -> dict[str, Any]:
+    """Unzipped and zipped bytes of the worker's Lambda asset, built as `cdk synth` builds it."""
+    from infra.bundling import WorkerCodeBundler  # imports the CDK (starts jsii): only here
+
+    with tempfile.TemporaryDirectory() as out:
+        WorkerCodeBundler().try_bundle(out, image=None)  # type: ignore[arg-type]
+        unzipped, files = _dir_bytes(Path(out))
+        zipped = _zip_bytes(Path(out))
+        packages = sorted(p.name.split("-")[0] for p in Path(out).iterdir() if p.is_dir() and "." not in p.name)
+        biggest = sorted(
+            ((p.name, _dir_bytes(p)[0]) for p in Path(out).iterdir() if p.is_dir()), key=lambda kv: -kv[1]
+        )[:6]
+    result: dict[str, Any] = {
+        "source": "infra.bundling.WorkerCodeBundler (what `cdk synth` runs), built now",
+        "unzipped_bytes": unzipped,
+        "zipped_bytes": zipped,
+        "files": files,
+        "largest_packages": [{"package": name, "bytes": size} for name, size in biggest],
+        "packages": packages,
+    }
+    synthesized = _synthesized_worker_asset()
+    if synthesized is not None:
+        synth_unzipped, _ = _dir_bytes(synthesized)
+        result["cdk_out"] = {"path": str(synthesized.relative_to(REPO)), "unzipped_bytes": synth_unzipped}
+    return result
+
+
+def measure(progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Asset size, init times and import breakdown."""
+    try:
+        asset: dict[str, Any] = asset_size()
+        size = f"{asset['unzipped_bytes'] / 1e6:.1f} MB unzipped, {asset['zipped_bytes'] / 1e6:.1f} MB zipped"
+        progress(f"  asset: {size}")
+    except Exception as exc:  # e.g. no network to install the arm64 wheels on a fresh machine
+        asset = {"error": f"{type(exc).__name__}: {exc}"}
+        progress(f"  asset: could not be built: {asset['error']}")
+    shipped = set(asset.get("packages", ASSET_PACKAGES))
+    times = init_times(shipped=shipped)
+    progress(
+        f"  cold start: init {times['asset_compiled_at_start']['init_ms']} ms as on Lambda today, "
+        f"{times['bytecode_cached']['init_ms']} ms with bytecode shipped"
+    )
+    return {
+        **times,
+        "init_ms": times["asset_compiled_at_start"]["init_ms"],
+        "import_breakdown": import_breakdown(),
+        "asset": asset,
+        "python": sys.version.split()[0],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))

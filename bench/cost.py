@@ -1,0 +1,152 @@
+"""Cost per million emails, from the measured figures and AWS list prices (us-east-1).
+
+Every unit price is here, once, and printed in one table in
+docs/benchmarks.md. They are AWS's public on-demand list prices for
+us-east-1 as compiled on PRICES_AS_OF (DynamoDB on-demand since its
+2024-11-01 reduction, Lambda arm64 first tier, SQS standard beyond the free
+tier); the benchmark does not fetch them, so check them before relying on
+the result. Free tiers are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+PRICES_AS_OF = "2026-11-25"
+PRICES: dict[str, tuple[float, str]] = {
+    "ses_per_email": (0.10 / 1000, "SES outbound email, per email (no attachments)"),
+    "lambda_gb_second_arm64": (0.0000133334, "Lambda duration, arm64, per GB-second (first 7.5 billion GB-s/month)"),
+    "lambda_request": (0.20 / 1e6, "Lambda invocations, per request"),
+    "sqs_request": (0.40 / 1e6, "SQS standard queue, per request (each 64 KB chunk is one request)"),
+    "dynamodb_wru": (0.625 / 1e6, "DynamoDB on-demand, per write request unit (1 KB)"),
+    "dynamodb_rru": (0.125 / 1e6, "DynamoDB on-demand, per read request unit (4 KB strong, 2 x 4 KB eventual)"),
+    "dynamodb_storage_gb_month": (0.25, "DynamoDB Standard table class storage, per GB-month"),
+    "dynamodb_pitr_gb_month": (0.20, "DynamoDB point-in-time recovery (continuous backups), per GB-month"),
+    "sns_publish": (0.50 / 1e6, "SNS standard topic, per publish (64 KB chunk); delivery to SQS is free"),
+    "logs_ingest_gb": (0.50, "CloudWatch Logs ingestion (standard class), per GB"),
+}
+
+# Assumptions the measurements cannot give; each is printed in the doc.
+FEEDBACK_EVENTS_PER_EMAIL = 2.5  # Send + Delivery for every email, plus opens, clicks, bounces (all types are on)
+FEEDBACK_BATCH = 10  # the feedback function's event source batch size (infra.config.FEEDBACK_BATCH_SIZE)
+FEEDBACK_MEMORY_GB = 0.25
+FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: one UpdateItem per event; issue 4's function was not measured here
+FEEDBACK_WRU_PER_EVENT = 2.0  # the history append (UpdateItem) rewrites the item and its all-attribute GSI entry
+PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0  # the seed article's producer: one SendMessage per email
+MESSAGE_LOG_RETENTION_MONTHS = 3.0  # message_log_ttl_days 90: items stay ~3 months
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item, as DynamoDB bills storage
+FEEDBACK_EVENT_BYTES = 150  # history entry per event appended to the request item
+
+
+def price(name: str) -> float:
+    """The unit price of `name`."""
+    return PRICES[name][0]
+
+
+def per_million(
+    *,
+    lambda_seconds_per_email: float,
+    memory_gb: float,
+    invocations_per_email: float,
+    sqs_receives_per_email: float,
+    ddb: dict[str, Any],
+) -> dict[str, Any]:
+    """Dollars per million emails by service, and the overhead beside SES in percent of SES's cost."""
+    million = 1e6
+    rows: dict[str, float] = {}
+    rows["SES"] = price("ses_per_email") * ddb["ses_calls_per_sent_email"] * million
+    worker = lambda_seconds_per_email * memory_gb * price("lambda_gb_second_arm64") * million
+    worker += invocations_per_email * price("lambda_request") * million
+    events = FEEDBACK_EVENTS_PER_EMAIL
+    feedback_lambda = events * FEEDBACK_SECONDS_PER_EVENT * FEEDBACK_MEMORY_GB * price("lambda_gb_second_arm64")
+    feedback_lambda += events / FEEDBACK_BATCH * price("lambda_request")
+    rows["Lambda (send worker)"] = worker
+    rows["Lambda (feedback, estimated)"] = feedback_lambda * million
+    sqs_requests = (
+        PRODUCER_SQS_REQUESTS_PER_EMAIL
+        + 2 * sqs_receives_per_email  # ReceiveMessage and DeleteMessageBatch, both ten per call
+        + ddb.get("sqs_retry_calls_per_email", 0.0)
+        + events * (1 + 2 / FEEDBACK_BATCH)  # SNS delivers each event with SendMessage; the feedback ESM
+    )
+    rows["SQS"] = sqs_requests * price("sqs_request") * million
+    wru = ddb["write_units_per_email"] + ddb["gsi_write_units_per_email"] + events * FEEDBACK_WRU_PER_EVENT
+    rru = ddb["read_units_per_email"]
+    rows["DynamoDB requests"] = (wru * price("dynamodb_wru") + rru * price("dynamodb_rru")) * million
+    # The message log keeps every request ~3 months, in the table and again in its GSI (all attributes).
+    item = ddb["item_bytes_avg"]["messages"] + DYNAMODB_ITEM_OVERHEAD_BYTES + events * FEEDBACK_EVENT_BYTES
+    stored_gb_months = 2 * item * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
+    rows["DynamoDB storage (message log, 90 days)"] = stored_gb_months * price("dynamodb_storage_gb_month")
+    # infra/storage.py turns point-in-time recovery on for the message log (the table, not its index).
+    rows["DynamoDB PITR (message log)"] = stored_gb_months / 2 * price("dynamodb_pitr_gb_month")
+    rows["SNS"] = events * price("sns_publish") * million
+    rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
+    overhead = sum(v for k, v in rows.items() if k != "SES")
+    return {
+        "rows": {k: round(v, 3) for k, v in rows.items()},
+        "total": round(sum(rows.values()), 2),
+        "overhead": round(overhead, 3),
+        "overhead_pct": round(100 * overhead / rows["SES"], 2),
+        "inputs": {
+            "lambda_seconds_per_email": round(lambda_seconds_per_email, 4),
+            "memory_gb": memory_gb,
+            "invocations_per_email": round(invocations_per_email, 4),
+            "sqs_requests_per_email": round(sqs_requests, 3),
+            "dynamodb_wru_per_email": round(wru, 3),
+            "dynamodb_rru_per_email": round(rru, 3),
+        },
+    }
+
+
+def estimate(
+    *, lanes: dict[str, Any], throughput: dict[str, Any], cpu: dict[str, Any], ddb: dict[str, Any], memory_mb: int
+) -> dict[str, Any]:
+    """Two regimes: workers paced at their SES share (cdk.json, the lanes scenario) and workers not paced."""
+    from bench.lanes import FULL_VCPU_MB
+
+    memory_gb = memory_mb / 1024
+    # Paced: the lanes scenario's billed seconds and invocations, all lanes together.
+    invocations = sum(lanes["invocations"].values())
+    emails = lanes["bulk_sent"] + lanes["critical_sent"]
+    seconds = sum(lanes["billed_seconds_per_email"][lane] * _sent(lanes, lane) for lane in ("critical", "bulk"))
+    receives = sum(
+        math.ceil(lanes["emails_per_invocation"][lane] / 10) * lanes["invocations"][lane]
+        for lane in lanes["emails_per_invocation"]
+    )
+    paced = per_million(
+        lambda_seconds_per_email=seconds / emails,
+        memory_gb=memory_gb,
+        invocations_per_email=invocations / emails,
+        sqs_receives_per_email=receives / emails,
+        ddb=ddb,
+    )
+    # Not paced (traffic under the SES rate): a batch of ten takes the throughput run's time at 50 ms,
+    # plus the boto3 CPU the fakes do not spend, at Lambda's CPU share for this memory size.
+    at_50 = next(p for p in throughput["points"] if p["ses_latency_ms"] == 50)
+    boto_cpu = max(0.0, (cpu["with_boto3"]["us_per_email"] - cpu["domain"]["us_per_email"]) / 1e6)
+    unpaced_seconds = 1 / at_50["standard_mixed"]["emails_per_second"] + boto_cpu * FULL_VCPU_MB / memory_mb
+    unpaced = per_million(
+        lambda_seconds_per_email=unpaced_seconds,
+        memory_gb=memory_gb,
+        invocations_per_email=0.1,
+        sqs_receives_per_email=0.1,
+        ddb=ddb,
+    )
+    return {
+        "prices_as_of": PRICES_AS_OF,
+        "prices": {k: {"usd": v, "unit": d} for k, (v, d) in PRICES.items()},
+        "assumptions": {
+            "feedback_events_per_email": FEEDBACK_EVENTS_PER_EMAIL,
+            "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
+            "feedback_wru_per_event": FEEDBACK_WRU_PER_EVENT,
+            "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
+            "message_log_retention_months": MESSAGE_LOG_RETENTION_MONTHS,
+        },
+        "paced": paced,
+        "unpaced": unpaced,
+        "overhead_pct": paced["overhead_pct"],
+    }
+
+
+def _sent(lanes: dict[str, Any], lane: str) -> int:
+    return int(lanes["bulk_sent"] if lane == "bulk" else lanes["critical_sent"])

@@ -1,0 +1,222 @@
+"""DynamoDB and SES requests per email: the real handler and adapters over moto, every API call counted.
+
+A realistic mix per lane: password resets on the critical lane, receipts and
+welcomes on the standard lane, a newsletter (marketing, rate-limited to 2 a
+day per user) on the bulk lane, with some suppressed recipients, opted-out
+users and users past their marketing limit. Each lane is drained as its
+event source mapping would: batches of the lane's batch size, partial
+batch responses honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+from bench.common import config, request
+from bench.moto_stack import ApiLedger, MotoStack, moto_stack
+from mailwright.addresses import address_hash
+from mailwright.constants import LANES, Keys
+from mailwright.handlers import send_worker
+from mailwright_tools.events import FakeLambdaContext, sqs_event
+from mailwright_tools.local.observability import WorkerOutput
+
+# Lambda's own START, END and REPORT lines per invocation, in bytes (typical length).
+PLATFORM_LOG_BYTES_PER_INVOCATION = 330
+
+
+def seed_consent(stack: MotoStack, *, suppressed: list[str], opted_out: list[str], unsubscribed: list[str]) -> None:
+    """Suppressions and preferences, written directly (not counted: the feedback loop and users wrote them)."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    for address in suppressed:
+        dynamodb.put_item(
+            TableName=stack.resources.suppression_table,
+            Item={Keys.SUPPRESSION_PK: {"S": address_hash(address)}, "reason": {"S": "BOUNCE"}, "scope": {"S": "all"}},
+        )
+    for user in opted_out:
+        dynamodb.put_item(
+            TableName=stack.resources.preferences_table,
+            Item={Keys.PREFERENCES_PK: {"S": user}, "opted_out": {"SS": ["marketing"]}},
+        )
+    for user in unsubscribed:
+        dynamodb.put_item(
+            TableName=stack.resources.preferences_table,
+            Item={Keys.PREFERENCES_PK: {"S": user}, "unsubscribed_all": {"BOOL": True}, "locale": {"S": "fr"}},
+        )
+
+
+def workload(emails: int, *, seed: int = 11) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Bodies per lane, and the consent data that shapes their outcomes."""
+    rng = random.Random(seed)
+    critical, standard, bulk = round(emails * 0.1), round(emails * 0.4), 0
+    bulk = emails - critical - standard
+    bodies: dict[str, list[str]] = {lane: [] for lane in LANES}
+    for i in range(critical):
+        bodies["critical"].append(json.dumps(request("password_reset", i, user=f"u{i}", idempotency_key=f"c{i}")))
+    for i in range(standard):
+        template = "order_confirmation" if rng.random() < 0.7 else "welcome_email"
+        bodies["standard"].append(json.dumps(request(template, i, user=f"u{i}", idempotency_key=f"s{i}")))
+    # A newsletter to `bulk` sends, to fewer users: some get a third one in the window and are rate-limited.
+    users = round(bulk * 0.9)
+    for i in range(bulk):
+        n = i if i < users else rng.randrange(users)
+        bodies["bulk"].append(json.dumps(request("newsletter", n, user=f"u{n}", idempotency_key=f"b{i}")))
+    consent = {
+        "suppressed": [f"user{n}@example.com" for n in rng.sample(range(users), round(emails * 0.03))],
+        "opted_out": [f"u{n}" for n in rng.sample(range(users), round(emails * 0.03))],
+        "unsubscribed": [f"u{n}" for n in rng.sample(range(users), round(emails * 0.01))],
+    }
+    return bodies, consent
+
+
+def drain_lane(
+    stack: MotoStack, lane: str, bodies: list[str], ledger: ApiLedger, output: WorkerOutput
+) -> dict[str, Any]:
+    """Publish `bodies` (a hundred at a time: moto's SQS slows down with deep queues) and run the lane's
+    worker on them as the event source mapping would; per-batch call counts.
+    """
+    # Pacing is measured elsewhere; here it would only make the run slower.
+    service = stack.container(lane, stack.session(observe=[ledger.record]), send_rate=1000.0)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = stack.resources.queues[lane]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    invocations, per_batch_max = 0, Counter[str]()
+    pending = list(bodies)
+    while True:
+        if not pending and not messages_left(sqs, url):
+            break
+        chunk, pending = pending[:100], pending[100:]
+        for start in range(0, len(chunk), 10):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk[start : start + 10])],
+            )
+        invocations += run_until_empty(sqs, url, arn, lane, service, ledger, output, per_batch_max)
+    executor = getattr(service, "_executor", None)
+    if executor is not None:
+        executor.shutdown()
+    return {"invocations": invocations, "per_batch_max": dict(per_batch_max)}
+
+
+def messages_left(sqs: Any, url: str) -> bool:
+    """Whether the queue holds any message, visible or not."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return any(int(attributes.get(name, "0")) for name in names)
+
+
+def run_until_empty(
+    sqs: Any,
+    url: str,
+    arn: str,
+    lane: str,
+    service: Any,
+    ledger: ApiLedger,
+    output: WorkerOutput,
+    per_batch_max: Counter[str],
+) -> int:
+    """Batches until nothing is visible; returns the number of invocations."""
+    lane_cfg = config().lanes[lane]
+    invocations = 0
+    while True:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < lane_cfg.batch_size:
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(10, lane_cfg.batch_size - len(messages)), AttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+        if not messages:
+            return invocations
+        before = Counter(ledger.calls)
+        context = FakeLambdaContext(function_name=f"mailwright-{lane}", timeout_seconds=lane_cfg.timeout_seconds)
+        response = send_worker.handle_batch(service, SQSEvent(sqs_event(messages, queue_arn=arn)), context)
+        output.metrics.flush()  # what @metrics.log_metrics does at the end of an invocation
+        invocations += 1
+        for key, count in (Counter(ledger.calls) - before).items():
+            per_batch_max[key] = max(per_batch_max[key], count)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:][:10])],
+            )
+        if failed:
+            raise RuntimeError(f"{lane}: {len(failed)} records failed in a fault-free run")
+
+
+def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
+    """Requests and capacity units per email for the mix, and the log bytes the workers write."""
+    cfg = config()
+    bodies, consent = workload(emails)
+    with moto_stack(cfg) as stack, tempfile.TemporaryDirectory() as logs:
+        ledger = ApiLedger(gsi_attribute={stack.resources.messages_table: Keys.SES_MESSAGE_ID})
+        seed_consent(stack, **consent)
+        output = WorkerOutput(Path(logs), handler_modules=[send_worker])
+        try:
+            lanes = {lane: drain_lane(stack, lane, bodies[lane], ledger, output) for lane in LANES}
+        finally:
+            output.restore()
+        log_bytes = output.log_path.stat().st_size + output.metrics_path.stat().st_size
+        items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=stack.resources.messages_table)
+        statuses = Counter(item["status"]["S"] for item in items["Items"])
+        resources = stack.resources
+    total = sum(len(b) for b in bodies.values())
+    invocations = sum(lane["invocations"] for lane in lanes.values())
+    ddb = {k: v for k, v in ledger.calls.items() if k.startswith("dynamodb.")}
+    reads = sum(v for k, v in ddb.items() if k.split(":")[0] in ("dynamodb.BatchGetItem", "dynamodb.GetItem"))
+    writes = sum(ddb.values()) - reads
+    tables = {
+        "suppression": resources.suppression_table,
+        "preferences": resources.preferences_table,
+        "idempotency": resources.idempotency_table,
+        "messages": resources.messages_table,
+    }
+    batch_gets_max = {
+        name: max(lane["per_batch_max"].get(f"dynamodb.BatchGetItem:{table}", 0) for lane in lanes.values())
+        for name, table in tables.items()
+    }
+    sent = statuses.get("sent", 0)
+    result = {
+        "emails": total,
+        "outcomes": dict(statuses),
+        "invocations": invocations,
+        "requests_per_email": round((reads + writes) / total, 3),
+        "reads_per_email": round(reads / total, 3),
+        "writes_per_email": round(writes / total, 3),
+        "by_call_per_email": {
+            k.removeprefix("dynamodb."): round(v / total, 3) for k, v in sorted(ddb.items(), key=lambda kv: -kv[1])
+        },
+        "batch_get_per_table_per_batch_max": batch_gets_max,
+        "read_units_per_email": round(sum(ledger.read_units.values()) / total, 3),
+        "write_units_per_email": round(sum(ledger.write_units.values()) / total, 3),
+        "gsi_write_units_per_email": round(sum(ledger.gsi_write_units.values()) / total, 3),
+        "item_bytes_avg": {
+            name: round(sum(ledger.item_bytes.get(t, [0])) / max(1, len(ledger.item_bytes.get(t, []))))
+            for name, t in tables.items()
+        },
+        "ses_calls_per_email": round(ledger.calls.get("sesv2.SendEmail", 0) / total, 3),
+        "ses_calls_per_sent_email": round(ledger.calls.get("sesv2.SendEmail", 0) / max(1, sent), 3),
+        "sqs_retry_calls_per_email": round(ledger.calls.get("sqs.ChangeMessageVisibilityBatch", 0) / total, 3),
+        "log_bytes_per_email": round((log_bytes + PLATFORM_LOG_BYTES_PER_INVOCATION * invocations) / total, 1),
+        "lanes": {lane: {"invocations": v["invocations"], "emails": len(bodies[lane])} for lane, v in lanes.items()},
+    }
+    progress(
+        f"  dynamodb: {result['requests_per_email']} requests/email "
+        f"({result['reads_per_email']} reads, {result['writes_per_email']} writes), "
+        f"SES {result['ses_calls_per_email']} calls/email"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))

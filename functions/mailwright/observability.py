@@ -1,0 +1,227 @@
+"""Logs, metrics and traces for the Lambda handlers: Powertools, set up the same way in every function.
+
+* Logs are JSON (Powertools Logger) and pass through `AddressMaskingFormatter`,
+  which masks anything shaped like an email address in the message, in every
+  extra field and in exception text: the domain already logs recipients
+  masked, this is the net under it.
+* Metrics are EMF (namespace `Mailwright`). Outcome metrics carry the
+  dimensions `lane` and `category` (and `service`, which Powertools adds).
+  One EMF document holds one value per metric name and one set of dimension
+  values, so `MetricGroups` collects a batch's metrics per dimension set and
+  writes each set as its own document.
+* Traces go to X-Ray (Powertools Tracer). The tracer switches itself off
+  outside Lambda and when POWERTOOLS_TRACE_DISABLED is set (tests), so local
+  runs never wait for an X-Ray daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mailwright.addresses import scrub_addresses
+from mailwright.constants import (
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    STATUS_OPTED_OUT,
+    STATUS_RATE_LIMITED,
+    STATUS_REJECTED,
+    STATUS_SENT,
+    STATUS_SUPPRESSED,
+    UNKNOWN,
+)
+from mailwright.feedback import EVENT_TYPES, FeedbackReport
+from mailwright.sending import BatchReport
+
+# One metric per terminal state of a request.
+METRIC_BY_STATUS: dict[str, str] = {
+    STATUS_SENT: "Sent",
+    STATUS_SUPPRESSED: "Suppressed",
+    STATUS_OPTED_OUT: "OptedOut",
+    STATUS_RATE_LIMITED: "RateLimited",
+    STATUS_REJECTED: "Rejected",
+}
+# Rejections that a template caused rather than the request's shape: counted again as RenderFailed.
+RENDER_REASON_CODES = frozenset({"missing_variable", "render_error", "sandbox_violation", "header_injection"})
+
+_PLAIN = (bool, int, float, type(None))
+
+
+# -- logs ---------------------------------------------------------------------
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_addresses(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Mapping):
+        return {_masked(key) if isinstance(key, str) else key: _masked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_masked(item) for item in value]
+    # Anything else is written with str() (the formatter's json_default): mask that text.
+    return scrub_addresses(str(value))
+
+
+class AddressMaskingFormatter(LambdaPowertoolsFormatter):
+    """The Powertools JSON formatter, with every address-shaped string in the log line masked (`j***@example.com`)."""
+
+    def serialize(self, log: LogRecord) -> str:
+        """Mask the message, extra fields, appended keys and exception text, then write JSON."""
+        masked: LogRecord = _masked(log)
+        return super().serialize(masked)
+
+
+def service_logger() -> Logger:
+    """The `mailwright` Powertools logger, JSON with addresses masked (shared by every handler in a container)."""
+    logger = Logger(service=SERVICE_NAME, logger_formatter=AddressMaskingFormatter())
+    # The first Logger of a service configures it and later ones reuse that setup: make sure it masks.
+    if not isinstance(logger.registered_formatter, AddressMaskingFormatter):
+        logger.registered_handler.setFormatter(AddressMaskingFormatter())
+    return logger
+
+
+def service_metrics() -> Metrics:
+    """Powertools metrics in the `Mailwright` namespace."""
+    return Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+def service_tracer() -> Tracer:
+    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set)."""
+    return Tracer(service=SERVICE_NAME)
+
+
+# -- metrics ------------------------------------------------------------------
+
+
+class MetricsSink(Protocol):
+    """What `MetricGroups.publish` writes to: Powertools `Metrics`, or the local stack's stand-in for it."""
+
+    def add_dimension(self, name: str, value: str) -> None: ...
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+def flush_document(sink: Any) -> None:
+    """End the EMF document `sink` is filling: write it now and start an empty one."""
+    # Powertools' Metrics calls it flush_metrics; the local stack's per-container stand-in, flush.
+    flush = getattr(sink, "flush_metrics", None) or sink.flush
+    flush()
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One value of one metric."""
+
+    name: str
+    unit: str
+    value: float
+
+
+class MetricGroups:
+    """Metrics of one invocation, grouped by dimension values; each group becomes one EMF document.
+
+    Counts are summed within a group (one value per name); other values, such as
+    latencies, are kept one by one.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[tuple[str, str], ...], list[MetricValue]] = {}
+
+    def _group(self, dimensions: Mapping[str, str]) -> list[MetricValue]:
+        return self._groups.setdefault(tuple(dimensions.items()), [])
+
+    def count(self, name: str, value: int = 1, **dimensions: str) -> None:
+        """Add `value` to the count `name` under these dimension values."""
+        if value <= 0:
+            return
+        group = self._group(dimensions)
+        for index, existing in enumerate(group):
+            if existing.name == name:
+                group[index] = MetricValue(name, existing.unit, existing.value + value)
+                return
+        group.append(MetricValue(name, MetricUnit.Count.value, value))
+
+    def add(self, name: str, value: float, unit: MetricUnit, **dimensions: str) -> None:
+        """Record one value of `name` (e.g. a latency) under these dimension values."""
+        self._group(dimensions).append(MetricValue(name, unit.value, value))
+
+    def groups(self) -> list[tuple[dict[str, str], list[MetricValue]]]:
+        """Each group's dimension values and metric values, in the order they were first used."""
+        return [(dict(key), list(values)) for key, values in self._groups.items() if values]
+
+    def publish(self, sink: MetricsSink) -> None:
+        """Write each group to `sink` as its own EMF document.
+
+        Every group but the last is flushed here. The last stays in `sink` for the
+        end of the invocation (`@metrics.log_metrics` in Lambda, the local stack's
+        flush locally), so an invocation never ends with an empty metric set.
+        """
+        groups = self.groups()
+        for index, (dimensions, values) in enumerate(groups):
+            if index:
+                flush_document(sink)
+            for name, value in dimensions.items():
+                sink.add_dimension(name=name, value=value)
+            for metric in values:
+                sink.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
+
+
+def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups:
+    """The send worker's metrics for one batch.
+
+    Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
+    RenderFailed, Throttled and SendLatency (ms from publish to send). Per lane:
+    Retried, Duplicates and LeaseTakeovers.
+    """
+    metrics = MetricGroups()
+    for outcome in report.outcomes:
+        category = outcome.category or UNKNOWN
+        metrics.count(METRIC_BY_STATUS[outcome.status], lane=lane, category=category)
+        if outcome.status == STATUS_REJECTED and outcome.reason_code in RENDER_REASON_CODES:
+            metrics.count("RenderFailed", lane=lane, category=category)
+        if outcome.status == STATUS_SENT and outcome.received_at:
+            latency = max(0.0, (now - outcome.received_at) * 1000)
+            metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
+    for message_id, reason in report.retry_reasons.items():
+        if reason == "throttled":
+            category = report.retry_categories.get(message_id, UNKNOWN)
+            metrics.count("Throttled", lane=lane, category=category)
+    metrics.count("Retried", len(report.failed), lane=lane)
+    metrics.count("Duplicates", report.duplicates, lane=lane)
+    metrics.count("LeaseTakeovers", report.lease_takeovers, lane=lane)
+    return metrics
+
+
+def feedback_metrics(report: FeedbackReport) -> MetricGroups:
+    """The feedback function's metrics for one batch.
+
+    Per lane and category (from the message's tags): Bounces (hard-bounced
+    recipients) and Complaints. Without dimensions: events by type
+    (FeedbackBounce, FeedbackRenderingFailure, ...) and what was suppressed,
+    ignored, failed or deferred.
+    """
+    metrics = MetricGroups()
+    for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
+        for (lane, category), value in counter.items():
+            metrics.count(name, value, lane=lane or UNKNOWN, category=category or UNKNOWN)
+    for event_type in EVENT_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
+        metrics.count("Feedback" + event_type.replace(" ", ""), report.by_type[event_type])
+    for name, value in (
+        ("FeedbackProcessed", report.processed),
+        ("FeedbackSuppressed", report.suppressed),
+        ("FeedbackSoftBounces", report.soft_bounces),
+        ("FeedbackIgnored", report.ignored),
+        ("FeedbackErrors", report.errors),
+        ("FeedbackDeferred", report.deferred),
+        ("FeedbackUnmatched", report.unmatched),
+        ("FeedbackRetried", len(report.failed)),
+    ):
+        metrics.count(name, value)
+    return metrics

@@ -1,0 +1,236 @@
+"""CloudWatch alarms, all notifying one encrypted SNS topic (with an email subscription when `alarm_email` is set).
+
+| alarm                         | metric                                         | fires when                        |
+|-------------------------------|------------------------------------------------|-----------------------------------|
+| `<stack>-dlq-<queue>`         | SQS ApproximateNumberOfMessagesVisible (max)   | >= 1 message, any minute          |
+| `<stack>-age-<queue>`         | SQS ApproximateAgeOfOldestMessage (max)        | > max_message_age_seconds, 3 min  |
+| `<stack>-errors-<function>`   | Lambda Errors (sum)                            | >= 1 in 5 min                     |
+| `<stack>-throttles-<function>`| Lambda Throttles (sum)                         | >= 1 in 5 min                     |
+| `<stack>-ses-bounce-rate`     | AWS/SES Reputation.BounceRate (max, 1 h)       | >= 4 % (SES reviews at 5 %)       |
+| `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
+| `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
+
+The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, QUOTA_ALARM_RATIO, MailwrightConfig
+
+SES_NAMESPACE = "AWS/SES"
+# SES publishes its reputation rates account-wide with no dimensions: the rates its review looks at.
+BOUNCE_RATE_METRIC = "Reputation.BounceRate"
+COMPLAINT_RATE_METRIC = "Reputation.ComplaintRate"
+# A queue's metrics arrive once a minute; a function's are summed over five.
+QUEUE_PERIOD = Duration.minutes(1)
+FUNCTION_PERIOD = Duration.minutes(5)
+# How many consecutive minutes a queue's oldest message must be too old.
+AGE_EVALUATION_PERIODS = 3
+# The reputation rates move slowly (SES computes them over a representative volume, not a window).
+REPUTATION_PERIOD = Duration.hours(1)
+# SES's sending quota is a rolling 24 hours; one day is also the longest period an alarm may have.
+QUOTA_PERIOD = Duration.days(1)
+
+
+@dataclass(frozen=True)
+class MonitoredQueues:
+    """The queues the alarms watch, by name: lanes (`critical`...), `feedback` and, for DLQs, `ingest`."""
+
+    queues: Mapping[str, sqs.IQueue]
+    dead_letter_queues: Mapping[str, sqs.IQueue]
+
+
+class Alarms(Construct):
+    """The alarm topic (`topic`, encrypted with `key`) and every alarm (`alarms`, by short name)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: MailwrightConfig, watched: MonitoredQueues
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._prefix = config.stack_name
+        stack = Stack.of(self)
+
+        # CloudWatch cannot publish to a topic under the AWS managed key (alias/aws/sns): its
+        # policy cannot be changed to let CloudWatch use it. A customer managed key can.
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description="Encrypts the mailwright alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToUseTheKey",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                # In a key policy, "*" is the key itself.
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(self, "Topic", display_name="mailwright alarms", master_key=self.key, enforce_ssl=True)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        if config.alarms.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarms.email))
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        for name, dlq in watched.dead_letter_queues.items():
+            self._dead_letter_queue(name, dlq)
+        for name, queue in watched.queues.items():
+            self._queue_age(name, queue, config.alarms.max_message_age_seconds[name])
+        self.bounce_rate = self._reputation(
+            "ses-bounce-rate",
+            BOUNCE_RATE_METRIC,
+            BOUNCE_RATE_ALARM,
+            "SES bounce rate >= 4% (SES reviews the account at 5%). The bulk lane is paused. Find the source "
+            "(a list import? one template?) in the dashboard's Bounces by lane and category, fix it, then "
+            "`mailwright lanes resume bulk`.",
+        )
+        self.complaint_rate = self._reputation(
+            "ses-complaint-rate",
+            COMPLAINT_RATE_METRIC,
+            COMPLAINT_RATE_ALARM,
+            "SES complaint rate >= 0.08% (SES reviews the account at 0.1%). The bulk lane is paused. Check "
+            "Complaints by category, consent and unsubscribe links of recent campaigns, then "
+            "`mailwright lanes resume bulk`.",
+        )
+        self.quota = self._add(
+            "ses-daily-quota",
+            cloudwatch.Metric(namespace=SES_NAMESPACE, metric_name="Send", statistic="Sum", period=QUOTA_PERIOD),
+            threshold=config.alarms.quota_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"Sends in the last day reached {QUOTA_ALARM_RATIO:.0%} of ses_daily_quota "
+            f"({config.alarms.ses_daily_quota}). Ask AWS for a higher quota, or slow bulk sending "
+            "(`mailwright lanes pause bulk`), before SES starts refusing mail.",
+        )
+
+    @property
+    def reputation_alarms(self) -> list[cloudwatch.Alarm]:
+        """The alarms the reputation circuit breaker follows."""
+        return [self.bounce_rate, self.complaint_rate]
+
+    def watch_functions(self, functions: Mapping[str, lambda_.IFunction]) -> None:
+        """An errors and a throttles alarm for each function, by a short name (`critical-worker`, `breaker`...)."""
+        for name, function in functions.items():
+            self._add(
+                f"errors-{name}",
+                function.metric_errors(period=FUNCTION_PERIOD, statistic="Sum"),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=f"The {name} function failed an invocation (a crash or timeout, not a rejected "
+                "request): its batch returns to the queue. Read its log group for the error.",
+            )
+            self._add(
+                f"throttles-{name}",
+                function.metric_throttles(period=FUNCTION_PERIOD, statistic="Sum"),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=f"Lambda throttled the {name} function: the account's concurrency is exhausted, "
+                "or reserved concurrency is below the event source's maximum concurrency.",
+            )
+
+    def _dead_letter_queue(self, name: str, dlq: sqs.IQueue) -> None:
+        self._add(
+            f"dlq-{name}",
+            dlq.metric_approximate_number_of_messages_visible(period=QUEUE_PERIOD, statistic="Maximum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            # An empty, idle queue stops reporting: no data means nothing is waiting.
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"Messages wait in the {name} dead-letter queue. Look with `mailwright dlq list {name}`, "
+            f"fix the cause, then `mailwright dlq redrive {name}`.",
+        )
+
+    def _queue_age(self, name: str, queue: sqs.IQueue, seconds: int) -> None:
+        self._add(
+            f"age-{name}",
+            queue.metric_approximate_age_of_oldest_message(period=QUEUE_PERIOD, statistic="Maximum"),
+            threshold=seconds,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=AGE_EVALUATION_PERIODS,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"The oldest message in the {name} queue is older than {seconds} s: its function is "
+            "failing, throttled, paused (`mailwright lanes status`) or too slow for the traffic.",
+        )
+
+    def _reputation(self, short_name: str, metric_name: str, threshold: float, description: str) -> cloudwatch.Alarm:
+        return self._add(
+            short_name,
+            cloudwatch.Metric(
+                namespace=SES_NAMESPACE, metric_name=metric_name, statistic="Maximum", period=REPUTATION_PERIOD
+            ),
+            threshold=threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            # A gap in the data (SES publishes these sparsely) neither trips nor releases the breaker.
+            missing=cloudwatch.TreatMissingData.IGNORE,
+            description=description,
+        )
+
+    def _add(
+        self,
+        short_name: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator,
+        evaluation_periods: int,
+        missing: cloudwatch.TreatMissingData,
+        description: str,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            "".join(part.capitalize() for part in short_name.split("-")),
+            alarm_name=f"{self._prefix}-{short_name}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            treat_missing_data=missing,
+        )
+        # Both ways: the all-clear matters too (and says when a paused lane may be resumed).
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[short_name] = alarm
+        return alarm

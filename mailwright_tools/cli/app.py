@@ -1,0 +1,75 @@
+"""The `mailwright` command: the Typer apps and the options every command shares.
+
+Modules under `mailwright_tools.cli` add their commands to these apps. They
+import only typer at module level; boto3, moto, rich and the runtime are
+imported inside the commands, so `mailwright --help` starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailwright_tools.state import STATE_DIR_ENV, StateDir
+
+app = typer.Typer(
+    name="mailwright",
+    help="Operate mailwright: the local stack, templates, suppressions, dead-letter queues and requests.\n\n"
+    "Commands target the local stack when one is running (see `mailwright local up`), "
+    "else the deployed stack found through its CloudFormation outputs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+local_app = typer.Typer(
+    help="Run mailwright on this machine: moto on loopback, the functions in-process.", no_args_is_help=True
+)
+templates_app = typer.Typer(help="Check, preview and upload email templates.", no_args_is_help=True)
+suppression_app = typer.Typer(help="The suppression list: addresses that must not be mailed.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter queues: list what waits there, and redrive it.", no_args_is_help=True)
+feedback_app = typer.Typer(help="SES feedback events.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+app.add_typer(templates_app, name="templates")
+app.add_typer(suppression_app, name="suppression")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(feedback_app, name="feedback")
+
+# The one option spelled the same on every reporting command.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """What the global options say."""
+
+    state: StateDir
+    stack_name: str | None
+    region: str | None
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", envvar=STATE_DIR_ENV, help="Where local state lives (default: ./.mailwright)."),
+    ] = None,
+    stack_name: Annotated[
+        str | None,
+        typer.Option(
+            "--stack-name", help="Target this deployed stack (default: cdk.json's, when no local stack runs)."
+        ),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")] = None,
+) -> None:
+    ctx.obj = CliContext(state=StateDir.resolve(state_dir), stack_name=stack_name, region=region)
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    """The global options of this invocation."""
+    found = ctx.find_object(CliContext)
+    return found if found is not None else CliContext(StateDir.resolve(), None, None)

@@ -1,0 +1,600 @@
+"""`mailwright send`, `status`, `suppression ...`, `dlq ...` and `feedback replay`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mailwright_tools.cli.app import JsonOption, app, dlq_app, feedback_app, suppression_app
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, resolve
+
+if TYPE_CHECKING:
+    from mailwright_tools.target import Target
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _when(epoch: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+# -- send -------------------------------------------------------------------
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    to: Annotated[str | None, typer.Option("--to", help="Recipient address.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Template id, e.g. order_confirmation.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Template data as a JSON object.")] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="e.g. fr-CA.")] = None,
+    priority: Annotated[str | None, typer.Option("--priority", help="critical, standard or bulk (the lane).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    user_id: Annotated[str | None, typer.Option("--user-id")] = None,
+    metadata: Annotated[list[str] | None, typer.Option("--metadata", help="KEY=VALUE tag; repeatable.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="A JSON file holding one request or an array of them.")
+    ] = None,
+    via: Annotated[str, typer.Option("--via", help="queue (the lane queue) or bus (EventBridge).")] = "queue",
+    json_output: JsonOption = False,
+) -> None:
+    """Publish one request built from flags, or the request(s) in --file, through the producer SDK."""
+    from mailwright.sdk import InvalidRequestError, PartialBatchError, Publisher, template_priorities
+
+    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
+    if via not in ("queue", "bus"):
+        fail("--via is queue or bus", EXIT_USAGE)
+    target = resolve(ctx)
+    session = target.session()
+    priorities = template_priorities(REPO / "templates") if (REPO / "templates").is_dir() else {}
+    if via == "bus":
+        if not target.event_bus:
+            fail(f"the {target.describe()} has no event bus")
+        publisher = Publisher(event_bus=target.event_bus, template_priorities=priorities, session=session)
+    else:
+        publisher = Publisher(queue_urls=target.queues, template_priorities=priorities, session=session)
+    try:
+        request_ids = publisher.send_batch(requests)
+    except InvalidRequestError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except PartialBatchError as exc:
+        fail(str(exc))
+    except _aws_errors() as exc:
+        fail(f"publishing failed: {exc}")
+    from mailwright.request import EmailRequest
+
+    sent = []
+    for request, request_id in zip(requests, request_ids, strict=True):
+        model = EmailRequest.model_validate(request)
+        sent.append(
+            {
+                "request_id": request_id,
+                "lane": publisher.lane_of(model),
+                "template_id": model.template_id,
+                "recipient": model.recipient_email,
+            }
+        )
+    if json_output:
+        emit_json({"published": len(sent), "via": via, "target": target.describe(), "requests": sent})
+    else:
+        out = console()
+        for item in sent:
+            out.print(
+                f"published [bold]{item['request_id']}[/] ({item['template_id']} to {item['recipient']}, "
+                f"{item['lane']} lane, via {via})"
+            )
+        out.print(f"[dim]follow it with: mailwright status {sent[0]['request_id']}[/]")
+
+
+def _requests_from(
+    to: str | None,
+    template: str | None,
+    data: str | None,
+    locale: str | None,
+    priority: str | None,
+    idempotency_key: str | None,
+    user_id: str | None,
+    metadata: list[str] | None,
+    file: Path | None,
+) -> list[dict[str, Any]]:
+    flags = any(v is not None for v in (to, template, data, locale, priority, idempotency_key, user_id)) or metadata
+    if file is not None:
+        if flags:
+            fail("give either --file or the request flags, not both", EXIT_USAGE)
+        try:
+            loaded = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"--file {file}: {exc}", EXIT_USAGE)
+        items = loaded if isinstance(loaded, list) else [loaded]
+        if not items or not all(isinstance(item, dict) for item in items):
+            fail(f"--file {file}: expected a JSON object or a non-empty array of objects", EXIT_USAGE)
+        return items
+    if not to or not template:
+        fail("--to and --template are required (or give --file)", EXIT_USAGE)
+    request: dict[str, Any] = {"recipient_email": to, "template_id": template}
+    if data is not None:
+        try:
+            request["template_data"] = json.loads(data)
+        except ValueError as exc:
+            fail(f"--data is not JSON: {exc}", EXIT_USAGE)
+    optional = {
+        "locale": locale,
+        "priority": priority,
+        "idempotency_key": idempotency_key,
+        "user_id": user_id,
+    }
+    request.update({key: value for key, value in optional.items() if value is not None})
+    if metadata:
+        pairs = {}
+        for pair in metadata:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                fail(f"--metadata {pair!r}: expected KEY=VALUE", EXIT_USAGE)
+            pairs[key] = value
+        request["metadata"] = pairs
+    return [request]
+
+
+# -- status -----------------------------------------------------------------
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="A request id (from send or the SDK), or an SES message id.")],
+    json_output: JsonOption = False,
+) -> None:
+    """A request's whole history: its message-log entry, its SES events, and why it was not sent."""
+    from mailwright.adapters.dynamodb import DynamoMessageLog
+    from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
+    from mailwright_tools.queues import body_request_id, peek_queue
+
+    target = resolve(ctx)
+    session = target.session()
+    dynamodb = session.client("dynamodb")
+    table = target.tables["messages"]
+    try:
+        item = DynamoMessageLog(dynamodb, table, ttl_days=1).get(request_id)
+        if item is None:  # perhaps an SES message id
+            found = dynamodb.query(
+                TableName=table,
+                IndexName=SES_MESSAGE_ID_INDEX,
+                KeyConditionExpression="#m = :id",
+                ExpressionAttributeNames={"#m": Keys.SES_MESSAGE_ID},
+                ExpressionAttributeValues={":id": {"S": request_id}},
+            ).get("Items", [])
+            if found:
+                item = DynamoMessageLog(dynamodb, table, ttl_days=1).get(found[0][Keys.MESSAGES_PK]["S"])
+    except _aws_errors() as exc:
+        fail(f"could not read the message log: {exc}")
+    if item is None:
+        sqs = session.client("sqs")
+        for name, url in target.dead_letter_queues().items():
+            for message in peek_queue(sqs, url, limit=2000):
+                if body_request_id(message["Body"]) == request_id:
+                    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    why = (
+                        f"it waits in the {name} dead-letter queue after {receives} receives; "
+                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                    )
+                    _print_status({"request_id": request_id, "found": False, "dlq": name, "why": why}, json_output)
+                    raise typer.Exit(EXIT_FAILED)
+        why = "not in the message log or any dead-letter queue: not processed yet, never published, or expired"
+        _print_status({"request_id": request_id, "found": False, "why": why}, json_output)
+        raise typer.Exit(EXIT_FAILED)
+    result = {
+        "request_id": item.get("pk", request_id),
+        "found": True,
+        "status": item.get("status"),
+        "why": _why_not_sent(item),
+        **{k: v for k, v in item.items() if k not in ("pk", "sk", "status", "history", "events")},
+        "history": item.get("history", []),
+        "events": [_event_summary(event) for event in item.get("events", [])],
+    }
+    _print_status(result, json_output)
+
+
+def _why_not_sent(item: dict[str, Any]) -> str | None:
+    if item.get("status") == "sent":
+        return None
+    reason = item.get("reason") or item.get("reason_code") or item.get("status")
+    return f"{item.get('status')}: {reason}" + (f" ({item['reason_code']})" if item.get("reason_code") else "")
+
+
+def _event_summary(event: dict[str, Any]) -> dict[str, Any]:
+    keep = ("sk", "event_type", "type", "status", "at", "timestamp", "detail", "details", "ses_message_id", "reason")
+    summary = {key: event[key] for key in keep if key in event}
+    return summary or dict(event)
+
+
+def _print_status(result: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        emit_json(result)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    if not result["found"]:
+        out.print(f"[bold]{result['request_id']}[/]: [yellow]{escape(result['why'])}[/]")
+        return
+    colour = "green" if result["status"] == "sent" else "yellow"
+    out.print(f"[bold]{result['request_id']}[/]: [{colour}]{result['status']}[/]")
+    if result.get("why"):
+        out.print(f"  why: {escape(str(result['why']))}")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    for key in (
+        "lane",
+        "template_id",
+        "category",
+        "locale",
+        "recipient_masked",
+        "user_id",
+        "ses_message_id",
+        "attempts",
+        "delivery",
+        "received_at",
+        "completed_at",
+    ):
+        if key in result:
+            value = _when(result[key]) if key.endswith("_at") else str(result[key])
+            table.add_row(key, escape(value))
+    out.print(table)
+    if result["history"]:
+        out.print("history:")
+        for entry in result["history"]:
+            out.print(f"  {_when(entry.get('at'))}  {escape(str(entry.get('status')))}")
+    if result["events"]:
+        out.print("SES events:")
+        for event in result["events"]:
+            out.print(f"  {escape(json.dumps(event, default=str))}")
+
+
+# -- suppression ------------------------------------------------------------
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _suppression_service(ctx: typer.Context, mirror_ses: bool) -> tuple[Any, Target]:
+    from mailwright.wiring import build_suppression_service
+
+    target = resolve(ctx)
+    if mirror_ses and target.local:
+        fail("--mirror-ses needs a deployed stack: the local stack has no SES suppression list", EXIT_USAGE)
+    service = build_suppression_service(
+        suppression_table=target.tables["suppression"], session=target.session(), mirror_to_ses=mirror_ses
+    )
+    return service, target
+
+
+def _entry_json(entry: Any) -> dict[str, Any]:
+    return {
+        "address": entry.masked,
+        "address_hash": entry.address_hash,
+        "reason": entry.reason,
+        "reasons": sorted(entry.reasons) if getattr(entry, "reasons", None) else [entry.reason],
+        "scope": entry.scope,
+        "created_at": entry.created_at,
+        "expires_at": entry.expires_at,
+        "source": entry.source,
+        "note": getattr(entry, "note", ""),
+    }
+
+
+MirrorOption = Annotated[
+    bool, typer.Option("--mirror-ses/--no-mirror-ses", help="Also change the SES account suppression list.")
+]
+ActorOption = Annotated[str | None, typer.Option("--actor", help="Who makes the change (default: cli:user@host).")]
+NoteOption = Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")]
+
+
+def _suppression_errors() -> tuple[type[BaseException], ...]:
+    from mailwright.errors import SuppressionError
+
+    return (SuppressionError, ValueError)
+
+
+@suppression_app.command("check")
+def suppression_check(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The email address.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Whether ADDRESS is suppressed, and why."""
+    service, _ = _suppression_service(ctx, False)
+    try:
+        entry = service.check(address)
+        history = service.history(address)
+    except _suppression_errors() as exc:
+        fail(str(exc), EXIT_USAGE)
+    except _aws_errors() as exc:
+        fail(f"could not read the suppression list: {exc}")
+    result: dict[str, Any] = {"suppressed": entry is not None, "reason": entry.reason if entry else None}
+    if entry is not None:
+        result.update(_entry_json(entry))
+    result["history"] = [
+        {"at": r.at, "action": r.action, "reason": r.reason, "actor": r.actor, "note": r.note, "outcome": r.outcome}
+        for r in history
+    ]
+    if json_output:
+        emit_json(result)
+        return
+    from rich.markup import escape
+
+    out = console()
+    if entry is None:
+        out.print("[green]not suppressed[/]")
+    else:
+        expires = f", until {_when(entry.expires_at)}" if entry.expires_at else ""
+        out.print(
+            f"[red]suppressed[/]: {entry.reason} ({entry.scope}{expires}) since {_when(entry.created_at)}, "
+            f"source {entry.source}"
+        )
+    for record in result["history"]:
+        out.print(
+            f"  [dim]{_when(record['at'])}[/] {record['action']} {record['reason']} "
+            f"by {escape(str(record['actor']))}: {escape(str(record['note']))}"
+        )
+
+
+@suppression_app.command("add")
+def suppression_add(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The email address.")],
+    reason: Annotated[str, typer.Option("--reason", help="MANUAL, BOUNCE, COMPLAINT or SOFT_BOUNCE.")] = "MANUAL",
+    note: NoteOption = "",
+    actor: ActorOption = None,
+    mirror_ses: MirrorOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Suppress ADDRESS (audited)."""
+    service, _ = _suppression_service(ctx, mirror_ses)
+    try:
+        entry = service.add(address, reason=reason.upper(), actor=_actor(actor), note=note)
+    except _suppression_errors() as exc:
+        fail(str(exc), EXIT_USAGE)
+    except _aws_errors() as exc:
+        fail(f"could not write the suppression list: {exc}")
+    if json_output:
+        emit_json({"suppressed": True, **_entry_json(entry)})
+    else:
+        console().print(f"suppressed {entry.masked}: {entry.reason} ({entry.scope})")
+
+
+@suppression_app.command("remove")
+def suppression_remove(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The email address.")],
+    force: Annotated[bool, typer.Option("--force", help="Required to lift a COMPLAINT suppression.")] = False,
+    note: NoteOption = "",
+    actor: ActorOption = None,
+    mirror_ses: MirrorOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Lift ADDRESS's suppression (audited); a complaint needs --force."""
+    from mailwright.errors import ComplaintRemovalError, NotSuppressedError
+
+    service, _ = _suppression_service(ctx, mirror_ses)
+    try:
+        entry = service.remove(address, actor=_actor(actor), note=note, force=force)
+    except ComplaintRemovalError as exc:
+        fail(f"{exc}: the recipient complained; pass --force (and a --note) if they asked for mail again")
+    except NotSuppressedError as exc:
+        fail(str(exc))
+    except _suppression_errors() as exc:
+        fail(str(exc), EXIT_USAGE)
+    except _aws_errors() as exc:
+        fail(f"could not write the suppression list: {exc}")
+    if json_output:
+        emit_json({"removed": True, "suppressed": False, **_entry_json(entry)})
+    else:
+        console().print(f"removed the {entry.reason} suppression of {entry.masked}")
+
+
+@suppression_app.command("list")
+def suppression_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """Active suppressions, newest first."""
+    service, target = _suppression_service(ctx, False)
+    try:
+        entries = service.list(limit=limit)
+    except _aws_errors() as exc:
+        fail(f"could not read the suppression list: {exc}")
+    if json_output:
+        emit_json({"count": len(entries), "suppressions": [_entry_json(entry) for entry in entries]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Suppressions ({target.describe()})", title_justify="left")
+    for column in ("address", "reason", "scope", "since", "expires", "source"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            entry.masked,
+            entry.reason,
+            entry.scope,
+            _when(entry.created_at),
+            _when(entry.expires_at) if entry.expires_at else "never",
+            entry.source,
+        )
+    console().print(table)
+
+
+# -- dlq ----------------------------------------------------------------------
+
+
+LaneOption = Annotated[
+    str | None, typer.Option("--lane", help="critical, standard, bulk or feedback (default: all; list also: ingest).")
+]
+
+
+def _dlqs(target: Target, lane: str | None) -> dict[str, str]:
+    queues = target.dead_letter_queues()
+    if lane is None:
+        return queues
+    if lane not in queues:
+        fail(f"no dead-letter queue {lane!r}; known: {', '.join(queues)}", EXIT_USAGE)
+    return {lane: queues[lane]}
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    lane: LaneOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Messages shown per queue.")] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """What waits in the dead-letter queues (messages stay where they are)."""
+    from mailwright_tools.dlq import list_messages
+    from mailwright_tools.queues import queue_depth
+
+    target = resolve(ctx)
+    sqs = target.session().client("sqs")
+    result: dict[str, Any] = {}
+    try:
+        for name, url in _dlqs(target, lane).items():
+            messages = list_messages(sqs, url, limit=limit)
+            result[name] = {"url": url, "count": max(queue_depth(sqs, url), len(messages)), "messages": messages}
+    except _aws_errors() as exc:
+        fail(f"could not read the dead-letter queues: {exc}")
+    total = sum(queue["count"] for queue in result.values())
+    if json_output:
+        emit_json(
+            {
+                "total": total,
+                "queues": {
+                    name: {**queue, "messages": [m.to_json() for m in queue["messages"]]}
+                    for name, queue in result.items()
+                },
+            }
+        )
+        return
+    from rich.table import Table
+
+    out = console()
+    for name, queue in result.items():
+        out.print(f"[bold]{name}[/] DLQ: {queue['count']} message(s)")
+        if queue["messages"]:
+            table = Table(show_edge=False)
+            for column in ("request", "template / event", "recipient", "receives", "first sent"):
+                table.add_column(column)
+            for m in queue["messages"]:
+                table.add_row(m.request_id, m.template_id, m.recipient, str(m.receive_count), _when(m.sent_at))
+            out.print(table)
+    out.print(f"{total} message(s) in dead-letter queues")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(ctx: typer.Context, lane: LaneOption = None, json_output: JsonOption = False) -> None:
+    """Send dead-lettered messages back to their queues (bodies and attributes unchanged)."""
+    from mailwright_tools.dlq import redrive
+
+    target = resolve(ctx)
+    sqs = target.session().client("sqs")
+    results: dict[str, Any] = {}
+    try:
+        for name, url in _dlqs(target, lane).items():
+            source = target.source_queue(name)
+            if source is None:
+                if lane is not None:
+                    fail(
+                        f"the {name} DLQ has no source queue to redrive to (EventBridge delivery failures)", EXIT_USAGE
+                    )
+                continue
+            outcome = redrive(sqs, url, source, use_move_task=not target.local)
+            results[name] = {
+                "moved": outcome.moved,
+                "failed": outcome.failed,
+                "method": outcome.method,
+                "task_handle": outcome.task_handle,
+                "errors": outcome.errors,
+            }
+    except _aws_errors() as exc:
+        fail(f"redrive failed: {exc}")
+    moved = sum(r["moved"] for r in results.values())
+    failed = sum(r["failed"] for r in results.values())
+    if json_output:
+        emit_json({"moved": moved, "failed": failed, "queues": results})
+    else:
+        out = console()
+        for name, r in results.items():
+            out.print(
+                f"{name}: moved {r['moved']} back to its queue ({r['method']})"
+                + (f", {r['failed']} failed" if r["failed"] else "")
+            )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# -- feedback -----------------------------------------------------------------
+
+
+@feedback_app.command("replay")
+def feedback_replay(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON: one SES event or an array; raw or in SNS envelopes.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Feed SES events through the feedback function's service (suppressions, message log)."""
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"{file}: {exc}", EXIT_USAGE)
+    events = loaded if isinstance(loaded, list) else [loaded]
+    from mailwright.settings import FeedbackSettings
+    from mailwright.wiring import build_feedback_service
+
+    target = resolve(ctx)
+    service = build_feedback_service(FeedbackSettings.from_env(target.feedback_environment()), session=target.session())
+    try:
+        report = service.process_events(events)
+    except _aws_errors() as exc:
+        fail(f"replay failed: {exc}")
+    result = {
+        "events": len(events),
+        "processed": report.processed,
+        "suppressed": report.suppressed,
+        "ignored": report.ignored,
+        "errors": report.errors,
+        "failed": list(report.failed),
+        "by_type": dict(report.by_type),
+        "soft_bounces": report.soft_bounces,
+        "unmatched": report.unmatched,
+    }
+    if json_output:
+        emit_json(result)
+    else:
+        console().print(
+            f"{result['events']} event(s): {report.processed} processed, {report.suppressed} suppression(s), "
+            f"{report.ignored} ignored, {report.errors} error(s)"
+            + (f"; failed: {', '.join(report.failed)}" if report.failed else "")
+        )
+    if report.errors or report.failed:
+        raise typer.Exit(EXIT_FAILED)

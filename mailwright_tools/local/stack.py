@@ -1,0 +1,370 @@
+"""The local stack: moto on loopback, the stack's resources, and the functions running in-process.
+
+    with LocalStack(LocalStackOptions(state=StateDir.resolve(), config=load_config(REPO / "cdk.json"))) as stack:
+        print(stack.state["queues"]["standard"])   # a producer can publish here now
+        stack.wait_until_drained(timeout=60)
+
+Resources are created by `mailwright_tools.provision` from `infra.config`
+(the settings the CDK app reads) and `mailwright.constants` (the names), so
+lanes run locally as deployed: each lane's event source has its batch size,
+batching window and maximum concurrency, each emulated container builds its
+send service from the lane's environment (`worker_environment`), and the
+queues carry the stack's visibility timeouts and redrive policies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.config import MailwrightConfig
+from mailwright.constants import LANES, Env
+from mailwright_tools.local import moto_speedups
+from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
+from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
+from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
+from mailwright_tools.local.outbox import Outbox
+from mailwright_tools.local.session import LocalSession
+from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
+from mailwright_tools.queues import queues_empty
+from mailwright_tools.state import StateDir
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+# SES publishes events asynchronously: the Send event about a second after SendEmail returned,
+# the recipient server's verdict (Delivery, Bounce, then a Complaint) a little later.
+SES_EVENT_DELAYS: dict[str, float] = {"Send": 1.0, "Delivery": 2.0, "Bounce": 2.0, "Complaint": 3.0}
+
+
+@dataclass(frozen=True)
+class LocalStackOptions:
+    """How to run the local stack."""
+
+    state: StateDir
+    config: MailwrightConfig
+    templates_dir: Path = REPO / "templates"
+    host: str = "127.0.0.1"
+    port: int = 0
+    region: str = "us-east-1"
+    # The SES account send rate the workers share; None keeps cdk.json's ses_max_send_rate.
+    ses_rate: float | None = None
+    serve_unsubscribe: bool = True
+    # Write .mailwright/local.json so the CLI and other processes find the stack.
+    record: bool = True
+    # Seconds after a send at which SES publishes each event type (it does so asynchronously).
+    ses_event_delays: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SES_EVENT_DELAYS))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError when `port` is taken: moto's server thread would die on it and leave start() waiting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"port {port} on {host} is not free ({exc.strerror})") from None
+
+
+class LocalStack:
+    """Starts and stops the whole local stack; `state` is what `.mailwright/local.json` records."""
+
+    def __init__(self, options: LocalStackOptions) -> None:
+        if options.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the local stack binds loopback only")
+        self.options = options
+        rate = options.ses_rate if options.ses_rate is not None else options.config.ses_max_send_rate
+        self.config = dataclasses.replace(options.config, ses_max_send_rate=rate)
+        self.state: dict[str, Any] = {}
+        self.resources: StackResources | None = None
+        self.emulators: dict[str, EventSourceEmulator] = {}
+        self.mailbox: LocalMailbox | None = None
+        self.outbox: Outbox | None = None
+        self._server: Any = None
+        self._unsubscribe_server: Any = None
+        self._events: SesEventPublisher | None = None
+        self._output: WorkerOutput | None = None
+        self._log_handler: logging.Handler | None = None
+        self._lock = threading.Lock()
+        self._started = False
+        self.endpoint_url = ""
+
+    # -- lifecycle ------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> dict[str, Any]:
+        """Start moto, provision, start the functions, record the stack; returns the recorded state."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self.state
+
+    def _start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        moto_speedups.apply()
+
+        paths = self.options.state
+        paths.logs.mkdir(parents=True, exist_ok=True)
+        self._log_handler = quiet_third_party(paths.logs / "local.log")
+        if self.options.port:
+            _check_port_free(self.options.host, self.options.port)
+        self._server = ThreadedMotoServer(ip_address=self.options.host, port=self.options.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._started = True
+        # moto keeps its state per process: start from nothing, whatever ran here before.
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback, our own server
+            pass
+        session = self.session()
+        resources = provision(self.config, templates_dir=self.options.templates_dir, session=session)
+        feedback = self._provision_feedback(session, resources)
+        unsubscribe_url = self._serve_unsubscribe(resources) if self.options.serve_unsubscribe else ""
+        if unsubscribe_url:
+            resources = dataclasses.replace(resources, unsubscribe_base_url=unsubscribe_url)
+        self.resources = resources
+
+        from mailwright.handlers import feedback as feedback_handler
+        from mailwright.handlers import send_worker
+
+        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler])
+        self.outbox = Outbox(paths.outbox)
+        self.outbox.start()
+        delays = self.options.ses_event_delays
+        self._events = SesEventPublisher(session.client("sns"), feedback.topic_arn, delays=delays)
+        self._events.start()
+        self.mailbox = LocalMailbox(
+            outbox=self.outbox,
+            events=self._events,
+            identity=resources.sender_identity or self.config.identity,
+            region=self.options.region,
+        )
+        sqs = session.client("sqs")
+        for lane in LANES:
+            settings = self.config.lanes[lane]
+            self.emulators[lane] = EventSourceEmulator(
+                name=f"mailwright-{lane}-worker",
+                sqs=sqs,
+                queue_url=resources.queues[lane],
+                settings=EventSourceSettings(
+                    batch_size=settings.batch_size,
+                    batching_window_seconds=settings.batching_window_seconds,
+                    max_concurrency=settings.max_concurrency,
+                    timeout_seconds=settings.timeout_seconds,
+                ),
+                handler_factory=self._send_handler_factory(lane),
+                region=self.options.region,
+            )
+        self.emulators["feedback"] = EventSourceEmulator(
+            name="mailwright-feedback-worker",
+            sqs=sqs,
+            queue_url=feedback.queue_url,
+            settings=EventSourceSettings(
+                batch_size=feedback.batch_size,
+                batching_window_seconds=feedback.batching_window_seconds,
+                max_concurrency=feedback.max_concurrency,
+                timeout_seconds=feedback.timeout_seconds,
+            ),
+            handler_factory=self._feedback_handler_factory(feedback_handler, feedback.environment),
+            region=self.options.region,
+        )
+        self.state = self._describe(resources, feedback, unsubscribe_url)
+        for emulator in self.emulators.values():
+            emulator.start()
+        if self.options.record:
+            paths.write_local(self.state)
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order; safe to call twice."""
+        with self._lock:
+            if not self._started and self._server is None:
+                return
+            self._started = False
+        for emulator in self.emulators.values():
+            emulator.stop()
+        if self._events is not None:
+            self._events.close()
+        if self.outbox is not None:
+            self.outbox.close()
+        if self._unsubscribe_server is not None:
+            self._unsubscribe_server.shutdown()
+            self._unsubscribe_server.server_close()
+            self._unsubscribe_server = None
+        if self.options.record:
+            self.options.state.clear_local(pid=os.getpid())
+        if self._output is not None:
+            self._output.restore()
+            self._output = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._log_handler is not None:
+            unquiet_third_party(self._log_handler)
+            self._log_handler = None
+
+    # -- wiring ---------------------------------------------------------
+
+    def session(self) -> LocalSession:
+        """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda)."""
+        return LocalSession(self.endpoint_url, self.options.region)
+
+    def lane_environment(self, lane: str) -> dict[str, str]:
+        """The environment of a lane's worker, exactly as the CDK app computes it for the deployed function."""
+        assert self.resources is not None
+        env = self.resources.worker_environment(self.config, lane)
+        if self.resources.unsubscribe_base_url.startswith("http://127."):
+            # Serve links from the local endpoint even when the settings name a production domain.
+            env[Env.UNSUBSCRIBE_BASE_URL] = self.resources.unsubscribe_base_url
+        return env
+
+    def _send_handler_factory(self, lane: str) -> Callable[[], Handler]:
+        from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+        from mailwright.handlers import send_worker
+        from mailwright.settings import WorkerSettings
+        from mailwright.wiring import build_send_service
+
+        # Parsed now, so a bad setting stops `local up` instead of the first batch.
+        settings = WorkerSettings.from_env(self.lane_environment(lane))
+        assert self.mailbox is not None and self._output is not None
+        mailbox, output = self.mailbox, self._output
+
+        def cold_start() -> Handler:
+            service = build_send_service(settings, session=self.session(), wrap_sender=mailbox.wrap)
+
+            def invoke(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return send_worker.handle_batch(service, SQSEvent(event), context)
+                finally:
+                    output.metrics.flush()  # what @metrics.log_metrics does at the end of an invocation
+
+            return invoke
+
+        return cold_start
+
+    def _feedback_handler_factory(self, module: Any, environment: dict[str, str]) -> Callable[[], Handler]:
+        from aws_lambda_powertools.utilities.data_classes import SQSEvent
+
+        from mailwright.settings import FeedbackSettings
+        from mailwright.wiring import build_feedback_service
+
+        settings = FeedbackSettings.from_env(environment)
+        assert self._output is not None
+        output = self._output
+
+        def cold_start() -> Handler:
+            service = build_feedback_service(settings, session=self.session())
+
+            def invoke(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return module.handle_batch(service, SQSEvent(event), context)
+                finally:
+                    output.metrics.flush()
+
+            return invoke
+
+        return cold_start
+
+    def _serve_unsubscribe(self, resources: StackResources) -> str:
+        """Serve the unsubscribe endpoint on a free loopback port, as its function URL would; its base URL."""
+        from infra.config import unsubscribe_environment
+        from mailwright.settings import UnsubscribeSettings
+        from mailwright.wiring import build_unsubscribe_service
+        from mailwright_tools import unsubscribe_server
+
+        environment = unsubscribe_environment(
+            preferences_table=resources.preferences_table, unsubscribe_secret_arn=resources.unsubscribe_secret_arn
+        )
+        service = build_unsubscribe_service(UnsubscribeSettings.from_env(environment), session=self.session())
+        self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
+        return base_url
+
+    def _provision_feedback(self, session: LocalSession, resources: StackResources) -> FeedbackPath:
+        """The SES events topic, the feedback queue (+DLQ) and the feedback function's environment."""
+        path = provision_feedback(self.config, resources, session=session)
+        # moto has no SES account suppression list to mirror to.
+        path.environment[Env.MIRROR_SES_SUPPRESSION] = "false"
+        return path
+
+    # -- observation ----------------------------------------------------
+
+    def _describe(self, resources: StackResources, feedback: FeedbackPath, unsubscribe_url: str) -> dict[str, Any]:
+        paths = self.options.state
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.options.region,
+            "pid": os.getpid(),
+            "started_at": time.time(),
+            "stack_name": self.config.stack_name,
+            "queues": dict(resources.queues),
+            "dlqs": dict(resources.dlqs),
+            "event_bus": resources.event_bus,
+            "ingest_dlq": resources.ingest_dlq,
+            "tables": {
+                "preferences": resources.preferences_table,
+                "suppression": resources.suppression_table,
+                "idempotency": resources.idempotency_table,
+                "messages": resources.messages_table,
+            },
+            "templates_bucket": resources.templates_bucket,
+            "configuration_set": resources.configuration_set,
+            "sender": self.config.from_address,
+            "unsubscribe_secret_arn": resources.unsubscribe_secret_arn,
+            "unsubscribe_url": unsubscribe_url,
+            "feedback_topic_arn": feedback.topic_arn,
+            "feedback_queue": feedback.queue_url,
+            "feedback_dlq": feedback.dlq_url,
+            "ses_max_send_rate": self.config.ses_max_send_rate,
+            "outbox": str(paths.outbox),
+            "logs": str(paths.logs),
+        }
+
+    def queue_urls(self) -> list[str]:
+        """Every queue the functions drain (lanes, then feedback)."""
+        urls = list(self.state.get("queues", {}).values())
+        if self.state.get("feedback_queue"):
+            urls.append(self.state["feedback_queue"])
+        return urls
+
+    def drained(self, sqs: Any | None = None) -> bool:
+        """Whether nothing is queued, in flight, being processed or waiting to be published."""
+        if not all(emulator.idle for emulator in self.emulators.values()):
+            return False
+        if self.mailbox is not None and not self.mailbox.idle:
+            return False
+        # Feedback for a request not logged yet is failed on purpose and comes back after the
+        # feedback queue's visibility timeout: that wait is not work in progress.
+        deferred_ok = [self.state["feedback_queue"]] if self.state.get("feedback_queue") else []
+        return queues_empty(sqs or self.session().client("sqs"), self.queue_urls(), waiting_ok=deferred_ok)
+
+    def wait_until_drained(self, *, timeout: float, poll: float = 0.25) -> bool:
+        """Block until `drained()` holds twice in a row (False on timeout)."""
+        sqs = self.session().client("sqs")
+        deadline = time.monotonic() + timeout
+        streak = 0
+        while time.monotonic() < deadline:
+            streak = streak + 1 if self.drained(sqs) else 0
+            if streak >= 2:
+                return True
+            time.sleep(poll)
+        return False

@@ -1,0 +1,171 @@
+"""Which stack a CLI command talks to: the running local stack, else a deployed one found by its outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+from mailwright.constants import LANES, Env, Outputs
+from mailwright_tools.state import StateDir, live_local_stack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class TargetError(Exception):
+    """No stack to talk to: none running locally, and the deployed one could not be read."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Names and URLs of the stack a command works on."""
+
+    kind: str  # "local" or "deployed"
+    name: str
+    region: str
+    endpoint_url: str | None
+    queues: dict[str, str]
+    dlqs: dict[str, str]
+    tables: dict[str, str]
+    templates_bucket: str
+    event_bus: str = ""
+    ingest_dlq: str = ""
+    feedback_queue: str = ""
+    feedback_dlq: str = ""
+    configuration_set: str = ""
+    unsubscribe_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local(self) -> bool:
+        """Whether this is the local stack."""
+        return self.kind == "local"
+
+    def describe(self) -> str:
+        """One line naming the target, for humans."""
+        return f"local stack at {self.endpoint_url}" if self.local else f"stack {self.name} in {self.region}"
+
+    def session(self) -> boto3.session.Session:
+        """A boto3 session for this target (the local endpoint and throwaway credentials for the local stack)."""
+        if self.local:
+            from mailwright_tools.local.session import LocalSession
+
+            return LocalSession(self.endpoint_url or "", self.region)
+        return boto3.session.Session(region_name=self.region)
+
+    def dead_letter_queues(self) -> dict[str, str]:
+        """Every DLQ by name: the lanes', then `feedback` and `ingest` where the stack has them."""
+        queues = dict(self.dlqs)
+        if self.feedback_dlq:
+            queues["feedback"] = self.feedback_dlq
+        if self.ingest_dlq:
+            queues["ingest"] = self.ingest_dlq
+        return queues
+
+    def source_queue(self, dlq_name: str) -> str | None:
+        """The queue a DLQ's messages came from (None for the ingest DLQ: EventBridge delivery failures)."""
+        if dlq_name == "feedback":
+            return self.feedback_queue or None
+        return self.queues.get(dlq_name)
+
+    def feedback_environment(self) -> dict[str, str]:
+        """What the feedback function reads from its environment, for running it here (feedback replay)."""
+        return {
+            Env.SUPPRESSION_TABLE: self.tables["suppression"],
+            Env.MESSAGES_TABLE: self.tables["messages"],
+        }
+
+
+def default_stack_name(cdk_json: Path = REPO / "cdk.json") -> str:
+    """The stack name cdk.json gives (`mailwright.stack_name`), else Mailwright."""
+    try:
+        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+        return str(context.get("mailwright", {}).get("stack_name") or "Mailwright")
+    except (OSError, ValueError, AttributeError):
+        return "Mailwright"
+
+
+def local_target(state: dict[str, Any]) -> Target:
+    """The target described by a running local stack's `local.json`."""
+    tables = state.get("tables", {})
+    return Target(
+        kind="local",
+        name=str(state.get("stack_name", "local")),
+        region=str(state.get("region", "us-east-1")),
+        endpoint_url=str(state["endpoint_url"]),
+        queues=dict(state.get("queues", {})),
+        dlqs=dict(state.get("dlqs", {})),
+        tables=dict(tables),
+        templates_bucket=str(state.get("templates_bucket", "")),
+        event_bus=str(state.get("event_bus", "")),
+        ingest_dlq=str(state.get("ingest_dlq", "")),
+        feedback_queue=str(state.get("feedback_queue", "")),
+        feedback_dlq=str(state.get("feedback_dlq", "")),
+        configuration_set=str(state.get("configuration_set", "")),
+        unsubscribe_url=str(state.get("unsubscribe_url", "")),
+        extra={"outbox": state.get("outbox", ""), "pid": state.get("pid"), "ses_rate": state.get("ses_max_send_rate")},
+    )
+
+
+def deployed_target(stack_name: str, region: str | None = None) -> Target:
+    """The target named by a deployed stack's CloudFormation outputs; TargetError when it cannot be read."""
+    session = boto3.session.Session(region_name=region)
+    try:
+        client = session.client(
+            "cloudformation", config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3)
+        )
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except NoRegionError:
+        raise TargetError(f"stack {stack_name!r}: no AWS region; pass --region or set AWS_DEFAULT_REGION") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise TargetError(f"stack {stack_name!r} could not be read: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+    def output(key: str | None) -> str:
+        return outputs.get(key, "") if key else ""
+
+    def optional(name: str) -> str:
+        return output(getattr(Outputs, name, None))
+
+    missing = [key for key in (Outputs.MESSAGES_TABLE, Outputs.queue_url("standard")) if key not in outputs]
+    if missing:
+        raise TargetError(f"stack {stack_name!r} has no outputs {', '.join(missing)}: is it a mailwright stack?")
+    return Target(
+        kind="deployed",
+        name=stack_name,
+        region=session.region_name or "us-east-1",
+        endpoint_url=None,
+        queues={lane: output(Outputs.queue_url(lane)) for lane in LANES if Outputs.queue_url(lane) in outputs},
+        dlqs={lane: output(Outputs.dlq_url(lane)) for lane in LANES if Outputs.dlq_url(lane) in outputs},
+        tables={
+            "preferences": output(Outputs.PREFERENCES_TABLE),
+            "suppression": output(Outputs.SUPPRESSION_TABLE),
+            "idempotency": output(Outputs.IDEMPOTENCY_TABLE),
+            "messages": output(Outputs.MESSAGES_TABLE),
+        },
+        templates_bucket=output(Outputs.TEMPLATES_BUCKET),
+        event_bus=output(Outputs.EVENT_BUS_NAME),
+        ingest_dlq=output(Outputs.INGEST_DLQ_URL),
+        feedback_queue=optional("FEEDBACK_QUEUE_URL"),
+        feedback_dlq=optional("FEEDBACK_DLQ_URL"),
+        configuration_set=output(Outputs.CONFIGURATION_SET),
+        unsubscribe_url=optional("UNSUBSCRIBE_URL"),
+    )
+
+
+def resolve_target(state_dir: StateDir, *, stack_name: str | None = None, region: str | None = None) -> Target:
+    """The running local stack recorded in `state_dir`, else the deployed stack `stack_name` (default: cdk.json's)."""
+    state = live_local_stack(state_dir)
+    if state is not None and stack_name is None:
+        return local_target(state)
+    name = stack_name or default_stack_name()
+    try:
+        return deployed_target(name, region)
+    except TargetError as exc:
+        hint = "" if stack_name else " No local stack is running either (start one with `mailwright local up`)."
+        raise TargetError(f"{exc}.{hint}") from None

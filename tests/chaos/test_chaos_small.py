@@ -1,0 +1,62 @@
+"""A small fault-injection run (`bench.chaos`) with the same invariants as `make chaos`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.chaos import ChaosSettings, run
+
+SMALL = ChaosSettings(
+    requests=250,
+    seed=3,
+    ses_throttle_rate=0.20,
+    ses_5xx_every=120,
+    ses_5xx_burst=8,
+    ddb_throttle_every_seconds=15.0,
+    ddb_throttle_seconds=0.5,
+    crash_rate=0.0,
+    crash_at=(10, 40, 80),  # early, so the crashed batches come back while the rest is processed
+    duplicate_rate=0.05,
+    poison_rate=0.05,
+    timeout_seconds=5,
+    visibility_seconds=16,
+    max_backoff_seconds=10,
+    drain_timeout=110.0,
+)
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    """One run shared by the tests below (it takes most of a minute)."""
+    return run(SMALL, progress=lambda _: None)
+
+
+def test_faults_were_injected(result: dict[str, Any]) -> None:
+    faults = result["faults"]
+    assert faults.get("ses_throttled", 0) > 0
+    assert faults.get("ses_5xx", 0) > 0
+    assert faults.get("dynamodb_throttled_attempts", 0) > 0
+    assert faults.get("crash_after_accept", 0) > 0
+    assert result["duplicate_deliveries_published"] > 0
+    assert result["poison"] > 0
+
+
+def test_every_request_is_accounted_for(result: dict[str, Any]) -> None:
+    assert result["drained"], "the queues did not drain in time"
+    assert result["lost"] == 0, result["lost_ids"]
+
+
+def test_nothing_is_sent_to_suppressed_or_opted_out_recipients(result: dict[str, Any]) -> None:
+    assert result["sent_to_suppressed"] == 0
+    assert result["sent_to_opted_out"] == 0
+
+
+def test_duplicates_come_only_from_accepted_but_unrecorded_sends(result: dict[str, Any]) -> None:
+    assert result["unexplained_duplicates"] == 0
+    assert result["duplicate_sends"] == result["crash_window_duplicates"]
+
+
+def test_every_poison_message_has_a_recorded_reason(result: dict[str, Any]) -> None:
+    assert result["poison_without_reason"] == 0

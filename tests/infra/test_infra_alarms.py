@@ -1,0 +1,246 @@
+"""Alarms: every queue, function and SES limit watched, each alarm notifying the encrypted alarm topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, DEFAULT_MAX_MESSAGE_AGE_SECONDS
+from mailwright.constants import BREAKER_HANDLER, FEEDBACK_HANDLER, LANES, UNSUBSCRIBE_HANDLER, Outputs
+from tests.infra.synth import Resource, Synthesized, render
+
+# Each module shares the session's synthesized stacks (see conftest.py).
+pytestmark = pytest.mark.slow
+
+# The rates at which SES puts an account under review.
+SES_REVIEW_BOUNCE_RATE = 0.05
+SES_REVIEW_COMPLAINT_RATE = 0.001
+
+
+def _alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    found = [
+        resource["Properties"]
+        for resource in synthesized.resources("AWS::CloudWatch::Alarm").values()
+        if resource["Properties"]["AlarmName"] == f"{synthesized.config.stack_name}-{name}"
+    ]
+    assert len(found) == 1, f"no alarm {name}"
+    return found[0]
+
+
+def _function_id(synthesized: Synthesized, handler: str) -> str:
+    (found,) = [
+        logical_id
+        for logical_id, resource in synthesized.resources("AWS::Lambda::Function").items()
+        if resource["Properties"].get("Handler") == handler
+    ]
+    return found
+
+
+def _functions(synthesized: Synthesized) -> dict[str, str]:
+    """Each function's short name in the alarm names, and its logical id."""
+    functions = {f"{lane}-worker": logical_id for lane, (logical_id, _) in synthesized.workers().items()}
+    functions["feedback"] = _function_id(synthesized, FEEDBACK_HANDLER)
+    functions["unsubscribe"] = _function_id(synthesized, UNSUBSCRIBE_HANDLER)
+    functions["breaker"] = _function_id(synthesized, BREAKER_HANDLER)
+    return functions
+
+
+def _dead_letter_queues(synthesized: Synthesized) -> dict[str, str]:
+    queues = {lane: synthesized.output_ref(Outputs.dlq_url(lane)) for lane in LANES}
+    queues["feedback"] = synthesized.output_ref(Outputs.FEEDBACK_DLQ_URL)
+    queues["ingest"] = synthesized.output_ref(Outputs.INGEST_DLQ_URL)
+    return queues
+
+
+def _topic_id(synthesized: Synthesized) -> str:
+    return synthesized.output_ref(Outputs.ALARM_TOPIC_ARN)
+
+
+def _notifies_the_topic(synthesized: Synthesized, alarm: dict[str, Any]) -> None:
+    topic = {"Ref": _topic_id(synthesized)}
+    assert alarm["AlarmActions"] == [topic]
+    assert alarm["OKActions"] == [topic]
+    assert alarm.get("ActionsEnabled", True) is True
+    # What to do when it fires, in the notification itself.
+    assert len(alarm["AlarmDescription"]) > 40
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(synthesized: Synthesized) -> None:
+    topic = synthesized.resources("AWS::SNS::Topic")[_topic_id(synthesized)]["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synthesized.resources("AWS::KMS::Key")[key_id]["Properties"]
+
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = [
+        s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_only_this_accounts_alarms_may_publish_and_only_over_tls(synthesized: Synthesized) -> None:
+    topic_id = _topic_id(synthesized)
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in synthesized.resources("AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic_id} in p["Properties"]["Topics"]
+    ]
+
+    (allow,) = [s for s in policy if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert render(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+    )
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy)
+
+
+def test_alarm_email_subscribes_to_the_topic_only_when_set(
+    synthesized: Synthesized, domain_synthesized: Synthesized
+) -> None:
+    assert synthesized.resources("AWS::SNS::Subscription") != {}  # the feedback queue's
+    assert not [
+        s for s in synthesized.resources("AWS::SNS::Subscription").values() if s["Properties"]["Protocol"] == "email"
+    ]
+    domain_synthesized.template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": _topic_id(domain_synthesized)}},
+    )
+
+
+def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -> None:
+    prefix = synthesized.config.stack_name
+    names = {
+        resource["Properties"]["AlarmName"] for resource in synthesized.resources("AWS::CloudWatch::Alarm").values()
+    }
+    expected = {
+        *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest")),
+        *(f"{prefix}-age-{queue}" for queue in (*LANES, "feedback")),
+        *(f"{prefix}-{kind}-{name}" for kind in ("errors", "throttles") for name in _functions(synthesized)),
+        f"{prefix}-ses-bounce-rate",
+        f"{prefix}-ses-complaint-rate",
+        f"{prefix}-ses-daily-quota",
+    }
+
+    assert names == expected
+
+
+@pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest"])
+def test_any_message_in_a_dead_letter_queue_alarms(synthesized: Synthesized, queue: str) -> None:
+    alarm = _alarm(synthesized, f"dlq-{queue}")
+
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [_dead_letter_queues(synthesized)[queue], "QueueName"]}}
+    ]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 60, 1)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    # An empty DLQ goes quiet: no data is no message.
+    assert alarm["TreatMissingData"] == "notBreaching"
+    _notifies_the_topic(synthesized, alarm)
+
+
+@pytest.mark.parametrize("queue", [*LANES, "feedback"])
+def test_a_queue_whose_oldest_message_is_too_old_alarms(synthesized: Synthesized, queue: str) -> None:
+    alarm = _alarm(synthesized, f"age-{queue}")
+    queue_id = (
+        synthesized.output_ref(Outputs.FEEDBACK_QUEUE_URL) if queue == "feedback" else synthesized.queue_of(queue)[0]
+    )
+
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 60, 3)
+    assert alarm["Threshold"] == synthesized.config.alarms.max_message_age_seconds[queue]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    _notifies_the_topic(synthesized, alarm)
+
+
+def test_age_thresholds_default_tightest_for_critical(synthesized: Synthesized) -> None:
+    thresholds = {lane: _alarm(synthesized, f"age-{lane}")["Threshold"] for lane in LANES}
+
+    assert thresholds == {"critical": 60, "standard": 300, "bulk": 3600}
+    assert thresholds["critical"] == min(thresholds.values())
+    assert _alarm(synthesized, "age-feedback")["Threshold"] == DEFAULT_MAX_MESSAGE_AGE_SECONDS["feedback"]
+
+
+def test_age_thresholds_follow_the_context(domain_synthesized: Synthesized) -> None:
+    # cdk.json's defaults, overridden per queue by max_message_age_seconds.
+    assert _alarm(domain_synthesized, "age-critical")["Threshold"] == 120
+    assert _alarm(domain_synthesized, "age-feedback")["Threshold"] == 600
+    assert _alarm(domain_synthesized, "age-bulk")["Threshold"] == 3600
+
+
+@pytest.mark.parametrize("kind", ["errors", "throttles"])
+def test_every_function_alarms_on_errors_and_throttles(synthesized: Synthesized, kind: str) -> None:
+    for name, function_id in _functions(synthesized).items():
+        alarm = _alarm(synthesized, f"{kind}-{name}")
+
+        assert alarm["Namespace"] == "AWS/Lambda"
+        assert alarm["MetricName"] == kind.capitalize()
+        assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching"
+        _notifies_the_topic(synthesized, alarm)
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "threshold", "ses_review"),
+    [
+        ("ses-bounce-rate", "Reputation.BounceRate", BOUNCE_RATE_ALARM, SES_REVIEW_BOUNCE_RATE),
+        ("ses-complaint-rate", "Reputation.ComplaintRate", COMPLAINT_RATE_ALARM, SES_REVIEW_COMPLAINT_RATE),
+    ],
+)
+def test_reputation_alarms_fire_before_ses_reviews_the_account(
+    synthesized: Synthesized, name: str, metric: str, threshold: float, ses_review: float
+) -> None:
+    alarm = _alarm(synthesized, name)
+
+    # The account-level rates SES's review looks at: published without dimensions.
+    assert alarm["Namespace"] == "AWS/SES"
+    assert alarm["MetricName"] == metric
+    assert "Dimensions" not in alarm
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 3600, 1)
+    assert alarm["Threshold"] == threshold < ses_review
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # A gap in SES's data neither trips nor releases the breaker.
+    assert alarm["TreatMissingData"] == "ignore"
+    _notifies_the_topic(synthesized, alarm)
+
+
+def test_reputation_thresholds_are_four_percent_and_eight_hundredths(synthesized: Synthesized) -> None:
+    assert _alarm(synthesized, "ses-bounce-rate")["Threshold"] == 0.04
+    assert _alarm(synthesized, "ses-complaint-rate")["Threshold"] == 0.0008
+
+
+@pytest.mark.parametrize(("variant", "quota"), [("default", 50000), ("domain", 200000)])
+def test_sending_close_to_the_daily_quota_alarms(
+    synthesized: Synthesized, domain_synthesized: Synthesized, variant: str, quota: int
+) -> None:
+    stack = synthesized if variant == "default" else domain_synthesized
+    alarm = _alarm(stack, "ses-daily-quota")
+
+    assert stack.config.alarms.ses_daily_quota == quota
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SES", "Send")
+    assert "Dimensions" not in alarm
+    # One datapoint summing a whole day: CloudWatch's longest alarm window for a sum like SES's 24-hour quota.
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 86400, 1)
+    assert alarm["Period"] * alarm["EvaluationPeriods"] <= 86400
+    assert alarm["Threshold"] == 0.8 * quota
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    _notifies_the_topic(stack, alarm)
+
+
+def test_alarm_topic_output_names_the_topic(synthesized: Synthesized) -> None:
+    topic: Resource = synthesized.resources("AWS::SNS::Topic")[_topic_id(synthesized)]
+
+    assert topic["Properties"]["DisplayName"] == "mailwright alarms"
+    synthesized.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"AlarmActions": [{"Ref": _topic_id(synthesized)}], "MetricName": Match.any_value()}
+    )

@@ -1,0 +1,345 @@
+"""Every `mailwright` command against a running local stack, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailwright.addresses import address_hash
+from mailwright.ports import OutboundEmail
+from mailwright_tools.cli.templates import chromium_path
+from mailwright_tools.local.ses_events import events_for
+from mailwright_tools.local.stack import LocalStack
+from mailwright_tools.queues import body_request_id
+from mailwright_tools.state import StateDir
+from tests.local.conftest import REPO, Cli, run_cli, wait_until
+
+ORDER = '{"order_id": "A-1", "total_amount": "$12.50"}'
+
+
+def status_of(cli: Cli, request_id: str) -> dict[str, Any]:
+    result = cli("status", request_id, "--json")
+    data: dict[str, Any] = result.json()
+    return data
+
+
+def settled(cli: Cli, request_id: str) -> dict[str, Any] | None:
+    data = status_of(cli, request_id)
+    return data if data["found"] else None
+
+
+# -- send and status ----------------------------------------------------------
+
+
+def test_send_from_flags_is_sent_and_status_tells_its_history(cli: Cli) -> None:
+    # Given a request built from flags
+    result = cli(
+        "send", "--to", "Ada@Example.com", "--template", "order_confirmation", "--data", ORDER,
+        "--locale", "fr-CA", "--metadata", "campaign=spring", "--json",
+    )  # fmt: skip
+
+    # Then it is published to its template's lane and its id returned
+    assert result.exit_code == 0, result.stderr
+    published = result.json()
+    assert published["published"] == 1
+    (request,) = published["requests"]
+    assert request["lane"] == "standard"
+    assert request["recipient"] == "ada@example.com"
+
+    # And status shows it sent, with the SES events that followed
+    status = wait_until(lambda: settled(cli, request["request_id"]))
+    assert status["status"] == "sent"
+    assert status["why"] is None
+    assert status["locale"] == "fr"
+    assert status["metadata"] == {"campaign": "spring"}
+    events = wait_until(
+        lambda: [e for e in status_of(cli, request["request_id"])["events"] if e.get("type") == "Delivery"]
+    )
+    assert events
+
+
+def test_send_through_the_bus_routes_by_the_templates_priority(cli: Cli) -> None:
+    data = '{"user_name": "Grace", "reset_link": "https://example.com/r", "expires_in_minutes": 15}'
+
+    result = cli(
+        "send", "--to", "grace@example.com", "--template", "password_reset", "--data", data, "--via", "bus", "--json"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    request_id = result.json()["requests"][0]["request_id"]
+    status = wait_until(lambda: settled(cli, request_id))
+    assert (status["status"], status["lane"]) == ("sent", "critical")
+
+
+def test_send_file_with_an_invalid_request_publishes_nothing(cli: Cli, local_stack: LocalStack, tmp_path: Path) -> None:
+    good = {"recipient_email": "linus@example.com", "template_id": "welcome_email", "template_data": {}}
+    bad = {"recipient_email": "linus@example.com", "template_id": "welcome_email", "template_dat": {}}
+    file = tmp_path / "requests.json"
+    file.write_text(json.dumps([good, bad]))
+
+    result = cli("send", "--file", str(file))
+
+    assert result.exit_code == 2
+    assert "request 1: template_dat: Extra inputs are not permitted" in result.stderr
+    assert "nothing was published" in result.stderr
+    sqs = local_stack.session().client("sqs")
+    assert sqs.receive_message(QueueUrl=local_stack.state["queues"]["standard"]).get("Messages", []) == []
+
+
+def test_send_needs_a_recipient_and_a_template(cli: Cli) -> None:
+    result = cli("send", "--template", "welcome_email")
+
+    assert result.exit_code == 2
+    assert "--to and --template are required" in result.stderr
+
+
+def test_status_of_a_rejected_request_says_why(cli: Cli, local_stack: LocalStack) -> None:
+    # Given a plain producer's body that names a template that does not exist
+    body = json.dumps({"recipient_email": "dennis@example.com", "template_id": "no_such_template"})
+    local_stack.session().client("sqs").send_message(QueueUrl=local_stack.state["queues"]["standard"], MessageBody=body)
+
+    status = wait_until(lambda: settled(cli, body_request_id(body)))
+
+    assert status["status"] == "rejected"
+    assert status["reason_code"] == "unknown_template"
+    assert "no template 'no_such_template'" in status["why"]
+    human = cli("status", body_request_id(body))
+    assert "rejected" in human.stdout and "unknown_template" in human.stdout
+
+
+def test_status_of_an_unknown_request_exits_1(cli: Cli) -> None:
+    result = cli("status", "0" * 32, "--json")
+
+    assert result.exit_code == 1
+    assert result.json()["found"] is False
+    assert "not in the message log or any dead-letter queue" in result.json()["why"]
+
+
+# -- suppression --------------------------------------------------------------
+
+
+def test_suppression_add_check_list_remove(cli: Cli) -> None:
+    address = "Margaret@Example.com"
+
+    added = cli("suppression", "add", address, "--note", "asked by phone", "--actor", "ops-team", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert added.json()["reason"] == "MANUAL"
+
+    check = cli("suppression", "check", address.lower(), "--json").json()
+    assert check["suppressed"] is True
+    assert check["reason"] == "MANUAL"
+    assert check["address"] == "m***@example.com"
+    assert [h["actor"] for h in check["history"]] == ["ops-team"]
+
+    listed = cli("suppression", "list", "--json").json()
+    assert address_hash(address) in {entry["address_hash"] for entry in listed["suppressions"]}
+
+    removed = cli("suppression", "remove", address, "--note", "consent renewed", "--json")
+    assert removed.exit_code == 0, removed.stderr
+    after = cli("suppression", "check", address, "--json").json()
+    assert (after["suppressed"], after["reason"]) == (False, None)
+    assert [h["action"] for h in after["history"]] == ["add", "remove"]
+
+
+def test_removing_a_complaint_needs_force(cli: Cli) -> None:
+    address = "barbara@example.com"
+    assert cli("suppression", "add", address, "--reason", "complaint").exit_code == 0
+
+    refused = cli("suppression", "remove", address)
+    assert refused.exit_code == 1
+    assert "--force" in refused.stderr
+
+    forced = cli("suppression", "remove", address, "--force", "--note", "asked again", "--json")
+    assert forced.exit_code == 0, forced.stderr
+    assert forced.json()["reason"] == "COMPLAINT"
+    assert cli("suppression", "check", address, "--json").json()["suppressed"] is False
+
+
+def test_removing_what_is_not_suppressed_exits_1(cli: Cli) -> None:
+    result = cli("suppression", "remove", "nobody@example.com")
+
+    assert result.exit_code == 1
+    assert "is not suppressed" in result.stderr
+
+
+# -- dead-letter queues -------------------------------------------------------
+
+
+def test_dlq_list_and_redrive(cli: Cli, local_stack: LocalStack) -> None:
+    # Given a request that ended in the standard lane's DLQ
+    body = json.dumps(
+        {"recipient_email": "ken@example.com", "template_id": "order_confirmation", "template_data": json.loads(ORDER)}
+    )
+    sqs = local_stack.session().client("sqs")
+    sqs.send_message(QueueUrl=local_stack.state["dlqs"]["standard"], MessageBody=body)
+
+    # When listing the DLQs, it is there with its request id, and still there afterwards
+    listed = cli("dlq", "list", "--json").json()
+    assert listed["total"] == 1
+    (message,) = listed["queues"]["standard"]["messages"]
+    assert message["request_id"] == body_request_id(body)
+    assert message["recipient"] == "k***@example.com"
+    assert cli("dlq", "list", "--lane", "standard", "--json").json()["total"] == 1
+
+    # When redriving it, it goes back to its queue, unchanged, and gets sent
+    redriven = cli("dlq", "redrive", "--lane", "standard", "--json")
+    assert redriven.exit_code == 0, redriven.stderr
+    assert redriven.json()["moved"] == 1
+    status = wait_until(lambda: settled(cli, body_request_id(body)))
+    assert status["status"] == "sent"
+    assert cli("dlq", "list", "--json").json()["total"] == 0
+
+
+def test_dlq_with_an_unknown_lane_exits_2(cli: Cli) -> None:
+    result = cli("dlq", "list", "--lane", "urgent")
+
+    assert result.exit_code == 2
+    assert "no dead-letter queue 'urgent'" in result.stderr
+
+
+# -- feedback replay ----------------------------------------------------------
+
+
+def _bounce_events(address: str) -> list[dict[str, Any]]:
+    email = OutboundEmail(
+        from_address="no-reply@example.com",
+        to_address="bounce@simulator.amazonses.com",
+        subject="Hello",
+        html="<p>Hi</p>",
+        text="Hi",
+        configuration_set="mailwright-events",
+        tags=(("request_id", "f" * 32), ("category", "transactional")),
+    )
+    send, bounce = events_for(email, "ses-message-1", sent_at=1_700_000_000.0, identity="no-reply@example.com")
+    bounce["bounce"]["bouncedRecipients"][0]["emailAddress"] = address
+    envelope = {
+        "Type": "Notification",
+        "MessageId": "sns-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:mailwright-ses-events",
+        "Message": json.dumps(bounce),
+    }
+    return [send, envelope]
+
+
+def test_feedback_replay_applies_raw_events_and_sns_envelopes(cli: Cli, tmp_path: Path) -> None:
+    file = tmp_path / "events.json"
+    file.write_text(json.dumps(_bounce_events("frances@example.com")))
+
+    result = cli("feedback", "replay", str(file), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert (report["processed"], report["suppressed"], report["ignored"], report["errors"]) == (2, 1, 0, 0)
+    check = cli("suppression", "check", "frances@example.com", "--json").json()
+    assert (check["suppressed"], check["reason"]) == (True, "BOUNCE")
+
+
+def test_feedback_replay_of_a_single_unreadable_event_exits_1(cli: Cli, tmp_path: Path) -> None:
+    file = tmp_path / "event.json"
+    file.write_text(json.dumps({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "{oops"}))
+
+    result = cli("feedback", "replay", str(file), "--json")
+
+    assert result.exit_code == 1
+    assert result.json()["errors"] == 1
+
+
+# -- templates ----------------------------------------------------------------
+
+
+def test_templates_validate_passes_the_shipped_templates(cli: Cli) -> None:
+    result = cli("templates", "validate", "--json")
+
+    assert result.exit_code == 0, result.stdout
+    report = result.json()
+    assert report["ok"] is True
+    assert {(t["template"], t["locale"]) for t in report["templates"]} >= {
+        ("newsletter", "fr"),
+        ("welcome_email", "en"),
+    }
+
+
+def test_templates_validate_reports_file_and_line(cli: Cli, tmp_path: Path) -> None:
+    shutil.copytree(REPO / "templates" / "welcome_email", tmp_path / "welcome_email")
+    (tmp_path / "welcome_email" / "en" / "body.html").write_text("<p>\n{{ user_name }}\n{{ missing_thing }}\n</p>\n")
+    (tmp_path / "welcome_email" / "fr" / "body.txt").write_text("Bonjour\n{{ user_name | shout }}\n")
+    (tmp_path / "welcome_email" / "fr" / "subject.txt").write_text("{{ ''.__class__.__mro__ }}")
+
+    result = cli("templates", "validate", "--templates-dir", str(tmp_path), "--json")
+
+    assert result.exit_code == 1
+    problems = {
+        (p["file"], p["line"], p["message"].split(":")[0]) for t in result.json()["templates"] for p in t["problems"]
+    }
+    assert ("welcome_email/en/body.html", 3, "missing variable") in problems
+    assert ("welcome_email/fr/body.txt", 2, "No filter named 'shout'.") in problems
+    assert ("welcome_email/fr/subject.txt", 1, "blocked by the sandbox") in problems
+    human = cli("templates", "validate", "--templates-dir", str(tmp_path))
+    assert "welcome_email/en/body.html:3" in human.stdout
+
+
+def test_templates_preview_writes_html_text_and_subject(cli: Cli, local_stack: LocalStack, tmp_path: Path) -> None:
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"order_id": "Z-9", "total_amount": "42 €"}))
+
+    result = cli("templates", "preview", "order_confirmation", "--locale", "fr-CA", "--data", str(data), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    preview = result.json()
+    assert preview["locale"] == "fr"
+    assert "Z-9" in preview["subject"]
+    html = Path(preview["files"]["html"]).read_text()
+    assert "42 €" in html
+    assert Path(preview["files"]["html"]).parent == local_stack.options.state.preview
+
+
+def test_templates_preview_png(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    if chromium_path() is None:
+        monkeypatch.setenv("MAILWRIGHT_CHROMIUM", "/nonexistent/chromium")
+        monkeypatch.setenv("PATH", "/nonexistent")
+        result = cli("templates", "preview", "newsletter", "--png")
+        assert result.exit_code == 1
+        assert "--png needs Chromium" in result.stderr
+        return
+    result = cli("templates", "preview", "newsletter", "--png", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert Path(result.json()["files"]["png"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_templates_preview_of_an_unknown_template_exits_2(cli: Cli) -> None:
+    result = cli("templates", "preview", "nope")
+
+    assert result.exit_code == 2
+    assert "no template 'nope'" in result.stderr
+
+
+def test_templates_upload_puts_new_versions_in_the_bucket(cli: Cli, local_stack: LocalStack) -> None:
+    result = cli("templates", "upload", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    uploaded = result.json()
+    assert uploaded["bucket"] == local_stack.state["templates_bucket"]
+    assert set(uploaded["uploaded"]) == {"newsletter", "order_confirmation", "password_reset", "welcome_email"}
+    s3 = local_stack.session().client("s3")
+    versions = s3.list_object_versions(Bucket=uploaded["bucket"], Prefix="templates/welcome_email.json")["Versions"]
+    assert uploaded["uploaded"]["welcome_email"] in {v["VersionId"] for v in versions}
+    assert len(versions) >= 2  # the one `local up` uploaded, and this one
+
+
+# -- targets ------------------------------------------------------------------
+
+
+def test_without_a_local_stack_or_a_deployed_one_commands_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens here: CloudFormation answers at once that it cannot be reached.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", "http://127.0.0.1:9")
+
+    result = run_cli(StateDir(tmp_path), "--stack-name", "Nowhere", "dlq", "list")
+
+    assert result.exit_code == 3
+    assert "stack 'Nowhere' could not be read" in result.stderr

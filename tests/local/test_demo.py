@@ -1,0 +1,101 @@
+"""`mailwright local demo` end to end: every published request is accounted for, and the outbox holds real mail."""
+
+from __future__ import annotations
+
+import email
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailwright_tools.local.demo import Accounting, PublishedItem, account
+from mailwright_tools.state import StateDir
+from tests.local.conftest import TEST_SES_RATE, run_cli
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], StateDir]:
+    """One small demo run (its own local stack), shared by the tests below."""
+    state = StateDir(tmp_path_factory.mktemp("demo"))
+    result = run_cli(state, "local", "demo", "--count", "60", "--seed", "7", "--ses-rate", str(TEST_SES_RATE), "--json")
+    assert result.exit_code == 0, result.stderr
+    report: dict[str, Any] = result.json()
+    return report, state
+
+
+def test_every_published_request_is_accounted_for(demo: tuple[dict[str, Any], StateDir]) -> None:
+    report, _ = demo
+
+    assert report["published"] == 60
+    assert report["unaccounted"] == 0
+    assert sum(report["outcomes"].values()) + report["dlq"] == report["published"]
+    for state in ("sent", "suppressed", "opted_out", "rejected", "duplicate"):
+        assert report["outcomes"].get(state, 0) >= 1, state
+
+
+def test_the_mailbox_simulator_feeds_back(demo: tuple[dict[str, Any], StateDir]) -> None:
+    report, _ = demo
+
+    # bounce@ became a BOUNCE suppression and complaint@ a COMPLAINT one, through SNS, SQS and the feedback function
+    assert report["suppressions_created"]["BOUNCE"] >= 1
+    assert report["suppressions_created"]["COMPLAINT"] >= 1
+    assert report["ses_events"]["Send"] == report["outcomes"]["sent"]
+    assert report["ses_events"]["Bounce"] >= 1
+
+
+def test_the_report_measures_latency_per_lane(demo: tuple[dict[str, Any], StateDir]) -> None:
+    report, _ = demo
+
+    assert set(report["latency_s"]) == {"critical", "standard", "bulk"}
+    for numbers in report["latency_s"].values():
+        assert 0 <= numbers["p50"] <= numbers["p95"] <= numbers["p99"]
+    assert sum(n["count"] for n in report["latency_s"].values()) == report["outcomes"]["sent"]
+    assert report["throughput"]["sent"] == report["outcomes"]["sent"]
+    assert report["ses_rate"]["per_second"] == TEST_SES_RATE
+    assert "instead of cdk.json's 14/s" in report["ses_rate"]["note"]
+
+
+def test_the_outbox_holds_one_parseable_email_per_send(demo: tuple[dict[str, Any], StateDir]) -> None:
+    report, state = demo
+
+    files = sorted(state.outbox.glob("*.eml"))
+    assert len(files) == report["outcomes"]["sent"] == report["outbox"]["emails"]
+    index = (state.outbox / "index.html").read_text()
+    lanes = set()
+    for file in files:
+        message: Message = email.message_from_bytes(file.read_bytes())
+        assert message["From"] and message["To"] and message["Subject"]
+        assert len(message["X-Mailwright-Request-Id"]) == 32
+        lanes.add(message["X-Mailwright-Lane"])
+        parts = {part.get_content_type() for part in message.walk()}
+        assert {"text/plain", "text/html"} <= parts
+        assert f'href="{file.stem}.html"' in index
+        assert (file.with_suffix(".html")).is_file()
+    assert lanes == {"critical", "standard", "bulk"}
+    marketing = [m for m in map(lambda f: email.message_from_bytes(f.read_bytes()), files) if m["List-Unsubscribe"]]
+    assert marketing and all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in marketing)
+    assert Path(report["outbox"]["path"]) == state.outbox / "index.html"
+
+
+def test_the_demo_stops_its_stack(demo: tuple[dict[str, Any], StateDir]) -> None:
+    _, state = demo
+
+    assert not state.local_json.exists()
+    assert (state.logs / "workers.log").is_file()
+
+
+def test_accounting_rules() -> None:
+    def item(*ids: str) -> PublishedItem:
+        return PublishedItem("s", "queue", "standard", list(ids), 0.0)
+
+    log = {"a": {"status": "sent"}, "c": {"status": "rejected"}}
+    published = [item("a"), item("a"), item("x", "a"), item("c", "a"), item("d"), item("q")]
+
+    accounting: Accounting = account(published, log, dlq_ids={"d"})
+
+    # a first, a again (a duplicate), an idempotency loser whose conflict id was not logged (a duplicate too),
+    # one whose conflict id was logged (rejected), one in a DLQ, one nowhere
+    assert accounting.states == ["sent", "duplicate", "duplicate", "rejected", "dlq", "unaccounted"]
+    assert accounting.outcomes == {"sent": 1, "rejected": 1, "duplicate": 2}
+    assert accounting.unaccounted_ids == ["q"]

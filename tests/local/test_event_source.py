@@ -1,0 +1,176 @@
+"""The emulated SQS event source mapping keeps Lambda's and SQS's semantics (moto's own mapping does not)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from mailwright_tools.local import moto_speedups
+from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings
+from mailwright_tools.local.session import LocalSession
+from tests.local.conftest import wait_until
+
+
+@pytest.fixture(scope="module")
+def sqs() -> Iterator[Any]:
+    """An SQS client of a fresh moto server on a free loopback port."""
+    moto_speedups.apply()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")):  # noqa: S310
+        pass
+    try:
+        yield LocalSession(endpoint).client("sqs")
+    finally:
+        server.stop()
+
+
+def make_queue(sqs: Any, name: str, *, visibility: int = 1, max_receive_count: int = 3) -> tuple[str, str]:
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
+    return queue, dlq
+
+
+class Recorder:
+    """A handler that records its invocations and fails the records `fail` picks."""
+
+    def __init__(self, fail: Any = None, raises: bool = False, answer: Any = None) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.cold_starts = 0
+        self.fail = fail or (lambda record: False)
+        self.raises = raises
+        self.answer = answer
+        self.lock = threading.Lock()
+
+    def factory(self) -> Any:
+        with self.lock:
+            self.cold_starts += 1
+        return self.handle
+
+    def handle(self, event: dict[str, Any], context: Any) -> Any:
+        assert context.get_remaining_time_in_millis() > 0
+        with self.lock:
+            self.batches.append(event["Records"])
+        if self.raises:
+            raise RuntimeError("the function crashed")
+        if self.answer is not None:
+            return self.answer
+        failed = [r["messageId"] for r in event["Records"] if self.fail(r)]
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for batch in self.batches for r in batch]
+
+
+def emulator(sqs: Any, queue: str, handler: Recorder, **settings: Any) -> EventSourceEmulator:
+    values = {"batch_size": 10, "batching_window_seconds": 0, "max_concurrency": 2, "timeout_seconds": 30} | settings
+    source = EventSourceEmulator(
+        name="test", sqs=sqs, queue_url=queue, settings=EventSourceSettings(**values), handler_factory=handler.factory
+    )
+    source.start()
+    return source
+
+
+def depth(sqs: Any, queue: str) -> tuple[int, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
+    return int(attributes[names[0]]), int(attributes[names[1]])
+
+
+def test_only_failed_records_come_back(sqs: Any) -> None:
+    queue, _ = make_queue(sqs, "partial")
+    handler = Recorder(
+        fail=lambda record: record["body"] == "bad" and record["attributes"]["ApproximateReceiveCount"] == "1"
+    )
+    for body in ("good-1", "bad", "good-2"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    source = emulator(sqs, queue, handler)
+    try:
+        # The failed record is received again (its receive count up), the others never are
+        wait_until(
+            lambda: [
+                r for r in handler.records if r["body"] == "bad" and r["attributes"]["ApproximateReceiveCount"] == "2"
+            ]
+        )
+        wait_until(lambda: depth(sqs, queue) == (0, 0))
+    finally:
+        source.stop()
+    bodies = [r["body"] for r in handler.records]
+    assert sorted(bodies) == ["bad", "bad", "good-1", "good-2"]
+    assert source.stats.deleted == 3 and source.stats.failed_records == 1
+    assert handler.cold_starts <= 2
+
+
+def test_a_record_that_keeps_failing_is_redriven_to_the_dlq(sqs: Any) -> None:
+    queue, dlq = make_queue(sqs, "poison", max_receive_count=2)
+    handler = Recorder(fail=lambda record: True)
+    sqs.send_message(QueueUrl=queue, MessageBody="poison")
+
+    source = emulator(sqs, queue, handler, max_concurrency=1)
+    try:
+        moved = wait_until(lambda: sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"]).get("Messages"))
+    finally:
+        source.stop()
+    # Received maxReceiveCount times, then moved instead of received a third time, body intact
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in handler.records] == ["1", "2"]
+    assert moved[0]["Body"] == "poison"
+    assert depth(sqs, queue) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("handler", "why"),
+    [
+        (Recorder(raises=True), "RuntimeError: the function crashed"),
+        (Recorder(answer={"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}), "invalid partial batch"),
+    ],
+    ids=["handler-raises", "unknown-item-identifier"],
+)
+def test_a_failed_invocation_returns_the_whole_batch(sqs: Any, handler: Recorder, why: str) -> None:
+    queue, _ = make_queue(sqs, f"whole-{len(why)}", visibility=30)
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    source = emulator(sqs, queue, handler, max_concurrency=1)
+    try:
+        wait_until(lambda: source.stats.failed_batches >= 1)
+    finally:
+        source.stop()
+    assert depth(sqs, queue) == (0, 2)  # nothing deleted: both wait out their visibility timeout
+    assert source.stats.deleted == 0
+    assert any(why in error for error in source.stats.errors)
+
+
+def test_batches_fill_up_to_the_batch_size_within_the_window(sqs: Any) -> None:
+    queue, _ = make_queue(sqs, "window", visibility=30)
+    for start in range(0, 25, 10):
+        sqs.send_message_batch(
+            QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(start, min(start + 10, 25))]
+        )
+    handler = Recorder()
+
+    source = emulator(sqs, queue, handler, batch_size=25, batching_window_seconds=3, max_concurrency=1)
+    try:
+        wait_until(lambda: source.stats.deleted == 25)
+    finally:
+        source.stop()
+    # SQS returns ten per receive; the mapping keeps receiving until the batch is full
+    assert [len(batch) for batch in handler.batches] == [25]
+    assert handler.cold_starts == 1
