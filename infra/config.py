@@ -472,6 +472,7 @@ class FeedbackResources:
 
     suppression_table: str
     messages_table: str
+    queue_url: str = ""
 
 
 def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResources) -> dict[str, str]:
@@ -491,6 +492,8 @@ def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResourc
         Env.SOFT_BOUNCE_SUPPRESSION_DAYS: str(config.soft_bounce_suppression_days),
         # Also put hard bounces and manual suppressions on SES's account-level list.
         Env.MIRROR_SES_SUPPRESSION: "true" if config.mirror_ses_suppression_list else "false",
+        # Its own queue: events that beat their request's log entry come back in seconds.
+        Env.QUEUE_URL: resources.queue_url,
         # Powertools: the same service name and metrics namespace as the workers.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",

@@ -7,6 +7,8 @@ message the function cannot read ends in a DLQ instead of vanishing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -140,7 +142,9 @@ class Feedback(Construct):
             handler=FEEDBACK_HANDLER,
             timeout=Duration.seconds(FEEDBACK_TIMEOUT_SECONDS),
             memory_mb=FEEDBACK_MEMORY_MB,
-            environment=feedback_environment(config=config, resources=resources),
+            environment=feedback_environment(
+                config=config, resources=replace(resources, queue_url=self.queue.queue_url)
+            ),
         )
         self.function.add_event_source(
             event_sources.SqsEventSource(

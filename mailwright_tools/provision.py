@@ -318,7 +318,7 @@ def provision_feedback(
     environment = feedback_environment(
         config=config,
         resources=FeedbackResources(
-            suppression_table=resources.suppression_table, messages_table=resources.messages_table
+            suppression_table=resources.suppression_table, messages_table=resources.messages_table, queue_url=queue_url
         ),
     )
     return FeedbackPath(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)

@@ -46,6 +46,7 @@ from mailwright.ports import (
     REASON_COMPLAINT,
     FeedbackLog,
     FeedbackRecord,
+    RetryScheduler,
 )
 from mailwright.sending import QueueRecord
 from mailwright.suppression import SuppressionService
@@ -154,13 +155,16 @@ class IgnoredMessage:
 class FeedbackPolicy:
     """How hard to look for the request an event belongs to before recording it without one.
 
-    The send worker records a request after SES accepted it, so its first
-    events can arrive first; they are retried (the feedback queue's visibility
-    timeout apart) until the `match_attempts`-th delivery. Keep it below the
-    queue's maxReceiveCount.
+    The send worker records a request after SES accepted it (once per batch,
+    so up to a paced batch's duration later), so its first events can arrive
+    first; they come back after `defer_seconds` times their delivery count
+    (when the service has a RetryScheduler, else after the queue's visibility
+    timeout) until the `match_attempts`-th delivery. Keep it below the queue's
+    maxReceiveCount.
     """
 
     match_attempts: int = DEFAULT_MATCH_ATTEMPTS
+    defer_seconds: int = 10
 
 
 @dataclass
@@ -175,6 +179,8 @@ class FeedbackReport:
     unmatched: int = 0
     soft_bounces: int = 0
     failed: list[str] = field(default_factory=list)
+    # The failed messages that only wait for their request to be logged.
+    deferred_ids: list[str] = field(default_factory=list)
     by_type: Counter[str] = field(default_factory=Counter)
     # Recipients of hard bounces and of complaints, by the (lane, category) tags of their message:
     # what SES's reputation rates count. None where the message carried no tag.
@@ -426,11 +432,17 @@ class FeedbackService:
     """Applies SES feedback: the suppression policy, then the message log."""
 
     def __init__(
-        self, *, suppressions: SuppressionService, log: FeedbackLog, policy: FeedbackPolicy | None = None
+        self,
+        *,
+        suppressions: SuppressionService,
+        log: FeedbackLog,
+        policy: FeedbackPolicy | None = None,
+        retries: RetryScheduler | None = None,
     ) -> None:
         self.suppressions = suppressions
         self._log = log
         self.policy = policy or FeedbackPolicy()
+        self._retries = retries
 
     def process(self, records: Sequence[QueueRecord]) -> FeedbackReport:
         """Process one batch from the feedback queue; a record's fault fails only that record."""
@@ -438,7 +450,24 @@ class FeedbackService:
         for record in records:
             final = record.receive_count >= self.policy.match_attempts
             self._handle(record.message_id, record.body, final=final, report=report)
+        self._delay_deferred(records, report)
         return report
+
+    def _delay_deferred(self, records: Sequence[QueueRecord], report: FeedbackReport) -> None:
+        """Bring deferred events back in seconds rather than after the whole visibility timeout."""
+        if self._retries is None or not report.deferred_ids:
+            return
+        deferred = set(report.deferred_ids)
+        delays = [
+            (r.receipt_handle, self.policy.defer_seconds * max(1, r.receive_count))
+            for r in records
+            if r.message_id in deferred
+        ]
+        try:
+            self._retries.delay(delays)
+        except Exception:
+            # Not fatal: the messages come back after the queue's visibility timeout anyway.
+            logger.exception("could not delay deferred feedback", extra={"count": len(delays)})
 
     def process_events(self, events: Iterable[Any]) -> FeedbackReport:
         """Apply events given directly (a replay): SES events or SNS envelopes, as dicts or JSON strings.
@@ -486,6 +515,7 @@ class FeedbackService:
         except _DeferredError:
             report.deferred += 1
             report.failed.append(message_id)
+            report.deferred_ids.append(message_id)
             logger.info("request not logged yet; feedback will be retried", extra=context)
         except TransientError as exc:
             report.failed.append(message_id)

@@ -144,6 +144,8 @@ class FeedbackSettings:
     soft_bounce_window_days: int = 7
     soft_bounce_suppression_days: int = 14
     mirror_ses_suppression: bool = False
+    # The feedback queue, to bring deferred events back soon; empty: they wait out the visibility timeout.
+    queue_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
@@ -175,6 +177,7 @@ class FeedbackSettings:
             suppression_table=env[Env.SUPPRESSION_TABLE],
             messages_table=env[Env.MESSAGES_TABLE],
             mirror_ses_suppression=mirror in _TRUE,
+            queue_url=env.get(Env.QUEUE_URL, ""),
             **values,
         )
 

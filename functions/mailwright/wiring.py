@@ -182,7 +182,10 @@ def build_feedback_service(
         dynamodb, session, settings.suppression_table, settings.mirror_ses_suppression, clock, soft_bounce
     )
     log = DynamoFeedbackLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days, clock=clock)
-    return FeedbackService(suppressions=suppressions, log=log)
+    retries = None
+    if settings.queue_url:
+        retries = SqsRetryScheduler(session.client("sqs", config=client_config(max_attempts=3)), settings.queue_url)
+    return FeedbackService(suppressions=suppressions, log=log, retries=retries)
 
 
 def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:

@@ -21,7 +21,13 @@ from mailwright.feedback import (
 )
 from mailwright.ports import SCOPE_NON_ESSENTIAL, Outcome
 from mailwright.suppression import SuppressionService
-from mailwright_tools.fakes import FakeClock, FakeFeedbackLog, FakeSuppressionLedger, queue_record
+from mailwright_tools.fakes import (
+    FakeClock,
+    FakeFeedbackLog,
+    FakeRetryScheduler,
+    FakeSuppressionLedger,
+    queue_record,
+)
 from tests.events import aimed, event_names, load_event, sns_envelope
 
 # The fixture of each event type in the configuration-set format.
@@ -179,7 +185,8 @@ class World:
         self.ledger = FakeSuppressionLedger()
         self.suppressions = SuppressionService(self.ledger, clock=self.clock)
         self.log = FakeFeedbackLog()
-        self.service = FeedbackService(suppressions=self.suppressions, log=self.log)
+        self.retries = FakeRetryScheduler()
+        self.service = FeedbackService(suppressions=self.suppressions, log=self.log, retries=self.retries)
         self.log.message_log.record(
             [Outcome(request_id=REQUEST_ID, status="sent", lane="standard", ses_message_id=SES_ID, completed_at=1.0)]
         )
@@ -325,6 +332,22 @@ def test_an_event_before_its_request_is_logged_is_retried_then_kept(world: World
     last = world.service.process([queue_record(json.dumps(early), message_id="m-1", receive_count=3)])
     assert last.failed == [] and last.unmatched == 1
     assert [r.ses_message_id for r in world.log.unattributed.values()] == ["not-logged-yet"]
+
+
+def test_a_deferred_event_comes_back_in_seconds_not_after_the_visibility_timeout(world: World) -> None:
+    # Given an event that beat its request's log entry, beside one that did not
+    early = world.event("event-delivery", ses_message_id="not-logged-yet")
+    on_time = world.event("event-delivery")
+
+    world.service.process(
+        [
+            queue_record(json.dumps(early), message_id="m-early", receive_count=2),
+            queue_record(json.dumps(on_time), message_id="m-on-time"),
+        ]
+    )
+
+    # Then only the deferred one is delayed, by the policy's step times its delivery count
+    assert world.retries.delays == [("receipt-m-early", 2 * world.service.policy.defer_seconds)]
 
 
 def test_a_tagged_event_whose_request_never_got_logged_is_kept_under_it(world: World) -> None:
