@@ -195,11 +195,11 @@ def test_unknown_top_level_keys_are_kept_aside() -> None:
 
 
 def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
-    # Given cdk.json: 14 sends/s for the account; 3 + 2 + 2 workers may run at once
+    # Given cdk.json: 14 sends/s for the account; 4 + 2 + 2 workers may run at once
     config = parse_config(CONTEXT)
 
-    assert config.total_max_concurrency == 7
-    assert config.send_rate_per_worker == 2.0
+    assert config.total_max_concurrency == 8
+    assert config.send_rate_per_worker == 1.75
     assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
 
 
