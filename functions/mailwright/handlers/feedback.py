@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailwright.feedback import FeedbackReport, FeedbackService
+from mailwright.handlers.sqs import queue_records
 from mailwright.observability import feedback_metrics, service_logger, service_metrics, service_tracer
-from mailwright.sending import QueueRecord
 from mailwright.settings import FeedbackSettings
 from mailwright.wiring import build_feedback_service
 
@@ -36,15 +36,7 @@ def handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
 
 def handle_batch(svc: FeedbackService, event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
     """Run a batch through `svc` and answer with the partial batch response (the local stack calls this too)."""
-    records = [
-        QueueRecord(
-            message_id=r.message_id,
-            receipt_handle=r.receipt_handle,
-            body=r.body,
-            receive_count=int(r.attributes.approximate_receive_count or 1),
-        )
-        for r in event.records
-    ]
+    records = queue_records(event)
     report = svc.process(records)
     publish_metrics(report)
     return report.partial_batch_response()

@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mailwright.handlers.sqs import queue_records
 from mailwright.observability import batch_metrics, service_logger, service_metrics, service_tracer
-from mailwright.sending import BatchReport, QueueRecord, SendService
+from mailwright.sending import BatchReport, SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
 
@@ -36,16 +37,7 @@ def handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
 
 def handle_batch(svc: SendService, event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
     """Run a batch through `svc` and answer with the partial batch response (the local stack calls this too)."""
-    records = [
-        QueueRecord(
-            message_id=r.message_id,
-            receipt_handle=r.receipt_handle,
-            body=r.body,
-            receive_count=int(r.attributes.approximate_receive_count or 1),
-            sent_at=int(r.attributes.sent_timestamp) / 1000 if r.attributes.sent_timestamp else None,
-        )
-        for r in event.records
-    ]
+    records = queue_records(event)
     report = svc.process(records, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     publish_metrics(report, lane=svc.policy.lane)
     return report.partial_batch_response()
