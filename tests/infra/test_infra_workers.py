@@ -9,6 +9,7 @@ from aws_cdk.assertions import Match
 
 from infra.config import MAX_SEND_CONCURRENCY, MailwrightConfig
 from mailwright.constants import LANES, SEND_WORKER_HANDLER, Env, Outputs
+from mailwright.settings import WorkerSettings
 from tests.infra.synth import Synthesized
 
 # Each module shares the session's synthesized stack (see conftest.py).
@@ -100,14 +101,13 @@ def test_lane_workers_together_stay_under_the_ses_send_rate(synthesized: Synthes
 @pytest.mark.parametrize("lane", LANES)
 def test_worker_settings_parse_the_environment(synthesized: Synthesized, lane: str) -> None:
     # The runtime's own parser is the contract: tokens stand in for deploy-time names.
-    worker_settings = pytest.importorskip("mailwright.settings")
     _, worker = synthesized.workers()[lane]
     env = {
         key: value if isinstance(value, str) else f"resolved-{key.lower()}"
         for key, value in worker["Properties"]["Environment"]["Variables"].items()
     }
 
-    settings = worker_settings.WorkerSettings.from_env(env)
+    settings = WorkerSettings.from_env(env)
 
     assert settings.lane == lane
 
