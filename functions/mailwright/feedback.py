@@ -48,7 +48,7 @@ from mailwright.ports import (
     FeedbackRecord,
     RetryScheduler,
 )
-from mailwright.sending import QueueRecord
+from mailwright.sending import QueueRecord, partial_batch_response
 from mailwright.suppression import SuppressionService
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class FeedbackReport:
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+        return partial_batch_response(self.failed)
 
     def count_reputation(self, event: SesEvent) -> None:
         """Count an applied event's hard-bounced or complained recipients (at least one per event)."""

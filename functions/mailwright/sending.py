@@ -76,6 +76,11 @@ class QueueRecord:
     sent_at: float | None = None
 
 
+def partial_batch_response(failed: Sequence[str]) -> dict[str, list[dict[str, str]]]:
+    """The `batchItemFailures` response Lambda's SQS event source expects, for these message ids."""
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
 @dataclass(frozen=True)
 class SendPolicy:
     """The lane-wide choices the pipeline applies to every request."""
@@ -104,7 +109,7 @@ class BatchReport:
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+        return partial_batch_response(self.failed)
 
 
 @dataclass
