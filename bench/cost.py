@@ -27,16 +27,15 @@ PRICES: dict[str, tuple[float, str]] = {
     "logs_ingest_gb": (0.50, "CloudWatch Logs ingestion (standard class), per GB"),
 }
 
-# Assumptions the measurements cannot give; each is printed in the doc.
-FEEDBACK_EVENTS_PER_EMAIL = 2.5  # Send + Delivery for every email, plus opens, clicks, bounces (all types are on)
+# Assumptions the measurements cannot give; each is printed in the doc. The SES events per email and
+# the DynamoDB writes they cost are measured (`bench.ddb`, its FEEDBACK_MIX of event types).
 FEEDBACK_BATCH = 10  # the feedback function's event source batch size (infra.config.FEEDBACK_BATCH_SIZE)
 FEEDBACK_MEMORY_GB = 0.25
-FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: one UpdateItem per event; issue 4's function was not measured here
-FEEDBACK_WRU_PER_EVENT = 2.0  # the history append (UpdateItem) rewrites the item and its all-attribute GSI entry
+FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: at most one UpdateItem per event; not timed here
 PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0  # the seed article's producer: one SendMessage per email
 MESSAGE_LOG_RETENTION_MONTHS = 3.0  # message_log_ttl_days 90: items stay ~3 months
-DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item, as DynamoDB bills storage
-FEEDBACK_EVENT_BYTES = 150  # history entry per event appended to the request item
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item (and per index entry), as DynamoDB bills storage
+INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES message id
 
 
 def price(name: str) -> float:
@@ -58,7 +57,8 @@ def per_million(
     rows["SES"] = price("ses_per_email") * ddb["ses_calls_per_sent_email"] * million
     worker = lambda_seconds_per_email * memory_gb * price("lambda_gb_second_arm64") * million
     worker += invocations_per_email * price("lambda_request") * million
-    events = FEEDBACK_EVENTS_PER_EMAIL
+    feedback = ddb["feedback"]
+    events = feedback["events_per_sent_email"]
     feedback_lambda = events * FEEDBACK_SECONDS_PER_EVENT * FEEDBACK_MEMORY_GB * price("lambda_gb_second_arm64")
     feedback_lambda += events / FEEDBACK_BATCH * price("lambda_request")
     rows["Lambda (send worker)"] = worker
@@ -70,15 +70,19 @@ def per_million(
         + events * (1 + 2 / FEEDBACK_BATCH)  # SNS delivers each event with SendMessage; the feedback ESM
     )
     rows["SQS"] = sqs_requests * price("sqs_request") * million
-    wru = ddb["write_units_per_email"] + ddb["gsi_write_units_per_email"] + events * FEEDBACK_WRU_PER_EVENT
-    rru = ddb["read_units_per_email"]
+    wru = ddb["write_units_per_email"] + ddb["gsi_write_units_per_email"] + feedback["write_units_per_sent_email"]
+    rru = ddb["read_units_per_email"] + feedback["read_units_per_sent_email"]
     rows["DynamoDB requests"] = (wru * price("dynamodb_wru") + rru * price("dynamodb_rru")) * million
-    # The message log keeps every request ~3 months, in the table and again in its GSI (all attributes).
-    item = ddb["item_bytes_avg"]["messages"] + DYNAMODB_ITEM_OVERHEAD_BYTES + events * FEEDBACK_EVENT_BYTES
-    stored_gb_months = 2 * item * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
-    rows["DynamoDB storage (message log, 90 days)"] = stored_gb_months * price("dynamodb_storage_gb_month")
+    # The message log keeps every request ~3 months (with its SES events), plus a keys-only index entry.
+    item = feedback["sent_item_bytes_after_feedback_avg"] + DYNAMODB_ITEM_OVERHEAD_BYTES
+    index = INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
+    table_gb_months = item * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
+    index_gb_months = index * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
+    rows["DynamoDB storage (message log, 90 days)"] = (table_gb_months + index_gb_months) * price(
+        "dynamodb_storage_gb_month"
+    )
     # infra/storage.py turns point-in-time recovery on for the message log (the table, not its index).
-    rows["DynamoDB PITR (message log)"] = stored_gb_months / 2 * price("dynamodb_pitr_gb_month")
+    rows["DynamoDB PITR (message log)"] = table_gb_months * price("dynamodb_pitr_gb_month")
     rows["SNS"] = events * price("sns_publish") * million
     rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
     overhead = sum(v for k, v in rows.items() if k != "SES")
@@ -94,6 +98,9 @@ def per_million(
             "sqs_requests_per_email": round(sqs_requests, 3),
             "dynamodb_wru_per_email": round(wru, 3),
             "dynamodb_rru_per_email": round(rru, 3),
+            "feedback_events_per_email": events,
+            "feedback_wru_per_email": feedback["write_units_per_sent_email"],
+            "feedback_rru_per_email": feedback["read_units_per_sent_email"],
         },
     }
 
@@ -136,9 +143,7 @@ def estimate(
         "prices_as_of": PRICES_AS_OF,
         "prices": {k: {"usd": v, "unit": d} for k, (v, d) in PRICES.items()},
         "assumptions": {
-            "feedback_events_per_email": FEEDBACK_EVENTS_PER_EMAIL,
             "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
-            "feedback_wru_per_event": FEEDBACK_WRU_PER_EVENT,
             "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
             "message_log_retention_months": MESSAGE_LOG_RETENTION_MONTHS,
         },

@@ -21,10 +21,12 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from bench.common import config, request
-from bench.moto_stack import ApiLedger, MotoStack, moto_stack
+from bench.moto_stack import ApiLedger, MotoStack, item_size, moto_stack
 from mailwright.addresses import address_hash
-from mailwright.constants import LANES, Keys
+from mailwright.constants import LANES, Env, Keys
 from mailwright.handlers import send_worker
+from mailwright.settings import FeedbackSettings
+from mailwright.wiring import build_feedback_service
 from mailwright_tools.events import FakeLambdaContext, sqs_event
 from mailwright_tools.local.observability import WorkerOutput
 
@@ -154,6 +156,88 @@ def run_until_empty(
             raise RuntimeError(f"{lane}: {len(failed)} records failed in a fault-free run")
 
 
+# SES events per sent email (every type is published): Send and Delivery always, then opens, clicks,
+# bounces and complaints at rates typical of a mix of transactional and marketing mail.
+FEEDBACK_MIX: tuple[tuple[str, float], ...] = (
+    ("Send", 1.0),
+    ("Delivery", 1.0),
+    ("Open", 0.35),
+    ("Click", 0.1),
+    ("Bounce", 0.03),
+    ("Complaint", 0.002),
+)
+
+
+def feedback_events(sent: list[dict[str, Any]], *, seed: int = 3) -> list[dict[str, Any]]:
+    """Configuration-set events (tagged as the worker tags its sends) for the sent requests, per FEEDBACK_MIX."""
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    for n, item in enumerate(sent):
+        mail = {
+            "timestamp": "2026-11-25T10:00:00.000Z",
+            "messageId": item[Keys.SES_MESSAGE_ID]["S"],
+            "destination": [f"user{n}@example.com"],
+            "tags": {"request_id": [item[Keys.MESSAGES_PK]["S"]]},
+        }
+        for event_type, rate in FEEDBACK_MIX:
+            count = int(rate) + (rng.random() < rate - int(rate))
+            for k in range(count):
+                at = f"2026-11-25T10:{k + 1:02d}:00.000Z"
+                detail: dict[str, Any] = {"timestamp": at}
+                if event_type == "Delivery":
+                    detail["recipients"] = mail["destination"]
+                    detail["smtpResponse"] = "250 2.0.0 OK"
+                elif event_type == "Bounce":
+                    detail.update(
+                        bounceType="Permanent",
+                        bounceSubType="General",
+                        bouncedRecipients=[{"emailAddress": mail["destination"][0]}],
+                        feedbackId=f"fb-{n}",
+                    )
+                elif event_type == "Complaint":
+                    detail.update(complainedRecipients=[{"emailAddress": mail["destination"][0]}], feedbackId=f"c-{n}")
+                elif event_type == "Click":
+                    detail["link"] = "https://example.com/a"
+                key = event_type[0].lower() + event_type[1:]
+                events.append({"eventType": event_type, "mail": mail, key: detail})
+    return events
+
+
+def measure_feedback(stack: MotoStack) -> dict[str, Any]:
+    """The feedback function's DynamoDB requests and write units per SES event, over the sent requests."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    sent = [
+        item
+        for item in dynamodb.scan(TableName=stack.resources.messages_table)["Items"]
+        if item.get("status", {}).get("S") == "sent" and Keys.SES_MESSAGE_ID in item
+    ]
+    events = feedback_events(sent)
+    ledger = ApiLedger()
+    settings = FeedbackSettings.from_env(
+        {Env.SUPPRESSION_TABLE: stack.resources.suppression_table, Env.MESSAGES_TABLE: stack.resources.messages_table}
+    )
+    service = build_feedback_service(settings, session=stack.session(observe=[ledger.record]))
+    report = service.process_events(events)
+    if report.failed:
+        raise RuntimeError(f"feedback: {len(report.failed)} events failed in a fault-free run")
+    calls = {k: v for k, v in ledger.calls.items() if k.startswith("dynamodb.")}
+    messages = stack.resources.messages_table
+    items = dynamodb.scan(TableName=messages)["Items"]
+    sizes = [item_size(i) for i in items if i.get("status", {}).get("S") == "sent"]
+    return {
+        "events": len(events),
+        "events_per_sent_email": round(len(events) / max(1, len(sent)), 3),
+        "by_type": dict(Counter(e["eventType"] for e in events)),
+        "requests_per_event": round(sum(calls.values()) / max(1, len(events)), 3),
+        "write_units_per_event": round(sum(ledger.write_units.values()) / max(1, len(events)), 3),
+        "write_units_per_sent_email": round(sum(ledger.write_units.values()) / max(1, len(sent)), 3),
+        "messages_write_units_per_sent_email": round(ledger.write_units[messages] / max(1, len(sent)), 3),
+        "read_units_per_sent_email": round(sum(ledger.read_units.values()) / max(1, len(sent)), 3),
+        "sent_item_bytes_after_feedback_avg": round(sum(sizes) / max(1, len(sizes))),
+        "by_call": {k.removeprefix("dynamodb."): v for k, v in sorted(calls.items(), key=lambda kv: -kv[1])},
+    }
+
+
 def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
     """Requests and capacity units per email for the mix, and the log bytes the workers write."""
     cfg = config()
@@ -170,6 +254,7 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=stack.resources.messages_table)
         statuses = Counter(item["status"]["S"] for item in items["Items"])
         resources = stack.resources
+        feedback = measure_feedback(stack)
     total = sum(len(b) for b in bodies.values())
     invocations = sum(lane["invocations"] for lane in lanes.values())
     ddb = {k: v for k, v in ledger.calls.items() if k.startswith("dynamodb.")}
@@ -209,11 +294,13 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
         "sqs_retry_calls_per_email": round(ledger.calls.get("sqs.ChangeMessageVisibilityBatch", 0) / total, 3),
         "log_bytes_per_email": round((log_bytes + PLATFORM_LOG_BYTES_PER_INVOCATION * invocations) / total, 1),
         "lanes": {lane: {"invocations": v["invocations"], "emails": len(bodies[lane])} for lane, v in lanes.items()},
+        "feedback": feedback,
     }
     progress(
         f"  dynamodb: {result['requests_per_email']} requests/email "
         f"({result['reads_per_email']} reads, {result['writes_per_email']} writes), "
-        f"SES {result['ses_calls_per_email']} calls/email"
+        f"SES {result['ses_calls_per_email']} calls/email; feedback {feedback['write_units_per_event']} write "
+        f"units/event ({feedback['events_per_sent_email']} events/sent email)"
     )
     return result
 

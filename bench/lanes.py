@@ -13,7 +13,11 @@ hours to drain at the shares cdk.json gives it), running the real
   overlap in virtual time, `send_concurrency` at a time), every port call
   sleeps its latency on the virtual clock (SES 50 ms, DynamoDB and SQS
   5 ms), and its pacer is the one `wiring.build_send_service` builds, on
-  the virtual clock: the worker's share of the SES account rate;
+  the virtual clock: a fixed share of the SES account rate for the critical
+  lane, a share of the standard/bulk pool for the others, split among the
+  pooled containers busy at that moment (what the lease registry converges
+  to; an invocation here runs to its end at once, so the registry's renewal
+  timing itself is exercised by `bench.pacing`, in real time);
 * the CPU an invocation really used on this machine, plus the boto3 CPU per
   email measured by `bench.cpu`, scaled to Lambda's CPU share at the
   configured memory, is added to its duration;
@@ -49,8 +53,8 @@ from bench.common import (
     request,
 )
 from infra.config import MAX_SEND_CONCURRENCY, MailwrightConfig
-from mailwright.constants import LANES
-from mailwright.pacing import Pacer
+from mailwright.constants import LANES, POOLED_LANES
+from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import Outcome
 from mailwright.sending import SendService
 from mailwright.settings import RateLimit
@@ -95,6 +99,16 @@ class LaneStats:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
+class BusyPool:
+    """RateShares for the simulation: the live leases are the pooled containers busy now."""
+
+    def __init__(self, sim: LaneSimulation) -> None:
+        self._sim = sim
+
+    def join(self, worker_id: str, *, until: float) -> int:
+        return sum(c.busy for lane in POOLED_LANES for c in self._sim.containers.get(lane, []))
+
+
 class LaneSimulation:
     """The event loop: arrivals, invocations and their ends, in virtual time."""
 
@@ -129,6 +143,7 @@ class LaneSimulation:
             )
             for lane in LANES
         }
+        self.containers: dict[str, list[Container]] = {}
         self.containers = {
             lane: [self._container(lane) for _ in range(cfg.lanes[lane].max_concurrency)] for lane in LANES
         }
@@ -145,9 +160,7 @@ class LaneSimulation:
             templates=TEMPLATES,
             sender=FakeEmailSender(latency_seconds=SES_LATENCY_SECONDS, sleep=self.clock.sleep),
             retries=Latent(QueueRetries(self.queues[lane]), IO_LATENCY_SECONDS, self.clock.sleep),  # type: ignore[arg-type]
-            pacer=Pacer(
-                self.cfg.send_rate_per_worker, burst=self.pacer_burst, clock=self.clock, sleep=self.clock.sleep
-            ),
+            pacer=self._pacer(lane),
             clock=self.clock,
             max_workers=1,
             **self.shared,
@@ -155,6 +168,21 @@ class LaneSimulation:
         world.executor.shutdown()
         service._executor = executor  # the pool of `build_fake_service`, swapped for one in virtual time
         return Container(lane=lane, service=service, world=world, executor=executor)
+
+    def _pacer(self, lane: str) -> SendPacer:
+        """As `wiring` builds it, on the virtual clock."""
+        floor = self.cfg.send_rate_per_worker
+        if lane in POOLED_LANES:
+            pool = self.cfg.send_pool_rate
+            return PooledPacer(
+                pool,
+                floor_rate=floor,
+                shares=BusyPool(self),
+                clock=self.clock,
+                wall_clock=self.clock,
+                sleep=self.clock.sleep,
+            )
+        return Pacer(floor, burst=self.pacer_burst, clock=self.clock, sleep=self.clock.sleep)
 
     # -- events ------------------------------------------------------------------
 
@@ -193,24 +221,29 @@ class LaneSimulation:
         lane_cfg = self.cfg.lanes[lane]
         queue = self.queues[lane]
         now = self.clock.now
+        ready: list[Container] = []
         for container in self.containers[lane]:
             if container.busy:
                 continue
-            visible = queue.visible()
-            if visible == 0:
+            visible = queue.visible() - len(ready) * lane_cfg.batch_size
+            if visible <= 0:
                 container.gathering_since = None
                 upcoming = queue.next_visible_at()
                 if upcoming is not None and upcoming > now:
                     self.at(upcoming, "dispatch", lane)
-                return
+                break
             if lane_cfg.batching_window_seconds and visible < lane_cfg.batch_size:
                 # The window counts from the first record the poller got.
                 if container.gathering_since is None:
                     container.gathering_since = now
                     self.at(now + lane_cfg.batching_window_seconds, "dispatch", lane)
                 if now < container.gathering_since + lane_cfg.batching_window_seconds:
-                    return
+                    break
             container.gathering_since = None
+            # Busy from now, so those invoked at this same instant count it in the send-rate pool.
+            container.busy = True
+            ready.append(container)
+        for container in ready:
             self.invoke(container)
 
     def invoke(self, container: Container) -> None:
@@ -218,6 +251,7 @@ class LaneSimulation:
         lane_cfg = self.cfg.lanes[container.lane]
         records = self.queues[container.lane].receive(lane_cfg.batch_size)
         if not records:
+            container.busy = False
             return
         container.busy = True
         started = self.clock.now + POLL_TO_INVOKE_SECONDS
@@ -386,6 +420,7 @@ def measure(
         "config": {lane: dict(_lanes_raw()[lane]) for lane in LANES},
         "ses_max_send_rate": cfg.ses_max_send_rate,
         "rate_per_worker": round(cfg.send_rate_per_worker, 3),
+        "pool_rate": round(cfg.send_pool_rate, 3),
         "critical_rate_per_s": 5.0,
         "critical_seconds": critical_seconds,
         "bulk_backlog": bulk,

@@ -28,7 +28,7 @@ import boto3
 
 from bench.common import REPO
 from infra.config import MailwrightConfig
-from mailwright.constants import Env
+from mailwright.constants import Env, Keys
 from mailwright.sending import SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
@@ -97,6 +97,11 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
 
 
+# The message log's table keys, which its keys-only index projects beside the SES message id.
+INDEX_KEY_ATTRIBUTES = (Keys.MESSAGES_PK, Keys.MESSAGES_SK)
+GSI_ENTRY_OVERHEAD_BYTES = 100  # per index entry, as DynamoDB sizes it
+
+
 def write_units(size: int) -> int:
     """Write request units for one item write of `size` bytes (1 KB each, rounded up)."""
     return max(1, math.ceil(size / 1024))
@@ -149,8 +154,9 @@ class ApiLedger:
         self.write_units[table] += write_units(size)
         attribute = self.gsi_attribute.get(table)
         if attribute and attribute in item:
-            # A global secondary index projecting all attributes writes the item again.
-            self.gsi_write_units[table] += write_units(size)
+            # The keys-only index writes an entry of the table's keys and its own.
+            keys = {name: value for name, value in item.items() if name in (attribute, *INDEX_KEY_ATTRIBUTES)}
+            self.gsi_write_units[table] += write_units(item_size(keys) + GSI_ENTRY_OVERHEAD_BYTES)
 
 
 @dataclass
@@ -206,6 +212,8 @@ class MotoStack:
             env[Env.UNSUBSCRIBE_BASE_URL] = "https://example.com/unsubscribe"
         if send_rate is not None:
             env[Env.SEND_RATE_PER_WORKER] = str(send_rate)
+            if float(env.get(Env.SEND_POOL_RATE, "0")) > 0:  # pooled lanes keep their lease writes
+                env[Env.SEND_POOL_RATE] = str(2 * send_rate)
         if max_backoff is not None:
             env[Env.MAX_BACKOFF_SECONDS] = str(max_backoff)
         return env

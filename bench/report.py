@@ -227,7 +227,7 @@ def markdown(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
         [
             f"{r['ses_max_send_rate']:g}/s",
             f"{r.get('foreign_rate', 0):g}/s",
-            r["workers"],
+            "+".join(r.get("busy_lanes", ["all"])),
             r["rate_per_worker"],
             r["published"],
             r["achieved_rate"],
@@ -268,6 +268,7 @@ def markdown(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
     stages = c["stages"]
     cold, warm = cs["asset_compiled_at_start"], cs["bytecode_cached"]
     sp = co["paced"]["inputs"]
+    fb = results["ddb"]["feedback"]
     chaos_section = _chaos_section(chaos)
     lanes_cfg = ln["config"]
 
@@ -399,9 +400,13 @@ per-user limit costs and stays within the 2.5 budget.
 **Method** (`bench/pacing.py`). All {p["runs"][0]["workers"]} workers that cdk.json allows
 (every lane at its `max_concurrency`) run at once in real time, one thread
 per emulated container, each a real `SendService` with the pacer
-`wiring.build_send_service` gives it: `Pacer(ses_max_send_rate /
-total_max_concurrency)`, burst 1. Every lane starts with a backlog a third
-larger than the window can send. SES is a token bucket at R holding
+`wiring.build_send_service` gives it: critical workers a fixed share,
+`Pacer(ses_max_send_rate / total_max_concurrency)`, burst 1; standard and
+bulk workers a `PooledPacer`, which splits what the critical shares leave
+(the pool) among the pooled workers holding a live lease in one registry
+(in memory here, a DynamoDB item deployed; each renewal pays a 5 ms round
+trip), renewed every second while they send. The busy lanes start with a
+backlog a third larger than the window can send. SES is a token bucket at R holding
 "burst" seconds of sends; a call beyond it raises `ThrottledError`; the
 worker reports the record failed and asks for its backoff, and the queue
 (in memory, SQS semantics) brings it back after it. Achieved rate is
@@ -409,11 +414,15 @@ counted over the window after the first second (the buckets start full);
 then every queue is drained and each request must be in a terminal state
 or a DLQ. SES latency {p["ses_latency_ms"]:g} ms, DynamoDB and SQS 5 ms.
 
-{_table(pacing_rows, ["R", "other sender", "workers", "rate per worker", "requests", "achieved /s", "achieved / available", "throttled", "lost", "DLQ"])}
+{_table(pacing_rows, ["R", "other sender", "busy lanes", "fixed share /s", "requests", "achieved /s", "achieved / available", "throttled", "lost", "DLQ"])}
 
-The workers' shares add up to R exactly, so saturated workers use the
-whole account without throttling (first two rows; the headline is the
-first, cdk.json's account rate). The third row shares the account with
+The shares add up to R, so saturated workers use the whole account with
+next to no throttling (first two rows; the headline is the first,
+cdk.json's account rate; a throttled call is a pooled worker sending at its
+old share for the moment before its renewal sees a newcomer). The last row
+is the bulk lane busy alone: its two workers split the whole pool
+({p["runs"][-1].get("pool_rate", "?")}/s) instead of sending at their fixed share each, as they did before
+the pool existed. The third row shares the account with
 another application sending 3/s that the shares do not know about: the
 workers still get what is left of the account, but only by trying at
 their full share and having SES refuse {third_throttled} of their calls; each refused
@@ -421,8 +430,7 @@ record comes back after its backoff and is sent later, none is lost. The
 shares are static (`ses_max_send_rate / total_max_concurrency` at deploy
 time) and do not react to SES's answers: set `ses_max_send_rate` to what
 mailwright may use, not to the account's quota, when anything else sends on
-the account. What pacing costs in normal operation is section 4's: a worker
-never uses more than its fixed share, even when the other lanes are idle.
+the account.
 
 ## 4. Lanes
 
@@ -437,8 +445,9 @@ with the real `SendService`:
 * each invocation runs `SendService.process` on a virtual clock: its thread
   pool overlaps tasks in virtual time, each port call sleeps its latency
   (SES {ln["ses_latency_ms"]:g} ms, DynamoDB and SQS 5 ms), its pacer is the deployed one
-  ({ln["rate_per_worker"]:g} emails/s per worker: {ln["ses_max_send_rate"]:g}/s shared by every lane's
-  workers); the CPU it really used, plus the boto3 CPU per email of section 2,
+  (critical workers {ln["rate_per_worker"]:g} emails/s each; bulk workers the
+  {ln.get("pool_rate", "?")}/s pool split among the pooled containers busy at that moment, which
+  is what the lease registry converges to); the CPU it really used, plus the boto3 CPU per email of section 2,
   scaled to 512 MB, is added to its duration;
 * {ln["bulk_backlog"]:,} newsletter requests wait in the bulk queue at time 0; password
   resets arrive on the critical lane as a Poisson process at
@@ -458,14 +467,12 @@ with the real `SendService`:
 
 ![lanes](lanes.png)
 
-**Reading.** Lanes do isolate: the bulk backlog does not slow critical mail
-at all, because every worker owns a fixed share of the account. The same
-fixed share is why critical mail misses its p99: the critical lane can send
-at most {lanes_cfg["critical"]["max_concurrency"]} x {ln["rate_per_worker"]:g} = {lanes_cfg["critical"]["max_concurrency"] * ln["rate_per_worker"]:g}/s
-for {ln["critical_rate_per_s"]:g}/s arriving, and a worker that receives k queued requests sends them
-{1 / ln["rate_per_worker"]:g} s apart while the other workers may be idle. And bulk drains at
-{ln["bulk_throughput_per_s"]}/s while {ln["ses_max_send_rate"] - ln["ses_rate_used_during_critical_per_s"]:.1f}/s of the account is unused (the
-standard lane's share). What-ifs with critical traffic alone (10 minutes):
+**Reading.** Lanes do isolate: the bulk backlog does not slow critical mail,
+because the critical workers own fixed shares of the account (at most
+{lanes_cfg["critical"]["max_concurrency"]} x {ln["rate_per_worker"]:g} = {lanes_cfg["critical"]["max_concurrency"] * ln["rate_per_worker"]:g}/s for {ln["critical_rate_per_s"]:g}/s arriving). Bulk drains at
+{ln["bulk_throughput_per_s"]}/s, the whole pool, because the idle standard lane's part flows to it;
+{ln["ses_max_send_rate"] - ln["ses_rate_used_during_critical_per_s"]:.1f}/s of the account stays unused: the critical lane's headroom. What-ifs
+with critical traffic alone (10 minutes):
 
 {_table(lanes_what_if_rows, ["critical lane", "batch", "max concurrency", "pacer burst", "rate per worker", "p50 (s)", "p99 (s)", "max (s)"])}
 
@@ -497,7 +504,7 @@ Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{c
 `bench/cost.py`, from the measurements above. Two regimes:
 
 * **paced** (headline): the lanes scenario with cdk.json's settings, where
-  every worker waits for its {ln["rate_per_worker"]:g}/s share: {sp["lambda_seconds_per_email"]} billed s per email at
+  every worker waits for its share of the account: {sp["lambda_seconds_per_email"]} billed s per email at
   {sp["memory_gb"]:g} GB, {sp["invocations_per_email"]} invocations per email;
 * **unpaced**: traffic under the SES rate, no pacing waits; the section 1
   batch time at 50 ms plus the boto3 CPU scaled to 512 MB:
@@ -509,18 +516,17 @@ Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{c
 
 Quantities: SQS {sp["sqs_requests_per_email"]} requests per email (producer `SendMessage`, the
 mapping's receives and deletes, SNS deliveries to the feedback queue and
-its receives and deletes), DynamoDB {sp["dynamodb_wru_per_email"]} WRU and {sp["dynamodb_rru_per_email"]} RRU per email (send
-path measured, feedback path assumed below).
+its receives and deletes), DynamoDB {sp["dynamodb_wru_per_email"]} WRU and {sp["dynamodb_rru_per_email"]} RRU per email, both paths
+measured over moto (section 2; the feedback function given {fb["events_per_sent_email"]} SES events per sent
+email: {", ".join(f"{k} {v}" for k, v in fb["by_type"].items())} for {fb["events"] / max(fb["events_per_sent_email"], 1e-9):.0f} sent emails: {fb["write_units_per_event"]} WRU per
+event, Send events cost none, the others one `UpdateItem` each; items
+average {fb["sent_item_bytes_after_feedback_avg"]} bytes after their events).
 
-Assumptions (not measured here): {co["assumptions"]["feedback_events_per_email"]} SES events per email (the
-configuration set publishes every event type: Send and Delivery for each
-email, plus opens, clicks, bounces); per event one SNS publish, one SQS
-delivery and 1/10 of a receive and a delete, a history append costing
-{co["assumptions"]["feedback_wru_per_event"]} WRU (the item and its all-attribute index entry) and
-{co["assumptions"]["feedback_seconds_per_event"] * 1000:g} ms of a 256 MB feedback function (issue 4's function was not
-measured); the producer sends one `SendMessage` per email, as the seed
-article's does; the message log keeps items {co["assumptions"]["message_log_retention_months"]:g} months (90-day TTL), in
-the table and again in its index. Left out: free tiers, data transfer,
+Assumptions (not measured here): per SES event one SNS publish, one SQS
+delivery and 1/10 of a receive and a delete, and
+{co["assumptions"]["feedback_seconds_per_event"] * 1000:g} ms of a 256 MB feedback function; the producer sends one
+`SendMessage` per email, as the seed article's does; the message log keeps
+items {co["assumptions"]["message_log_retention_months"]:g} months (90-day TTL), with a keys-only index entry each. Left out: free tiers, data transfer,
 X-Ray (active tracing samples 1 request a second plus 5%: a few cents per
 million), CloudWatch alarms and the dashboard (fixed monthly), Secrets
 Manager (one read per cold start).
@@ -532,13 +538,20 @@ constants are in `bench/cost.py`:
 
 {_table(price_rows, ["key", "US$", "unit"])}
 
-**Reading.** SES is ${co["paced"]["rows"]["SES"]:.0f} per million. Beside it, the largest items
-are the feedback path (every SES event is an SNS publish, an SQS message
-and a DynamoDB write to an item that is also in an all-attribute index:
-about 2% of SES per event per email), the billed pacing waits of the
-workers at a 14/s account, and the message log's storage. The send path
-alone (worker Lambda, its SQS requests, its DynamoDB requests) is
+**Reading.** SES is ${co["paced"]["rows"]["SES"]:.0f} per million. Beside it: the DynamoDB
+writes (the dedupe claim and the final status of every email, its index
+entry, the per-user counters and one history append per SES event), the
+billed pacing waits of the workers at a 14/s account, SNS and SQS for
+every SES event, and the message log's storage. The send path alone
+(worker Lambda, its SQS requests, its DynamoDB requests) is
 {_send_path_pct(co, "paced")}% of SES paced and {_send_path_pct(co, "unpaced")}% unpaced.
+
+**The 3% target and what sets a floor under it.** The design issue 4 fixes
+(every SES event type published through SNS and SQS, each event appended
+to its request's history) and the dedupe guarantee (a conditional claim
+before the send, the final status after it) cost, at the list prices
+above and before any Lambda, storage or producer request:
+{_floor_text(co)}
 {chaos_section}
 {_findings(results, chaos)}
 ## Reproduce
@@ -586,19 +599,11 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
     if co["overhead_pct"] > 3:
         lines.append(
             f"* **Overhead {co['overhead_pct']}% of SES (target 3%).** Largest: DynamoDB requests "
-            f"${rows['DynamoDB requests']:.2f} per million (of which the assumed feedback path's history "
-            f"appends are most), the worker's billed pacing waits ${rows['Lambda (send worker)']:.2f}, SQS "
-            f"${rows['SQS']:.2f}, message-log storage ${rows['DynamoDB storage (message log, 90 days)']:.2f}, "
-            f"SNS ${rows['SNS']:.2f}. The send path alone (worker Lambda, its SQS and DynamoDB requests) is "
-            f"{_send_path_pct(co, 'paced')}% paced and {_send_path_pct(co, 'unpaced')}% unpaced; the rest is the "
-            "feedback path and the message log's storage. Changes: publish only the SES events the feedback loop acts on "
-            "(Bounce, Complaint, Reject, Rendering Failure, DeliveryDelay; `infra/feedback.py` `ALL_EVENTS` "
-            "publishes Open, Click, Send and Delivery too): each event per email costs about 2% of SES; "
-            "project the `by-ses-message-id` index KEYS_ONLY (`infra/storage.py`): history appends stop "
-            "rewriting the index and its storage shrinks to keys; do not sleep in Lambda for long pacing "
-            "waits (hand the record back with a visibility delay when the wait exceeds about a second): the "
-            f"{co['paced']['inputs']['lambda_seconds_per_email']} billed seconds per email are mostly waiting; "
-            "a shorter message-log TTL; `SendMessageBatch` in producers."
+            f"${rows['DynamoDB requests']:.2f} per million, the workers' billed pacing waits "
+            f"${rows['Lambda (send worker)']:.2f}, SQS ${rows['SQS']:.2f}, SNS ${rows['SNS']:.2f}, message-log "
+            f"storage ${rows['DynamoDB storage (message log, 90 days)']:.2f}. Section 6 shows the floor the "
+            "required design sets; within it, what is left: producers using `SendMessageBatch` "
+            "(`mailwright.sdk.send_batch` does), a shorter `message_log_ttl_days`, and bytecode in the asset."
         )
     lines.append(
         f"* **Cold start {cs['init_ms']} ms** as deployed against {cs['bytecode_cached']['init_ms']} ms with "
@@ -653,17 +658,43 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
 
 def _send_path_pct(cost: dict[str, Any], regime: str) -> float:
     """The worker's Lambda, SQS and DynamoDB requests in percent of SES: the totals minus the feedback terms."""
-    from bench.cost import FEEDBACK_BATCH, FEEDBACK_EVENTS_PER_EMAIL, FEEDBACK_WRU_PER_EVENT, price
+    from bench.cost import FEEDBACK_BATCH, price
 
     rows = cost[regime]["rows"]
     send = rows["Lambda (send worker)"]
-
     inputs = cost[regime]["inputs"]
-    events = FEEDBACK_EVENTS_PER_EMAIL
+    events = inputs["feedback_events_per_email"]
     sqs = (inputs["sqs_requests_per_email"] - events * (1 + 2 / FEEDBACK_BATCH)) * price("sqs_request") * 1e6
-    wru = inputs["dynamodb_wru_per_email"] - events * FEEDBACK_WRU_PER_EVENT
-    ddb = (wru * price("dynamodb_wru") + inputs["dynamodb_rru_per_email"] * price("dynamodb_rru")) * 1e6
+    wru = inputs["dynamodb_wru_per_email"] - inputs["feedback_wru_per_email"]
+    rru = inputs["dynamodb_rru_per_email"] - inputs["feedback_rru_per_email"]
+    ddb = (wru * price("dynamodb_wru") + rru * price("dynamodb_rru")) * 1e6
     return round(100 * (send + sqs + ddb) / rows["SES"], 2)
+
+
+def _floor_text(cost: dict[str, Any]) -> str:
+    """The cost no implementation of the required design avoids, in percent of SES, term by term."""
+    from bench.cost import price
+
+    inputs = cost["paced"]["inputs"]
+    ses = cost["paced"]["rows"]["SES"] / 1e6
+    events = inputs["feedback_events_per_email"]
+    written = inputs["feedback_wru_per_email"]
+    terms = {
+        f"SNS, one publish per SES event ({events:g} per email)": events * price("sns_publish"),
+        f"DynamoDB, the history appends ({written:g} WRU per email: every event but Send)": written
+        * price("dynamodb_wru"),
+        "DynamoDB, the dedupe claim and the final status (2 WRU)": 2 * price("dynamodb_wru"),
+        "DynamoDB, the SES message id index entry (1 WRU)": price("dynamodb_wru"),
+    }
+    lines = [f"* {name}: {100 * value / ses:.2f}%" for name, value in terms.items()]
+    total = 100 * sum(terms.values()) / ses
+    lines.append(
+        f"* together **{total:.2f}%** of SES, against the measured {cost['overhead_pct']}% in all. Meeting 3% "
+        "would take dropping some of the required design: publishing only the events the feedback loop acts "
+        "on (Bounce, Complaint, Reject, Rendering Failure, DeliveryDelay), or SES's EventBridge destination "
+        "(AWS service events on the default bus are free) instead of SNS."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def _cdk_out_note(cs: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from mailwright.constants import (
     DEFAULT_LANE,
     LANES,
     METRICS_NAMESPACE,
+    POOLED_LANES,
     SERVICE_NAME,
     Env,
 )
@@ -135,6 +136,12 @@ class MailwrightConfig:
     def send_rate_per_worker(self) -> float:
         """Each worker's share of the SES send rate, so all of them together stay under it."""
         return self.ses_max_send_rate / self.total_max_concurrency
+
+    @property
+    def send_pool_rate(self) -> float:
+        """The rate the pooled lanes' workers split among those sending: what the critical lane's shares leave."""
+        pooled = sum(lane.max_concurrency for name, lane in self.lanes.items() if name in POOLED_LANES)
+        return self.send_rate_per_worker * pooled
 
     def rate_limits_json(self) -> str:
         """Rate limits as the JSON the worker reads from its environment."""
@@ -422,6 +429,8 @@ def worker_environment(
         Env.POSTAL_ADDRESS: config.postal_address,
         # This worker's share of the SES send rate, so all lanes together stay under it.
         Env.SEND_RATE_PER_WORKER: str(config.send_rate_per_worker),
+        # Standard and bulk workers split this among those sending; the per-worker rate is their floor.
+        Env.SEND_POOL_RATE: str(config.send_pool_rate if lane.name in POOLED_LANES else 0),
         # Parallel SES calls within one batch; more than the batch would idle.
         Env.SEND_CONCURRENCY: str(min(lane.batch_size, MAX_SEND_CONCURRENCY)),
         # How long a sent request's idempotency key blocks a duplicate.

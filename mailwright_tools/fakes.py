@@ -33,6 +33,8 @@ from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     APPEND_OK,
+    HISTORY_CAP,
+    REPEATABLE_EVENTS,
     SCOPE_ALL,
     AuditRecord,
     ClaimRecord,
@@ -43,6 +45,7 @@ from mailwright.ports import (
     Preferences,
     Suppression,
     SuppressionEntry,
+    with_feedback,
 )
 from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
@@ -296,37 +299,55 @@ class FakeClaimStore(_FakePort):
 
 
 class FakeRateLimiter(_FakePort):
-    """RateLimiter with a counter per user, category and fixed window, as the DynamoDB adapter keeps it.
+    """RateLimiter with the set of request ids per user, category and fixed window, as the DynamoDB adapter keeps it.
 
-    Like the adapter's condition (`attribute_not_exists(count) OR count < limit`),
-    the first email of a window is always counted; after that a full window refuses
-    without counting, so a counter never exceeds a limit of at least 1.
+    Like the adapter's condition (`attribute_not_exists(ids) OR contains(ids, id)
+    OR size(ids) < limit`), the first email of a window is always counted, a
+    request already counted is allowed again without a second slot, and a full
+    window refuses without counting.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.counts: dict[tuple[str, str, int], int] = {}
+        self.counted: dict[tuple[str, str, int], set[str]] = {}
 
     @staticmethod
     def window_start(limit: RateLimit, now: float) -> int:
         """The start of the fixed window holding `now`."""
         return int(now // limit.window_seconds) * limit.window_seconds
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> bool:
-        """Count one email; False (nothing counted) when the window already holds `limit`."""
+    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
+        """Count `request_id` once; False (nothing counted) when the window already holds `limit` others."""
         self._enter("acquire")
         key = (user_id, category, self.window_start(limit, now))
         with self._lock:
-            count = self.counts.get(key)
-            if count is not None and count >= limit.limit:
+            ids = self.counted.get(key)
+            if ids is not None and request_id not in ids and len(ids) >= limit.limit:
                 return False
-            self.counts[key] = (count or 0) + 1
+            self.counted.setdefault(key, set()).add(request_id)
             return True
 
     def count(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> int:
-        """Emails counted for a user and category in the window holding `now`."""
+        """Requests counted for a user and category in the window holding `now`."""
         with self._lock:
-            return self.counts.get((user_id, category, self.window_start(limit, now)), 0)
+            return len(self.counted.get((user_id, category, self.window_start(limit, now)), ()))
+
+
+class FakeRateShares(_FakePort):
+    """RateShares in memory, one registry shared by the workers given it, as the DynamoDB item is."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self.leases: dict[str, float] = {}
+
+    def join(self, worker_id: str, *, until: float) -> int:
+        """Hold this worker's lease until `until`; how many leases are live now."""
+        self._enter("join")
+        with self._lock:
+            self.leases[worker_id] = until
+            now = self._clock()
+            return sum(1 for end in self.leases.values() if end >= now)
 
 
 def _number(value: float) -> int | float:
@@ -342,6 +363,8 @@ class FakeMessageLog(_FakePort):
         super().__init__()
         self._ttl_seconds = ttl_days * 86400
         self._items: dict[str, Outcome] = {}
+        # Appended by the feedback log: entries of the request's history, events stored beside it.
+        self._history: dict[str, list[dict[str, Any]]] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
         self.writes: list[Outcome] = []
 
@@ -361,12 +384,13 @@ class FakeMessageLog(_FakePort):
             return {rid: self._items[rid].status for rid in request_ids if rid in self._items}
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        """The request item with its feedback events under `events`, shaped as the adapter returns it."""
+        """The request item with its SES `events` and `delivery` state, shaped as the adapter returns it."""
         self._enter("get")
         with self._lock:
             outcome = self._items.get(request_id)
             if outcome is None:
                 return None
+            appended = [dict(entry) for entry in self._history.get(request_id, [])]
             events = [dict(event) for event in self._events.get(request_id, [])]
         done = outcome.completed_at
         item: dict[str, Any] = {
@@ -376,7 +400,7 @@ class FakeMessageLog(_FakePort):
             "lane": outcome.lane,
             "completed_at": _number(done),
             "attempts": outcome.attempts,
-            "history": [{"status": outcome.status, "at": _number(done)}],
+            "history": [{"status": outcome.status, "at": _number(done)}, *appended],
             Keys.TTL: int(done + self._ttl_seconds),
         }
         optional = {
@@ -396,11 +420,15 @@ class FakeMessageLog(_FakePort):
             item["received_at"] = _number(outcome.received_at)
         if outcome.metadata:
             item["metadata"] = dict(outcome.metadata)
-        item["events"] = events
-        return item
+        return with_feedback(item, events)
+
+    def append_history(self, request_id: str, entry: Mapping[str, Any]) -> None:
+        """Append an SES event's entry to a request's history, as the feedback function does."""
+        with self._lock:
+            self._history.setdefault(request_id, []).append(dict(entry))
 
     def add_event(self, request_id: str, event: Mapping[str, Any]) -> None:
-        """Attach a feedback event (e.g. a bounce) to a request, as the feedback function would."""
+        """Store an event item beside a request, as the feedback function does while the request is missing."""
         with self._lock:
             self._events.setdefault(request_id, []).append(dict(event))
 
@@ -732,20 +760,21 @@ class FakeSuppressionMirror(_FakePort):
 
 
 class FakeFeedbackLog(_FakePort):
-    """FeedbackLog over a FakeMessageLog: finds requests by SES message id and attaches events to them.
+    """FeedbackLog over a FakeMessageLog: finds requests by SES message id and appends events to their history.
 
-    Like the adapter, an event is appended to a request's history once per key,
-    `delivery` only moves forward in rank, and events no request is known for
-    are kept in `unattributed`.
+    Like the adapter, an event is appended to a request's history once per key
+    (also kept in `history`), and the message log derives `delivery` and
+    `events` from it when read; events stored beside a request that was never
+    logged are kept in `events`, those no request is known for in `unattributed`.
     """
 
     def __init__(self, message_log: FakeMessageLog | None = None) -> None:
         super().__init__()
         self.message_log = message_log or FakeMessageLog()
         self.history: dict[str, list[dict[str, Any]]] = {}
-        self.delivery: dict[str, tuple[int, str]] = {}
         self.events: dict[str, dict[str, FeedbackRecord]] = {}
         self.unattributed: dict[str, FeedbackRecord] = {}
+        self._keys: dict[str, set[str]] = {}
 
     def find_request_id(self, ses_message_id: str) -> str | None:
         """The request whose outcome carries this SES message id."""
@@ -759,24 +788,40 @@ class FakeFeedbackLog(_FakePort):
         """Append once per key; APPEND_NO_REQUEST when the request is unknown and required."""
         self._enter("append")
         with self._lock:
-            if require_request and self.message_log.outcome(request_id) is None:
+            if not require_request:
+                self.events.setdefault(request_id, {})[record.key] = record
+                item = {"sk": f"event#{record.key}", "type": record.event_type, **_event_fields(record)}
+                self.message_log.add_event(request_id, item)
+                return APPEND_OK
+            if self.message_log.outcome(request_id) is None:
                 return APPEND_NO_REQUEST
-            events = self.events.setdefault(request_id, {})
-            outcome = APPEND_DUPLICATE if record.key in events else APPEND_OK
-            if outcome == APPEND_OK:
-                events[record.key] = record
-                if require_request:
-                    entry = {"status": record.status, "at": record.at, "event": record.event_type}
-                    self.history.setdefault(request_id, []).append(entry)
-                    self.message_log.add_event(request_id, {"sk": f"event#{record.key}", **entry})
-            if require_request and record.rank is not None:
-                current = self.delivery.get(request_id)
-                if current is None or current[0] <= record.rank:
-                    self.delivery[request_id] = (record.rank, record.status)
-            return outcome
+            keys = self._keys.setdefault(request_id, set())
+            if record.key in keys:
+                return APPEND_DUPLICATE
+            # The adapter's history also holds the send's own entry.
+            kept = 1 + len(self.history.get(request_id, []))
+            if record.event_type in REPEATABLE_EVENTS and kept >= HISTORY_CAP:
+                return APPEND_DUPLICATE
+            keys.add(record.key)
+            entry = {"event": record.event_type, **_event_fields(record)}
+            self.history.setdefault(request_id, []).append(entry)
+            self.message_log.append_history(request_id, entry)
+            return APPEND_OK
 
     def append_unattributed(self, record: FeedbackRecord) -> None:
         """Keep the event under its SES message id."""
         self._enter("append_unattributed")
         with self._lock:
             self.unattributed[f"{record.ses_message_id}#{record.key}"] = record
+
+
+def _event_fields(record: FeedbackRecord) -> dict[str, Any]:
+    """What the adapter stores of an event, as it reads back; empty ones are left out."""
+    fields: dict[str, Any] = {"status": record.status, "at": _number(record.at)}
+    if record.rank is not None:
+        fields["rank"] = record.rank
+    if record.recipients:
+        fields["recipients"] = list(record.recipients)
+    if record.detail:
+        fields["detail"] = dict(record.detail)
+    return fields

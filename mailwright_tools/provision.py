@@ -95,7 +95,7 @@ def _table(
             {
                 "IndexName": index_name,
                 "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ]
     params["AttributeDefinitions"] = [{"AttributeName": k, "AttributeType": t} for k, t in definitions.items()]

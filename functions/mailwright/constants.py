@@ -8,6 +8,9 @@ from __future__ import annotations
 
 # Lanes, in order of urgency. Each lane is one SQS queue (+ DLQ) and one worker.
 LANES: tuple[str, ...] = ("critical", "standard", "bulk")
+# The lanes whose workers share one send-rate pool among those sending (mailwright.pacing);
+# the critical lane keeps fixed shares so its latency never depends on the others.
+POOLED_LANES: tuple[str, ...] = ("standard", "bulk")
 DEFAULT_LANE = "standard"
 
 # Template categories. Mail in an essential category is sent even to users who
@@ -59,6 +62,7 @@ class Env:
     UNSUBSCRIBE_SECRET_ARN = "MAILWRIGHT_UNSUBSCRIBE_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     POSTAL_ADDRESS = "MAILWRIGHT_POSTAL_ADDRESS"
     SEND_RATE_PER_WORKER = "MAILWRIGHT_SEND_RATE_PER_WORKER"
+    SEND_POOL_RATE = "MAILWRIGHT_SEND_POOL_RATE"
     SEND_CONCURRENCY = "MAILWRIGHT_SEND_CONCURRENCY"
     IDEMPOTENCY_TTL_SECONDS = "MAILWRIGHT_IDEMPOTENCY_TTL_SECONDS"
     MESSAGE_LOG_TTL_DAYS = "MAILWRIGHT_MESSAGE_LOG_TTL_DAYS"

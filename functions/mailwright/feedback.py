@@ -17,8 +17,14 @@ Per event:
 | Complaint                     | each complained address (COMPLAINT: essential passes) |
 | everything else               | none                                                  |
 
-and every event is appended to its request's history in the message log,
-found through the `request_id` tag or the SES message id.
+and every event but Send is appended to its request's history in the message
+log, found through the `request_id` tag or the SES message id: one UpdateItem
+on the request item, carrying the event's status, time, rank, masked
+recipients and details. The message log derives the request's `delivery`
+state and its list of `events` from that history when read, so nothing else
+is written. Send events are counted and nothing more: the send worker already
+logged `sent` with the SES message id when SES accepted the message, and with
+every event type published they would add a write for every email.
 
 A malformed message is reported as a batch item failure, so it ends in the
 feedback DLQ instead of vanishing; an unknown event type is logged, counted
@@ -38,7 +44,7 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailwright.addresses import InvalidAddressError, address_hash, mask_address, normalize_address, scrub_addresses
+from mailwright.addresses import InvalidAddressError, mask_address, normalize_address, scrub_addresses
 from mailwright.errors import FeedbackFormatError, TransientError
 from mailwright.ports import (
     APPEND_NO_REQUEST,
@@ -83,7 +89,7 @@ BOUNCE_PERMANENT = "Permanent"
 BOUNCE_TRANSIENT = "Transient"
 BOUNCE_UNDETERMINED = "Undetermined"
 
-# The history status each event type appends to its request in the message log.
+# The history status of each event type in the message log.
 HISTORY_STATUS: dict[str, str] = {
     "Send": "sent",
     "Delivery": "delivered",
@@ -96,10 +102,11 @@ HISTORY_STATUS: dict[str, str] = {
     "Rendering Failure": "rendering_failed",
     "Subscription": "subscription_changed",
 }
-# Events arrive out of order (an Open before its Delivery); the request's `delivery`
-# attribute only moves forward along these ranks. Subscription changes never move it.
+# Events arrive out of order (an Open before its Delivery): the message log reports as
+# the request's `delivery` the status of its highest-ranked event, each history entry
+# carrying its rank; `sent` (the send worker's own entry) is below them all.
+# Subscription changes never move it.
 DELIVERY_RANK: dict[str, int] = {
-    "sent": 0,
     "delayed": 1,
     "delivered": 2,
     "opened": 3,
@@ -109,6 +116,9 @@ DELIVERY_RANK: dict[str, int] = {
     "bounced": 6,
     "complained": 7,
 }
+
+# Event types that are counted but not written to the message log (see the module docstring).
+UNLOGGED_TYPES: frozenset[str] = frozenset({"Send"})
 
 ACTOR = "ses-feedback"
 DETAIL_LIMIT = 300
@@ -544,7 +554,8 @@ class FeedbackService:
                     address, reason=REASON_COMPLAINT, actor=ACTOR, note=note, source="ses:complaint"
                 )
                 report.suppressed += result.changed
-        self._record(event, final=final, report=report)
+        if event.event_type not in UNLOGGED_TYPES:
+            self._record(event, final=final, report=report)
 
     def _bounce(self, event: SesEvent, report: FeedbackReport) -> None:
         sub_type = event.bounce_sub_type or "General"
@@ -579,7 +590,6 @@ class FeedbackService:
             at=event.at,
             ses_message_id=event.ses_message_id,
             recipients=tuple(mask_address(r) for r in event.recipients),
-            recipient_hashes=tuple(address_hash(r) for r in event.recipients),
             detail=dict(event.detail),
         )
         request_id = event.request_id or self._log.find_request_id(event.ses_message_id)

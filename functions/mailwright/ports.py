@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailwright.constants import ESSENTIAL_CATEGORIES
+from mailwright.constants import ESSENTIAL_CATEGORIES, STATUS_SENT
 from mailwright.settings import RateLimit
 from mailwright.templates import TemplateBundle
 
@@ -147,8 +147,21 @@ class ClaimStore(Protocol):
 class RateLimiter(Protocol):
     """Counts emails per user and category in fixed windows."""
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> bool:
-        """Take one slot; False when the window is full."""
+    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
+        """Take one slot for `request_id`; False when the window is full.
+
+        Idempotent per request: a request that already holds a slot in the window
+        (an earlier attempt that sent, then crashed before recording) gets True again
+        without taking a second one.
+        """
+        ...
+
+
+class RateShares(Protocol):
+    """The registry of workers sending from a pooled send rate: short leases, renewed while sending."""
+
+    def join(self, worker_id: str, *, until: float) -> int:
+        """Hold (or renew) this worker's lease until `until` (epoch seconds); how many leases are live now."""
         ...
 
 
@@ -296,7 +309,12 @@ APPEND_NO_REQUEST = "no_request"
 
 @dataclass(frozen=True)
 class FeedbackRecord:
-    """What the message log keeps of one SES event: masked and hashed recipients, address-free details."""
+    """What the message log keeps of one SES event: masked recipients, address-free details.
+
+    `key` names the event (time, type, digest of its content), so a redelivery
+    is recognised; `rank` places its status among the delivery states (None:
+    it does not move them).
+    """
 
     key: str
     event_type: str
@@ -305,8 +323,13 @@ class FeedbackRecord:
     at: float
     ses_message_id: str
     recipients: tuple[str, ...] = ()
-    recipient_hashes: tuple[str, ...] = ()
     detail: dict[str, str] = field(default_factory=dict)
+
+
+# SES events that may come many times for one message. A request's history takes them only while it
+# holds fewer than HISTORY_CAP entries: later opens and clicks are counted in metrics, not kept.
+REPEATABLE_EVENTS = frozenset({"Open", "Click"})
+HISTORY_CAP = 16
 
 
 class FeedbackLog(Protocol):
@@ -317,13 +340,47 @@ class FeedbackLog(Protocol):
     def append(self, request_id: str, record: FeedbackRecord, *, require_request: bool = True) -> str:
         """Add the event to the request (once per `record.key`): APPEND_OK, APPEND_DUPLICATE or APPEND_NO_REQUEST.
 
-        With `require_request=False` the event is stored even when the request item is missing.
+        The history entry is all that is written: `MessageLog.get` derives the
+        request's `delivery` and `events` from it (see `with_feedback`). With
+        `require_request=False` the event is stored beside the request even when
+        the request item is missing.
         """
         ...
 
     def append_unattributed(self, record: FeedbackRecord) -> None:
         """Store an event no request could be found for, under its SES message id."""
         ...
+
+
+def with_feedback(item: dict[str, Any], kept: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A request item as `MessageLog.get` returns it: with `events` and `delivery` derived from its history.
+
+    Each history entry appended by the feedback function (one with an `event`)
+    becomes an event with `type`, `status`, `at`, `detail` and `recipients`, as
+    does each of `kept`, the events stored beside the request while it was
+    missing; they are listed by time. `delivery` is the status of the
+    highest-ranked event (on a tie, the later one), or `sent` for a sent request
+    that no event has moved yet.
+    """
+    # Requests logged before events lived in the history alone also hold each event beside
+    # them and their furthest state in `delivery_rank`: both count until they expire (TTL).
+    beside = {(event.get("type"), event.get("at")) for event in kept}
+    events = [
+        {"type": entry["event"], "detail": {}, "recipients": [], **{k: v for k, v in entry.items() if k != "event"}}
+        for entry in item.get("history", [])
+        if "event" in entry and (entry["event"], entry.get("at")) not in beside
+    ]
+    events += [{"detail": {}, "recipients": [], **event} for event in kept]
+    events.sort(key=lambda event: event.get("at") or 0)
+    ranked = [(event["rank"], event.get("at") or 0, event["status"]) for event in events if "rank" in event]
+    if "delivery_rank" in item and "delivery" in item:
+        ranked.append((item["delivery_rank"], item.get("delivery_at") or 0, item["delivery"]))
+    view = {**item, "events": events}
+    if ranked:
+        view["delivery"] = max(ranked)[2]
+    elif item.get("status") == STATUS_SENT:
+        view["delivery"] = STATUS_SENT
+    return view
 
 
 # -- the reputation circuit breaker -------------------------------------------

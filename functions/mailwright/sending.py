@@ -36,7 +36,7 @@ from mailwright.constants import (
     TERMINAL_STATUSES,
 )
 from mailwright.errors import HeaderInjectionError, RejectedError, TemplateNotFoundError, TransientError
-from mailwright.pacing import Pacer
+from mailwright.pacing import SendPacer
 from mailwright.ports import (
     ClaimRecord,
     ClaimStore,
@@ -150,7 +150,7 @@ class SendService:
         sender: EmailSender,
         retries: RetryScheduler,
         links: LinkMaker,
-        pacer: Pacer,
+        pacer: SendPacer,
         executor: Executor,
         renderer: Renderer | None = None,
         clock: Callable[[], float] = time.time,
@@ -401,7 +401,7 @@ class SendService:
             limit = self.policy.rate_limits[category]
             for work in group:
                 try:
-                    allowed = self._rate_limiter.acquire(user_id, category, limit, now=now)
+                    allowed = self._rate_limiter.acquire(user_id, category, limit, now=now, request_id=work.request_id)
                 except Exception as exc:
                     self._retry_one(work, "rate_limit_failed", exc)
                     continue
@@ -423,7 +423,13 @@ class SendService:
             work.sent = True
             self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
 
-        self._each(works, send, stage="send")
+        if not works:
+            return
+        self._pacer.begin()
+        try:
+            self._each(works, send, stage="send")
+        finally:
+            self._pacer.end()
 
     def _finish(self, works: list[_Work], report: BatchReport) -> None:
         outcomes = [w.outcome for w in works if w.outcome is not None]

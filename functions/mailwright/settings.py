@@ -36,6 +36,9 @@ class WorkerSettings:
     unsubscribe_secret_arn: str
     postal_address: str = ""
     send_rate_per_worker: float = 1.0
+    # The send rate this lane's workers share with the other pooled lanes' (0: a fixed share only).
+    # A pool below the per-worker rate is ignored: the fixed share is then the faster one.
+    send_pool_rate: float = 0.0
     send_concurrency: int = 10
     idempotency_ttl_seconds: int = 86400
     message_log_ttl_days: int = 90
@@ -69,6 +72,7 @@ class WorkerSettings:
         try:
             numbers = {
                 "send_rate_per_worker": float(env.get(Env.SEND_RATE_PER_WORKER, "1")),
+                "send_pool_rate": float(env.get(Env.SEND_POOL_RATE, "0")),
                 "send_concurrency": int(env.get(Env.SEND_CONCURRENCY, "10")),
                 "idempotency_ttl_seconds": int(env.get(Env.IDEMPOTENCY_TTL_SECONDS, "86400")),
                 "message_log_ttl_days": int(env.get(Env.MESSAGE_LOG_TTL_DAYS, "90")),
@@ -79,6 +83,9 @@ class WorkerSettings:
             raise ConfigurationError(f"a numeric setting is not a number: {exc}") from None
         if not numbers["send_rate_per_worker"] > 0 or numbers["send_concurrency"] < 1:  # `not >` catches NaN
             raise ConfigurationError("send rate and send concurrency must be positive")
+        pool = numbers["send_pool_rate"]
+        if not pool >= 0:
+            raise ConfigurationError(f"{Env.SEND_POOL_RATE} must be 0 (no pool) or a positive rate")
         if not 1 <= numbers["max_backoff_seconds"] <= 43200:
             raise ConfigurationError(f"{Env.MAX_BACKOFF_SECONDS} must be between 1 and 43200 (the SQS maximum)")
         return cls(

@@ -20,6 +20,7 @@ from mailwright.adapters.dynamodb import (
     DynamoPreferenceStore,
     DynamoPreferenceWriter,
     DynamoRateLimiter,
+    DynamoRateShares,
     DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
@@ -28,7 +29,7 @@ from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.sqs import SqsRetryScheduler
 from mailwright.breaker import CircuitBreaker
 from mailwright.feedback import FeedbackService
-from mailwright.pacing import Pacer
+from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
@@ -114,9 +115,20 @@ def build_send_service(
         sender=wrap_sender(SesEmailSender(ses)) if wrap_sender else SesEmailSender(ses),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
-        pacer=Pacer(settings.send_rate_per_worker),
+        pacer=_pacer(settings, dynamodb),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
     )
+
+
+def _pacer(settings: WorkerSettings, dynamodb: Any) -> SendPacer:
+    """A pooled share for the standard and bulk lanes, a fixed one for the critical lane."""
+    if settings.send_pool_rate >= settings.send_rate_per_worker:
+        return PooledPacer(
+            settings.send_pool_rate,
+            floor_rate=settings.send_rate_per_worker,
+            shares=DynamoRateShares(dynamodb, settings.idempotency_table),
+        )
+    return Pacer(settings.send_rate_per_worker)
 
 
 def build_unsubscribe_service(

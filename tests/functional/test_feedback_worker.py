@@ -22,10 +22,12 @@ from mailwright.addresses import address_hash
 from mailwright.constants import Env
 from mailwright.errors import ComplaintRemovalError, NotSuppressedError
 from mailwright.handlers import feedback as feedback_handler
+from mailwright.ports import HISTORY_CAP
 from mailwright.request import parse_request
 from mailwright.settings import FeedbackSettings
 from mailwright.wiring import build_feedback_service, build_suppression_service
 from mailwright_tools.events import FakeLambdaContext, sqs_event
+from mailwright_tools.fakes import queue_record
 from mailwright_tools.provision import StackResources, provision_feedback
 from tests.events import aimed, load_event
 from tests.functional.harness import WorkerHarness
@@ -274,10 +276,10 @@ def test_every_other_event_type_updates_the_message_log(worker: Make, feedback: 
 
     logged = w.logged(request_id)
     assert logged is not None and logged["status"] == "sent"
+    # SES's Send event is not written: the worker's own `sent` entry already says it.
     statuses = sorted(h["status"] for h in logged["history"][1:])
     assert statuses == sorted(
         [
-            "sent",
             "delivered",
             "opened",
             "clicked",
@@ -289,7 +291,8 @@ def test_every_other_event_type_updates_the_message_log(worker: Make, feedback: 
             "opened",
         ]
     )
-    assert len(logged["events"]) == 10
+    assert len(logged["events"]) == 9
+    assert "Send" not in {e["type"] for e in logged["events"]}
     # Reject and Rendering Failure share the highest rank reached; the later of the two wins.
     assert logged["delivery"] == "rendering_failed"
     assert feedback.suppression("recipient@example.com") is None
@@ -306,6 +309,44 @@ def test_a_redelivered_event_is_appended_once(worker: Make, feedback: FeedbackHa
     logged = w.logged(request_id)
     assert logged is not None and [h["status"] for h in logged["history"]] == ["sent", "delivered"]
     assert len(logged["events"]) == 1
+
+
+def test_an_event_costs_one_dynamodb_write_and_a_send_event_none(worker: Make, feedback: FeedbackHarness) -> None:
+    # Given a sent request, and a feedback service whose every DynamoDB call is counted
+    w = worker("standard")
+    request_id, ses_id = sent(w, newsletter("jane@example.com"))
+    session = boto3.session.Session()
+    calls: list[str] = []
+    session.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    service = build_feedback_service(FeedbackSettings.from_env(), session=session)
+
+    def apply(name: str, **aim: Any) -> list[str]:
+        calls.clear()
+        report = service.process([queue_record(json.dumps(aimed(load_event(name), **aim)), receive_count=1)])
+        assert (report.processed, report.failed) == (1, [])
+        return list(calls)
+
+    # When SES reports the send (tagged, and untagged about a message nobody logged), then the delivery
+    send_calls = apply("event-send", ses_message_id=ses_id, request_id=request_id)
+    untagged_send_calls = apply("event-send", ses_message_id="not-logged-anywhere")
+    delivery_calls = apply("event-delivery", ses_message_id=ses_id, request_id=request_id)
+
+    # Then the Send events cost nothing (no lookup, no write, no deferral), the Delivery one UpdateItem
+    assert (send_calls, untagged_send_calls, delivery_calls) == ([], [], ["UpdateItem"])
+    logged = w.logged(request_id)
+    assert logged is not None and logged["delivery"] == "delivered"
+    (event,) = logged["events"]
+    assert (event["type"], event["status"], event["recipients"]) == ("Delivery", "delivered", ["r***@example.com"])
+    assert event["detail"]["smtp_response"].startswith("250")
+    # ... and the request item is the only item its event added
+    items = feedback.dynamodb.query(
+        TableName=feedback.resources.messages_table,
+        KeyConditionExpression="pk = :id",
+        ExpressionAttributeValues={":id": {"S": request_id}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in items] == ["request"]
+    assert "delivery" not in items[0] and "ses_message_id" not in items[0]["history"]["L"][-1]["M"]
+    assert [len(key["S"]) for key in items[0]["event_keys"]["L"]] == [16]
 
 
 def test_unknown_event_types_are_ignored_and_counted(
@@ -469,8 +510,9 @@ def test_no_plain_address_is_stored_or_logged(
     suppression_table = feedback.table_dump(stack.suppression_table)
     assert "@example.com" in suppression_table  # masked forms are there...
     assert PLAIN_ADDRESS.findall(suppression_table) == []  # ...but no address in clear
-    event_items = [i for i in json.loads(feedback.table_dump(stack.messages_table)) if i["sk"]["S"] != "request"]
-    assert event_items and PLAIN_ADDRESS.findall(json.dumps(event_items)) == []
+    messages_table = feedback.table_dump(stack.messages_table)
+    assert '"j***@example.com"' in messages_table  # the events' masked recipients, in the request's history...
+    assert PLAIN_ADDRESS.findall(messages_table) == []  # ...and no address in clear
     output = capfd.readouterr()
     logged = logs.getvalue()
     assert "feedback applied" in logged and "malformed feedback message" in logged
@@ -508,3 +550,26 @@ def test_soft_bounce_marks_are_trimmed_to_the_newest(suppression_table: str, mon
     # Past the limit the oldest mark is dropped; the call that trims still reports all it saw.
     assert times == [1001.0, 1002.0, 1003.0, 1004.0]
     assert ledger.add_soft_bounce("h", key="k4", at=1004.0, expires_at=2000) == [1002.0, 1003.0, 1004.0]
+
+
+def test_repeated_opens_stop_growing_the_history_at_its_cap(worker: Make, feedback: FeedbackHarness) -> None:
+    # Given a sent newsletter opened many more times than the history keeps
+    w = worker("standard")
+    request_id, ses_id = sent(w, newsletter("jane@example.com"))
+    for n in range(HISTORY_CAP + 4):
+        event = aimed(load_event("event-open"), ses_message_id=ses_id, request_id=request_id)
+        event["open"]["timestamp"] = f"2026-11-25T10:{n:02d}:00.000Z"
+        feedback.publish(event)
+    while feedback.run_batch()["received"]:
+        pass
+
+    # Then the history holds at most the cap (no batch item failed: the rest were counted, not kept) ...
+    logged = w.logged(request_id)
+    assert logged is not None and len(logged["history"]) == HISTORY_CAP
+    assert [e["type"] for e in logged["events"]] == ["Open"] * (HISTORY_CAP - 1)
+
+    # ... while an event that is not an engagement repeat is still recorded past it
+    feedback.publish(aimed(load_event("event-bounce-permanent"), ses_message_id=ses_id, request_id=request_id))
+    assert feedback.run_batch()["batchItemFailures"] == []
+    logged = w.logged(request_id)
+    assert logged is not None and logged["delivery"] == "bounced" and len(logged["history"]) == HISTORY_CAP + 1

@@ -415,3 +415,22 @@ def test_batch_reads_are_batched_per_table(worker: Make) -> None:
     assert calls.count("PutItem") == 10  # one conditional dedupe claim per email
     assert calls.count("BatchWriteItem") == 1  # all ten outcomes in one write
     assert len(calls) / 10 <= 2.5
+
+
+@pytest.mark.parametrize(("lane", "pooled"), [("bulk", True), ("standard", True), ("critical", False)])
+def test_pooled_lanes_hold_a_short_send_rate_lease_while_sending(
+    worker: Make, stack: StackResources, lane: str, pooled: bool
+) -> None:
+    w = worker(lane)
+    w.publish(*[{**SEED_ORDER, "idempotency_key": f"p-{n}"} for n in range(3)])
+
+    w.run_batch()
+
+    calls = [c for c in w.api_calls if c == "dynamodb.UpdateItem"]
+    # A pooled worker takes its lease before the first send (one write; a fast batch needs no renewal).
+    assert len(calls) == (1 if pooled else 0)
+    assert len(w.ses_calls) == 3
+    item = boto3.client("dynamodb").get_item(TableName=stack.idempotency_table, Key={"pk": {"S": "pace#pool"}})
+    leases = [float(value["N"]) for name, value in item.get("Item", {}).items() if name.startswith("w_")]
+    assert len(leases) == (1 if pooled else 0)
+    assert all(time.time() < end <= time.time() + 3 for end in leases)

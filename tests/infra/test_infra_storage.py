@@ -72,7 +72,7 @@ def test_message_log_is_indexed_by_ses_message_id(template: Template) -> None:
                 {
                     "IndexName": SES_MESSAGE_ID_INDEX,
                     "KeySchema": [{"AttributeName": Keys.SES_MESSAGE_ID, "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
                 }
             ],
             "AttributeDefinitions": Match.array_with([{"AttributeName": Keys.SES_MESSAGE_ID, "AttributeType": "S"}]),

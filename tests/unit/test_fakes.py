@@ -10,12 +10,23 @@ import pytest
 from mailwright.addresses import address_hash
 from mailwright.constants import MESSAGE_LOG_REQUEST_SK, Keys
 from mailwright.errors import TemplateNotFoundError, ThrottledError, TransientError
-from mailwright.ports import SCOPE_NON_ESSENTIAL, ClaimRecord, OutboundEmail, Outcome, Preferences, Suppression
+from mailwright.ports import (
+    APPEND_DUPLICATE,
+    APPEND_OK,
+    SCOPE_NON_ESSENTIAL,
+    ClaimRecord,
+    FeedbackRecord,
+    OutboundEmail,
+    Outcome,
+    Preferences,
+    Suppression,
+)
 from mailwright.settings import RateLimit
 from mailwright_tools.fakes import (
     FakeClaimStore,
     FakeClock,
     FakeEmailSender,
+    FakeFeedbackLog,
     FakeMessageLog,
     FakePreferenceStore,
     FakeRateLimiter,
@@ -185,22 +196,25 @@ def test_rate_limiter_counts_in_fixed_windows_and_never_exceeds_the_limit() -> N
     limit = RateLimit(limit=2, window_seconds=3600)
     start = 3600 * 1000
 
-    results = [limiter.acquire("u1", "marketing", limit, now=start + i) for i in range(5)]
+    results = [limiter.acquire("u1", "marketing", limit, now=start + i, request_id=f"r{i}") for i in range(5)]
 
     assert results == [True, True, False, False, False]
     assert limiter.count("u1", "marketing", limit, now=start) == 2
     # Other users, other categories and the next window have their own counters
-    assert limiter.acquire("u2", "marketing", limit, now=start)
-    assert limiter.acquire("u1", "product", limit, now=start)
-    assert limiter.acquire("u1", "marketing", limit, now=start + 3600)
-    assert limiter.calls["acquire"] == 8
+    # A request already counted keeps its slot (a retry after a crash), without a second one.
+    assert limiter.acquire("u1", "marketing", limit, now=start + 9, request_id="r0")
+    assert limiter.count("u1", "marketing", limit, now=start) == 2
+    assert limiter.acquire("u2", "marketing", limit, now=start, request_id="r0")
+    assert limiter.acquire("u1", "product", limit, now=start, request_id="r0")
+    assert limiter.acquire("u1", "marketing", limit, now=start + 3600, request_id="r4")
+    assert limiter.calls["acquire"] == 9
 
 
 def test_rate_limiter_is_exact_under_concurrency() -> None:
     limiter = FakeRateLimiter()
     limit = RateLimit(limit=7, window_seconds=60)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda _: limiter.acquire("u", "c", limit, now=120.0), range(50)))
+        results = list(pool.map(lambda i: limiter.acquire("u", "c", limit, now=120.0, request_id=f"r{i}"), range(50)))
     assert results.count(True) == 7
     assert limiter.count("u", "c", limit, now=120.0) == 7
 
@@ -239,12 +253,48 @@ def test_message_log_keeps_the_latest_status_and_shapes_items_like_the_adapter()
     assert len(log.writes) == 3
 
 
-def test_message_log_attaches_feedback_events() -> None:
+def test_message_log_derives_events_and_delivery_from_the_feedback_history() -> None:
+    # Given a sent request, and SES events out of order: an Open before its Delivery
     log = FakeMessageLog()
-    log.record([Outcome("r1", "sent", "standard", ses_message_id="m-1")])
-    log.add_event("r1", {"sk": "event#1", "type": "Bounce"})
+    log.record([Outcome("r1", "sent", "standard", ses_message_id="m-1", completed_at=100.0)])
+    assert log.get("r1")["delivery"] == "sent"  # type: ignore[index]
+    feedback = FakeFeedbackLog(log)
+    opened = FeedbackRecord("k-open", "Open", "opened", 3, 130.0, "m-1", recipients=("j***@example.com",))
+    delivered = FeedbackRecord("k-delivery", "Delivery", "delivered", 2, 120.0, "m-1", detail={"smtp_response": "250"})
+    subscription = FeedbackRecord("k-subscription", "Subscription", "subscription_changed", None, 140.0, "m-1")
+
+    # When they are appended, the Open twice
+    outcomes = [feedback.append("r1", record) for record in (opened, delivered, subscription, opened)]
+
+    # Then each is appended once to the history, and the read derives the rest from it
+    assert outcomes == [APPEND_OK, APPEND_OK, APPEND_OK, APPEND_DUPLICATE]
     item = log.get("r1")
-    assert item is not None and item["events"] == [{"sk": "event#1", "type": "Bounce"}]
+    assert item is not None and item["status"] == "sent" and item["delivery"] == "opened"
+    assert [h["status"] for h in item["history"]] == ["sent", "opened", "delivered", "subscription_changed"]
+    assert [(e["type"], e["at"]) for e in item["events"]] == [("Delivery", 120), ("Open", 130), ("Subscription", 140)]
+    assert item["events"][0]["detail"] == {"smtp_response": "250"} and item["events"][0]["recipients"] == []
+    assert item["events"][1]["recipients"] == ["j***@example.com"] and item["events"][1]["detail"] == {}
+
+
+def test_message_log_lists_events_kept_beside_a_request_that_was_missing() -> None:
+    log = FakeMessageLog()
+    bounce = FeedbackRecord("k-bounce", "Bounce", "bounced", 6, 50.0, "m-1")
+    FakeFeedbackLog(log).append("r1", bounce, require_request=False)
+    assert log.get("r1") is None
+
+    log.record([Outcome("r1", "sent", "standard", ses_message_id="m-1", completed_at=60.0)])
+
+    item = log.get("r1")
+    assert item is not None and item["delivery"] == "bounced"
+    (event,) = item["events"]
+    assert (event["sk"], event["type"], event["detail"], event["recipients"]) == ("event#k-bounce", "Bounce", {}, [])
+
+
+def test_message_log_has_no_delivery_state_for_a_request_that_was_not_sent() -> None:
+    log = FakeMessageLog()
+    log.record([Outcome("r1", "suppressed", "bulk", completed_at=1.0)])
+    item = log.get("r1")
+    assert item is not None and "delivery" not in item and item["events"] == []
 
 
 # -- TemplateSource -----------------------------------------------------------

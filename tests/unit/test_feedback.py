@@ -19,7 +19,7 @@ from mailwright.feedback import (
     SesEvent,
     parse_message,
 )
-from mailwright.ports import SCOPE_NON_ESSENTIAL, Outcome
+from mailwright.ports import SCOPE_NON_ESSENTIAL, Outcome, with_feedback
 from mailwright.suppression import SuppressionService
 from mailwright_tools.fakes import (
     FakeClock,
@@ -261,8 +261,10 @@ def test_complaint_suppresses_non_essential_mail(world: World, name: str) -> Non
     assert entry is not None and entry.reason == "COMPLAINT" and entry.scope == SCOPE_NON_ESSENTIAL
 
 
-@pytest.mark.parametrize(("event_type", "name"), sorted({**EVENT_FIXTURES, **NOTIFICATION_FIXTURES}.items()))
-def test_every_event_type_is_appended_to_the_request_history(world: World, event_type: str, name: str) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "name"), sorted({**EVENT_FIXTURES, **NOTIFICATION_FIXTURES}.items() - {("Send", "event-send")})
+)
+def test_every_event_type_but_send_is_appended_to_the_request_history(world: World, event_type: str, name: str) -> None:
     report = world.service.process_events([world.event(name)])
 
     assert report.processed == 1 and report.by_type[event_type] == 1
@@ -270,6 +272,18 @@ def test_every_event_type_is_appended_to_the_request_history(world: World, event
     assert entry["status"] == HISTORY_STATUS[event_type] and entry["event"] == event_type
     # The send worker's terminal status is untouched.
     assert world.log.message_log.outcome(REQUEST_ID).status == "sent"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("request_id", [REQUEST_ID, "not-logged-yet", None])
+def test_a_send_event_is_counted_but_never_looked_up_written_or_deferred(world: World, request_id: str | None) -> None:
+    # The send worker logged `sent` with the SES message id when SES accepted the message: Send adds nothing.
+    send = world.event("event-send", ses_message_id="unknown-ses-id", request_id=request_id)
+
+    report = world.service.process([queue_record(json.dumps(send), receive_count=1)])
+
+    assert (report.processed, report.by_type["Send"], report.deferred, report.failed) == (1, 1, 0, [])
+    assert world.log.calls == {}
+    assert world.log.history == {} and world.log.unattributed == {}
 
 
 def test_the_request_id_tag_finds_the_request_without_the_index(world: World) -> None:
@@ -282,8 +296,34 @@ def test_the_request_id_tag_finds_the_request_without_the_index(world: World) ->
 def test_delivery_state_only_moves_forward(world: World) -> None:
     world.service.process_events([world.event("event-open"), world.event("event-delivery"), world.event("event-send")])
 
-    assert [h["status"] for h in world.log.history[REQUEST_ID]] == ["opened", "delivered", "sent"]
-    assert world.log.delivery[REQUEST_ID] == (3, "opened")
+    assert [h["status"] for h in world.log.history[REQUEST_ID]] == ["opened", "delivered"]
+    logged = world.log.message_log.get(REQUEST_ID)
+    assert logged is not None and logged["delivery"] == "opened"
+
+
+def test_a_request_logged_before_events_lived_in_its_history_reads_as_it_did() -> None:
+    # Given a request item of the earlier layout: bare history entries, each event also an item beside it,
+    # and the furthest state stored in `delivery`
+    old = {
+        "status": "sent",
+        "history": [
+            {"status": "sent", "at": 1},
+            {"status": "bounced", "at": 5, "event": "Bounce"},
+            {"status": "opened", "at": 3, "event": "Open"},
+        ],
+        "delivery": "bounced",
+        "delivery_rank": 6,
+        "delivery_at": 5,
+    }
+    beside = [{"sk": "event#b", "type": "Bounce", "status": "bounced", "at": 5, "detail": {"bounce_type": "Permanent"}}]
+    # ... and an Open appended since, in the current layout
+    old["history"].append({"status": "opened", "at": 7, "event": "Open", "rank": 3})
+
+    view = with_feedback(old, beside)
+
+    assert view["delivery"] == "bounced"
+    assert [(e["type"], e["at"]) for e in view["events"]] == [("Open", 3), ("Bounce", 5), ("Open", 7)]
+    assert view["events"][1]["detail"] == {"bounce_type": "Permanent"}
 
 
 def test_a_redelivered_event_is_applied_once(world: World) -> None:

@@ -203,6 +203,16 @@ def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
     assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
 
 
+def test_standard_and_bulk_pool_what_the_critical_lanes_fixed_shares_leave() -> None:
+    # Given cdk.json: 4 critical workers at 1.75/s each; 2 standard + 2 bulk workers
+    config = parse_config(CONTEXT)
+
+    # The pool is the other 7/s: one bulk worker alone may use all of it; all four together, 1.75/s each
+    assert config.send_pool_rate == 7.0
+    critical = config.lanes["critical"].max_concurrency * config.send_rate_per_worker
+    assert critical + config.send_pool_rate == config.ses_max_send_rate
+
+
 @pytest.mark.parametrize("rate", [10, 0.01, 1])
 def test_send_rate_per_worker_never_exceeds_the_account_rate_nor_drops_to_zero(rate: float) -> None:
     config = parse_config(context(ses_max_send_rate=rate))

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from mailwright.pacing import Pacer
-from mailwright_tools.fakes import FakeClock
+from mailwright.pacing import Pacer, PooledPacer
+from mailwright_tools.fakes import FakeClock, FakeRateShares
 
 
 def test_acquisitions_are_spaced_at_the_rate() -> None:
@@ -109,3 +109,98 @@ def test_threads_share_the_bucket_safely() -> None:
 
     assert errors == []
     assert granted == [True] * 400
+
+
+# -- the pooled share ------------------------------------------------------------
+
+
+def pooled(clock: FakeClock, shares: FakeRateShares, worker_id: str) -> PooledPacer:
+    return PooledPacer(
+        8.0,
+        floor_rate=2.0,
+        shares=shares,
+        worker_id=worker_id,
+        clock=clock,
+        wall_clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def test_a_worker_alone_in_the_pool_takes_all_of_it_at_once() -> None:
+    clock = FakeClock()
+    pacer = pooled(clock, FakeRateShares(clock), "a")
+    pacer.begin()
+    for _ in range(9):
+        pacer.acquire()
+    assert pacer.rate == 8.0
+    assert sum(clock.sleeps) == pytest.approx(8 / 8.0)  # the first at once, then every 1/8 s
+
+
+def test_workers_split_the_pool_and_a_newcomer_waits_for_the_others_to_notice() -> None:
+    # Given worker a sending alone
+    clock = FakeClock()
+    shares = FakeRateShares(clock)
+    a, b = pooled(clock, shares, "a"), pooled(clock, shares, "b")
+    a.begin()
+    a.acquire()
+
+    # When b joins
+    b.begin()
+    before = clock()
+    b.acquire()
+
+    # Then b's first send waits one renewal period (a learns of b within it), at half the pool
+    assert clock() - before == pytest.approx(1.0)
+    assert b.rate == 4.0
+    a.acquire()  # a's lease renewal is due: it sees two leases
+    assert a.rate == 4.0
+
+    # And when b stops sending, its lease runs out and a takes the whole pool again
+    b.end()
+    clock.advance(5.0)
+    a.acquire()
+    assert a.rate == 8.0
+
+
+def test_a_worker_starting_its_next_batch_at_once_keeps_its_lease_and_does_not_wait() -> None:
+    clock = FakeClock()
+    shares = FakeRateShares(clock)
+    a, b = pooled(clock, shares, "a"), pooled(clock, shares, "b")
+    a.begin()
+    b.begin()
+    b.acquire()
+    b.end()
+    clock.advance(0.5)
+
+    b.begin()
+    before = clock()
+    b.acquire()
+
+    assert clock() == before  # no newcomer's wait: its lease never lapsed
+    assert b.rate == 4.0
+
+
+def test_leases_of_workers_that_died_run_out() -> None:
+    clock = FakeClock()
+    shares = FakeRateShares(clock)
+    dead = pooled(clock, shares, "dead")
+    dead.begin()  # and never ends
+    clock.advance(10)
+    alive = pooled(clock, shares, "alive")
+    alive.begin()
+    assert alive.rate == 8.0
+
+
+def test_an_unreachable_registry_means_the_floor_rate() -> None:
+    clock = FakeClock()
+    shares = FakeRateShares(clock)
+    shares.failures["join"] = RuntimeError("dynamodb down")
+    pacer = pooled(clock, shares, "a")
+    pacer.begin()
+    pacer.acquire()
+    assert pacer.rate == 2.0
+
+
+def test_pool_rate_must_cover_the_floor() -> None:
+    with pytest.raises(ValueError, match="floor_rate"):
+        PooledPacer(1.0, floor_rate=2.0, shares=FakeRateShares())

@@ -196,6 +196,26 @@ def test_rate_limit_holds_across_batches(fake_service: FakeServiceFactory) -> No
     assert len(world.sender.sent) == 1
 
 
+def test_a_taken_over_request_keeps_the_rate_limit_slot_its_first_attempt_used(
+    fake_service: FakeServiceFactory,
+) -> None:
+    # Given a one-a-day limit, and a first attempt that counted the newsletter, sent it and died unrecorded
+    service, world = fake_service(rate_limits={"marketing": RateLimit(limit=1, window_seconds=86400)})
+    message = body("newsletter", user_id="u")
+    parsed = parse_request(message)
+    limit = RateLimit(limit=1, window_seconds=86400)
+    assert world.rate_limiter.acquire("u", "marketing", limit, now=time.time(), request_id=parsed.request_id)
+    world.claims.put(ClaimRecord(parsed.request_id, parsed.content_hash, "dead-worker", time.time() - 5))
+
+    # When the redelivery takes the claim over
+    report, _ = run(service, message)
+
+    # Then it is sent (the crash-window resend), not recorded as rate limited, and counted once
+    assert report.lease_takeovers == 1
+    assert outcome_of(report, message).status == "sent"
+    assert world.rate_limiter.count("u", "marketing", limit, now=time.time()) == 1
+
+
 def test_categories_without_a_limit_are_not_counted(fake_service: FakeServiceFactory) -> None:
     service, world = fake_service(rate_limits={"marketing": RateLimit(limit=1, window_seconds=86400)})
     run(service, body(user_id="u"), body(user_id="u", idempotency_key="again"))

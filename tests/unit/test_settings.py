@@ -58,6 +58,7 @@ def test_full_environment_parses(lane: str) -> None:
     assert settings.unsubscribe_base_url == (config.unsubscribe_base_url or RESOURCES.unsubscribe_base_url)
     assert settings.postal_address == config.postal_address
     assert settings.send_rate_per_worker == config.send_rate_per_worker
+    assert settings.send_pool_rate == (config.send_pool_rate if lane != "critical" else 0)
     assert settings.idempotency_ttl_seconds == config.idempotency_ttl_hours * 3600
     assert settings.message_log_ttl_days == config.message_log_ttl_days
     assert settings.template_cache_seconds == config.template_cache_seconds
@@ -109,6 +110,8 @@ def test_unknown_lane_is_refused() -> None:
         (Env.SEND_RATE_PER_WORKER, "0"),
         (Env.SEND_RATE_PER_WORKER, "-2"),
         (Env.SEND_RATE_PER_WORKER, "nan"),
+        (Env.SEND_POOL_RATE, "-1"),
+        (Env.SEND_POOL_RATE, "nan"),
         (Env.SEND_CONCURRENCY, "1.5"),
         (Env.SEND_CONCURRENCY, "0"),
         (Env.IDEMPOTENCY_TTL_SECONDS, "a day"),

@@ -6,6 +6,7 @@ run than the resource API, and every request is visible here.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -22,6 +23,8 @@ from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     APPEND_OK,
+    HISTORY_CAP,
+    REPEATABLE_EVENTS,
     SCOPE_ALL,
     AuditRecord,
     ClaimRecord,
@@ -31,6 +34,7 @@ from mailwright.ports import (
     Preferences,
     Suppression,
     SuppressionEntry,
+    with_feedback,
 )
 from mailwright.settings import RateLimit
 
@@ -233,7 +237,12 @@ class DynamoClaimStore:
 
 
 class DynamoRateLimiter:
-    """RateLimiter over the idempotency table: a counter per user, category and window, expiring with it."""
+    """RateLimiter over the idempotency table: per user, category and window, the set of request ids counted.
+
+    The set, not a bare counter, makes a retried request count once: an attempt
+    that sent and crashed before recording left its id there, and the take-over
+    finds it instead of being refused for the slot it already used.
+    """
 
     PREFIX = "rate#"
 
@@ -241,18 +250,19 @@ class DynamoRateLimiter:
         self._client = client
         self._table = table
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> bool:
-        """Count one email; False (nothing counted) when the window already holds `limit`."""
+    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
+        """Count `request_id` once; False (nothing counted) when the window already holds `limit` others."""
         window = int(now // limit.window_seconds) * limit.window_seconds
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={Keys.IDEMPOTENCY_PK: {"S": f"{self.PREFIX}{user_id}#{category}#{window}"}},
-                UpdateExpression="ADD #n :one SET #e = if_not_exists(#e, :expires)",
-                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
-                ExpressionAttributeNames={"#n": "count", "#e": Keys.TTL},
+                UpdateExpression="ADD #ids :id_set SET #e = if_not_exists(#e, :expires)",
+                ConditionExpression="attribute_not_exists(#ids) OR contains(#ids, :id) OR size(#ids) < :limit",
+                ExpressionAttributeNames={"#ids": "request_ids", "#e": Keys.TTL},
                 ExpressionAttributeValues={
-                    ":one": {"N": "1"},
+                    ":id_set": {"SS": [request_id]},
+                    ":id": {"S": request_id},
                     ":limit": {"N": str(limit.limit)},
                     ":expires": {"N": str(window + limit.window_seconds)},
                 },
@@ -266,8 +276,59 @@ class DynamoRateLimiter:
         return True
 
 
+class DynamoRateShares:
+    """RateShares over the idempotency table: one item whose `w_<worker id>` attributes hold lease ends.
+
+    A join is one UpdateItem (set our lease, drop leases long expired) that
+    returns the whole item, so counting the live leases costs no extra read.
+    """
+
+    KEY = "pace#pool"
+    ATTRIBUTE_PREFIX = "w_"
+    # Leases this long past their end are removed at the next join (their workers stopped or died).
+    FORGET_AFTER_SECONDS = 60
+    ITEM_TTL_SECONDS = 86400
+
+    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table
+        self._clock = clock
+        self._stale: list[str] = []
+
+    def join(self, worker_id: str, *, until: float) -> int:
+        """Hold this worker's lease until `until`; how many leases are live now."""
+        me = self.ATTRIBUTE_PREFIX + worker_id
+        stale = [name for name in self._stale if name != me]
+        names = {"#me": me, "#e": Keys.TTL, **{f"#s{i}": name for i, name in enumerate(stale)}}
+        expression = "SET #me = :until, #e = :expires"
+        if stale:
+            expression += " REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale)))
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={Keys.IDEMPOTENCY_PK: {"S": self.KEY}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    ":until": {"N": f"{until:.3f}"},
+                    ":expires": {"N": str(int(until + self.ITEM_TTL_SECONDS))},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        now = self._clock()
+        leases = {
+            name: float(value["N"])
+            for name, value in response.get("Attributes", {}).items()
+            if name.startswith(self.ATTRIBUTE_PREFIX) and "N" in value
+        }
+        self._stale = [name for name, end in leases.items() if end < now - self.FORGET_AFTER_SECONDS]
+        return sum(1 for end in leases.values() if end >= now)
+
+
 class DynamoMessageLog:
-    """MessageLog over the messages table: one `request` item per request, feedback events beside it."""
+    """MessageLog over the messages table: one `request` item per request, its SES events in its history."""
 
     def __init__(self, client: Any, table: str, *, ttl_days: int, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
@@ -340,7 +401,7 @@ class DynamoMessageLog:
         }
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        """The request item with its feedback events under `events`, or None."""
+        """The request item with its SES `events` and `delivery` state (see `with_feedback`), or None."""
         response = self._client.query(
             TableName=self._table,
             KeyConditionExpression="#k = :id",
@@ -351,8 +412,7 @@ class DynamoMessageLog:
         request = next((i for i in items if i.get(Keys.MESSAGES_SK) == MESSAGE_LOG_REQUEST_SK), None)
         if request is None:
             return None
-        request["events"] = [i for i in items if i.get(Keys.MESSAGES_SK) != MESSAGE_LOG_REQUEST_SK]
-        return request
+        return with_feedback(request, [i for i in items if i.get(Keys.MESSAGES_SK) != MESSAGE_LOG_REQUEST_SK])
 
 
 def _preferences(item: dict[str, Any]) -> Preferences:
@@ -687,13 +747,21 @@ class DynamoSuppressionLedger:
 
 
 class DynamoFeedbackLog:
-    """FeedbackLog over the messages table.
+    """FeedbackLog over the messages table: one UpdateItem per event on the request item.
 
-    Each event is its own item beside the request (`sk = event#<time>#<type>#<id>`).
-    On the request item, which the send worker Puts, only UpdateItem is used:
-    `history` gets the event appended (once: `event_keys` remembers what was
-    appended, a list so the item stays plain JSON) and `delivery` moves forward along
-    the ranks; `status` is never touched.
+    The request item, which the send worker Puts, gets the event appended to
+    `history` (status, time, type, rank, masked recipients, details: not the
+    SES message id, the item has it) and a 16-character digest of the event's
+    key appended to `event_keys` (a list, so the item stays plain JSON), on
+    condition that the item exists and the digest is not there yet: a
+    redelivered event is appended once. `status` is never touched, and
+    `delivery` is not stored: `DynamoMessageLog.get` derives it from the
+    history. Every write is billed per started KB of the whole item, so what
+    an event adds is kept small.
+
+    Only events that find no request item get an item of their own
+    (`sk = event#<time>#<type>#<id>`): beside the request their tag names
+    (`require_request=False`), or under `ses#<SES message id>`.
     """
 
     def __init__(self, client: Any, table: str, *, ttl_days: int, clock: Callable[[], float] = time.time) -> None:
@@ -723,24 +791,31 @@ class DynamoFeedbackLog:
         return None
 
     def append(self, request_id: str, record: FeedbackRecord, *, require_request: bool = True) -> str:
-        """Append the event to the request's history and store it beside the request."""
-        outcome = APPEND_OK
-        if require_request:
-            outcome = self._append_history(request_id, record)
-            if outcome == APPEND_NO_REQUEST:
-                return outcome
-            if record.rank is not None:
-                # Also for a duplicate: its first attempt may have stopped before this step.
-                self._advance_delivery(request_id, record)
-        self._put_event(request_id, record)
-        return outcome
+        """Append the event to the request's history; without `require_request`, store it beside the request."""
+        if not require_request:
+            self._put_event(request_id, record)
+            return APPEND_OK
+        return self._append_history(request_id, record)
 
     def append_unattributed(self, record: FeedbackRecord) -> None:
         """Store the event under `ses#<SES message id>`."""
         self._put_event(UNATTRIBUTED_PREFIX + record.ses_message_id, record)
 
     def _append_history(self, request_id: str, record: FeedbackRecord) -> str:
-        entry = {"status": {"S": record.status}, "at": {"N": f"{record.at:.3f}"}, "event": {"S": record.event_type}}
+        entry = {"event": {"S": record.event_type}, **_event_attributes(record)}
+        key = _event_key_digest(record)
+        condition = "attribute_exists(#pk) AND (attribute_not_exists(#keys) OR NOT contains(#keys, :key))"
+        values: dict[str, Any] = {
+            ":empty": {"L": []},
+            ":entry": {"L": [{"M": entry}]},
+            ":key_list": {"L": [{"S": key}]},
+            ":key": {"S": key},
+        }
+        if record.event_type in REPEATABLE_EVENTS:
+            # Opens and clicks repeat without bound: past the cap they are counted, not kept, so
+            # the item (and what each write of it costs) stays small.
+            condition += " AND (attribute_not_exists(#h) OR size(#h) < :cap)"
+            values[":cap"] = {"N": str(HISTORY_CAP)}
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -749,16 +824,9 @@ class DynamoFeedbackLog:
                     "SET #h = list_append(if_not_exists(#h, :empty), :entry), "
                     "#keys = list_append(if_not_exists(#keys, :empty), :key_list)"
                 ),
-                ConditionExpression=(
-                    "attribute_exists(#pk) AND (attribute_not_exists(#keys) OR NOT contains(#keys, :key))"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#h": "history", "#keys": "event_keys", "#pk": Keys.MESSAGES_PK},
-                ExpressionAttributeValues={
-                    ":empty": {"L": []},
-                    ":entry": {"L": [{"M": entry}]},
-                    ":key_list": {"L": [{"S": record.key}]},
-                    ":key": {"S": record.key},
-                },
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -784,52 +852,37 @@ class DynamoFeedbackLog:
             raise as_transient(exc, "dynamodb") from None
         return "Item" in response
 
-    def _advance_delivery(self, request_id: str, record: FeedbackRecord) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._request_key(request_id),
-                UpdateExpression="SET #d = :d, #r = :r, #at = :at",
-                ConditionExpression=(
-                    "attribute_exists(#pk) AND "
-                    "(attribute_not_exists(#r) OR #r < :r OR (#r = :r AND (attribute_not_exists(#at) OR #at <= :at)))"
-                ),
-                ExpressionAttributeNames={
-                    "#d": "delivery",
-                    "#r": "delivery_rank",
-                    "#at": "delivery_at",
-                    "#pk": Keys.MESSAGES_PK,
-                },
-                ExpressionAttributeValues={
-                    ":d": {"S": record.status},
-                    ":r": {"N": str(record.rank)},
-                    ":at": {"N": f"{record.at:.3f}"},
-                },
-            )
-        except ClientError as exc:
-            if not _is_conditional_failure(exc):  # a later state is already recorded
-                raise as_transient(exc, "dynamodb") from None
-        except BotoCoreError as exc:
-            raise as_transient(exc, "dynamodb") from None
-
     def _put_event(self, partition: str, record: FeedbackRecord) -> None:
         item: dict[str, Any] = {
             Keys.MESSAGES_PK: {"S": partition},
             Keys.MESSAGES_SK: {"S": EVENT_PREFIX + record.key},
             "type": {"S": record.event_type},
-            "status": {"S": record.status},
-            "at": {"N": f"{record.at:.3f}"},
+            **_event_attributes(record),
             # Not named ses_message_id: event items stay out of the index of request items.
             "message_id": {"S": record.ses_message_id},
             Keys.TTL: {"N": str(int(self._clock() + self._ttl_seconds))},
         }
-        if record.recipients:
-            item["recipients"] = {"L": [{"S": masked} for masked in record.recipients]}
-            item["recipient_hashes"] = {"L": [{"S": h} for h in record.recipient_hashes]}
-        if record.detail:
-            item["detail"] = {"M": {name: {"S": value} for name, value in record.detail.items()}}
         try:
             # Idempotent: the same event always lands on the same key.
             self._client.put_item(TableName=self._table, Item=item)
         except (ClientError, BotoCoreError) as exc:
             raise as_transient(exc, "dynamodb") from None
+
+
+def _event_attributes(record: FeedbackRecord) -> dict[str, Any]:
+    """What readers need of an event (`with_feedback`), as DynamoDB attributes; empty ones are left out."""
+    attributes: dict[str, Any] = {"status": {"S": record.status}, "at": {"N": f"{record.at:.3f}"}}
+    if record.rank is not None:
+        attributes["rank"] = {"N": str(record.rank)}
+    if record.recipients:
+        attributes["recipients"] = {"L": [{"S": masked} for masked in record.recipients]}
+    if record.detail:
+        attributes["detail"] = {"M": {name: {"S": value} for name, value in record.detail.items()}}
+    return attributes
+
+
+def _event_key_digest(record: FeedbackRecord) -> str:
+    """The short form of the event's key kept in `event_keys` to recognise a redelivery."""
+    # 64 bits: no collision among one request's handful of events, and 16 bytes instead of ~50
+    # in an item that every later write pays for.
+    return hashlib.sha256(record.key.encode("utf-8")).hexdigest()[:16]
