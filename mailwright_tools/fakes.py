@@ -427,6 +427,11 @@ class FakeMessageLog(_FakePort):
         with self._lock:
             self._history.setdefault(request_id, []).append(dict(entry))
 
+    def appended_history(self) -> dict[str, list[dict[str, Any]]]:
+        """A copy of the entries the feedback function appended, per request."""
+        with self._lock:
+            return {rid: [dict(entry) for entry in entries] for rid, entries in self._history.items()}
+
     def add_event(self, request_id: str, event: Mapping[str, Any]) -> None:
         """Store an event item beside a request, as the feedback function does while the request is missing."""
         with self._lock:
@@ -763,7 +768,7 @@ class FakeFeedbackLog(_FakePort):
     """FeedbackLog over a FakeMessageLog: finds requests by SES message id and appends events to their history.
 
     Like the adapter, an event is appended to a request's history once per key
-    (also kept in `history`), and the message log derives `delivery` and
+    (`history` shows what was appended), and the message log derives `delivery` and
     `events` from it when read; events stored beside a request that was never
     logged are kept in `events`, those no request is known for in `unattributed`.
     """
@@ -771,7 +776,6 @@ class FakeFeedbackLog(_FakePort):
     def __init__(self, message_log: FakeMessageLog | None = None) -> None:
         super().__init__()
         self.message_log = message_log or FakeMessageLog()
-        self.history: dict[str, list[dict[str, Any]]] = {}
         self.events: dict[str, dict[str, FeedbackRecord]] = {}
         self.unattributed: dict[str, FeedbackRecord] = {}
         self._keys: dict[str, set[str]] = {}
@@ -803,10 +807,13 @@ class FakeFeedbackLog(_FakePort):
             if record.event_type in REPEATABLE_EVENTS and kept >= HISTORY_CAP:
                 return APPEND_DUPLICATE
             keys.add(record.key)
-            entry = {"event": record.event_type, **_event_fields(record)}
-            self.history.setdefault(request_id, []).append(entry)
-            self.message_log.append_history(request_id, entry)
+            self.message_log.append_history(request_id, {"event": record.event_type, **_event_fields(record)})
             return APPEND_OK
+
+    @property
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        """The entries appended to each request's history, as the message log keeps them."""
+        return self.message_log.appended_history()
 
     def append_unattributed(self, record: FeedbackRecord) -> None:
         """Keep the event under its SES message id."""

@@ -134,7 +134,6 @@ class PooledPacer:
         self._next_renewal = 0.0
         self._lease_until = 0.0
         self._active = False
-        self.renewals = 0
 
     @property
     def rate(self) -> float:
@@ -189,7 +188,6 @@ class PooledPacer:
             logger.warning("send-rate pool unavailable: pacing at the floor rate", extra={"error": str(exc)})
             return None
         self._lease_until = until
-        self.renewals += 1
         return max(1, live)
 
 
