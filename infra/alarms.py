@@ -18,18 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, QUOTA_ALARM_RATIO, MailwrightConfig
+from infra.topics import encrypted_topic
 
 SES_NAMESPACE = "AWS/SES"
 # SES publishes its reputation rates account-wide with no dimensions: the rates its review looks at.
@@ -64,25 +63,14 @@ class Alarms(Construct):
         self._prefix = config.stack_name
         stack = Stack.of(self)
 
-        # CloudWatch cannot publish to a topic under the AWS managed key (alias/aws/sns): its
-        # policy cannot be changed to let CloudWatch use it. A customer managed key can.
-        self.key = kms.Key(
+        # CloudWatch publishes the alarms: the topic's key must let it in (infra.topics).
+        self.key, self.topic = encrypted_topic(
             self,
-            "TopicKey",
-            description="Encrypts the mailwright alarm topic",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
+            publisher="cloudwatch.amazonaws.com",
+            key_description="Encrypts the mailwright alarm topic",
+            key_statement_sid="AllowCloudWatchAlarmsToUseTheKey",
+            display_name="mailwright alarms",
         )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToUseTheKey",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                # In a key policy, "*" is the key itself.
-                resources=["*"],
-            )
-        )
-        self.topic = sns.Topic(self, "Topic", display_name="mailwright alarms", master_key=self.key, enforce_ssl=True)
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowThisAccountsAlarmsToPublish",

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_ses as ses
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -32,6 +29,7 @@ from infra.config import (
     feedback_environment,
 )
 from infra.functions import python_function
+from infra.topics import encrypted_topic
 from mailwright.constants import FEEDBACK_HANDLER
 
 # Every event type SES can publish: the message log wants all of them, not only bounces and complaints.
@@ -71,29 +69,17 @@ class Feedback(Construct):
             service="ses", resource="configuration-set", resource_name=configuration_set.configuration_set_name
         )
 
-        # SES cannot publish to a topic encrypted with the AWS managed key (alias/aws/sns):
-        # its key policy cannot be changed to let SES use it. A customer managed key can.
-        self.key = kms.Key(
+        # SES publishes the events: the topic's key lets it in for this configuration set only (infra.topics).
+        self.key, self.topic = encrypted_topic(
             self,
-            "TopicKey",
-            description="Encrypts the mailwright SES feedback topic",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
+            publisher="ses.amazonaws.com",
+            key_description="Encrypts the mailwright SES feedback topic",
+            key_statement_sid="AllowSesToPublishToTheEncryptedTopic",
+            key_conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": configuration_set_arn},
+            },
         )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowSesToPublishToTheEncryptedTopic",
-                principals=[iam.ServicePrincipal("ses.amazonaws.com")],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                # In a key policy, "*" is the key itself.
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": configuration_set_arn},
-                },
-            )
-        )
-        self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
 
         self.dead_letter_queue = sqs.Queue(
             self,
