@@ -15,6 +15,7 @@ from mailwright.ports import Preferences
 from mailwright.preferences import OPTIONAL_CATEGORIES, CategoryNotAllowedError, PreferenceService
 from mailwright.settings import UnsubscribeSettings
 from mailwright.web import MAX_FORM_FIELDS, WebRequest, parse_form
+from mailwright_tools.fakes import StaticAddressKeys
 from tests.unit.unsubscribe_fakes import NOW, MemoryPreferences
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def memory() -> MemoryPreferences:
 @pytest.fixture
 def service(memory: MemoryPreferences) -> PreferenceService:
     """A PreferenceService at a fixed time."""
-    return PreferenceService(memory, memory, clock=lambda: NOW)
+    return PreferenceService(memory, memory, address_keys=StaticAddressKeys(), clock=lambda: NOW)
 
 
 def test_a_user_without_a_record_receives_everything(service: PreferenceService) -> None:
@@ -74,9 +75,14 @@ def test_update_drops_essential_and_unknown_categories(service: PreferenceServic
 
 
 def test_settings_parse_the_endpoints_environment() -> None:
-    env = unsubscribe_environment(preferences_table="prefs", unsubscribe_secret_arn="arn:secret")
+    env = unsubscribe_environment(
+        preferences_table="prefs",
+        unsubscribe_secret_arn="arn:secret",
+        address_key_secret_arn="arn:keys",
+        suppression_table="s",
+    )
 
-    assert UnsubscribeSettings.from_env(env) == UnsubscribeSettings("prefs", "arn:secret")
+    assert UnsubscribeSettings.from_env(env) == UnsubscribeSettings("prefs", "arn:secret", "arn:keys", "s")
 
 
 def test_missing_settings_are_named_at_once() -> None:
@@ -84,6 +90,7 @@ def test_missing_settings_are_named_at_once() -> None:
         UnsubscribeSettings.from_env({})
 
     assert Env.PREFERENCES_TABLE in str(caught.value) and Env.UNSUBSCRIBE_SECRET_ARN in str(caught.value)
+    assert Env.ADDRESS_KEY_SECRET_ARN in str(caught.value)
 
 
 RESOURCES = WorkerResources(
@@ -94,6 +101,7 @@ RESOURCES = WorkerResources(
     messages_table="m",
     configuration_set="c",
     unsubscribe_secret_arn="arn",
+    address_key_secret_arn="arn:keys",
     unsubscribe_base_url="https://abc123.lambda-url.us-east-1.on.aws/",
 )
 

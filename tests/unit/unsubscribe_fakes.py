@@ -9,6 +9,7 @@ from mailwright.constants import Keys
 from mailwright.ports import Preferences
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.tokens import TokenSigner
+from mailwright_tools.fakes import StaticAddressKeys
 
 KEY = b"unit-test-signing-key-0123456789"
 NOW = 1_700_000_000.0
@@ -59,10 +60,18 @@ class MemoryPreferences:
         item.update(updated_at=updated_at, source=source)
         return self._preferences(item)
 
+    def move(self, from_user_id: str, to_user_id: str) -> None:
+        """Move an item to another key unless one is there (a transaction in DynamoDB)."""
+        if from_user_id in self.items and to_user_id not in self.items:
+            self.items[to_user_id] = {**self.items.pop(from_user_id), Keys.PREFERENCES_PK: to_user_id}
 
-def build(signer: TokenSigner | None = None) -> tuple[UnsubscribeService, MemoryPreferences, TokenSigner]:
+
+def build(
+    signer: TokenSigner | None = None, address_keys: StaticAddressKeys | None = None
+) -> tuple[UnsubscribeService, MemoryPreferences, TokenSigner]:
     """An UnsubscribeService over fresh in-memory preferences, with a fixed clock."""
     memory = MemoryPreferences()
     signer = signer or TokenSigner(KEY)
-    service = UnsubscribeService(PreferenceService(memory, memory, clock=lambda: NOW), signer.verify)
+    preferences = PreferenceService(memory, memory, address_keys=address_keys or StaticAddressKeys(), clock=lambda: NOW)
+    service = UnsubscribeService(preferences, signer.verify)
     return service, memory, signer
