@@ -128,16 +128,9 @@ class MailwrightStack(Stack):
         function = self.unsubscribe_endpoint.function
         self.unsubscribe.secret.grant_read(function)
         self.address_key.secret.grant_read(function)
-        # Read and update one user's item, and move it from an older key version to the current one
-        # (a transaction of Put and Delete); no Scan or Query: a public endpoint never lists users.
-        self.storage.preferences.grant(
-            function,
-            "dynamodb:BatchGetItem",
-            "dynamodb:GetItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:PutItem",
-            "dynamodb:DeleteItem",
-        )
+        # Read and update one user's items (its key in each readable address-key version); no Scan or
+        # Query: a public endpoint never lists users. No Put or Delete: it never removes consent.
+        self.storage.preferences.grant(function, "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
         # The address-key marker only (which key versions are still stored): nothing else of that table.
         function.add_to_role_policy(
             iam.PolicyStatement(
@@ -152,11 +145,10 @@ class MailwrightStack(Stack):
         function = self.feedback.function
         self.address_key.secret.grant_read(function)
         # Suppressions, their audit trail and soft-bounce counts: conditional writes and
-        # transactions (TransactWriteItems needs the item actions it carries). No Scan. Delete only
-        # moves an entry stored under an older address-key version to the current one.
+        # transactions (TransactWriteItems needs the item actions it carries). No Scan, no Delete.
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                 resources=[self.storage.suppression.table_arn],
             )
         )

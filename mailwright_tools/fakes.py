@@ -781,25 +781,12 @@ class FakeSuppressionLedger(_FakePort):
             return current is None
         return current is not None and current.version == expected_version
 
-    def write(
-        self,
-        entry: SuppressionEntry,
-        *,
-        expected_version: int | None,
-        audit: AuditRecord,
-        replaces: tuple[str, int] | None = None,
-    ) -> bool:
-        """Store the entry and its audit record (deleting the one it `replaces`), if the versions match."""
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
+        """Store the entry and its audit record, if the stored version is the expected one."""
         self._enter("write")
         with self._lock:
             if not self._matches(entry.address_hash, expected_version):
                 return False
-            if replaces is not None and not self._matches(*replaces):
-                return False
-            if replaces is not None:
-                del self.items[replaces[0]]
-                if self.store is not None:
-                    self.store.remove(replaces[0])
             self.items[entry.address_hash] = entry
             self.trails.setdefault(audit.address_hash, []).append(audit)
             if self.store is not None:

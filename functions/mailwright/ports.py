@@ -262,10 +262,6 @@ class PreferenceWriter(Protocol):
         """Replace the user's opt-outs and global unsubscribe with these choices."""
         ...
 
-    def move(self, from_user_id: str, to_user_id: str) -> None:
-        """Move a user's item to another key (an older key version to the current one), unless one is there."""
-        ...
-
 
 # -- suppression lifecycle and SES feedback -----------------------------------
 
@@ -325,18 +321,10 @@ class SuppressionLedger(Protocol):
 
     def get(self, address_hash: str) -> SuppressionEntry | None: ...
 
-    def write(
-        self,
-        entry: SuppressionEntry,
-        *,
-        expected_version: int | None,
-        audit: AuditRecord,
-        replaces: tuple[str, int] | None = None,
-    ) -> bool:
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
         """Store `entry` and `audit` together if the stored version is `expected_version` (None: no entry).
 
-        With `replaces` (an older key form and its entry's version), that entry is deleted in the
-        same transaction: the entry moves to its current key. False when another writer moved first.
+        False when another writer moved first.
         """
         ...
 

@@ -46,8 +46,11 @@ class PreferenceService:
     """Reads and changes one user's consent through the preference ports.
 
     A user id derived from an address may be given in any key version (an old
-    link carries an old one): it is read in every readable version, and a
-    change first moves an older item to the current key, then applies there.
+    link carries an old one): it is read in every readable version and merged
+    (consent only narrows). An opt-out is written under the current key; a
+    saved form, which may also lift opt-outs, is written to every stored form,
+    so the merge never keeps a choice the user undid. Nothing is deleted: the
+    migration command folds older items in.
     """
 
     def __init__(
@@ -73,21 +76,13 @@ class PreferenceService:
                 preferences = preferences.merged(found[form])
         return preferences
 
-    def _current(self, user_id: str) -> str:
-        """The user's current key, after moving an item stored under an older key version there."""
-        current, *older = self._address_keys.hasher().user_key_forms(user_id)
-        if older:
-            found = self._store.get_many({current, *older})
-            stored = [form for form in older if form in found]
-            if current not in found and stored:
-                self._writer.move(stored[0], current)
-        return current
-
     def opt_out(self, user_id: str, category: str, *, source: str = SOURCE_ONE_CLICK) -> Preferences:
         """Stop mail of one category; raise CategoryNotAllowedError for an essential or unknown one."""
         if category not in OPTIONAL_CATEGORIES:
             raise CategoryNotAllowedError(category)
-        return self._writer.add_opt_out(self._current(user_id), category, source=source, updated_at=self._clock())
+        current = self._address_keys.hasher().user_key_forms(user_id)[0]
+        self._writer.add_opt_out(current, category, source=source, updated_at=self._clock())
+        return self.get(user_id)
 
     def update(
         self,
@@ -99,13 +94,13 @@ class PreferenceService:
     ) -> Preferences:
         """Replace the user's choices; essential and unknown categories in `opted_out` are ignored."""
         kept = frozenset(opted_out) & frozenset(OPTIONAL_CATEGORIES)
-        return self._writer.set_choices(
-            self._current(user_id),
-            opted_out=kept,
-            unsubscribed_all=unsubscribed_all,
-            source=source,
-            updated_at=self._clock(),
-        )
+        current, *older = self._address_keys.hasher().user_key_forms(user_id)
+        stored = self._store.get_many(set(older)) if older else {}
+        for form in [current, *(form for form in older if form in stored)]:
+            self._writer.set_choices(
+                form, opted_out=kept, unsubscribed_all=unsubscribed_all, source=source, updated_at=self._clock()
+            )
+        return self.get(user_id)
 
 
 @dataclass(frozen=True)

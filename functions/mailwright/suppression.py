@@ -3,9 +3,10 @@
 Addresses come in as text and are stored only as a keyed hash (the key the
 send worker looks up, see `mailwright.address_keys`) and a masked form for
 people (`j***@example.com`). Every change is written together with an audit
-record (when, who, why) that outlives the suppression itself. An entry found
-under an older key version is moved to the current one by the next change to
-it (in the same transaction), and read in every readable version meanwhile.
+record (when, who, why) that outlives the suppression itself. An entry stored
+under an older key version is read in every readable version; a change to it
+is written under the current key (the old item stays until `mailwright migrate
+address-hashes` folds it in, so the feedback function never deletes anything).
 
 One address has at most one suppression; when a second reason arrives the
 stronger one wins and the other is remembered in `reasons`:
@@ -210,10 +211,10 @@ class SuppressionService:
         for _ in range(SAVE_ATTEMPTS):
             existing, found_under = self._find(forms)
             entry, outcome = _merge(existing, incoming, now)
-            # Stored under an older key version: this write moves it to the current one.
-            moved = (found_under, existing.version) if existing is not None and found_under != forms[0] else None
-            if moved is not None:
-                entry = replace(entry, address_hash=forms[0])
+            expected = existing.version if existing is not None else None
+            if existing is not None and found_under != forms[0]:
+                # Stored under an older key version: the change is a new item under the current key.
+                entry, expected = replace(entry, address_hash=forms[0], version=1), None
             audit = AuditRecord(
                 address_hash=entry.address_hash,
                 at=now,
@@ -230,8 +231,7 @@ class SuppressionService:
                 if source == SOURCE_MANUAL:
                     self._ledger.append_audit(audit)
                 break
-            expected = existing.version if existing is not None and moved is None else None
-            if self._ledger.write(entry, expected_version=expected, audit=audit, replaces=moved):
+            if self._ledger.write(entry, expected_version=expected, audit=audit):
                 break
         else:
             raise TransientError("suppression_conflict", f"{incoming.masked}: suppression kept changing; retry")

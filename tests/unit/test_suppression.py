@@ -227,20 +227,14 @@ def test_a_concurrent_write_is_retried_against_the_new_state(ledger: FakeSuppres
     original = ledger.write
     raced = []
 
-    def racing_write(
-        entry: SuppressionEntry,
-        *,
-        expected_version: int | None,
-        audit: AuditRecord,
-        replaces: tuple[str, int] | None = None,
-    ) -> bool:
+    def racing_write(entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
         if not raced:  # another worker suppresses the address just before us
             raced.append(True)
             other = SuppressionEntry(
                 address_hash=entry.address_hash, masked=entry.masked, reason="BOUNCE", scope=SCOPE_ALL, created_at=1.0
             )
             original(other, expected_version=None, audit=audit)
-        return original(entry, expected_version=expected_version, audit=audit, replaces=replaces)
+        return original(entry, expected_version=expected_version, audit=audit)
 
     ledger.write = racing_write  # type: ignore[method-assign]
     result = service.suppress(JANE, reason="COMPLAINT", actor="f", source="s")
@@ -335,17 +329,19 @@ def test_a_legacy_suppression_still_counts(upgraded: SuppressionService) -> None
     assert found is not None and found.reason == "BOUNCE"
 
 
-def test_the_next_change_moves_a_legacy_suppression_to_the_current_key(
+def test_a_change_to_a_legacy_suppression_is_written_under_the_current_key(
     upgraded: SuppressionService, ledger: FakeSuppressionLedger
 ) -> None:
     upgraded.add(JANE, reason="COMPLAINT", actor="feedback", source="ses")
 
     current = LEGACY_READABLE.address_hash(JANE)
-    assert legacy_address_hash(JANE) not in ledger.items
-    moved = ledger.items[current]
-    # The stronger reason stays and the new one is remembered, exactly as without the move.
-    assert (moved.reason, moved.reasons) == ("BOUNCE", frozenset({"BOUNCE", "COMPLAINT"}))
+    written = ledger.items[current]
+    # The stronger reason stays and the new one is remembered, exactly as for one key.
+    assert (written.reason, written.reasons) == ("BOUNCE", frozenset({"BOUNCE", "COMPLAINT"}))
     assert [r.outcome for r in upgraded.history(JANE)] == ["merged"]
+    # The feedback function deletes nothing: the old item stays until the migration folds it in.
+    assert legacy_address_hash(JANE) in ledger.items
+    assert upgraded.check(JANE) == written
 
 
 def test_lifting_removes_the_legacy_entry_too(upgraded: SuppressionService, ledger: FakeSuppressionLedger) -> None:

@@ -60,11 +60,6 @@ class MemoryPreferences:
         item.update(updated_at=updated_at, source=source)
         return self._preferences(item)
 
-    def move(self, from_user_id: str, to_user_id: str) -> None:
-        """Move an item to another key unless one is there (a transaction in DynamoDB)."""
-        if from_user_id in self.items and to_user_id not in self.items:
-            self.items[to_user_id] = {**self.items.pop(from_user_id), Keys.PREFERENCES_PK: to_user_id}
-
 
 def build(
     signer: TokenSigner | None = None, address_keys: StaticAddressKeys | None = None

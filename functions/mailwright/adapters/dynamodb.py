@@ -600,39 +600,6 @@ class DynamoPreferenceWriter:
             updated_at=updated_at,
         )
 
-    def move(self, from_user_id: str, to_user_id: str) -> None:
-        """Copy the item to `to_user_id` (unless one is there) and delete the old one, in one transaction."""
-        try:
-            response = self._client.get_item(
-                TableName=self._table, Key={Keys.PREFERENCES_PK: {"S": from_user_id}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise as_transient(exc, "dynamodb") from None
-        item = response.get("Item")
-        if not item:
-            return
-        moved = {**item, Keys.PREFERENCES_PK: {"S": to_user_id}}
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": moved,
-                            "ConditionExpression": "attribute_not_exists(#k)",
-                            "ExpressionAttributeNames": {"#k": Keys.PREFERENCES_PK},
-                        }
-                    },
-                    {"Delete": {"TableName": self._table, "Key": {Keys.PREFERENCES_PK: {"S": from_user_id}}}},
-                ]
-            )
-        except ClientError as exc:
-            # Someone wrote the current key first: their item stands, the old one is still read beside it.
-            if error_code(exc) != "TransactionCanceledException":
-                raise as_transient(exc, "dynamodb") from None
-        except BotoCoreError as exc:
-            raise as_transient(exc, "dynamodb") from None
-
     def _update(
         self,
         user_id: str,
@@ -782,34 +749,15 @@ class DynamoSuppressionLedger:
             "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
         }
 
-    def write(
-        self,
-        entry: SuppressionEntry,
-        *,
-        expected_version: int | None,
-        audit: AuditRecord,
-        replaces: tuple[str, int] | None = None,
-    ) -> bool:
-        """Put the entry and append its audit record in one transaction, if nobody wrote in between.
-
-        With `replaces`, the entry under that older key form is deleted in the same transaction.
-        """
+    def write(self, entry: SuppressionEntry, *, expected_version: int | None, audit: AuditRecord) -> bool:
+        """Put the entry and append its audit record in one transaction, if nobody wrote in between."""
         put: dict[str, Any] = {"TableName": self._table, "Item": self._item(entry)}
         if expected_version is None:
             put["ConditionExpression"] = "attribute_not_exists(#k)"
             put["ExpressionAttributeNames"] = {"#k": Keys.SUPPRESSION_PK}
         else:
             put.update(self._version_condition(expected_version))
-        items: list[dict[str, Any]] = [{"Put": put}, {"Update": self._audit_update(audit)}]
-        if replaces is not None:
-            old_key, old_version = replaces
-            delete = {
-                "TableName": self._table,
-                "Key": {Keys.SUPPRESSION_PK: {"S": old_key}},
-                **self._version_condition(old_version),
-            }
-            items.append({"Delete": delete})
-        return self._transact(items)
+        return self._transact([{"Put": put}, {"Update": self._audit_update(audit)}])
 
     def delete(self, address_hash: str, *, expected_version: int, audit: AuditRecord) -> bool:
         """Delete the entry and append the audit record in one transaction, if nobody wrote in between."""
