@@ -388,6 +388,7 @@ class WorkerResources:
     messages_table: str
     configuration_set: str
     unsubscribe_secret_arn: str
+    address_key_secret_arn: str
     # The stack's own unsubscribe endpoint (the function URL); links point here
     # unless `unsubscribe_base_url` in the settings names a custom domain.
     unsubscribe_base_url: str = ""
@@ -423,8 +424,10 @@ def worker_environment(
         Env.FROM_ADDRESS: config.from_address,
         # List-Unsubscribe links point here: the configured URL, else the stack's endpoint.
         Env.UNSUBSCRIBE_BASE_URL: config.unsubscribe_base_url or resources.unsubscribe_base_url,
-        # The HMAC key of those links, read once per cold start.
+        # The key of those links, read once per cold start.
         Env.UNSUBSCRIBE_SECRET_ARN: resources.unsubscribe_secret_arn,
+        # The keys of address hashes (suppressions, user keys), re-read every few minutes.
+        Env.ADDRESS_KEY_SECRET_ARN: resources.address_key_secret_arn,
         # Bulk mail must carry a physical address (CAN-SPAM).
         Env.POSTAL_ADDRESS: config.postal_address,
         # This worker's share of the SES send rate, so all lanes together stay under it.
@@ -450,13 +453,19 @@ def worker_environment(
     }
 
 
-def unsubscribe_environment(*, preferences_table: str, unsubscribe_secret_arn: str) -> dict[str, str]:
+def unsubscribe_environment(
+    *, preferences_table: str, unsubscribe_secret_arn: str, address_key_secret_arn: str, suppression_table: str
+) -> dict[str, str]:
     """The environment of the unsubscribe endpoint's function; the local server's service reads the same."""
     return {
         # Consent: the endpoint reads and updates one user's item.
         Env.PREFERENCES_TABLE: preferences_table,
-        # The HMAC key that proves a link genuine, read once per cold start.
+        # The key that proves a link genuine, read once per cold start.
         Env.UNSUBSCRIBE_SECRET_ARN: unsubscribe_secret_arn,
+        # Address-derived user ids in old links are carried forward to the current key version...
+        Env.ADDRESS_KEY_SECRET_ARN: address_key_secret_arn,
+        # ...and the suppression table's marker says which versions are still stored.
+        Env.SUPPRESSION_TABLE: suppression_table,
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -481,6 +490,7 @@ class FeedbackResources:
 
     suppression_table: str
     messages_table: str
+    address_key_secret_arn: str
     queue_url: str = ""
 
 
@@ -489,6 +499,8 @@ def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResourc
     return {
         # Bounces and complaints suppress addresses here (audit trails and soft-bounce counts too).
         Env.SUPPRESSION_TABLE: resources.suppression_table,
+        # ...under keyed address hashes.
+        Env.ADDRESS_KEY_SECRET_ARN: resources.address_key_secret_arn,
         # Every event is appended to its request's history here.
         Env.MESSAGES_TABLE: resources.messages_table,
         # Event items expire with the requests they belong to.

@@ -39,6 +39,8 @@ class Target:
     feedback_dlq: str = ""
     configuration_set: str = ""
     unsubscribe_url: str = ""
+    # The address keyring: suppression commands and the migration hash addresses with it.
+    address_key_secret: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,6 +80,7 @@ class Target:
         return {
             Env.SUPPRESSION_TABLE: self.tables["suppression"],
             Env.MESSAGES_TABLE: self.tables["messages"],
+            Env.ADDRESS_KEY_SECRET_ARN: self.address_key_secret,
         }
 
 
@@ -108,6 +111,7 @@ def local_target(state: dict[str, Any]) -> Target:
         feedback_dlq=str(state.get("feedback_dlq", "")),
         configuration_set=str(state.get("configuration_set", "")),
         unsubscribe_url=str(state.get("unsubscribe_url", "")),
+        address_key_secret=str(state.get("address_key_secret_arn", "")),
         extra={"outbox": state.get("outbox", ""), "pid": state.get("pid"), "ses_rate": state.get("ses_max_send_rate")},
     )
 
@@ -155,6 +159,7 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         feedback_dlq=optional("FEEDBACK_DLQ_URL"),
         configuration_set=output(Outputs.CONFIGURATION_SET),
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
+        address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),
     )
 
 

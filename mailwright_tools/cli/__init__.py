@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mailwright_tools.cli import lanes, local, operations, templates  # noqa: F401 - they register their commands
+from mailwright_tools.cli import lanes, local, migrate, operations, templates  # noqa: F401 - they register their commands
 from mailwright_tools.cli.app import app
 
 __all__ = ["app", "main"]

@@ -285,8 +285,13 @@ def _suppression_service(ctx: typer.Context, mirror_ses: bool) -> tuple[Any, Tar
     target = resolve(ctx)
     if mirror_ses and target.local:
         fail("--mirror-ses needs a deployed stack: the local stack has no SES suppression list", EXIT_USAGE)
+    if not target.address_key_secret:
+        fail(f"{target.describe()} has no address keyring (output AddressKeySecretArn): deploy this version first")
     service = build_suppression_service(
-        suppression_table=target.tables["suppression"], session=target.session(), mirror_to_ses=mirror_ses
+        suppression_table=target.tables["suppression"],
+        address_key_secret=target.address_key_secret,
+        session=target.session(),
+        mirror_to_ses=mirror_ses,
     )
     return service, target
 

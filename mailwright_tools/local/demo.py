@@ -256,7 +256,11 @@ def seed(plan: DemoPlan, target: Target, session: Any) -> None:
     if plan.suppressed_addresses:
         from mailwright.wiring import build_suppression_service
 
-        service = build_suppression_service(suppression_table=target.tables["suppression"], session=session)
+        service = build_suppression_service(
+            suppression_table=target.tables["suppression"],
+            address_key_secret=target.address_key_secret,
+            session=session,
+        )
         for address in plan.suppressed_addresses:
             service.add(address, reason="MANUAL", actor="mailwright-demo", note="seeded by the demo")
 
@@ -435,7 +439,9 @@ def suppressions_since(target: Target, session: Any, since: float) -> dict[str, 
     """Suppressions created since `since`, by reason (the seeded ones included)."""
     from mailwright.wiring import build_suppression_service
 
-    service = build_suppression_service(suppression_table=target.tables["suppression"], session=session)
+    service = build_suppression_service(
+        suppression_table=target.tables["suppression"], address_key_secret=target.address_key_secret, session=session
+    )
     counts = Counter(entry.reason for entry in service.list(limit=100000) if entry.created_at >= since)
     return dict(sorted(counts.items()))
 

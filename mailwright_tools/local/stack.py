@@ -293,7 +293,10 @@ class LocalStack:
         from mailwright_tools import unsubscribe_server
 
         environment = unsubscribe_environment(
-            preferences_table=resources.preferences_table, unsubscribe_secret_arn=resources.unsubscribe_secret_arn
+            preferences_table=resources.preferences_table,
+            unsubscribe_secret_arn=resources.unsubscribe_secret_arn,
+            address_key_secret_arn=resources.address_key_secret_arn,
+            suppression_table=resources.suppression_table,
         )
         service = build_unsubscribe_service(UnsubscribeSettings.from_env(environment), session=self.session())
         self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
@@ -330,6 +333,7 @@ class LocalStack:
             "configuration_set": resources.configuration_set,
             "sender": self.config.from_address,
             "unsubscribe_secret_arn": resources.unsubscribe_secret_arn,
+            "address_key_secret_arn": resources.address_key_secret_arn,
             "unsubscribe_url": unsubscribe_url,
             "feedback_topic_arn": feedback.topic_arn,
             "feedback_queue": feedback.queue_url,

@@ -52,6 +52,15 @@ class Synthesized:
                 found[props["Environment"]["Variables"][Env.LANE]] = (logical_id, resource)
         return found
 
+    def secret_id(self, described_as: str) -> str:
+        """The logical id of the one secret whose description mentions `described_as`."""
+        (found,) = [
+            logical_id
+            for logical_id, resource in self.resources("AWS::SecretsManager::Secret").items()
+            if described_as in resource["Properties"].get("Description", "")
+        ]
+        return found
+
     def queue_of(self, lane: str) -> tuple[str, Resource]:
         """A lane's main queue, found through its output."""
         logical_id = self.output_ref(Outputs.queue_url(lane))

@@ -22,6 +22,7 @@ def test_outputs_are_exactly_the_documented_keys(synthesized: Synthesized) -> No
         Outputs.CONFIGURATION_SET,
         Outputs.INGEST_DLQ_URL,
         Outputs.UNSUBSCRIBE_URL,
+        Outputs.ADDRESS_KEY_SECRET_ARN,
         Outputs.FEEDBACK_QUEUE_URL,
         Outputs.FEEDBACK_DLQ_URL,
         Outputs.FEEDBACK_TOPIC_ARN,
