@@ -39,6 +39,8 @@ class Target:
     feedback_dlq: str = ""
     configuration_set: str = ""
     unsubscribe_url: str = ""
+    # Services served elsewhere than `endpoint_url` on the local stack ({"lambda": ...}: the lanes' mappings).
+    service_endpoints: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,7 +57,7 @@ class Target:
         if self.local:
             from mailwright_tools.local.session import LocalSession
 
-            return LocalSession(self.endpoint_url or "", self.region)
+            return LocalSession(self.endpoint_url or "", self.region, service_endpoints=self.service_endpoints)
         return boto3.session.Session(region_name=self.region)
 
     def dead_letter_queues(self) -> dict[str, str]:
@@ -108,7 +110,14 @@ def local_target(state: dict[str, Any]) -> Target:
         feedback_dlq=str(state.get("feedback_dlq", "")),
         configuration_set=str(state.get("configuration_set", "")),
         unsubscribe_url=str(state.get("unsubscribe_url", "")),
-        extra={"outbox": state.get("outbox", ""), "pid": state.get("pid"), "ses_rate": state.get("ses_max_send_rate")},
+        service_endpoints={"lambda": str(state["lambda_endpoint_url"])} if state.get("lambda_endpoint_url") else {},
+        extra={
+            "outbox": state.get("outbox", ""),
+            "pid": state.get("pid"),
+            "ses_rate": state.get("ses_max_send_rate"),
+            "functions": dict(state.get("functions", {})),
+            "reputation_alarms": list(state.get("reputation_alarms", [])),
+        },
     )
 
 
