@@ -41,6 +41,8 @@ class Target:
     unsubscribe_url: str = ""
     # The address keyring: suppression commands and the migration hash addresses with it.
     address_key_secret: str = ""
+    # Services served elsewhere than `endpoint_url` on the local stack ({"lambda": ...}: the lanes' mappings).
+    service_endpoints: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,7 +59,7 @@ class Target:
         if self.local:
             from mailwright_tools.local.session import LocalSession
 
-            return LocalSession(self.endpoint_url or "", self.region)
+            return LocalSession(self.endpoint_url or "", self.region, service_endpoints=self.service_endpoints)
         return boto3.session.Session(region_name=self.region)
 
     def dead_letter_queues(self) -> dict[str, str]:
@@ -112,7 +114,14 @@ def local_target(state: dict[str, Any]) -> Target:
         configuration_set=str(state.get("configuration_set", "")),
         unsubscribe_url=str(state.get("unsubscribe_url", "")),
         address_key_secret=str(state.get("address_key_secret_arn", "")),
-        extra={"outbox": state.get("outbox", ""), "pid": state.get("pid"), "ses_rate": state.get("ses_max_send_rate")},
+        service_endpoints={"lambda": str(state["lambda_endpoint_url"])} if state.get("lambda_endpoint_url") else {},
+        extra={
+            "outbox": state.get("outbox", ""),
+            "pid": state.get("pid"),
+            "ses_rate": state.get("ses_max_send_rate"),
+            "functions": dict(state.get("functions", {})),
+            "reputation_alarms": list(state.get("reputation_alarms", [])),
+        },
     )
 
 

@@ -13,10 +13,12 @@ from typing import Annotated
 
 import typer
 
+from mailwright_tools.cli.errors import GuardedGroup
 from mailwright_tools.state import STATE_DIR_ENV, StateDir
 
 app = typer.Typer(
     name="mailwright",
+    cls=GuardedGroup,  # an error no command handled becomes one line and an exit code
     help="Operate mailwright: the local stack, templates, suppressions, dead-letter queues and requests.\n\n"
     "Commands target the local stack when one is running (see `mailwright local up`), "
     "else the deployed stack found through its CloudFormation outputs.",

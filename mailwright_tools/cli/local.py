@@ -110,6 +110,8 @@ def _print_banner(stack: LocalStack) -> None:
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
+    if state.get("lambda_endpoint_url"):
+        table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()
@@ -117,6 +119,10 @@ def _print_banner(stack: LocalStack) -> None:
     out.print(
         f"Producers: export AWS_ENDPOINT_URL={state['endpoint_url']} AWS_DEFAULT_REGION={state['region']} "
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+    )
+    out.print(
+        "State lives in memory: suppressions, preferences, the message log and queued requests are lost when "
+        "this stack stops (the outbox's files stay until the next start)."
     )
 
 
@@ -188,6 +194,8 @@ def demo(
     finally:
         if stack is not None:
             stack.stop()
+    # A stack the demo started is gone now, with its state: ids and unsubscribe links need a running one.
+    report["stack_stopped"] = stack is not None
     if json_output:
         emit_json(report)
     else:
@@ -315,3 +323,32 @@ def _print_report(report: dict[str, Any]) -> None:
     out.print(f"Outbox: {report['outbox']['path']} ({report['outbox']['emails']} emails)")
     if report["unaccounted"]:
         out.print(f"[bold red]Unaccounted request ids:[/] {', '.join(report['unaccounted_ids'])}")
+    _print_next_steps(report)
+
+
+EXAMPLE_LABELS = {
+    "sent": "sent",
+    "bounced": "sent, then bounced (bounce@simulator)",
+    "suppressed": "suppressed",
+    "rejected": "rejected: a template problem",
+}
+
+
+def _print_next_steps(report: dict[str, Any]) -> None:
+    """The demo's closing lines: requests to follow with `status`, and what the stack's end means for them."""
+    out = console()
+    shown = {key: report["examples"][key] for key in EXAMPLE_LABELS if key in report.get("examples", {})}
+    if report.get("stack_stopped"):
+        out.print(
+            "The demo's stack stopped when it finished, and its state with it: the outbox's unsubscribe links "
+            "no longer answer, and the requests below are gone."
+        )
+        out.print(
+            "To keep a stack running: `mailwright local up` (until Ctrl-C), then `mailwright local demo` in "
+            "another terminal; it uses that stack. Then follow a request:"
+        )
+    elif shown:
+        out.print("The stack keeps running (and the outbox's unsubscribe links work while it does). Follow a request:")
+    width = max(map(len, shown.values()), default=0)
+    for key, request_id in shown.items():
+        out.print(f"  mailwright status {request_id:<{width}}  # {EXAMPLE_LABELS[key]}")

@@ -9,7 +9,12 @@ Resources are created by `mailwright_tools.provision` from `infra.config`
 lanes run locally as deployed: each lane's event source has its batch size,
 batching window and maximum concurrency, each emulated container builds its
 send service from the lane's environment (`worker_environment`), and the
-queues carry the stack's visibility timeouts and redrive policies.
+queues carry the stack's visibility timeouts and redrive policies. The
+event sources can be paused and resumed through a local Lambda API
+(`lane_api`), by `mailwright lanes` and by the reputation breaker (`breaker`).
+
+Everything lives in this process's memory: suppressions, preferences, the
+message log and queued messages are gone when the stack stops.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import MailwrightConfig
-from mailwright.constants import LANES, Env
-from mailwright_tools.local import moto_speedups
+from mailwright.constants import BREAKER_LANE, LANES, Env
+from mailwright_tools.local import lane_api, moto_speedups
+from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
@@ -92,6 +98,9 @@ class LocalStack:
         self.outbox: Outbox | None = None
         self._server: Any = None
         self._unsubscribe_server: Any = None
+        self._lane_api: Any = None
+        self.lambda_endpoint_url = ""
+        self.breaker: LocalBreaker | None = None
         self._events: SesEventPublisher | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
@@ -144,10 +153,11 @@ class LocalStack:
             resources = dataclasses.replace(resources, unsubscribe_base_url=unsubscribe_url)
         self.resources = resources
 
+        from mailwright.handlers import breaker as breaker_handler
         from mailwright.handlers import feedback as feedback_handler
         from mailwright.handlers import send_worker
 
-        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler])
+        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler])
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
         delays = self.options.ses_event_delays
@@ -188,9 +198,22 @@ class LocalStack:
             handler_factory=self._feedback_handler_factory(feedback_handler, feedback.environment),
             region=self.options.region,
         )
+        self._lane_api, self.lambda_endpoint_url = lane_api.start(
+            self.emulators, region=self.options.region, host=self.options.host
+        )
+        alarm_names = create_reputation_alarms(session.client("cloudwatch"), self.config.stack_name)
+        self.breaker = LocalBreaker(
+            config=self.config,
+            session=self.session(),
+            mapping_id=self.emulators[BREAKER_LANE].uuid,
+            alarm_names=alarm_names,
+            region=self.options.region,
+            publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
+        )
         self.state = self._describe(resources, feedback, unsubscribe_url)
         for emulator in self.emulators.values():
             emulator.start()
+        self.breaker.start()
         if self.options.record:
             paths.write_local(self.state)
 
@@ -200,8 +223,14 @@ class LocalStack:
             if not self._started and self._server is None:
                 return
             self._started = False
+        if self.breaker is not None:
+            self.breaker.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        if self._lane_api is not None:
+            self._lane_api.shutdown()
+            self._lane_api.server_close()
+            self._lane_api = None
         if self._events is not None:
             self._events.close()
         if self.outbox is not None:
@@ -226,7 +255,16 @@ class LocalStack:
 
     def session(self) -> LocalSession:
         """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda)."""
-        return LocalSession(self.endpoint_url, self.options.region)
+        endpoints = {"lambda": self.lambda_endpoint_url} if self.lambda_endpoint_url else None
+        return LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+
+    def _publish_breaker_outcome(self, module: Any, outcome: Any) -> None:
+        """What the breaker function does with an outcome (log and count it), flushed as its invocation ends."""
+        assert self._output is not None
+        try:
+            module.publish(outcome)
+        finally:
+            self._output.metrics.flush()
 
     def lane_environment(self, lane: str) -> dict[str, str]:
         """The environment of a lane's worker, exactly as the CDK app computes it for the deployed function."""
@@ -338,6 +376,11 @@ class LocalStack:
             "feedback_topic_arn": feedback.topic_arn,
             "feedback_queue": feedback.queue_url,
             "feedback_dlq": feedback.dlq_url,
+            # The lanes' event source mappings, served through the Lambda API (`mailwright lanes`).
+            "lambda_endpoint_url": self.lambda_endpoint_url,
+            "functions": {lane: self.emulators[lane].name for lane in LANES},
+            "event_source_mappings": {lane: self.emulators[lane].uuid for lane in LANES},
+            "reputation_alarms": list(self.breaker.alarm_names) if self.breaker else [],
             "ses_max_send_rate": self.config.ses_max_send_rate,
             "outbox": str(paths.outbox),
             "logs": str(paths.logs),
