@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,8 @@ from tests.infra.synth import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 CDK_BIN = REPO_ROOT / "node_modules" / ".bin" / "cdk"
-# The README's deploy command, with the values a user would put in.
-README_CONTEXT = {
-    "sender": "no-reply@mail.acme-widgets.io",
-    "domain": "mail.acme-widgets.io",
-    "postal_address": "Acme Widgets Ltd, 42 Harbour Road, Bristol BS1 5TY, UK",
-}
+# The settings of the README's deploy command (`MAILWRIGHT='{...}'`), exactly as written there.
+README_SETTINGS = re.search(r"^ *MAILWRIGHT='([^']*)'$", (REPO_ROOT / "README.md").read_text(encoding="utf-8"), re.M)
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +78,13 @@ def _resources(template: dict[str, Any], resource_type: str) -> list[dict[str, A
 
 
 def test_the_readme_deploy_context_synthesizes_merged_over_cdk_json(cdk_cli: list[str], tmp_path: Path) -> None:
-    # Given the README's command: one JSON string, plus dotted keys for one lane
+    # Given the README's command: its JSON string as written, plus dotted keys for one lane
+    assert README_SETTINGS, "the README's Deploy section sets MAILWRIGHT='{...}'"
+    settings = json.loads(README_SETTINGS.group(1))
     result = _synth(
         cdk_cli,
         tmp_path,
-        "mailwright=" + json.dumps(README_CONTEXT),
+        "mailwright=" + README_SETTINGS.group(1),
         "mailwright.lanes.bulk.max_concurrency=4",
         "mailwright.lanes.bulk.reserved_concurrency=null",
         "mailwright.unsubscribe.reserved_concurrency=7",
@@ -100,12 +99,12 @@ def test_the_readme_deploy_context_synthesizes_merged_over_cdk_json(cdk_cli: lis
         if props.get("Handler") == SEND_WORKER_HANDLER
     }
     # The given keys took effect...
-    assert {w["Environment"]["Variables"][Env.FROM_ADDRESS] for w in workers.values()} == {README_CONTEXT["sender"]}
-    assert {w["Environment"]["Variables"][Env.POSTAL_ADDRESS] for w in workers.values()} == {
-        README_CONTEXT["postal_address"]
-    }
+    assert {w["Environment"]["Variables"][Env.FROM_ADDRESS] for w in workers.values()} == {settings["sender"]}
+    assert {w["Environment"]["Variables"][Env.POSTAL_ADDRESS] for w in workers.values()} == {settings["postal_address"]}
     (identity,) = _resources(template, "AWS::SES::EmailIdentity")
-    assert identity["EmailIdentity"] == README_CONTEXT["domain"]
+    assert identity["EmailIdentity"] == settings["domain"]
+    (subscription,) = [s for s in _resources(template, "AWS::SNS::Subscription") if s["Protocol"] == "email"]
+    assert subscription["Endpoint"] == settings["alarm_email"]
     assert "ReservedConcurrentExecutions" not in workers["bulk"]
     assert _max_concurrency(template) == {"critical": 4, "standard": 2, "bulk": 4}
     assert any(
