@@ -64,8 +64,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# cdk.json's placeholder sender and postal address are fine for a synth, never for a deploy.
 synth: $(STAMP) $(NODE_STAMP)
-	npx --no-install cdk synth --no-notices --quiet --strict -o cdk.out
+	npx --no-install cdk synth --no-notices --quiet --strict -o cdk.out -c mailwright_allow_placeholders=true
+
+# cdk.json's settings, CONTEXT (a JSON object) merged over them, ARGS passed to `cdk deploy`:
+#   make deploy CONTEXT='{"sender": "no-reply@mail.acme.io", ...}' ARGS='--profile prod'
+.PHONY: deploy
+deploy: $(STAMP) $(NODE_STAMP)
+	npx --no-install cdk deploy --no-notices $(if $(CONTEXT),-c 'mailwright=$(CONTEXT)') $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

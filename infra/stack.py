@@ -60,6 +60,7 @@ class MailwrightStack(Stack):
                 address_key_secret_arn=self.address_key.secret.secret_arn,
                 suppression_table=self.storage.suppression.table_name,
             ),
+            reserved_concurrency=config.unsubscribe.reserved_concurrency,
         )
         self.ingest = Ingest(self, "Ingest", bus_name=config.stack_name, queues=self.lanes.queues)
         self.workers = SendWorkers(
@@ -202,10 +203,14 @@ class MailwrightStack(Stack):
             {
                 **{f"{lane}-worker": function for lane, function in self.workers.functions.items()},
                 "feedback": self.feedback.function,
-                "unsubscribe": self.unsubscribe_endpoint.function,
-                "breaker": self.breaker.function,
             }
         )
+        self.alarms.watch_unsubscribe_endpoint(
+            self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
+        )
+        # The breaker follows the reputation alarms, so the alarms on it come after it.
+        self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
+        dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -236,6 +241,7 @@ class MailwrightStack(Stack):
             Outputs.ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
             Outputs.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
             Outputs.REPUTATION_ALARMS: ",".join(alarm.alarm_name for alarm in self.alarms.reputation_alarms),
+            Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
             **self.email.dns_records(),
         }
         for lane, queue in self.lanes.queues.items():

@@ -37,6 +37,8 @@ class Target:
     ingest_dlq: str = ""
     feedback_queue: str = ""
     feedback_dlq: str = ""
+    # Alarm state changes the reputation breaker never acted on (deployed stacks only).
+    breaker_dlq: str = ""
     configuration_set: str = ""
     unsubscribe_url: str = ""
     # The address keyring: suppression commands and the migration hash addresses with it.
@@ -63,12 +65,14 @@ class Target:
         return boto3.session.Session(region_name=self.region)
 
     def dead_letter_queues(self) -> dict[str, str]:
-        """Every DLQ by name: the lanes', then `feedback` and `ingest` where the stack has them."""
+        """Every DLQ by name: the lanes', then `feedback`, `ingest` and `breaker` where the stack has them."""
         queues = dict(self.dlqs)
         if self.feedback_dlq:
             queues["feedback"] = self.feedback_dlq
         if self.ingest_dlq:
             queues["ingest"] = self.ingest_dlq
+        if self.breaker_dlq:
+            queues["breaker"] = self.breaker_dlq
         return queues
 
     def source_queue(self, dlq_name: str) -> str | None:
@@ -166,6 +170,7 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         ingest_dlq=output(Outputs.INGEST_DLQ_URL),
         feedback_queue=optional("FEEDBACK_QUEUE_URL"),
         feedback_dlq=optional("FEEDBACK_DLQ_URL"),
+        breaker_dlq=optional("BREAKER_DLQ_URL"),
         configuration_set=output(Outputs.CONFIGURATION_SET),
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
         address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),

@@ -120,6 +120,8 @@ class Outputs:
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     DASHBOARD_NAME = "DashboardName"
     REPUTATION_ALARMS = "ReputationAlarmNames"
+    # Alarm state changes the breaker never acted on (undelivered, or its function failed on them).
+    BREAKER_DLQ_URL = "BreakerDlqUrl"
     # DNS records to publish when the stack has a sending domain (zone-file lines).
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"

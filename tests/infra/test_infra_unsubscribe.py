@@ -60,6 +60,21 @@ def test_endpoint_logs_to_its_own_log_group_with_retention(synthesized: Synthesi
     assert synthesized.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]["RetentionInDays"] == 30
 
 
+def test_the_public_endpoint_has_a_concurrency_cap(synthesized: Synthesized, domain_synthesized: Synthesized) -> None:
+    _, function = _endpoint(synthesized)
+    _, uncapped = _endpoint(domain_synthesized)
+
+    # cdk.json's unsubscribe.reserved_concurrency: a flood gets HTTP 429, the other functions keep their share.
+    assert synthesized.config.unsubscribe.reserved_concurrency == 5
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": UNSUBSCRIBE_HANDLER, "ReservedConcurrentExecutions": 5}
+    )
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 5
+    # null: no reservation, for accounts whose concurrency limit is still 10.
+    assert domain_synthesized.config.unsubscribe.reserved_concurrency is None
+    assert "ReservedConcurrentExecutions" not in uncapped["Properties"]
+
+
 def test_function_url_is_public_without_cors(synthesized: Synthesized) -> None:
     function_id, _ = _endpoint(synthesized)
 
