@@ -43,7 +43,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def endpoint(stack: StackResources) -> Iterator[str]:  # noqa: F811 - the imported fixture
     """The unsubscribe endpoint on loopback, on the moto stack; its base URL."""
-    settings = UnsubscribeSettings(stack.preferences_table, stack.unsubscribe_secret_arn)
+    settings = UnsubscribeSettings(
+        stack.preferences_table, stack.unsubscribe_secret_arn, stack.address_key_secret_arn, stack.suppression_table
+    )
     server, base_url = start(build_unsubscribe_service(settings, session=boto3.session.Session()))
     yield base_url
     server.shutdown()
