@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mailwright_tools.cli.app import JsonOption, app, cli_context
-from mailwright_tools.cli.output import EXIT_NO_TARGET, EXIT_USAGE, console, emit_json, fail
+from mailwright_tools.cli.output import EXIT_NO_TARGET, EXIT_USAGE, console, emit_json, fail, project
 
 if TYPE_CHECKING:
     from mailwright_tools.lanes import LaneControl, LaneState
@@ -37,7 +37,7 @@ def _control(ctx: typer.Context) -> LaneControl:
     options = cli_context(ctx)
     if options.stack_name is None and live_local_stack(options.state) is not None:
         fail(LOCAL_STACK, EXIT_USAGE)
-    stack_name = options.stack_name or default_stack_name()
+    stack_name = options.stack_name or default_stack_name(project(ctx))
     try:
         return LaneControl.for_stack(stack_name, session=boto3.session.Session(region_name=options.region))
     except LanesError as exc:

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mailwright_tools.cli.app import JsonOption, app, dlq_app, feedback_app, suppression_app
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, resolve
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, optional_project, resolve
 
 if TYPE_CHECKING:
     from mailwright_tools.target import Target
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _when(epoch: Any) -> str:
@@ -61,7 +59,8 @@ def send(
         fail("--via is queue or bus", EXIT_USAGE)
     target = resolve(ctx)
     session = target.session()
-    priorities = template_priorities(REPO / "templates") if (REPO / "templates").is_dir() else {}
+    found = optional_project(ctx)
+    priorities = template_priorities(found.templates) if found is not None else {}
     if via == "bus":
         if not target.event_bus:
             fail(f"the {target.describe()} has no event bus")
