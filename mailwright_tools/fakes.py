@@ -52,9 +52,10 @@ from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
 from mailwright.tokens import TokenSigner
+from mailwright_tools.project import SOURCE_CHECKOUT
 
 # The templates shipped with the repository.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = SOURCE_CHECKOUT / "templates"
 # Signs unsubscribe links in fake worlds; never a real secret.
 DEFAULT_SIGNING_KEY = b"mailwright-fake-signing-key-0123456789"
 # Keys address hashes in fake worlds (one key version, nothing legacy stored); never a real secret.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from mailwright.constants import LANES, Env, Outputs
+from mailwright_tools.project import Project, find_project
 from mailwright_tools.state import StateDir, live_local_stack
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class TargetError(Exception):
@@ -90,13 +88,12 @@ class Target:
         }
 
 
-def default_stack_name(cdk_json: Path = REPO / "cdk.json") -> str:
-    """The stack name cdk.json gives (`mailwright.stack_name`), else Mailwright."""
-    try:
-        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
-        return str(context.get("mailwright", {}).get("stack_name") or "Mailwright")
-    except (OSError, ValueError, AttributeError):
-        return "Mailwright"
+def default_stack_name(project: Project | None = None) -> str:
+    """The stack name the project's cdk.json gives (`mailwright.stack_name`), else Mailwright.
+
+    Without `project`, the one `find_project` finds (ProjectNotFoundError when there is none).
+    """
+    return (project or find_project()).stack_name()
 
 
 def local_target(state: dict[str, Any]) -> Target:
@@ -177,12 +174,18 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
     )
 
 
-def resolve_target(state_dir: StateDir, *, stack_name: str | None = None, region: str | None = None) -> Target:
-    """The running local stack recorded in `state_dir`, else the deployed stack `stack_name` (default: cdk.json's)."""
+def resolve_target(
+    state_dir: StateDir, *, stack_name: str | None = None, region: str | None = None, project_dir: Path | None = None
+) -> Target:
+    """The running local stack recorded in `state_dir`, else the deployed stack `stack_name` (default: cdk.json's).
+
+    The default stack name is read from the project `project_dir` names or `find_project` finds
+    (ProjectNotFoundError when there is none).
+    """
     state = live_local_stack(state_dir)
     if state is not None and stack_name is None:
         return local_target(state)
-    name = stack_name or default_stack_name()
+    name = stack_name or default_stack_name(find_project(project_dir))
     try:
         return deployed_target(name, region)
     except TargetError as exc:

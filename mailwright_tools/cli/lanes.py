@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mailwright_tools.cli.app import JsonOption, app, cli_context
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_NO_TARGET, EXIT_USAGE, console, emit_json, fail
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_NO_TARGET, EXIT_USAGE, console, emit_json, fail, project
 
 if TYPE_CHECKING:
     from mailwright_tools.lanes import LaneControl, LaneState
@@ -37,7 +37,7 @@ def _control(ctx: typer.Context) -> tuple[LaneControl, str]:
         if running is not None:
             target = local_target(running)
             return LaneControl.for_target(target), target.describe()
-        stack_name = options.stack_name or default_stack_name()
+        stack_name = options.stack_name or default_stack_name(project(ctx))
         session = boto3.session.Session(region_name=options.region)
         return LaneControl.for_stack(stack_name, session=session), f"stack {stack_name}"
     except LanesError as exc:

@@ -14,17 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mailwright_tools.cli.app import JsonOption, app, dlq_app, feedback_app, suppression_app
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, resolve
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, optional_project, resolve
 
 if TYPE_CHECKING:
     from mailwright_tools.target import Target
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _templates_dir() -> Path:
-    """The project's templates (what `send` checks requests against and reads lanes from)."""
-    return REPO / "templates"
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
@@ -74,13 +67,14 @@ def send(
     if via not in ("queue", "bus"):
         fail("--via is queue or bus", EXIT_USAGE)
     # Bad input is exit 2 whether or not a stack runs: check everything before looking for one.
-    templates = None if no_template_check else KnownTemplates.read(_templates_dir())
+    found = optional_project(ctx)
+    templates = None if no_template_check or found is None else KnownTemplates.read(found.templates)
     problems = check_requests(requests, templates=templates)
     if problems:
         fail(_invalid_requests(problems, file), EXIT_USAGE)
     target = resolve(ctx)
     session = target.session()
-    priorities = template_priorities(_templates_dir()) if _templates_dir().is_dir() else {}
+    priorities = template_priorities(found.templates) if found is not None else {}
     if via == "bus":
         if not target.event_bus:
             fail(f"the {target.describe()} has no event bus")

@@ -1,6 +1,7 @@
 """The local stack: moto on loopback, the stack's resources, and the functions running in-process.
 
-    with LocalStack(LocalStackOptions(state=StateDir.resolve(), config=load_config(REPO / "cdk.json"))) as stack:
+    project = find_project()
+    with LocalStack(LocalStackOptions(StateDir.resolve(), project.config(), templates_dir=project.templates)) as stack:
         print(stack.state["queues"]["standard"])   # a producer can publish here now
         stack.wait_until_drained(timeout=60)
 
@@ -40,13 +41,13 @@ from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
 from mailwright_tools.local.session import LocalSession
+from mailwright_tools.project import SOURCE_CHECKOUT
 from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
 from mailwright_tools.queues import queues_empty
 from mailwright_tools.state import StateDir
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 # SES publishes events asynchronously: the Send event about a second after SendEmail returned,
 # the recipient server's verdict (Delivery, Bounce, then a Complaint) a little later.
 SES_EVENT_DELAYS: dict[str, float] = {"Send": 1.0, "Delivery": 2.0, "Bounce": 2.0, "Complaint": 3.0}
@@ -58,7 +59,8 @@ class LocalStackOptions:
 
     state: StateDir
     config: MailwrightConfig
-    templates_dir: Path = REPO / "templates"
+    # The CLI passes its project's; tests and benchmarks use the checkout's.
+    templates_dir: Path = SOURCE_CHECKOUT / "templates"
     host: str = "127.0.0.1"
     port: int = 0
     region: str = "us-east-1"

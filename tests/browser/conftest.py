@@ -2,7 +2,7 @@
 
 Chromium is the system package (`/usr/bin/chromium`, or MAILWRIGHT_CHROMIUM),
 driven by Playwright; Playwright's own browser download is never used. When
-Chromium is missing the tests fail, not skip: CI installs it (`.ci/run`).
+Chromium is missing the tests fail, not skip: `make test` installs it first (`make deps`).
 """
 
 from __future__ import annotations
