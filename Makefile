@@ -73,8 +73,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# One worker per core; a test file runs in one worker, so its module- and session-scoped stacks are built once.
 test: deps $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
