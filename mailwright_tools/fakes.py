@@ -287,30 +287,27 @@ class FakeClaimStore(_FakePort):
     def take_over(self, record: ClaimRecord, *, lease_seconds: int) -> str | None:
         """Replace the lease of `record` with a new one, unless its lease id changed (or it is gone)."""
         self._enter("take_over")
-        with self._lock:
-            now = self._clock()
-            current = self._live(record.request_id, now)
-            if current is None or current.lease_id != record.lease_id:
-                return None
-            lease_id = uuid.uuid4().hex
-            expires = self._records[record.request_id][1]
-            updated = replace(current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)))
-            self._records[record.request_id] = (updated, expires)
-            return lease_id
+        return self._replace_lease(record, lease_seconds=lease_seconds)
 
     def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
         """Take the claim for evaluation `evaluation`, unless its lease id changed (or it is gone)."""
         self._enter("reclaim")
+        expires = float(int(self._clock() + max(ttl_seconds, lease_seconds)))
+        return self._replace_lease(record, lease_seconds=lease_seconds, evaluation=evaluation, expires=expires)
+
+    def _replace_lease(
+        self, record: ClaimRecord, *, lease_seconds: int, evaluation: int | None = None, expires: float | None = None
+    ) -> str | None:
         with self._lock:
             now = self._clock()
             current = self._live(record.request_id, now)
             if current is None or current.lease_id != record.lease_id:
                 return None
             lease_id = uuid.uuid4().hex
-            updated = replace(
-                current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)), evaluation=evaluation
-            )
-            self._records[record.request_id] = (updated, float(int(now + max(ttl_seconds, lease_seconds))))
+            updated = replace(current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)))
+            if evaluation is not None:
+                updated = replace(updated, evaluation=evaluation)
+            self._records[record.request_id] = (updated, expires or self._records[record.request_id][1])
             return lease_id
 
     def release(self, request_id: str, lease_id: str) -> None:
