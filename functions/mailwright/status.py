@@ -163,28 +163,39 @@ class StatusService:
         """Merge the streams newest first until `limit` visible requests are found, the streams end, or rounds do."""
         found: list[MessageSummary] = []
         for _ in range(self._max_rounds):
-            wanted = limit - len(found)
             live = [stream for stream in streams if not stream.done]
-            if wanted <= 0 or not live:
+            if len(found) >= limit or not live:
                 break
             for stream in live:
-                # One more than wanted: an entry left unread says for sure that the stream goes on.
-                page = self._index.newest(stream.address_hash, since=since, after=stream.after, limit=wanted + 1)
+                # One more than a page: an entry left unread says for sure that the stream goes on.
+                page = self._index.newest(stream.address_hash, since=since, after=stream.after, limit=limit + 1)
                 stream.buffer, stream.more = list(page.entries), page.more
-            taken: list[tuple[_Stream, IndexEntry]] = []
-            while len(taken) < wanted:
-                ready = [stream for stream in live if stream.buffer]
-                if not ready:
+            merged = _merge(live, limit)
+            items = self._index.requests([entry.request_id for _, entry in merged])
+            consumed = dict.fromkeys((stream.version for stream in live), 0)
+            for stream, entry in merged:
+                if len(found) >= limit:
                     break
-                newest = max(ready, key=lambda s: (s.buffer[0].completed_at, s.version))
-                taken.append((newest, newest.buffer.pop(0)))
-            items = self._index.requests([entry.request_id for _, entry in taken])
-            for stream, entry in taken:
                 stream.after = entry
+                consumed[stream.version] += 1
                 item = items.get(entry.request_id)
                 # The index is eventually consistent: an item since expired or re-keyed is skipped.
                 if item is not None and item.get(Keys.RECIPIENT_HASH) in hashes and viewer.sees(item):
                     found.append(MessageSummary.from_item(item))
             for stream in live:
-                stream.done = not stream.buffer and not stream.more
+                stream.done = consumed[stream.version] == len(stream.buffer) and not stream.more
         return found
+
+
+def _merge(streams: list[_Stream], limit: int) -> list[tuple[_Stream, IndexEntry]]:
+    """Up to `limit` entries of the streams' buffers, newest first, each stream's in its own order."""
+    heads = dict.fromkeys((stream.version for stream in streams), 0)
+    merged: list[tuple[_Stream, IndexEntry]] = []
+    while len(merged) < limit:
+        ready = [stream for stream in streams if heads[stream.version] < len(stream.buffer)]
+        if not ready:
+            break
+        newest = max(ready, key=lambda s: (s.buffer[heads[s.version]].completed_at, s.version))
+        merged.append((newest, newest.buffer[heads[newest.version]]))
+        heads[newest.version] += 1
+    return merged

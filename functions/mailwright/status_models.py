@@ -130,6 +130,7 @@ class SearchRequest(BaseModel):
         max_length=320,
         description="The address the requests were sent to (trimmed and lower-cased, as the worker does).",
         examples=["jane@example.com"],
+        json_schema_extra={"format": "email"},
     )
     since: AwareDatetime | None = Field(
         default=None, description="Only requests completed at or after this time (ISO 8601 with a time zone)."

@@ -13,6 +13,8 @@ proxy events and calls `handle` (mailwright_tools/local/api_server.py).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
@@ -106,7 +108,7 @@ def get_message(request_id: str) -> Response[str]:
 @app.post("/v1/messages/search")
 def search_messages() -> Response[str]:
     """The requests sent to one address, newest first, a page at a time."""
-    query = parse_search(app.current_event.decoded_body)
+    query = parse_search(_body(app.current_event))
     page = _service().search(query, viewer_of(app.current_event))
     # The address stays out of the logs; how much was found is enough to follow a search.
     logger.info("requests searched", found=len(page.items), more=page.next is not None)
@@ -146,6 +148,17 @@ def _no_route(exc: Exception) -> Response[str]:
 def _failed(exc: Exception) -> Response[str]:
     logger.exception("request failed")
     return _error(500, "internal_error", "the request failed; it was logged")
+
+
+def _body(event: APIGatewayProxyEvent) -> bytes:
+    """The raw body: API Gateway passes a body that is not UTF-8 base64-encoded (decoding it is parse_search's job)."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return b""
+    return body.encode("utf-8", "surrogatepass")
 
 
 def _service() -> StatusService:
