@@ -2,8 +2,8 @@
 
 A search reads one index partition per readable address-key version (the
 current hash and the older ones items may still be stored under) and merges
-them newest first. The cursor records, per key version, the last entry it
-consumed, or that the version has nothing more::
+them newest first. The cursor records, per key version still to read, the last
+entry consumed (null: none yet); a version it leaves out was read to its end::
 
     <base64url(JSON positions)>.<base64url(HMAC-SHA256 over the JSON and the query)[:16 bytes]>
 
@@ -38,7 +38,7 @@ class CursorError(ValueError):
 
 @dataclass(frozen=True)
 class SearchCursor:
-    """Per address-key version: the last entry consumed, or None when that version has nothing more."""
+    """Per address-key version still to read, the last entry consumed (None: none yet); finished ones are left out."""
 
     positions: Mapping[int, IndexEntry | None]
 

@@ -147,14 +147,14 @@ class StatusService:
             except CursorError as exc:
                 raise InvalidLookupError("invalid_cursor", str(exc)) from None
             for stream in streams:
-                # A version the cursor does not name was not readable then: it holds nothing new for this search.
-                stream.done = stream.version not in cursor.positions or cursor.positions[stream.version] is None
+                # A version the cursor does not name was read to its end (or was not readable then).
+                stream.done = stream.version not in cursor.positions
                 stream.after = cursor.positions.get(stream.version)
         found = self._collect(streams, since=since, limit=query.limit, viewer=viewer, hashes=frozenset(hashes))
         live = [stream for stream in streams if not stream.done]
         if not live:
             return SearchPage(items=found)
-        positions = {stream.version: None if stream.done else stream.after for stream in streams}
+        positions = {stream.version: stream.after for stream in live}
         return SearchPage(items=found, next=codec.encode(SearchCursor(positions), query=bound_to))
 
     def _collect(

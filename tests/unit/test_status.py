@@ -348,3 +348,13 @@ def _item(n: int, *, producer: str | None = None, address: str = JANE) -> dict[s
     if producer is not None:
         item["producer"] = producer
     return item
+
+
+def test_a_version_not_started_on_the_first_page_is_read_on_the_next() -> None:
+    # The two newest requests are under key 2; the first page holds only them, key 1 not yet begun.
+    log = FakeMessageLog()
+    log.record([outcome(n, hasher=ONE) for n in (1, 2, 3)] + [outcome(n, hasher=TWO) for n in (8, 9)])
+
+    pages = every_page(service(log, TWO), SearchRequest(recipient=JANE, limit=2))
+
+    assert pages == [[rid(9), rid(8)], [rid(3), rid(2)], [rid(1)]]

@@ -33,15 +33,18 @@ class DynamoRecipientIndex:
     def newest(self, address_hash: str, *, since: float | None, after: IndexEntry | None, limit: int) -> IndexPage:
         """One Query of the index, newest first, continuing after `after` (the index's own position)."""
         condition = "#h = :h"
+        names = {"#h": Keys.RECIPIENT_HASH}
         values: dict[str, Any] = {":h": {"S": address_hash}}
         if since is not None:
+            # DynamoDB refuses names and values an expression does not use: these only with `since`.
             condition += " AND #t >= :since"
+            names["#t"] = Keys.COMPLETED_AT
             values[":since"] = {"N": repr(float(since))}
         params: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": RECIPIENT_INDEX,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#h": Keys.RECIPIENT_HASH, "#t": Keys.COMPLETED_AT},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
             "Limit": limit,
