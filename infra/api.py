@@ -106,7 +106,7 @@ class HttpsApi(Construct):
             # API Gateway logs through one role per account and region, set in the account's settings.
             # Kept when the stack goes: other APIs of the account may log through it by then.
             cloud_watch_role=config.cloudwatch_role,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if config.cloudwatch_role else None,
             deploy_options=apigateway.StageOptions(
                 stage_name=STAGE_NAME,
                 throttling_rate_limit=config.throttling_rate_limit,
