@@ -152,7 +152,10 @@ def test_the_local_api_keeps_to_its_openapi_document(local_stack: LocalStack, se
     # Not positive_data_acceptance: a `next` or an address can match the schema and still be refused
     # (a cursor the API never gave out, an address that is not deliverable), as documented.
     base = local_stack.state["status_api_url"]
-    schema = schemathesis.openapi.from_path(OPENAPI)
+    # The committed document, less its SigV4 requirement: the local API takes unsigned requests on
+    # loopback (documented), so a request without an Authorization header is not invalid here.
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    schema = schemathesis.openapi.from_dict({**document, "security": []})
 
     for result in schema.get_all_operations():
         operation = result.ok()
