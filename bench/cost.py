@@ -88,13 +88,11 @@ def per_million(
     )
     # infra/storage.py turns point-in-time recovery on for the message log (the table, not its index).
     rows["DynamoDB PITR (message log)"] = table_gb_months * price("dynamodb_pitr_gb_month")
-    recipient_index_gb_months = (
-        (RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES) * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
-    )
-    rows["DynamoDB recipient index (status API: writes, 90 days)"] = (
-        RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * million
-        + recipient_index_gb_months * price("dynamodb_storage_gb_month")
-    )
+    recipient_index_writes = RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * million
+    recipient_index_entry = RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
+    recipient_index_gb_months = recipient_index_entry * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
+    recipient_index_storage = recipient_index_gb_months * price("dynamodb_storage_gb_month")
+    rows["DynamoDB recipient index (status API: writes, 90 days)"] = recipient_index_writes + recipient_index_storage
     rows["SNS"] = events * price("sns_publish") * million
     rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
     overhead = sum(v for k, v in rows.items() if k != "SES")
