@@ -36,6 +36,11 @@ PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0  # the seed article's producer: one SendMe
 MESSAGE_LOG_RETENTION_MONTHS = 3.0  # message_log_ttl_days 90: items stay ~3 months
 DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item (and per index entry), as DynamoDB bills storage
 INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES message id
+# The status API's recipient index (keys only): every logged request writes one entry of ~150 bytes
+# (request id, sort key, keyed address hash, completion time) when the worker records it, 1 WRU;
+# the feedback function's history appends change neither of its keys and write nothing to it.
+RECIPIENT_INDEX_WRITES_PER_EMAIL = 1.0
+RECIPIENT_INDEX_ENTRY_BYTES = 150
 
 
 def price(name: str) -> float:
@@ -83,6 +88,11 @@ def per_million(
     )
     # infra/storage.py turns point-in-time recovery on for the message log (the table, not its index).
     rows["DynamoDB PITR (message log)"] = table_gb_months * price("dynamodb_pitr_gb_month")
+    recipient_index_writes = RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * million
+    recipient_index_entry = RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
+    recipient_index_gb_months = recipient_index_entry * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
+    recipient_index_storage = recipient_index_gb_months * price("dynamodb_storage_gb_month")
+    rows["DynamoDB recipient index (status API: writes, 90 days)"] = recipient_index_writes + recipient_index_storage
     rows["SNS"] = events * price("sns_publish") * million
     rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
     overhead = sum(v for k, v in rows.items() if k != "SES")
@@ -146,6 +156,8 @@ def estimate(
             "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
             "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
             "message_log_retention_months": MESSAGE_LOG_RETENTION_MONTHS,
+            "recipient_index_writes_per_email": RECIPIENT_INDEX_WRITES_PER_EMAIL,
+            "recipient_index_entry_bytes": RECIPIENT_INDEX_ENTRY_BYTES,
         },
         "paced": paced,
         "unpaced": unpaced,

@@ -9,11 +9,13 @@
 | `<stack>-ses-bounce-rate`     | AWS/SES Reputation.BounceRate (max, 1 h)       | >= 4 % (SES reviews at 5 %)       |
 | `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
+| `<stack>-api-5xx`             | AWS/ApiGateway 5XXError of the stage (sum)     | >= 1 in 5 min                     |
+| `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
 
 Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL) and `breaker` (invoked by EventBridge); each alarm's description says what
-its failure means for the mail and what to do.
+URL), `breaker` (invoked by EventBridge) and `api` (behind API Gateway); each
+alarm's description says what its failure means for the mail and what to do.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -48,6 +51,10 @@ AGE_EVALUATION_PERIODS = 3
 REPUTATION_PERIOD = Duration.hours(1)
 # SES's sending quota is a rolling 24 hours; one day is also the longest period an alarm may have.
 QUOTA_PERIOD = Duration.days(1)
+# The HTTPS API: a share of client errors this high, over at least this many requests in five
+# minutes, is a spike (a client gone wrong, refused signatures, throttling, someone probing ids).
+API_4XX_RATE_PERCENT = 25
+API_4XX_MIN_REQUESTS = 20
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,47 @@ class Alarms(Construct):
             on_throttle=f"The unsubscribe endpoint was called beyond {cap}: those callers got HTTP 429 and nothing "
             "was recorded for them. A burst of clicks after a campaign, or a flood of requests: check the function's "
             "invocations and its log group; if the traffic is genuine, raise unsubscribe.reserved_concurrency.",
+        )
+
+    def watch_api(self, stage: apigateway.Stage, function: lambda_.IFunction) -> None:
+        """Server errors and client-error spikes of the HTTPS API's stage, and its function's errors (`api`)."""
+        self._add(
+            "api-5xx",
+            stage.metric_server_error(period=FUNCTION_PERIOD, statistic="Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="The HTTPS API answered HTTP 5xx: its function failed (errors-api), the message log could not "
+            "be read (503, DynamoDB throttled or unreachable), or API Gateway itself failed. Read the API "
+            "function's log group and the stage's access log (the `error` field).",
+        )
+        self._add(
+            "api-4xx-rate",
+            cloudwatch.MathExpression(
+                expression=f"IF(requests >= {API_4XX_MIN_REQUESTS}, 100 * errors / requests, 0)",
+                using_metrics={
+                    "errors": stage.metric_client_error(period=FUNCTION_PERIOD, statistic="Sum"),
+                    "requests": stage.metric_count(period=FUNCTION_PERIOD, statistic="Sum"),
+                },
+                label="4xx share of API requests (%)",
+                period=FUNCTION_PERIOD,
+            ),
+            threshold=API_4XX_RATE_PERCENT,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"At least {API_4XX_RATE_PERCENT}% of the HTTPS API's requests in 5 minutes got HTTP 4xx: "
+            "a client sending bad requests, refused signatures (403), throttling (429: see api.throttling_*), or "
+            "someone probing request ids (404). The stage's access log names the callers and the error types.",
+        )
+        self._function_alarms(
+            "api",
+            function,
+            on_error="The HTTPS API's function failed a request (a crash or timeout): the caller got HTTP 5xx. "
+            "Nothing is lost (the API only reads); read its log group for the error.",
+            on_throttle="Lambda throttled the HTTPS API's function: callers got HTTP 5xx. The account's "
+            "concurrency is exhausted; the stage's throttle (api.throttling_*) keeps the API itself below it.",
         )
 
     def watch_breaker(self, function: lambda_.IFunction, *, dead_letter_queue: sqs.IQueue) -> None:

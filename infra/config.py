@@ -99,6 +99,26 @@ class UnsubscribeConfig:
     reserved_concurrency: int | None = DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY
 
 
+# The HTTPS API's stage throttle: a status lookup is a support tool's question, not traffic.
+# API Gateway's account-wide default (10,000 requests/s, burst 5,000) caps both.
+DEFAULT_API_RATE_LIMIT = 50.0
+DEFAULT_API_BURST_LIMIT = 100
+API_MAX_RATE_LIMIT = 10000.0
+API_MAX_BURST_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTPS API (the `api` context value): its stage throttle and its logging role."""
+
+    # Requests per second (steady) and the burst above it, for the whole stage.
+    throttling_rate_limit: float = DEFAULT_API_RATE_LIMIT
+    throttling_burst_limit: int = DEFAULT_API_BURST_LIMIT
+    # API Gateway writes its logs with one role per account and region: create it and set it in
+    # the account's API Gateway settings, unless the account has one already (false).
+    cloudwatch_role: bool = True
+
+
 @dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
@@ -126,6 +146,8 @@ class MailwrightConfig:
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     # The public unsubscribe endpoint's concurrency cap.
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
+    # The HTTPS API: stage throttle and logging role.
+    api: ApiConfig = field(default_factory=ApiConfig)
     # SES sandbox: the recipient identities (addresses or domains) workers may send to meanwhile.
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
@@ -274,6 +296,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "sandbox_recipients",
         "mail_from_domain",
         "unsubscribe",
+        "api",
     }
     feedback = _feedback_settings(raw)
     return MailwrightConfig(
@@ -290,6 +313,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         lanes=lanes,
         alarms=_alarm_settings(raw),
         unsubscribe=_unsubscribe_settings(raw),
+        api=_api_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
         extra={k: v for k, v in raw.items() if k not in known},
@@ -343,6 +367,31 @@ def _unsubscribe_settings(raw: dict[str, Any]) -> UnsubscribeConfig:
             settings, "reserved_concurrency", DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY, where=where
         )
     )
+
+
+def _api_settings(raw: dict[str, Any]) -> ApiConfig:
+    where = f"{CONTEXT_KEY}.api"
+    settings = raw.get("api")
+    if settings is None:
+        return ApiConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"throttling_rate_limit": 50}}')
+    unknown = set(settings) - set(ApiConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    rate = settings.get("throttling_rate_limit", DEFAULT_API_RATE_LIMIT)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= API_MAX_RATE_LIMIT:
+        raise ConfigError(
+            f"{where}.throttling_rate_limit must be a number of requests per second above 0 and at most "
+            f"{API_MAX_RATE_LIMIT:g}, got {rate!r}"
+        )
+    burst = _positive_int(settings, "throttling_burst_limit", DEFAULT_API_BURST_LIMIT, where=where)
+    if burst > API_MAX_BURST_LIMIT:
+        raise ConfigError(f"{where}.throttling_burst_limit is at most {API_MAX_BURST_LIMIT}, got {burst}")
+    role = settings.get("cloudwatch_role", True)
+    if not isinstance(role, bool):
+        raise ConfigError(f"{where}.cloudwatch_role must be true or false, got {role!r}")
+    return ApiConfig(throttling_rate_limit=float(rate), throttling_burst_limit=burst, cloudwatch_role=role)
 
 
 def _sandbox_recipients(raw: dict[str, Any]) -> tuple[str, ...]:
@@ -503,6 +552,20 @@ def unsubscribe_environment(
         # ...and the suppression table's marker says which versions are still stored.
         Env.SUPPRESSION_TABLE: suppression_table,
         "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def api_environment(*, messages_table: str, address_key_secret_arn: str, suppression_table: str) -> dict[str, str]:
+    """The environment of the HTTPS API's function; the local API server's service reads the same."""
+    return {
+        # The message log and its recipient index: what the status API reads.
+        Env.MESSAGES_TABLE: messages_table,
+        # Lookups by recipient hash the address with the keyring...
+        Env.ADDRESS_KEY_SECRET_ARN: address_key_secret_arn,
+        # ...and the suppression table's marker says which older key versions are still stored.
+        Env.SUPPRESSION_TABLE: suppression_table,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 

@@ -12,9 +12,16 @@ from constructs import Construct
 
 from infra.address_key import AddressKeySecret
 from infra.alarms import Alarms, MonitoredQueues
+from infra.api import HttpsApi
 from infra.breaker import ReputationBreaker
 from infra.bundling import templates_source, worker_code
-from infra.config import FeedbackResources, MailwrightConfig, WorkerResources, unsubscribe_environment
+from infra.config import (
+    FeedbackResources,
+    MailwrightConfig,
+    WorkerResources,
+    api_environment,
+    unsubscribe_environment,
+)
 from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
@@ -25,7 +32,7 @@ from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
 from infra.workers import SendWorkers
-from mailwright.constants import ADDRESS_KEY_MARKER, BREAKER_LANE, SES_MESSAGE_ID_INDEX, Outputs
+from mailwright.constants import ADDRESS_KEY_MARKER, BREAKER_LANE, RECIPIENT_INDEX, SES_MESSAGE_ID_INDEX, Outputs
 
 
 class MailwrightStack(Stack):
@@ -95,9 +102,23 @@ class MailwrightStack(Stack):
             ),
         )
 
+        self.api = HttpsApi(
+            self,
+            "Api",
+            config=config.api,
+            stack_name=config.stack_name,
+            code=code,
+            environment=api_environment(
+                messages_table=self.storage.messages.table_name,
+                address_key_secret_arn=self.address_key.secret.secret_arn,
+                suppression_table=self.storage.suppression.table_name,
+            ),
+        )
+
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
+        self._grant_api()
         self._add_operations(code)
         self._add_outputs()
 
@@ -122,7 +143,7 @@ class MailwrightStack(Stack):
             acknowledge(
                 worker.role or worker,
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
-                f"The message log's indexes, of this stack's table only; it has exactly one ({SES_MESSAGE_ID_INDEX}).",
+                f"The message log's indexes, of this stack's table only: {SES_MESSAGE_ID_INDEX} and {RECIPIENT_INDEX}.",
             )
 
     def _grant_unsubscribe_endpoint(self) -> None:
@@ -182,6 +203,32 @@ class MailwrightStack(Stack):
                 "account-level suppression list has no resource type, so '*' is the only resource it accepts.",
             )
 
+    def _grant_api(self) -> None:
+        # Read only: a request's item (Query on its partition), a page's items (BatchGetItem) and
+        # the recipient index; not the SES message id index, no write, no Scan.
+        function = self.api.function
+        self.address_key.secret.grant_read(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchGetItem", "dynamodb:Query"],
+                resources=[self.storage.messages.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.storage.messages.table_arn}/index/{RECIPIENT_INDEX}"],
+            )
+        )
+        # The address-key marker only (which key versions are still stored): nothing else of that table.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[self.storage.suppression.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ADDRESS_KEY_MARKER]}},
+            )
+        )
+
     def _add_operations(self, code: lambda_.Code) -> None:
         # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
         queues = {**self.lanes.queues, "feedback": self.feedback.queue}
@@ -208,6 +255,7 @@ class MailwrightStack(Stack):
         self.alarms.watch_unsubscribe_endpoint(
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
+        self.alarms.watch_api(self.api.stage, self.api.function)
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
@@ -242,6 +290,8 @@ class MailwrightStack(Stack):
             Outputs.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
             Outputs.REPUTATION_ALARMS: ",".join(alarm.alarm_name for alarm in self.alarms.reputation_alarms),
             Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
+            Outputs.API_URL: self.api.url,
+            Outputs.API_ID: self.api.api.rest_api_id,
             **self.email.dns_records(),
         }
         for lane, queue in self.lanes.queues.items():

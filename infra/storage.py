@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.nag import acknowledge
-from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
+from mailwright.constants import RECIPIENT_INDEX, SES_MESSAGE_ID_INDEX, Keys
 
 _STRING = dynamodb.AttributeType.STRING
 
@@ -78,5 +78,15 @@ class Storage(Construct):
         self.messages.add_global_secondary_index(
             index_name=SES_MESSAGE_ID_INDEX,
             partition_key=dynamodb.Attribute(name=Keys.SES_MESSAGE_ID, type=_STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        # The status API's "what did we send to this address?": request items by keyed address hash,
+        # newest first. Keys only, for the same reason: ~200 bytes and one write unit per request
+        # logged; the feedback function's appends change neither key and write nothing here. A
+        # search reads a page of ids, then their items (one BatchGetItem): searches are rare, emails not.
+        self.messages.add_global_secondary_index(
+            index_name=RECIPIENT_INDEX,
+            partition_key=dynamodb.Attribute(name=Keys.RECIPIENT_HASH, type=_STRING),
+            sort_key=dynamodb.Attribute(name=Keys.COMPLETED_AT, type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )

@@ -40,6 +40,8 @@ from mailwright.ports import (
     ClaimRecord,
     ClaimResult,
     FeedbackRecord,
+    IndexEntry,
+    IndexPage,
     LoggedState,
     OutboundEmail,
     Outcome,
@@ -930,3 +932,54 @@ def _event_fields(record: FeedbackRecord) -> dict[str, Any]:
     if record.detail:
         fields["detail"] = dict(record.detail)
     return fields
+
+
+class FakeRecipientIndex(_FakePort):
+    """RecipientIndex over a FakeMessageLog's requests and over items put directly (`put`, e.g. with a producer).
+
+    Newest first by (completed_at, request id), as one ordering DynamoDB may give; `more` is
+    set when entries remain past the page, as DynamoDB's LastEvaluatedKey is when the limit is hit.
+    """
+
+    def __init__(self, log: FakeMessageLog | None = None) -> None:
+        super().__init__()
+        self._log = log
+        self._items: dict[str, dict[str, Any]] = {}
+
+    def put(self, item: Mapping[str, Any]) -> None:
+        """Store a request item shaped as `MessageLog.get` returns it (with `recipient_hash` and `completed_at`)."""
+        with self._lock:
+            self._items[str(item[Keys.MESSAGES_PK])] = dict(item)
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            items = dict(self._items)
+        if self._log is not None:
+            for outcome in self._log.outcomes:
+                logged = self._log.get(outcome.request_id)
+                if logged is not None:
+                    items.setdefault(outcome.request_id, logged)
+        return items
+
+    def newest(self, address_hash: str, *, since: float | None, after: IndexEntry | None, limit: int) -> IndexPage:
+        """Entries of `address_hash`, newest first, strictly after `after`."""
+        self._enter("newest")
+        entries = sorted(
+            (
+                IndexEntry(request_id=rid, completed_at=float(item[Keys.COMPLETED_AT]))
+                for rid, item in self._all().items()
+                if item.get(Keys.RECIPIENT_HASH) == address_hash
+                and (since is None or float(item[Keys.COMPLETED_AT]) >= since)
+            ),
+            key=lambda entry: (entry.completed_at, entry.request_id),
+            reverse=True,
+        )
+        if after is not None:
+            entries = [e for e in entries if (e.completed_at, e.request_id) < (after.completed_at, after.request_id)]
+        return IndexPage(entries=entries[:limit], more=len(entries) > limit)
+
+    def requests(self, request_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The request items that exist, by id."""
+        self._enter("requests")
+        items = self._all()
+        return {rid: with_feedback(items[rid]) for rid in request_ids if rid in items}

@@ -31,7 +31,14 @@ from infra.config import (
     worker_environment,
 )
 from mailwright.adapters.address_keys import DynamoAddressKeyMarker
-from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
+from mailwright.constants import (
+    EVENT_DETAIL_TYPE,
+    LANES,
+    RECIPIENT_INDEX,
+    SES_MESSAGE_ID_INDEX,
+    TEMPLATES_PREFIX,
+    Keys,
+)
 from mailwright.templates import bundle_directory
 
 DLQ_RETENTION_SECONDS = 14 * 86400
@@ -84,7 +91,13 @@ class StackResources:
 
 
 def _table(
-    client: Any, name: str, keys: list[tuple[str, str]], *, ttl: bool, gsi: tuple[str, str] | None = None
+    client: Any,
+    name: str,
+    keys: list[tuple[str, str]],
+    *,
+    ttl: bool,
+    gsi: tuple[str, str] | None = None,
+    sorted_gsi: tuple[str, str, str] | None = None,
 ) -> None:
     definitions = {k: "S" for k, _ in keys}
     params: dict[str, Any] = {
@@ -92,16 +105,33 @@ def _table(
         "KeySchema": [{"AttributeName": k, "KeyType": kind} for k, kind in keys],
         "BillingMode": "PAY_PER_REQUEST",
     }
+    indexes = []
     if gsi:
         index_name, attribute = gsi
         definitions[attribute] = "S"
-        params["GlobalSecondaryIndexes"] = [
+        indexes.append(
             {
                 "IndexName": index_name,
                 "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
-        ]
+        )
+    if sorted_gsi:
+        # A string partition key and a numeric sort key, as infra/storage.py's recipient index.
+        index_name, attribute, sort_attribute = sorted_gsi
+        definitions[attribute], definitions[sort_attribute] = "S", "N"
+        indexes.append(
+            {
+                "IndexName": index_name,
+                "KeySchema": [
+                    {"AttributeName": attribute, "KeyType": "HASH"},
+                    {"AttributeName": sort_attribute, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        )
+    if indexes:
+        params["GlobalSecondaryIndexes"] = indexes
     params["AttributeDefinitions"] = [{"AttributeName": k, "AttributeType": t} for k, t in definitions.items()]
     client.create_table(**params)
     if ttl:
@@ -237,6 +267,7 @@ def provision(
         [(Keys.MESSAGES_PK, "HASH"), (Keys.MESSAGES_SK, "RANGE")],
         ttl=True,
         gsi=(SES_MESSAGE_ID_INDEX, Keys.SES_MESSAGE_ID),
+        sorted_gsi=(RECIPIENT_INDEX, Keys.RECIPIENT_HASH, Keys.COMPLETED_AT),
     )
 
     bucket = f"{prefix}-templates"

@@ -45,6 +45,11 @@ TEMPLATES_PREFIX = "templates/"
 # partition key.
 MESSAGE_LOG_REQUEST_SK = "request"
 SES_MESSAGE_ID_INDEX = "by-ses-message-id"
+# The status API's lookups by recipient: request items by keyed address hash, newest first
+# (partition key Keys.RECIPIENT_HASH, sort key Keys.COMPLETED_AT, keys only).
+RECIPIENT_INDEX = "by-recipient"
+# A request id: the first 32 hex characters of a SHA-256 (mailwright.request.EmailRequest.request_id).
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 # The suppression table's item recording the oldest address-key version items may still be stored under.
 ADDRESS_KEY_MARKER = "meta#address-hashes"
@@ -95,6 +100,9 @@ class Keys:
     MESSAGES_PK = "pk"
     MESSAGES_SK = "sk"
     SES_MESSAGE_ID = "ses_message_id"
+    # The request item's keyed address hash and completion time: the keys of RECIPIENT_INDEX.
+    RECIPIENT_HASH = "recipient_hash"
+    COMPLETED_AT = "completed_at"
     TTL = "expires_at"
 
 
@@ -126,6 +134,9 @@ class Outputs:
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
     DMARC_RECORD = "DmarcRecord"
+    # The HTTPS API (/v1/...): its stage's base URL and its id (for `aws apigateway test-invoke-method`).
+    API_URL = "ApiUrl"
+    API_ID = "ApiId"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -156,6 +167,8 @@ FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 # The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+# The HTTPS API behind API Gateway (REST, proxy integration): the status API under /v1.
+API_HANDLER = "mailwright.handlers.api.handler"
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

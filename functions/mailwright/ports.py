@@ -462,3 +462,34 @@ class AlarmStates(Protocol):
     def states(self, names: Collection[str]) -> dict[str, str]:
         """The state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists."""
         ...
+
+
+# -- lookups by recipient (the status API) ------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One request in the recipient index: its id and when its latest evaluation completed (epoch seconds)."""
+
+    request_id: str
+    completed_at: float
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """Entries of one address hash, newest first; `more` when the index may hold older ones past the last."""
+
+    entries: list[IndexEntry]
+    more: bool
+
+
+class RecipientIndex(Protocol):
+    """The message log's requests by keyed address hash (one hash per key version), and the items they point to."""
+
+    def newest(self, address_hash: str, *, since: float | None, after: IndexEntry | None, limit: int) -> IndexPage:
+        """Up to `limit` entries of `address_hash` completed at or after `since`, newest first, past `after`."""
+        ...
+
+    def requests(self, request_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The request items by id, shaped as `MessageLog.get` returns them (`with_feedback`); missing ones left out."""
+        ...

@@ -237,3 +237,28 @@ class BreakerSettings:
             alarm_names=alarms,
             auto_resume=auto_resume in _TRUE,
         )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the HTTPS API's function reads from its environment."""
+
+    messages_table: str
+    # Lookups by recipient hash the address with the keyring; the suppression table's marker
+    # says which older key versions items may still be stored under.
+    address_key_secret_arn: str
+    suppression_table: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """Parse the environment; raise ConfigurationError naming every missing key."""
+        env = os.environ if environ is None else environ
+        required = {
+            "messages_table": Env.MESSAGES_TABLE,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+            "suppression_table": Env.SUPPRESSION_TABLE,
+        }
+        missing = [key for key in required.values() if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return cls(**{name: env[key] for name, key in required.items()})

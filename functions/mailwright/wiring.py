@@ -25,6 +25,7 @@ from mailwright.adapters.dynamodb import (
     DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
+from mailwright.adapters.recipient_index import DynamoRecipientIndex
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.sqs import SqsRetryScheduler
@@ -34,7 +35,8 @@ from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
-from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.settings import ApiSettings, BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.status import StatusService
 from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 
@@ -233,4 +235,18 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
         watched=settings.alarm_names,
         auto_resume=settings.auto_resume,
         lane=settings.lane,
+    )
+
+
+def build_status_service(settings: ApiSettings, *, session: boto3.session.Session | None = None) -> StatusService:
+    """A StatusService over the message log, its recipient index and the address keyring (the API and the CLI)."""
+    session = session or boto3.session.Session()
+    # A caller is waiting: fail fast rather than retry for long.
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    secrets = session.client("secretsmanager", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    return StatusService(
+        # Read only: the TTL it would give new items does not matter here.
+        DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=1),
+        DynamoRecipientIndex(dynamodb, settings.messages_table),
+        address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
     )

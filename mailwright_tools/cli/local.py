@@ -117,6 +117,8 @@ def _print_banner(stack: LocalStack) -> None:
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
+    if state.get("status_api_url"):
+        table.add_row("status API", f"{state['status_api_url']}/v1/messages/ID (unsigned on loopback)")
     if state.get("lambda_endpoint_url"):
         table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
     table.add_row("logs", state["logs"])

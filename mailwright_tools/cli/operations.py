@@ -178,17 +178,29 @@ MIN_PREFIX = 8
 REQUEST_ID_LENGTH = 32
 _HEX = re.compile(r"^[0-9a-f]+$")
 WAIT_POLL_SECONDS = 0.5
+MAX_RECIPIENT_RESULTS = 1000
 
 
 @app.command("status")
 def status(
     ctx: typer.Context,
     request_id: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="A request id (from send or the SDK), its first 8+ characters (local stack), or an SES message id."
         ),
-    ],
+    ] = None,
+    recipient: Annotated[
+        str | None,
+        typer.Option("--recipient", help="Instead of one request: the requests sent to this address, newest first."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="With --recipient: completed at or after this ISO time, e.g. 2026-11-01T00:00Z."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_RECIPIENT_RESULTS, help="With --recipient: at most this many.")
+    ] = 20,
     wait: Annotated[
         bool,
         typer.Option("--wait", help="Poll until the request reaches a terminal state; exit 1 if --timeout passes."),
@@ -202,10 +214,21 @@ def status(
     not be processed yet, wait in a dead-letter queue, or never have been
     published: the answer says which is likely). With --wait it polls until
     the request reaches a terminal state, whichever, and exits 1 if --timeout
-    seconds pass first.
+    seconds pass first. With --recipient ADDRESS (instead of an id) it lists
+    the requests sent to that address, newest first, as the status API's
+    search does (the same code), and exits 1 when there are none.
     """
     from mailwright.constants import TERMINAL_STATUSES
 
+    if recipient is not None:
+        if request_id is not None or wait:
+            fail("give a request id or --recipient ADDRESS, not both (--wait follows one request)", EXIT_USAGE)
+        _status_by_recipient(ctx, recipient, since, limit, json_output)
+        return
+    if request_id is None:
+        fail("give a request id, or --recipient ADDRESS", EXIT_USAGE)
+    if since is not None:
+        fail("--since goes with --recipient", EXIT_USAGE)
     target = resolve(ctx)
     session = target.session()
     dynamodb = session.client("dynamodb")
@@ -236,6 +259,80 @@ def status(
     _print_status(_with_iso_times(result), json_output)
     if item.get("status") not in TERMINAL_STATUSES:  # only --wait gets here: it ran out of time
         raise typer.Exit(EXIT_FAILED)
+
+
+def _status_by_recipient(ctx: typer.Context, recipient: str, since: str | None, limit: int, json_output: bool) -> None:
+    """List the requests sent to `recipient` with the status API's search (StatusService), page after page."""
+    from pydantic import ValidationError
+
+    from mailwright.addresses import mask_address
+    from mailwright.errors import TransientError
+    from mailwright.request import describe_validation_error
+    from mailwright.settings import ApiSettings
+    from mailwright.status_models import MAX_PAGE_SIZE, MessageSummary, SearchRequest
+    from mailwright.wiring import build_status_service
+
+    try:
+        query = SearchRequest.model_validate({"recipient": recipient, "since": since, "limit": 1})
+    except ValidationError as exc:
+        fail(f"--recipient/--since: {describe_validation_error(exc)}", EXIT_USAGE)
+    target = resolve(ctx)
+    if not target.address_key_secret:
+        fail(f"the {target.describe()} names no address keyring: it predates lookups by address")
+    settings = ApiSettings(
+        messages_table=target.tables["messages"],
+        address_key_secret_arn=target.address_key_secret,
+        suppression_table=target.tables["suppression"],
+    )
+    service = build_status_service(settings, session=target.session())
+    found: list[MessageSummary] = []
+    cursor: str | None = None
+    failures: tuple[type[BaseException], ...] = (TransientError, *_aws_errors())
+    try:
+        while len(found) < limit:
+            page_size = min(MAX_PAGE_SIZE, limit - len(found))
+            page = service.search(query.model_copy(update={"limit": page_size, "next": cursor}))
+            found += page.items
+            cursor = page.next
+            if cursor is None:
+                break
+    except failures as exc:
+        fail(f"could not read the message log: {exc}")
+    masked = mask_address(query.recipient)
+    if json_output:
+        emit_json(
+            {
+                "recipient_masked": masked,
+                "since": query.since.isoformat() if query.since else None,
+                "found": len(found),
+                "more": cursor is not None,
+                "requests": [item.model_dump(mode="json") for item in found],
+            }
+        )
+    else:
+        _print_recipient_requests(masked, found, more=cursor is not None)
+    if not found:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_recipient_requests(masked: str, found: list[Any], *, more: bool) -> None:
+    from rich.markup import escape
+
+    out = console()
+    if not found:
+        out.print(f"[yellow]no request to {escape(masked)} in the message log[/] (or none in that time)")
+        return
+    out.print(f"[bold]{len(found)}[/] request(s) to {escape(masked)}, newest first (UTC):")
+    for item in found:
+        state = item.status if not item.delivery or item.delivery == item.status else f"{item.status}/{item.delivery}"
+        colour = "green" if item.status == "sent" else "yellow"
+        why = f" · {item.reason_code}" if item.reason_code else ""
+        out.print(
+            f"  {_iso(item.completed_at.timestamp())}  {item.request_id}  [{colour}]{state:<20}[/] "
+            f"{escape(str(item.template_id or '-'))} · {item.lane or '-'}{escape(why)}"
+        )
+    if more:
+        out.print("[dim]more are older: raise --limit[/]")
 
 
 def _find_request(target: Target, dynamodb: Any, wanted: str) -> dict[str, Any] | None:

@@ -67,6 +67,8 @@ class LocalStackOptions:
     # The SES account send rate the workers share; None keeps cdk.json's ses_max_send_rate.
     ses_rate: float | None = None
     serve_unsubscribe: bool = True
+    # The HTTPS API (status lookups) on another loopback port, unsigned: `status_api_url` in local.json.
+    serve_api: bool = True
     # Write .mailwright/local.json so the CLI and other processes find the stack.
     record: bool = True
     # Seconds after a send at which SES publishes each event type (it does so asynchronously).
@@ -100,6 +102,7 @@ class LocalStack:
         self.outbox: Outbox | None = None
         self._server: Any = None
         self._unsubscribe_server: Any = None
+        self._api_server: Any = None
         self._lane_api: Any = None
         self.lambda_endpoint_url = ""
         self.breaker: LocalBreaker | None = None
@@ -213,6 +216,8 @@ class LocalStack:
             publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
         )
         self.state = self._describe(resources, feedback, unsubscribe_url)
+        if self.options.serve_api:
+            self.state["status_api_url"] = self._serve_api(resources)
         for emulator in self.emulators.values():
             emulator.start()
         self.breaker.start()
@@ -241,6 +246,10 @@ class LocalStack:
             self._unsubscribe_server.shutdown()
             self._unsubscribe_server.server_close()
             self._unsubscribe_server = None
+        if self._api_server is not None:
+            self._api_server.shutdown()
+            self._api_server.server_close()
+            self._api_server = None
         if self.options.record:
             self.options.state.clear_local(pid=os.getpid())
         if self._output is not None:
@@ -340,6 +349,22 @@ class LocalStack:
         )
         service = build_unsubscribe_service(UnsubscribeSettings.from_env(environment), session=self.session())
         self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
+        return base_url
+
+    def _serve_api(self, resources: StackResources) -> str:
+        """Serve the HTTPS API's function on a free loopback port, as API Gateway would; its base URL (no /v1)."""
+        from infra.config import api_environment
+        from mailwright.settings import ApiSettings
+        from mailwright.wiring import build_status_service
+        from mailwright_tools.local import api_server
+
+        environment = api_environment(
+            messages_table=resources.messages_table,
+            address_key_secret_arn=resources.address_key_secret_arn,
+            suppression_table=resources.suppression_table,
+        )
+        service = build_status_service(ApiSettings.from_env(environment), session=self.session())
+        self._api_server, base_url = api_server.start(service, host=self.options.host, port=0)
         return base_url
 
     def _provision_feedback(self, session: LocalSession, resources: StackResources) -> FeedbackPath:

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, DEFAULT_MAX_MESSAGE_AGE_SECONDS
-from mailwright.constants import BREAKER_HANDLER, FEEDBACK_HANDLER, LANES, UNSUBSCRIBE_HANDLER, Outputs
+from mailwright.constants import API_HANDLER, BREAKER_HANDLER, FEEDBACK_HANDLER, LANES, UNSUBSCRIBE_HANDLER, Outputs
 from tests.infra.synth import Resource, Synthesized, render
 
 # Each module shares the session's synthesized stacks (see conftest.py).
@@ -44,6 +44,7 @@ def _functions(synthesized: Synthesized) -> dict[str, str]:
     functions["feedback"] = _function_id(synthesized, FEEDBACK_HANDLER)
     functions["unsubscribe"] = _function_id(synthesized, UNSUBSCRIBE_HANDLER)
     functions["breaker"] = _function_id(synthesized, BREAKER_HANDLER)
+    functions["api"] = _function_id(synthesized, API_HANDLER)
     return functions
 
 
@@ -123,6 +124,8 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         f"{prefix}-ses-bounce-rate",
         f"{prefix}-ses-complaint-rate",
         f"{prefix}-ses-daily-quota",
+        f"{prefix}-api-5xx",
+        f"{prefix}-api-4xx-rate",
     }
 
     assert names == expected

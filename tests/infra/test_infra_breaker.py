@@ -211,6 +211,6 @@ def test_every_function_is_traced(synthesized: Synthesized) -> None:
         if resource["Properties"]["Handler"].startswith("mailwright.")
     ]
 
-    assert len(ours) == len(LANES) + 3  # the workers, feedback, unsubscribe, breaker
+    assert len(ours) == len(LANES) + 4  # the workers, feedback, unsubscribe, breaker, api
     assert all(props["TracingConfig"] == {"Mode": "Active"} for props in ours)
     assert any(props["Handler"] == BREAKER_HANDLER for props in ours)

@@ -31,6 +31,8 @@ def test_outputs_are_exactly_the_documented_keys(synthesized: Synthesized) -> No
         Outputs.DASHBOARD_NAME,
         Outputs.REPUTATION_ALARMS,
         Outputs.BREAKER_DLQ_URL,
+        Outputs.API_URL,
+        Outputs.API_ID,
         *(Outputs.queue_url(lane) for lane in LANES),
         *(Outputs.dlq_url(lane) for lane in LANES),
         *(Outputs.worker_name(lane) for lane in LANES),
