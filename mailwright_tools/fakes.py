@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mailwright.addresses import address_hash
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
+from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer
 from mailwright.ports import (
@@ -420,6 +420,8 @@ class FakeMessageLog(_FakePort):
             item["received_at"] = _number(outcome.received_at)
         if outcome.metadata:
             item["metadata"] = dict(outcome.metadata)
+        if outcome.status == STATUS_SENT:
+            item["provider"] = outcome.provider
         return with_feedback(item, events)
 
     def append_history(self, request_id: str, entry: Mapping[str, Any]) -> None:

@@ -78,6 +78,11 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+    # Secondary email providers (JSON list of name/kind/settings/secret ARN; never a secret itself), read by
+    # the send workers and the provider webhook function; unset: SES alone, as without this feature.
+    PROVIDERS = "MAILWRIGHT_PROVIDERS"
+    # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
+    FAILOVER = "MAILWRIGHT_FAILOVER"
 
 
 class Keys:
@@ -146,6 +151,22 @@ FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 # The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+
+# The provider webhook (a Lambda function URL): signed SendGrid and Mailgun events, one path per provider.
+PROVIDER_WEBHOOK_HANDLER = "mailwright.handlers.provider_webhook.handler"
+
+# Email providers. SES is the primary and is named `ses` in the message log and metrics; secondaries are
+# named in context. Kinds of secondary: SES in another region, an SMTP relay, SendGrid, Mailgun.
+PROVIDER_SES = "ses"
+PROVIDER_KIND_SES = "ses"
+PROVIDER_KIND_SMTP = "smtp"
+PROVIDER_KIND_SENDGRID = "sendgrid"
+PROVIDER_KIND_MAILGUN = "mailgun"
+PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SES, PROVIDER_KIND_SMTP, PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# The kinds that post signed feedback to the provider webhook.
+WEBHOOK_PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# Lanes that fail over to the secondary by default while SES is out; the others (bulk) wait for SES.
+FAILOVER_LANES: tuple[str, ...] = ("critical", "standard")
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,11 +24,12 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
     METRICS_NAMESPACE,
+    PROVIDER_SES,
     SERVICE_NAME,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
@@ -36,6 +38,7 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     UNKNOWN,
 )
+from mailwright.failover import BreakerChange
 from mailwright.feedback import EVENT_TYPES, FeedbackReport
 from mailwright.sending import BatchReport
 
@@ -178,7 +181,8 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
 
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
     RenderFailed, Throttled and SendLatency (ms from publish to send). Per lane:
-    Retried, Duplicates and LeaseTakeovers.
+    Retried, Duplicates and LeaseTakeovers. Per lane and secondary provider:
+    FailedOver (the emails it sent while SES's breaker was open).
     """
     metrics = MetricGroups()
     for outcome in report.outcomes:
@@ -189,6 +193,8 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
         if outcome.status == STATUS_SENT and outcome.received_at:
             latency = max(0.0, (now - outcome.received_at) * 1000)
             metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
+        if outcome.status == STATUS_SENT and outcome.provider != PROVIDER_SES:
+            metrics.count("FailedOver", lane=lane, provider=outcome.provider)
     for message_id, reason in report.retry_reasons.items():
         if reason == "throttled":
             category = report.retry_categories.get(message_id, UNKNOWN)
@@ -225,3 +231,48 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     ):
         metrics.count(name, value)
     return metrics
+
+
+# -- failover -------------------------------------------------------------------
+
+
+class ProviderMetrics:
+    """ProviderEvents as EMF metrics (one document each: they come from the send threads) and log lines.
+
+    ProviderBreakerOpened, ProviderBreakerHalfOpen and ProviderBreakerClosed
+    count breaker changes; MaybeSent and ProviderPaused what the failover
+    sender counts; each per lane and provider.
+    """
+
+    def __init__(self, logger: Logger | logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger("mailwright.failover")
+
+    def breaker_changed(self, change: BreakerChange) -> None:
+        """Log the change and count it."""
+        self._logger.warning(
+            "provider breaker changed",
+            extra={
+                "lane": change.lane,
+                "provider": change.provider,
+                "before": change.before,
+                "after": change.after,
+                "reason": change.reason,
+                "actor": change.actor,
+            },
+        )
+        name = {"open": "ProviderBreakerOpened", "half_open": "ProviderBreakerHalfOpen"}.get(
+            change.after, "ProviderBreakerClosed"
+        )
+        self.count(name, lane=change.lane, provider=change.provider)
+
+    def count(self, name: str, *, lane: str, provider: str) -> None:
+        """Write one EMF document counting `name` once for the lane and provider."""
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": SERVICE_NAME},
+        ) as metric:
+            metric.add_dimension(name="lane", value=lane)
+            metric.add_dimension(name="provider", value=provider)

@@ -50,6 +50,7 @@ from mailwright.ports import (
     RetryScheduler,
     SuppressionStore,
     TemplateSource,
+    provider_of,
 )
 from mailwright.request import EmailRequest, parse_request
 from mailwright.settings import RateLimit
@@ -533,4 +534,5 @@ class SendService:
             received_at=work.record.sent_at,
             completed_at=self._clock(),
             attempts=work.record.receive_count,
+            provider=provider_of(ses_message_id or ""),
         )
