@@ -39,7 +39,7 @@ from mailwright.constants import (
     UNKNOWN,
 )
 from mailwright.failover import BreakerChange
-from mailwright.feedback import EVENT_TYPES, FeedbackReport
+from mailwright.feedback import NORMALISED_TYPES, FeedbackReport
 from mailwright.sending import BatchReport
 
 # One metric per terminal state of a request.
@@ -217,12 +217,13 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
         for (lane, category), value in counter.items():
             metrics.count(name, value, lane=lane or UNKNOWN, category=category or UNKNOWN)
-    for event_type in EVENT_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
+    for event_type in NORMALISED_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
         metrics.count("Feedback" + event_type.replace(" ", ""), report.by_type[event_type])
     for name, value in (
         ("FeedbackProcessed", report.processed),
         ("FeedbackSuppressed", report.suppressed),
         ("FeedbackSoftBounces", report.soft_bounces),
+        ("FeedbackUnsubscribed", report.unsubscribed),
         ("FeedbackIgnored", report.ignored),
         ("FeedbackErrors", report.errors),
         ("FeedbackDeferred", report.deferred),
