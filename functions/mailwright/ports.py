@@ -484,10 +484,19 @@ class ProviderBreakerStore(Protocol):
 
 
 class ReplayGuard(Protocol):
-    """One-time keys (provider event ids, signature tokens): each is taken once while it is remembered."""
+    """One-time keys (provider event ids, signature tokens): each is taken once while it is remembered.
+
+    A key is first taken for a short lease, then held for long once its event
+    is applied: a function that dies in between leaves a lease that runs out,
+    so the provider's retry is not mistaken for a replay.
+    """
 
     def take(self, key: str, *, until: float) -> bool:
-        """Take `key`, remembered until `until` (epoch seconds); False if it was already taken."""
+        """Take `key` until `until` (epoch seconds); False if it is taken and not expired."""
+        ...
+
+    def hold(self, key: str, *, until: float) -> None:
+        """Keep a taken `key` until `until`."""
         ...
 
     def give_back(self, key: str) -> None:

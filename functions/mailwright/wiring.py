@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import boto3
@@ -26,14 +27,14 @@ from mailwright.adapters.dynamodb import (
     DynamoSuppressionStore,
 )
 from mailwright.adapters.mailgun import MailgunEmailSender
-from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore
+from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore, DynamoReplayGuard
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.sendgrid import SendGridEmailSender
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
 from mailwright.adapters.sqs import SqsRetryScheduler
 from mailwright.breaker import CircuitBreaker
-from mailwright.constants import PROVIDER_SES
+from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID, PROVIDER_SES
 from mailwright.errors import ConfigurationError
 from mailwright.failover import BreakerPolicy, FailoverSender, ProviderBreaker, ProviderEvents
 from mailwright.feedback import FeedbackService
@@ -41,12 +42,14 @@ from mailwright.observability import ProviderMetrics
 from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender, ProviderBreakerStore
 from mailwright.preferences import PreferenceService, UnsubscribeService
+from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import (
     BreakerSettings,
     FailoverSettings,
     FeedbackSettings,
     ProviderSettings,
+    ProviderWebhookSettings,
     SendGridSettings,
     SesRegionSettings,
     SmtpSettings,
@@ -193,6 +196,10 @@ class SecretJson:
         return value
 
 
+# The field of each webhook provider's secret that verifies its webhook.
+WEBHOOK_KEYS = {PROVIDER_KIND_SENDGRID: "webhook_public_key", PROVIDER_KIND_MAILGUN: "webhook_signing_key"}
+
+
 def build_provider_sender(provider: ProviderSettings, *, session: boto3.session.Session, secrets: Any) -> EmailSender:
     """The EmailSender of a secondary provider, its credentials read from its secret on first use."""
     options = provider.options
@@ -333,4 +340,53 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
         watched=settings.alarm_names,
         auto_resume=settings.auto_resume,
         lane=settings.lane,
+    )
+
+
+def build_provider_feedback_service(
+    settings: ProviderWebhookSettings,
+    *,
+    session: boto3.session.Session | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ProviderFeedbackService:
+    """The provider webhook's service: the feedback service of SES feedback, plus preferences and a replay guard."""
+    session = session or boto3.session.Session()
+    # A provider is waiting for the answer (and retries): fail fast rather than retry for long.
+    config = client_config(max_attempts=3, pool=10, read_timeout=5.0)
+    dynamodb = session.client("dynamodb", config=config)
+    secrets = session.client("secretsmanager", config=config)
+    feedback_settings = settings.feedback
+    soft_bounce = SoftBouncePolicy(
+        threshold=feedback_settings.soft_bounce_threshold,
+        window_seconds=feedback_settings.soft_bounce_window_days * 86400,
+        suppression_seconds=feedback_settings.soft_bounce_suppression_days * 86400,
+    )
+    suppressions = _suppression_service(
+        dynamodb,
+        session,
+        feedback_settings.suppression_table,
+        feedback_settings.mirror_ses_suppression,
+        clock,
+        soft_bounce,
+    )
+    ttl_days = feedback_settings.message_log_ttl_days
+    feedback = FeedbackService(
+        suppressions=suppressions,
+        log=DynamoFeedbackLog(dynamodb, feedback_settings.messages_table, ttl_days=ttl_days, clock=clock),
+        preferences=DynamoPreferenceWriter(dynamodb, settings.preferences_table),
+        requests=DynamoMessageLog(dynamodb, feedback_settings.messages_table, ttl_days=ttl_days).get,
+    )
+    providers = []
+    for provider in settings.providers:
+        if provider.kind not in WEBHOOK_KEYS:
+            continue
+        secret = SecretJson(secrets, provider.secret_arn)
+        providers.append(
+            WebhookProvider(provider.name, provider.kind, partial(secret.field, WEBHOOK_KEYS[provider.kind]))
+        )
+    return ProviderFeedbackService(
+        feedback=feedback,
+        guard=DynamoReplayGuard(dynamodb, settings.idempotency_table, clock),
+        providers=providers,
+        clock=clock,
     )

@@ -188,6 +188,16 @@ class DynamoReplayGuard:
             raise as_transient(exc, "dynamodb") from None
         return True
 
+    def hold(self, key: str, *, until: float) -> None:
+        """Keep `key` until `until`."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={Keys.IDEMPOTENCY_PK: {"S": WEBHOOK_PREFIX + key}, Keys.TTL: {"N": str(int(until))}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+
     def give_back(self, key: str) -> None:
         """Forget `key`."""
         try:
