@@ -369,7 +369,6 @@ class FailoverSender:
             if not opened or holder == PROVIDER_SES:
                 raise
             # SES never took this email and its breaker is open now: the secondary can take it at once.
-            logger.warning("SES is out: failing over", extra={"lane": self.lane, "reason": exc.code})
             return self._via_secondary(email, request_id)
         except Exception:
             self.breaker.succeeded(route)  # refused or throttled: SES answered, so it is up
