@@ -375,7 +375,10 @@ def test_the_message_log_and_metrics_name_the_provider_that_sent(fake_service: F
     assert report.failed == [] and {o.provider for o in report.outcomes} == {"relay"}
     logged = fakes.message_log.get(report.outcomes[0].request_id)
     assert logged is not None and logged["provider"] == "relay" and logged["status"] == "sent"
-    groups = {tuple(d.items()): {m.name: m.value for m in v} for d, v in batch_metrics(report, lane="critical", now=0).groups()}
+    groups = {
+        tuple(d.items()): {m.name: m.value for m in v}
+        for d, v in batch_metrics(report, lane="critical", now=0).groups()
+    }
     assert groups[(("lane", "critical"), ("provider", "relay"))] == {"FailedOver": 3}
 
 

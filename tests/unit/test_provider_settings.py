@@ -55,7 +55,12 @@ def test_every_kind_parses_into_its_own_settings() -> None:
             RELAY,
             {"name": "relay465", "kind": "smtp", "secret_arn": ARN, "settings": {"host": "h.example", "tls": "tls"}},
             {"name": "sg", "kind": "sendgrid", "secret_arn": ARN, "send_rate": 20},
-            {"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "mg.example.com", "region": "eu"}},
+            {
+                "name": "mg",
+                "kind": "mailgun",
+                "secret_arn": ARN,
+                "settings": {"domain": "mg.example.com", "region": "eu"},
+            },
             {"name": "ses-eu", "kind": "ses", "settings": {"region": "eu-west-1", "configuration_set": "mw-eu"}},
         )
     )
@@ -81,7 +86,10 @@ def test_every_kind_parses_into_its_own_settings() -> None:
         ({**RELAY, "settings": {"host": "smtp.example.com", "port": 70000}}, "port must be at most"),
         ({**RELAY, "settings": {}}, "host must be a non-empty string"),
         ({**RELAY, "send_rate": 0}, "send_rate must be a number above 0"),
-        ({"name": "sg", "kind": "sendgrid", "secret_arn": ARN, "settings": {"base_url": "http://api.example"}}, "https"),
+        (
+            {"name": "sg", "kind": "sendgrid", "secret_arn": ARN, "settings": {"base_url": "http://api.example"}},
+            "https",
+        ),
         ({"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "a/b"}}, "bare domain"),
         ({"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "d", "region": "ap"}}, "region"),
         ({"name": "eu", "kind": "ses", "settings": {"region": "eu-west-1"}}, "configuration_set"),

@@ -235,6 +235,8 @@ class SmtpEmailSender:
             options = ["SMTPUTF8", "BODY=8BITMIME"]
         try:
             code, reply = smtp.mail(sender, options)
+            if code == 421:  # the relay is closing this session (an idle timeout): a new one may carry it
+                raise _StaleConnectionError
             if code == 250:
                 code, reply = smtp.rcpt(recipient)
         except (smtplib.SMTPServerDisconnected, OSError):
