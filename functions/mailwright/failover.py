@@ -376,6 +376,13 @@ class FailoverSender:
         self.breaker.succeeded(route)
         return message_id
 
+    def close(self) -> None:
+        """Close the providers' open connections (an SMTP relay's pool), if they keep any."""
+        for sender in (self._primary, self._secondary):
+            close = getattr(sender, "close", None)
+            if callable(close):
+                close()
+
     def _via_secondary(self, email: OutboundEmail, request_id: str) -> str:
         secondary, breaker, name = self._secondary, self.secondary_breaker, self.secondary_name
         if not self.enabled or secondary is None or breaker is None:
