@@ -10,8 +10,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailwright.observability import feedback_metrics, service_logger, service_metrics, service_tracer
-from mailwright.provider_feedback import ProviderFeedbackService, WebhookRequest
+from mailwright.observability import MetricGroups, feedback_metrics, service_logger, service_metrics, service_tracer
+from mailwright.provider_feedback import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    ProviderFeedbackService,
+    WebhookOutcome,
+    WebhookRequest,
+)
 from mailwright.settings import ProviderWebhookSettings
 from mailwright.web import response
 from mailwright.wiring import build_provider_feedback_service
@@ -41,7 +47,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def handle(svc: ProviderFeedbackService, event: Mapping[str, Any]) -> dict[str, Any]:
     """Verify and apply one request with `svc`; publish what it applied as metrics (the tests call this too)."""
     outcome = svc.handle(WebhookRequest.from_event(event))
-    if outcome.report is not None:
-        feedback_metrics(outcome.report).publish(metrics)
-    logger.info("provider webhook answered", extra=outcome.as_body() | {"provider": outcome.provider})
-    return response(outcome.status, json.dumps(outcome.as_body()), JSON)
+    publish_metrics(outcome)
+    answer = outcome.as_body()
+    # `message` is a reserved name of log records: logged as `answer`.
+    fields = {**{k: v for k, v in answer.items() if k != "message"}, "answer": answer["message"]}
+    logger.info("provider webhook answered", extra={**fields, "provider": outcome.provider})
+    return response(outcome.status, json.dumps(answer), JSON)
+
+
+def publish_metrics(outcome: WebhookOutcome) -> None:
+    """EMF metrics: the feedback metrics of what was applied, and WebhookRequests, WebhookRefused, WebhookDuplicates."""
+    groups = feedback_metrics(outcome.report) if outcome.report is not None else MetricGroups()
+    groups.count("WebhookRequests")
+    # Refused requests are a security signal: someone posts unsigned or forged feedback.
+    groups.count("WebhookRefused", 1 if outcome.status in (UNAUTHORIZED, FORBIDDEN) else 0)
+    groups.count("WebhookDuplicates", outcome.duplicates)
+    groups.publish(metrics)
