@@ -325,7 +325,7 @@ class FailoverSender:
         secondary_name: str = "",
         secondary_breaker: ProviderBreaker | None = None,
         secondary_pacer: Pacer | None = None,
-        max_pace_wait_seconds: float = 5.0,
+        max_pace_wait_seconds: float = 2.0,
         remember_seconds: float = 86400.0,
         recheck_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
