@@ -45,6 +45,7 @@ class WorkerSettings:
     from_address: str
     unsubscribe_base_url: str
     unsubscribe_secret_arn: str
+    address_key_secret_arn: str
     postal_address: str = ""
     send_rate_per_worker: float = 1.0
     # The send rate this lane's workers share with the other pooled lanes' (0: a fixed share only).
@@ -76,6 +77,7 @@ class WorkerSettings:
             "from_address": Env.FROM_ADDRESS,
             "unsubscribe_base_url": Env.UNSUBSCRIBE_BASE_URL,
             "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
         }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
@@ -141,12 +143,21 @@ class UnsubscribeSettings:
 
     preferences_table: str
     unsubscribe_secret_arn: str
+    # Links carry address-derived user keys: the keyring carries old ones forward, the
+    # suppression table holds the marker of which key versions are still stored.
+    address_key_secret_arn: str
+    suppression_table: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> UnsubscribeSettings:
         """Parse the environment; raise ConfigurationError naming every missing key."""
         env = os.environ if environ is None else environ
-        required = {"preferences_table": Env.PREFERENCES_TABLE, "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN}
+        required = {
+            "preferences_table": Env.PREFERENCES_TABLE,
+            "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+            "suppression_table": Env.SUPPRESSION_TABLE,
+        }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
@@ -163,6 +174,7 @@ class FeedbackSettings:
 
     suppression_table: str
     messages_table: str
+    address_key_secret_arn: str
     message_log_ttl_days: int = 90
     soft_bounce_threshold: int = 3
     soft_bounce_window_days: int = 7
@@ -175,7 +187,11 @@ class FeedbackSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
         """Parse the environment; raise ConfigurationError naming every missing or bad key."""
         env = os.environ if environ is None else environ
-        required = {"suppression_table": Env.SUPPRESSION_TABLE, "messages_table": Env.MESSAGES_TABLE}
+        required = {
+            "suppression_table": Env.SUPPRESSION_TABLE,
+            "messages_table": Env.MESSAGES_TABLE,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+        }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
@@ -200,6 +216,7 @@ class FeedbackSettings:
         return cls(
             suppression_table=env[Env.SUPPRESSION_TABLE],
             messages_table=env[Env.MESSAGES_TABLE],
+            address_key_secret_arn=env[Env.ADDRESS_KEY_SECRET_ARN],
             mirror_ses_suppression=mirror in _TRUE,
             queue_url=env.get(Env.QUEUE_URL, ""),
             **values,

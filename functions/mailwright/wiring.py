@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
 from mailwright.adapters.aws import client_config
 from mailwright.adapters.awslambda import EventSourceMappingSwitch
 from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
@@ -132,6 +133,7 @@ def build_send_service(
         suppressions=DynamoSuppressionStore(dynamodb, settings.suppression_table),
         preferences=DynamoPreferenceStore(dynamodb, settings.preferences_table),
         claims=DynamoClaimStore(dynamodb, settings.idempotency_table),
+        address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
         rate_limiter=DynamoRateLimiter(dynamodb, settings.idempotency_table),
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
         sender=_sender(settings, session, ses, dynamodb, secrets, wrap_sender),
@@ -140,6 +142,11 @@ def build_send_service(
         pacer=_pacer(settings, dynamodb),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
     )
+
+
+def address_keys(secrets: Any, secret_arn: str, dynamodb: Any, suppression_table: str) -> SecretAddressKeys:
+    """The address keyring from its secret, with the suppression table's marker of the key versions still stored."""
+    return SecretAddressKeys(secrets, secret_arn, DynamoAddressKeyMarker(dynamodb, suppression_table))
 
 
 def _sender(
@@ -272,6 +279,7 @@ def build_unsubscribe_service(
     preferences = PreferenceService(
         DynamoPreferenceStore(dynamodb, settings.preferences_table),
         DynamoPreferenceWriter(dynamodb, settings.preferences_table),
+        address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
     )
     return UnsubscribeService(preferences, SecretSigner(secrets, settings.unsubscribe_secret_arn).verify)
 
@@ -279,6 +287,7 @@ def build_unsubscribe_service(
 def build_suppression_service(
     *,
     suppression_table: str,
+    address_key_secret: str,
     session: boto3.session.Session | None = None,
     mirror_to_ses: bool = False,
     clock: Callable[[], float] = time.time,
@@ -287,13 +296,16 @@ def build_suppression_service(
     """A SuppressionService on the suppression table; with `mirror_to_ses`, kept in step with SES's own list."""
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
-    return _suppression_service(dynamodb, session, suppression_table, mirror_to_ses, clock, soft_bounce)
+    return _suppression_service(
+        dynamodb, session, suppression_table, address_key_secret, mirror_to_ses, clock, soft_bounce
+    )
 
 
 def _suppression_service(
     dynamodb: Any,
     session: boto3.session.Session,
     suppression_table: str,
+    address_key_secret: str,
     mirror_to_ses: bool,
     clock: Callable[[], float],
     soft_bounce: SoftBouncePolicy | None,
@@ -301,8 +313,13 @@ def _suppression_service(
     mirror = None
     if mirror_to_ses:
         mirror = SesSuppressionMirror(session.client("sesv2", config=client_config(max_attempts=3)))
+    secrets = session.client("secretsmanager", config=client_config(max_attempts=3))
     return SuppressionService(
-        DynamoSuppressionLedger(dynamodb, suppression_table), mirror=mirror, soft_bounce=soft_bounce, clock=clock
+        DynamoSuppressionLedger(dynamodb, suppression_table),
+        address_keys=address_keys(secrets, address_key_secret, dynamodb, suppression_table),
+        mirror=mirror,
+        soft_bounce=soft_bounce,
+        clock=clock,
     )
 
 
@@ -321,7 +338,13 @@ def build_feedback_service(
         suppression_seconds=settings.soft_bounce_suppression_days * 86400,
     )
     suppressions = _suppression_service(
-        dynamodb, session, settings.suppression_table, settings.mirror_ses_suppression, clock, soft_bounce
+        dynamodb,
+        session,
+        settings.suppression_table,
+        settings.address_key_secret_arn,
+        settings.mirror_ses_suppression,
+        clock,
+        soft_bounce,
     )
     log = DynamoFeedbackLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days, clock=clock)
     retries = None
@@ -365,6 +388,7 @@ def build_provider_feedback_service(
         dynamodb,
         session,
         feedback_settings.suppression_table,
+        feedback_settings.address_key_secret_arn,
         feedback_settings.mirror_ses_suppression,
         clock,
         soft_bounce,

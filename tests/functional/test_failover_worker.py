@@ -115,9 +115,9 @@ def test_while_ses_is_paused_critical_mail_goes_out_through_the_relay_and_comes_
     logged = w.logged(request_id(password_reset("after@example.com")))
     assert logged is not None and logged["provider"] == "ses"
     assert len(relay.handler.messages) == 5
-    # The relay's credentials were read from Secrets Manager once for the container (password resets carry
-    # no unsubscribe link, so that key is never read).
-    assert w.api_calls.count("secretsmanager.GetSecretValue") == 1
+    # The relay's credentials and the address keyring were read from Secrets Manager once each for the
+    # container (password resets carry no unsubscribe link, so that key is never read).
+    assert w.api_calls.count("secretsmanager.GetSecretValue") == 2
 
 
 def test_the_bulk_lane_waits_for_ses_and_then_drains(

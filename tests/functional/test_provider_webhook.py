@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mailwright.adapters.dynamodb import DynamoMessageLog, DynamoPreferenceStore, DynamoSuppressionStore
-from mailwright.addresses import address_hash
 from mailwright.constants import Env
 from mailwright.handlers import provider_webhook
 from mailwright.ports import Outcome
@@ -24,6 +23,7 @@ from mailwright.settings import ProviderWebhookSettings
 from mailwright.wiring import build_provider_feedback_service
 from mailwright_tools.events import FakeLambdaContext
 from mailwright_tools.provision import StackResources
+from tests.functional.harness import address_hasher
 
 REQUEST_ID = "fedcba9876543210fedcba9876543210"
 MAILGUN_KEY = "mailgun-signing-key-for-the-functional-test"
@@ -39,7 +39,7 @@ class Webhook:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         client = boto3.client("secretsmanager")
-        sendgrid_arn = client.create_secret(
+        self.sendgrid_arn = sendgrid_arn = client.create_secret(
             Name="mailwright/providers/sendgrid",
             SecretString=json.dumps({"api_key": "SG.x", "webhook_public_key": base64.b64encode(public).decode()}),
         )["ARN"]
@@ -56,13 +56,16 @@ class Webhook:
             Env.MESSAGES_TABLE: stack.messages_table,
             Env.IDEMPOTENCY_TABLE: stack.idempotency_table,
             Env.PREFERENCES_TABLE: stack.preferences_table,
+            Env.ADDRESS_KEY_SECRET_ARN: stack.address_key_secret_arn,
             Env.PROVIDERS: json.dumps(providers),
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         self.calls: list[str] = []
+        self.secrets_read: list[str] = []
         session = boto3.session.Session()
         session.events.register("before-call", self._record)
+        session.events.register("before-parameter-build.secrets-manager.GetSecretValue", self._record_secret)
         self.service = build_provider_feedback_service(ProviderWebhookSettings.from_env(), session=session)
         monkeypatch.setattr(provider_webhook, "service", lambda: self.service)
         self.dynamodb = boto3.client("dynamodb")
@@ -83,6 +86,12 @@ class Webhook:
 
     def _record(self, model: Any, **_: Any) -> None:
         self.calls.append(f"{model.service_model.service_name}.{model.name}")
+
+    def _record_secret(self, params: dict[str, Any], **_: Any) -> None:
+        self.secrets_read.append(params["SecretId"])
+
+    def address_hash(self, address: str) -> str:
+        return address_hasher(self.stack.address_key_secret_arn, self.stack.suppression_table).address_hash(address)
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         event = {
@@ -143,9 +152,8 @@ def test_signed_sendgrid_feedback_reaches_every_table(webhook: Webhook, capsys: 
 
     assert (status, body["applied"], body["failed"]) == (200, 3, 0)
     suppressions = DynamoSuppressionStore(webhook.dynamodb, webhook.stack.suppression_table)
-    assert (
-        suppressions.get_many({address_hash("gone@example.com")})[address_hash("gone@example.com")].reason == "BOUNCE"
-    )
+    gone = webhook.address_hash("gone@example.com")
+    assert suppressions.get_many({gone})[gone].reason == "BOUNCE"
     preferences = DynamoPreferenceStore(webhook.dynamodb, webhook.stack.preferences_table).get_many({"user-1"})
     assert preferences["user-1"].opted_out == frozenset({"marketing"})
     logged = DynamoMessageLog(webhook.dynamodb, webhook.stack.messages_table, ttl_days=1).get(REQUEST_ID)
@@ -160,8 +168,8 @@ def test_signed_sendgrid_feedback_reaches_every_table(webhook: Webhook, capsys: 
     assert (status, body["applied"], body["duplicates"]) == (200, 0, 3)
     writes_after = webhook.calls.count("dynamodb.TransactWriteItems") + webhook.calls.count("dynamodb.UpdateItem")
     assert writes_after == writes_before
-    # The verification key was read once for the container.
-    assert webhook.calls.count("secretsmanager.GetSecretValue") == 1
+    # The verification key and the address keyring were read once each for the container.
+    assert sorted(webhook.secrets_read) == sorted([webhook.sendgrid_arn, webhook.stack.address_key_secret_arn])
 
 
 def test_forged_sendgrid_feedback_changes_nothing(webhook: Webhook) -> None:
@@ -202,8 +210,6 @@ def test_signed_mailgun_feedback_is_applied_once_per_token(webhook: Webhook) -> 
 
     assert (first, again, body["duplicates"]) == (200, 200, 1)
     suppressions = DynamoSuppressionStore(webhook.dynamodb, webhook.stack.suppression_table)
-    found = suppressions.get_many({address_hash("angry@example.com"), address_hash("victim@example.com")})
-    assert (
-        set(found) == {address_hash("angry@example.com")}
-        and found[address_hash("angry@example.com")].scope == "non_essential"
-    )
+    angry, victim = webhook.address_hash("angry@example.com"), webhook.address_hash("victim@example.com")
+    found = suppressions.get_many({angry, victim})
+    assert set(found) == {angry} and found[angry].scope == "non_essential"

@@ -19,7 +19,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mailwright.addresses import address_hash
 from mailwright.errors import TransientError
 from mailwright.feedback import FeedbackService
 from mailwright.observability import feedback_metrics
@@ -35,7 +34,15 @@ from mailwright.provider_feedback import (
     sendgrid_message_id,
 )
 from mailwright.suppression import SuppressionService
-from mailwright_tools.fakes import FakeClock, FakeFeedbackLog, FakeMessageLog, FakeReplayGuard, FakeSuppressionLedger
+from mailwright_tools.fakes import (
+    FAKE_HASHER,
+    FakeClock,
+    FakeFeedbackLog,
+    FakeMessageLog,
+    FakeReplayGuard,
+    FakeSuppressionLedger,
+    StaticAddressKeys,
+)
 from tests.unit.unsubscribe_fakes import MemoryPreferences
 
 REQUEST_ID = "0123456789abcdef0123456789abcdef"
@@ -132,7 +139,7 @@ class World:
         self.preferences = MemoryPreferences()
         self.guard = FakeReplayGuard(clock=self.clock)
         feedback = FeedbackService(
-            suppressions=SuppressionService(self.ledger, clock=self.clock),
+            suppressions=SuppressionService(self.ledger, address_keys=StaticAddressKeys(), clock=self.clock),
             log=self.log,
             preferences=self.preferences,
             requests=self.messages.get,
@@ -149,7 +156,7 @@ class World:
         )
 
     def suppression(self, address: str) -> str | None:
-        entry = self.ledger.items.get(address_hash(address))
+        entry = self.ledger.items.get(FAKE_HASHER.address_hash(address))
         return entry.reason if entry else None
 
     def history(self) -> list[dict[str, Any]]:
@@ -182,13 +189,13 @@ def test_a_signed_sendgrid_batch_is_normalised_into_the_suppression_lifecycle_an
     assert world.suppression("old@example.com") == "BOUNCE"
     assert world.suppression("angry@example.com") == "COMPLAINT"
     assert world.suppression("full@example.com") is None  # one soft bounce is counted, not suppressed
-    assert len(world.ledger.soft_bounces[address_hash("full@example.com")]) == 1
+    assert len(world.ledger.soft_bounces[FAKE_HASHER.address_hash("full@example.com")]) == 1
     assert world.preferences.items["user-1"]["opted_out"] == {"marketing"}
     statuses = [entry["status"] for entry in world.history()]
     assert statuses == ["delivered", "opened", "clicked", "bounced", "bounced", "complained", "bounced", "unsubscribed"]
     click = next(entry for entry in world.history() if entry["status"] == "clicked")
     assert click["detail"]["link"] == "https://example.com/a"  # no query: tokens stay out of the log
-    audit = world.ledger.trails[address_hash("gone@example.com")][0]
+    audit = world.ledger.trails[FAKE_HASHER.address_hash("gone@example.com")][0]
     assert audit.source == "sendgrid:bounce" and audit.actor == "sendgrid-feedback"
     assert f"sendgrid message {SG_MESSAGE_ID}" in audit.note
     # Bounces and complaints count per lane and category (from custom_args), as SES's do.
@@ -201,13 +208,13 @@ def test_a_redelivered_sendgrid_batch_is_applied_once() -> None:
     events = [sg_event("bounce", "gone@example.com", type="bounce"), sg_event("delivered")]
     request = sendgrid_request(world.private, events, timestamp=world.clock())
     world.service.handle(request)
-    trail = list(world.ledger.trails[address_hash("gone@example.com")])
+    trail = list(world.ledger.trails[FAKE_HASHER.address_hash("gone@example.com")])
 
     again = world.service.handle(request)
 
     assert again.status == 200 and again.duplicates == 2
     assert again.report is not None and again.report.processed == 0
-    assert world.ledger.trails[address_hash("gone@example.com")] == trail and len(world.history()) == 2
+    assert world.ledger.trails[FAKE_HASHER.address_hash("gone@example.com")] == trail and len(world.history()) == 2
 
 
 @pytest.mark.parametrize("fault", ["unsigned", "other key", "body changed", "timestamp changed", "stale", "future"])
@@ -375,7 +382,7 @@ def test_mailgun_unsubscribes_and_soft_bounces() -> None:
 
     assert world.preferences.items["user-1"]["opted_out"] == {"marketing"}
     assert world.suppression("full@example.com") is None
-    assert len(world.ledger.soft_bounces[address_hash("full@example.com")]) == 1
+    assert len(world.ledger.soft_bounces[FAKE_HASHER.address_hash("full@example.com")]) == 1
 
 
 def test_a_mailgun_signature_is_good_for_one_request_only() -> None:

@@ -36,6 +36,7 @@ WORKER_ENV = {
     Env.FROM_ADDRESS: "no-reply@example.com",
     Env.UNSUBSCRIBE_BASE_URL: "https://example.com/u",
     Env.UNSUBSCRIBE_SECRET_ARN: ARN,
+    Env.ADDRESS_KEY_SECRET_ARN: ARN,
 }
 
 
@@ -159,6 +160,7 @@ def test_the_webhook_needs_a_provider_that_posts_webhooks() -> None:
         Env.MESSAGES_TABLE: "msgs",
         Env.IDEMPOTENCY_TABLE: "idem",
         Env.PREFERENCES_TABLE: "prefs",
+        Env.ADDRESS_KEY_SECRET_ARN: ARN,
         Env.PROVIDERS: providers(RELAY),
     }
     with pytest.raises(ConfigurationError, match="names no provider that posts webhooks"):
