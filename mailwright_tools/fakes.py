@@ -28,16 +28,17 @@ from typing import Any
 from mailwright.address_keys import AddressHasher, AddressKeyring
 from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
-from mailwright.failover import BreakerChange
 from mailwright.pacing import Pacer
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     APPEND_OK,
+    BREAKER_HISTORY_KEEP,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
     AuditRecord,
+    BreakerChange,
     BreakerState,
     ClaimRecord,
     ClaimResult,
@@ -956,6 +957,7 @@ class FakeProviderBreakerStore(_FakePort):
         self.states: dict[tuple[str, str], BreakerState] = {}
         self.maybe_sent: dict[str, tuple[str, float]] = {}
         self.writes: list[BreakerState] = []
+        self.changes: dict[tuple[str, str], list[BreakerChange]] = {}
 
     def read(self, lane: str, provider: str) -> BreakerState:
         """The stored state, or a closed one."""
@@ -999,6 +1001,20 @@ class FakeProviderBreakerStore(_FakePort):
             found = self.maybe_sent.get(request_id)
         return found[0] if found is not None and found[1] > self._clock() else None
 
+    def record_change(self, change: BreakerChange) -> None:
+        """Keep the change in the breaker's history (the last BREAKER_HISTORY_KEEP, as the adapter keeps)."""
+        self._enter("record_change")
+        with self._lock:
+            kept = self.changes.setdefault((change.lane, change.provider), [])
+            kept.append(change)
+            del kept[:-BREAKER_HISTORY_KEEP]
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's kept changes, oldest first."""
+        self._enter("history")
+        with self._lock:
+            return list(self.changes.get((lane, provider), []))
+
 
 class FakeReplayGuard(_FakePort):
     """ReplayGuard in a dict of key -> until."""
@@ -1037,6 +1053,8 @@ class FakeProviderEvents:
         self._lock = threading.Lock()
         self.changes: list[BreakerChange] = []
         self.counts: Counter[tuple[str, str, str]] = Counter()
+        # The breaker states reported, in order: (lane, provider, open).
+        self.states: list[tuple[str, str, bool]] = []
 
     def breaker_changed(self, change: BreakerChange) -> None:
         """Keep the change."""
@@ -1047,6 +1065,11 @@ class FakeProviderEvents:
         """Count the event."""
         with self._lock:
             self.counts[(name, lane, provider)] += 1
+
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Keep the reported state."""
+        with self._lock:
+            self.states.append((lane, provider, is_open))
 
     def transitions(self, provider: str | None = None) -> list[tuple[str, str]]:
         """The (before, after) states of the changes, of one provider or all."""

@@ -47,6 +47,7 @@ from mailwright.ports import (
     BREAKER_CLOSED,
     BREAKER_HALF_OPEN,
     BREAKER_OPEN,
+    BreakerChange,
     BreakerState,
     EmailSender,
     MessageId,
@@ -67,6 +68,9 @@ ROUTE_SKIP = "skip"  # open (or another worker's probe is out): do not use the p
 METRIC_MAYBE_SENT = "MaybeSent"  # a call timed out after the request went out: retried on the same provider
 METRIC_PAUSED = "ProviderPaused"  # SES is out and the lane waits (failover off, or the secondary is out too)
 SAVE_ATTEMPTS = 3
+# How often a worker reports its lane's breaker states as a gauge (ProviderBreakerOpen): often enough that
+# every minute of sending has a data point for the "open for N minutes" alarm, at no cost per email.
+STATE_REPORT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,18 +97,6 @@ class BreakerPolicy:
         )
 
 
-@dataclass(frozen=True)
-class BreakerChange:
-    """One change of a breaker's state, reported once, by the worker that made it."""
-
-    lane: str
-    provider: str
-    before: str
-    after: str
-    reason: str = ""
-    actor: str = ""
-
-
 class ProviderEvents(Protocol):
     """Where the failover sender reports what it did: metrics and logs (`mailwright.observability`)."""
 
@@ -114,6 +106,10 @@ class ProviderEvents(Protocol):
 
     def count(self, name: str, *, lane: str, provider: str) -> None:
         """Count one `name` event (METRIC_MAYBE_SENT, METRIC_PAUSED) for a lane and provider."""
+        ...
+
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Report a breaker's state (open or half-open: `is_open`), as a worker last read it."""
         ...
 
 
@@ -296,8 +292,15 @@ class ProviderBreaker:
             return False
         self._remember(after)
         if before.state != after.state or actor:
-            change = BreakerChange(self.lane, self.provider, before.state, after.state, reason=reason, actor=actor)
+            change = BreakerChange(
+                self.lane, self.provider, before.state, after.state, reason=reason, actor=actor, at=self._clock()
+            )
             self._events.breaker_changed(change)
+            try:
+                self._store.record_change(change)
+            except Exception as exc:
+                # The change itself is stored and logged; only its line in the history is missing.
+                logger.warning("provider breaker history not written", extra={"lane": self.lane, "error": str(exc)})
         return True
 
 
@@ -330,6 +333,7 @@ class FailoverSender:
         recheck_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lane = lane
         self._primary = primary
@@ -346,11 +350,16 @@ class FailoverSender:
         self._recheck_seconds = recheck_seconds
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._reported_at: float | None = None
+        self._report_lock = threading.Lock()
 
     def send(self, email: OutboundEmail) -> str:
         """Send `email` through SES, or the secondary while SES's breaker is open; the message id."""
         request_id = dict(email.tags).get("request_id", "")
-        holder = self._maybe_sent_by(request_id, self.breaker.state())
+        state = self.breaker.state()
+        self._report_states(state)
+        holder = self._maybe_sent_by(request_id, state)
         if holder is not None and holder != PROVIDER_SES:
             return self._via_secondary(email, request_id)
         route = self.breaker.route()
@@ -382,6 +391,18 @@ class FailoverSender:
             close = getattr(sender, "close", None)
             if callable(close):
                 close()
+
+    def _report_states(self, state: BreakerState) -> None:
+        """Every STATE_REPORT_SECONDS, report SES's breaker state (and the secondary's) as last read."""
+        now = self._monotonic()
+        with self._report_lock:
+            if self._reported_at is not None and now - self._reported_at < STATE_REPORT_SECONDS:
+                return
+            self._reported_at = now
+        self._events.state(lane=self.lane, provider=PROVIDER_SES, is_open=state.state != BREAKER_CLOSED)
+        if self.secondary_breaker is not None:
+            secondary = self.secondary_breaker.state()
+            self._events.state(lane=self.lane, provider=self.secondary_name, is_open=secondary.state != BREAKER_CLOSED)
 
     def _via_secondary(self, email: OutboundEmail, request_id: str) -> str:
         secondary, breaker, name = self._secondary, self.secondary_breaker, self.secondary_name

@@ -28,6 +28,9 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
+    METRIC_FAILED_OVER,
+    METRIC_PROVIDER_BREAKER_OPEN,
+    METRIC_PROVIDER_BREAKER_OPENED,
     METRICS_NAMESPACE,
     PROVIDER_SES,
     SERVICE_NAME,
@@ -38,8 +41,8 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     UNKNOWN,
 )
-from mailwright.failover import BreakerChange
 from mailwright.feedback import NORMALISED_TYPES, FeedbackReport
+from mailwright.ports import BreakerChange
 from mailwright.sending import BatchReport
 
 # One metric per terminal state of a request.
@@ -194,7 +197,7 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
             latency = max(0.0, (now - outcome.received_at) * 1000)
             metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
         if outcome.status == STATUS_SENT and outcome.provider != PROVIDER_SES:
-            metrics.count("FailedOver", lane=lane, provider=outcome.provider)
+            metrics.count(METRIC_FAILED_OVER, lane=lane, provider=outcome.provider)
     for message_id, reason in report.retry_reasons.items():
         if reason == "throttled":
             category = report.retry_categories.get(message_id, UNKNOWN)
@@ -242,7 +245,8 @@ class ProviderMetrics:
 
     ProviderBreakerOpened, ProviderBreakerHalfOpen and ProviderBreakerClosed
     count breaker changes; MaybeSent and ProviderPaused what the failover
-    sender counts; each per lane and provider.
+    sender counts; ProviderBreakerOpen is the state a worker read (1 open or
+    half-open, 0 closed); each per lane and provider.
     """
 
     def __init__(self, logger: Logger | logging.Logger | None = None) -> None:
@@ -261,17 +265,25 @@ class ProviderMetrics:
                 "actor": change.actor,
             },
         )
-        name = {"open": "ProviderBreakerOpened", "half_open": "ProviderBreakerHalfOpen"}.get(
+        name = {"open": METRIC_PROVIDER_BREAKER_OPENED, "half_open": "ProviderBreakerHalfOpen"}.get(
             change.after, "ProviderBreakerClosed"
         )
         self.count(name, lane=change.lane, provider=change.provider)
 
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Write one EMF document with the breaker's state: 1 open (or half-open), 0 closed."""
+        self._write(METRIC_PROVIDER_BREAKER_OPEN, 1 if is_open else 0, lane=lane, provider=provider)
+
     def count(self, name: str, *, lane: str, provider: str) -> None:
         """Write one EMF document counting `name` once for the lane and provider."""
+        self._write(name, 1, lane=lane, provider=provider)
+
+    @staticmethod
+    def _write(name: str, value: float, *, lane: str, provider: str) -> None:
         with single_metric(
             name=name,
             unit=MetricUnit.Count,
-            value=1,
+            value=value,
             namespace=METRICS_NAMESPACE,
             default_dimensions={"service": SERVICE_NAME},
         ) as metric:

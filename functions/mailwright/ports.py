@@ -489,6 +489,8 @@ class AlarmStates(Protocol):
 BREAKER_CLOSED = "closed"
 BREAKER_OPEN = "open"
 BREAKER_HALF_OPEN = "half_open"
+# A breaker's history keeps its most recent changes: an outage flaps it a few times, an operator a few more.
+BREAKER_HISTORY_KEEP = 50
 
 
 @dataclass(frozen=True)
@@ -517,6 +519,22 @@ class BreakerState:
     version: int = 0
 
 
+@dataclass(frozen=True)
+class BreakerChange:
+    """One change of a breaker's state, reported once, by the worker (or operator) that made it.
+
+    `actor` is set for changes made by hand (`mailwright providers failover|restore`), with `reason` their note.
+    """
+
+    lane: str
+    provider: str
+    before: str
+    after: str
+    reason: str = ""
+    actor: str = ""
+    at: float = 0.0
+
+
 class ProviderBreakerStore(Protocol):
     """Where the provider breakers live (one item per lane and provider), and the sends a provider may have taken."""
 
@@ -538,6 +556,14 @@ class ProviderBreakerStore(Protocol):
 
     def maybe_sent_by(self, request_id: str) -> str | None:
         """The provider that may have accepted the request, if one is remembered."""
+        ...
+
+    def record_change(self, change: BreakerChange) -> None:
+        """Append a change to the breaker's history (the audit trail of its automatic and manual changes)."""
+        ...
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's recorded changes, oldest first (the most recent ones only: the trail is capped)."""
         ...
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore
 from mailwright.constants import Env
-from mailwright.ports import BREAKER_CLOSED, BREAKER_OPEN
+from mailwright.ports import BREAKER_CLOSED, BREAKER_OPEN, BreakerChange
 from mailwright_tools.provision import StackResources
 from tests.functional.harness import WorkerHarness, service_error
 from tests.functional.relays import PASSWORD, USERNAME, Certificate, Relay
@@ -165,3 +165,20 @@ def test_repeated_server_errors_open_the_breaker_and_rate_throttling_does_not(
     w.end_backoff()
     w.run_batch()
     assert {m["To"] for m in relay.handler.parsed()} == {"a@example.com", "b@example.com"}
+
+
+def test_a_breakers_history_keeps_its_last_fifty_changes_in_the_idempotency_table(stack: StackResources) -> None:
+    store = DynamoProviderBreakerStore(boto3.client("dynamodb"), stack.idempotency_table)
+
+    for n in range(55):
+        after = BREAKER_OPEN if n % 2 == 0 else BREAKER_CLOSED
+        before = BREAKER_CLOSED if n % 2 == 0 else BREAKER_OPEN
+        store.record_change(
+            BreakerChange("critical", "ses", before, after, reason=f"change {n}", actor="cli:ops" if n else "", at=n)
+        )
+
+    history = store.history("critical", "ses")
+    assert len(history) == 50
+    assert [c.reason for c in history[:2]] == ["change 5", "change 6"] and history[-1].reason == "change 54"
+    assert history[-1] == BreakerChange("critical", "ses", BREAKER_CLOSED, BREAKER_OPEN, "change 54", "cli:ops", 54.0)
+    assert store.history("critical", "relay") == [] and store.history("bulk", "ses") == []

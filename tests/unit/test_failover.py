@@ -402,3 +402,91 @@ def test_a_paused_lane_retries_its_mail_with_the_provider_unavailable_reason(fak
     # The first email finds SES paused (the breaker opens at once); none moves to the relay.
     assert set(report.retry_reasons.values()) == {"provider_unavailable"}
     assert not world.relay.attempts and len(fakes.claims) == 0  # claims released: the retries start clean
+
+
+# -- history and reported states -------------------------------------------------------
+
+
+def test_every_change_of_a_breaker_is_kept_in_its_history_with_who_made_it() -> None:
+    world = World()
+    breaker = world.breaker()
+
+    for _ in range(POLICY.failure_threshold):
+        breaker.failed(OUTAGE, ROUTE_USE)
+    world.clock.advance(1)
+    breaker.restore(actor="cli:ops@host")
+    breaker.force_open(actor="cli:ops@host", reason="SES region degraded, moving critical off it")
+
+    history = world.store.history("critical", "ses")
+    assert [(c.before, c.after, c.actor) for c in history] == [
+        (BREAKER_CLOSED, BREAKER_OPEN, ""),
+        (BREAKER_OPEN, BREAKER_CLOSED, "cli:ops@host"),
+        (BREAKER_CLOSED, BREAKER_OPEN, "cli:ops@host"),
+    ]
+    assert history[0].reason.startswith("ses_failed") and history[2].reason.startswith("SES region degraded")
+    assert history[1].at == history[0].at + 1
+    assert world.store.history("critical", "relay") == []
+
+
+def test_a_history_that_cannot_be_written_does_not_stop_the_breaker() -> None:
+    world = World()
+    world.store.failures["record_change"] = TransientError("dynamodb_unavailable", "table unreachable")
+    breaker = world.breaker()
+
+    for _ in range(POLICY.failure_threshold):
+        breaker.failed(OUTAGE, ROUTE_USE)
+
+    assert breaker.state(fresh=True).state == BREAKER_OPEN
+    assert world.events.transitions("ses") == [(BREAKER_CLOSED, BREAKER_OPEN)]
+    assert world.store.history("critical", "ses") == []
+
+
+def test_the_history_keeps_the_most_recent_changes() -> None:
+    world = World()
+    breaker = world.breaker()
+
+    for _ in range(40):
+        breaker.force_open(actor="a")
+        breaker.restore(actor="a")
+
+    history = world.store.history("critical", "ses")
+    assert len(history) == 50 and history[-1].after == BREAKER_CLOSED
+
+
+def test_workers_report_both_breakers_states_every_thirty_seconds_while_sending() -> None:
+    world = World()
+    sender = FailoverSender(
+        lane="critical",
+        primary=world.ses,
+        breaker=world.breaker(),
+        store=world.store,
+        events=world.events,
+        enabled=True,
+        secondary=world.relay,
+        secondary_name="relay",
+        secondary_breaker=world.breaker("relay"),
+        clock=world.clock,
+        sleep=world.clock.sleep,
+        monotonic=world.clock,
+    )
+
+    for n in range(10):  # 10 emails within 20 s: one report
+        sender.send(email(f"a{n}"))
+        world.clock.advance(2)
+    world.ses_down = OUTAGE
+    world.clock.advance(15)
+    for n in range(POLICY.failure_threshold - 1):
+        with pytest.raises(ProviderOutageError):
+            sender.send(email(f"b{n}"))  # retried later
+    sender.send(email("b"))  # opens SES's breaker, and goes to the relay
+    world.clock.advance(30)
+    sender.send(email("c"))
+
+    assert world.events.states == [
+        ("critical", "ses", False),
+        ("critical", "relay", False),
+        ("critical", "ses", False),
+        ("critical", "relay", False),
+        ("critical", "ses", True),
+        ("critical", "relay", False),
+    ]

@@ -62,7 +62,7 @@ def test_every_kind_parses_into_its_own_settings() -> None:
                 "secret_arn": ARN,
                 "settings": {"domain": "mg.example.com", "region": "eu"},
             },
-            {"name": "ses-eu", "kind": "ses", "settings": {"region": "eu-west-1", "configuration_set": "mw-eu"}},
+            {"name": "ses-eu", "kind": "ses_region", "settings": {"region": "eu-west-1", "configuration_set": "mw-eu"}},
         )
     )
 
@@ -93,7 +93,7 @@ def test_every_kind_parses_into_its_own_settings() -> None:
         ),
         ({"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "a/b"}}, "bare domain"),
         ({"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "d", "region": "ap"}}, "region"),
-        ({"name": "eu", "kind": "ses", "settings": {"region": "eu-west-1"}}, "configuration_set"),
+        ({"name": "eu", "kind": "ses_region", "settings": {"region": "eu-west-1"}}, "configuration_set"),
     ],
 )
 def test_bad_providers_are_refused_with_the_fault_named(entry: dict[str, Any], fault: str) -> None:

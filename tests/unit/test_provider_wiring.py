@@ -15,9 +15,10 @@ from mailwright.adapters.sendgrid import SendGridEmailSender
 from mailwright.adapters.ses import SesEmailSender
 from mailwright.adapters.smtp import SmtpEmailSender
 from mailwright.errors import ConfigurationError
-from mailwright.failover import BreakerChange, FailoverSender
+from mailwright.failover import FailoverSender
 from mailwright.handlers import provider_webhook
 from mailwright.observability import AddressMaskingFormatter, ProviderMetrics
+from mailwright.ports import BreakerChange
 from mailwright.settings import FailoverSettings, parse_providers
 from mailwright.wiring import SecretJson, build_failover_sender, build_provider_sender
 from mailwright_tools.fakes import FakeEmailSender, FakeProviderBreakerStore
@@ -45,7 +46,7 @@ PROVIDERS = parse_providers(
             {"name": "relay", "kind": "smtp", "secret_arn": ARN, "settings": {"host": "smtp.example.com"}},
             {"name": "sg", "kind": "sendgrid", "secret_arn": ARN},
             {"name": "mg", "kind": "mailgun", "secret_arn": ARN, "settings": {"domain": "mg.example.com"}},
-            {"name": "ses-eu", "kind": "ses", "settings": {"region": "eu-west-1", "configuration_set": "mw-eu"}},
+            {"name": "ses-eu", "kind": "ses_region", "settings": {"region": "eu-west-1", "configuration_set": "mw-eu"}},
         ]
     )
 )

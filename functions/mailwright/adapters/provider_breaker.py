@@ -3,10 +3,11 @@
 | key (`pk`)                       | what                                                                    |
 |----------------------------------|-------------------------------------------------------------------------|
 | `provider#<lane>#<provider>`     | a provider breaker: state, failure window, probe lease, version         |
+| `provider-history#<lane>#<p>`    | its last 50 changes (BREAKER_HISTORY_KEEP), automatic and by hand       |
 | `maybe#<request id>`             | the provider that may have accepted a request whose answer was lost      |
 | `webhook#<provider>#<event key>` | a provider event (or Mailgun signature token) already taken (replays)    |
 
-Breaker items have no TTL: the state outlives quiet periods. The others expire.
+Breaker and history items have no TTL: the state outlives quiet periods. The others expire.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
 from mailwright.constants import Keys
-from mailwright.ports import BREAKER_CLOSED, BreakerState
+from mailwright.ports import BREAKER_CLOSED, BREAKER_HISTORY_KEEP, BreakerChange, BreakerState
 
 BREAKER_PREFIX = "provider#"
+HISTORY_PREFIX = "provider-history#"
 MAYBE_SENT_PREFIX = "maybe#"
 WEBHOOK_PREFIX = "webhook#"
 _NUMBERS = ("failures", "window_start", "opened_at", "probe_at", "closed_at", "probe_until", "version")
@@ -35,6 +37,40 @@ def _conditional(exc: ClientError) -> bool:
 def breaker_key(lane: str, provider: str) -> str:
     """The `pk` of a provider breaker's item."""
     return f"{BREAKER_PREFIX}{lane}#{provider}"
+
+
+def history_key(lane: str, provider: str) -> str:
+    """The `pk` of a provider breaker's history item."""
+    return f"{HISTORY_PREFIX}{lane}#{provider}"
+
+
+def _change_item(change: BreakerChange) -> dict[str, Any]:
+    return {
+        "M": {
+            "at": {"N": f"{change.at:.3f}"},
+            "before": {"S": change.before},
+            "after": {"S": change.after},
+            "reason": {"S": change.reason},
+            "actor": {"S": change.actor},
+        }
+    }
+
+
+def _change(lane: str, provider: str, value: dict[str, Any]) -> BreakerChange:
+    fields = value.get("M", {})
+
+    def text(name: str) -> str:
+        return str(fields.get(name, {}).get("S", ""))
+
+    return BreakerChange(
+        lane=lane,
+        provider=provider,
+        before=text("before"),
+        after=text("after"),
+        reason=text("reason"),
+        actor=text("actor"),
+        at=float(fields.get("at", {}).get("N", "0")),
+    )
 
 
 def _state(lane: str, provider: str, item: dict[str, Any]) -> BreakerState:
@@ -160,6 +196,42 @@ class DynamoProviderBreakerStore:
         if not item or float(item.get(Keys.TTL, {}).get("N", "0")) <= self._clock():
             return None  # TTL deletes lazily
         return str(item["provider"]["S"])
+
+    def record_change(self, change: BreakerChange) -> None:
+        """Append the change to the breaker's history item, then drop what is beyond BREAKER_HISTORY_KEEP."""
+        key = {Keys.IDEMPOTENCY_PK: {"S": history_key(change.lane, change.provider)}}
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET #c = list_append(if_not_exists(#c, :empty), :change)",
+                ExpressionAttributeNames={"#c": "changes"},
+                ExpressionAttributeValues={":empty": {"L": []}, ":change": {"L": [_change_item(change)]}},
+                ReturnValues="UPDATED_NEW",
+            )
+            extra = len(response.get("Attributes", {}).get("changes", {}).get("L", [])) - BREAKER_HISTORY_KEEP
+            if extra > 0:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE " + ", ".join(f"#c[{index}]" for index in range(extra)),
+                    ExpressionAttributeNames={"#c": "changes"},
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's recorded changes, oldest first."""
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={Keys.IDEMPOTENCY_PK: {"S": history_key(lane, provider)}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        values = response.get("Item", {}).get("changes", {}).get("L", [])
+        return [_change(lane, provider, value) for value in values]
 
 
 class DynamoReplayGuard:
