@@ -201,7 +201,7 @@ class ProviderBreaker:
     def failed(self, error: ProviderOutageError, route: str) -> bool:
         """Count an outage failure; whether the breaker is open (or half-open) after it."""
         now = self._clock()
-        reason = f"{error.code}: {error}"[:300]
+        reason = str(error)[:300]  # "code: message"
         cooldown = self.policy.account_cooldown_seconds if error.at_once else self.policy.cooldown_seconds
         if route == ROUTE_PROBE:
             state = self.state(fresh=True)
@@ -241,12 +241,12 @@ class ProviderBreaker:
                 return opened
         raise TransientError("breaker_conflict", f"{self.lane}/{self.provider}: the breaker kept changing; retry")
 
-    def restore(self, *, actor: str) -> BreakerState:
+    def restore(self, *, actor: str, reason: str = "restored by hand") -> BreakerState:
         """Close the breaker by hand: the provider takes the lane's mail again at once."""
         for _ in range(SAVE_ATTEMPTS):
             state = self.state(fresh=True)
             closed = replace(self._closed(state), actor=actor)
-            if self._write(state, closed, reason="restored by hand", actor=actor):
+            if self._write(state, closed, reason=reason, actor=actor):
                 return closed
         raise TransientError("breaker_conflict", f"{self.lane}/{self.provider}: the breaker kept changing; retry")
 

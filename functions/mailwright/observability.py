@@ -16,15 +16,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
@@ -249,8 +251,12 @@ class ProviderMetrics:
     half-open, 0 closed); each per lane and provider.
     """
 
-    def __init__(self, logger: Logger | logging.Logger | None = None) -> None:
+    def __init__(
+        self, logger: Logger | logging.Logger | None = None, *, sink: Callable[[str], None] | None = None
+    ) -> None:
         self._logger = logger or logging.getLogger("mailwright.failover")
+        # Where each EMF document goes: stdout in Lambda (CloudWatch collects it); a file on the local stack.
+        self._sink = sink or _print_line
 
     def breaker_changed(self, change: BreakerChange) -> None:
         """Log the change and count it."""
@@ -278,14 +284,22 @@ class ProviderMetrics:
         """Write one EMF document counting `name` once for the lane and provider."""
         self._write(name, 1, lane=lane, provider=provider)
 
-    @staticmethod
-    def _write(name: str, value: float, *, lane: str, provider: str) -> None:
-        with single_metric(
-            name=name,
-            unit=MetricUnit.Count,
-            value=value,
+    def _write(self, name: str, value: float, *, lane: str, provider: str) -> None:
+        # A document of its own, not the invocation's metric set: the send threads call this concurrently.
+        document = AmazonCloudWatchEMFProvider(
             namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": SERVICE_NAME},
-        ) as metric:
-            metric.add_dimension(name="lane", value=lane)
-            metric.add_dimension(name="provider", value=provider)
+            service=SERVICE_NAME,
+            metric_set={},
+            dimension_set={},
+            metadata_set={},
+            default_dimensions={},
+        )
+        document.add_dimension(name="lane", value=lane)
+        document.add_dimension(name="provider", value=provider)
+        document.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self._sink(json.dumps(document.serialize_metric_set(), separators=(",", ":")))
+
+
+def _print_line(line: str) -> None:
+    # EMF reaches CloudWatch through stdout.
+    print(line, flush=True)

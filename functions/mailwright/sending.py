@@ -190,6 +190,12 @@ class SendService:
         self._clock = clock
         self._rng = rng or random.Random()
 
+    def close(self) -> None:
+        """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
+        close = getattr(self._sender, "close", None)
+        if callable(close):
+            close()
+
     def process(
         self, records: Sequence[QueueRecord], *, remaining_seconds: Callable[[], float] | None = None
     ) -> BatchReport:

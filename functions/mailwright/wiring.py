@@ -104,10 +104,12 @@ def build_send_service(
     *,
     session: boto3.session.Session | None = None,
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
+    provider_events: ProviderEvents | None = None,
 ) -> SendService:
     """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
 
-    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator).
+    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator), and
+    `provider_events` take the failover metrics elsewhere than stdout.
     """
     session = session or boto3.session.Session()
     pool = max(settings.send_concurrency, 10) + 4
@@ -136,7 +138,7 @@ def build_send_service(
         address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
         rate_limiter=DynamoRateLimiter(dynamodb, settings.idempotency_table),
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
-        sender=_sender(settings, session, ses, dynamodb, secrets, wrap_sender),
+        sender=_sender(settings, session, ses, dynamodb, secrets, wrap_sender, provider_events),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
         pacer=_pacer(settings, dynamodb),
@@ -156,6 +158,7 @@ def _sender(
     dynamodb: Any,
     secrets: Any,
     wrap_sender: Callable[[EmailSender], EmailSender] | None,
+    events: ProviderEvents | None = None,
 ) -> EmailSender:
     """SES (decorated by `wrap_sender`), behind the failover sender when the lane has a secondary provider."""
     primary: EmailSender = SesEmailSender(ses)
@@ -171,6 +174,7 @@ def _sender(
         store=DynamoProviderBreakerStore(dynamodb, settings.idempotency_table),
         session=session,
         secrets=secrets,
+        events=events,
     )
 
 
