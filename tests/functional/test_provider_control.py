@@ -47,8 +47,6 @@ def deployed(stack: StackResources, *, providers: str = PROVIDERS, failover: str
 def test_status_reads_the_breakers_the_workers_write(stack: StackResources) -> None:
     control = ProviderControl.for_target(deployed(stack))
     # A worker of the standard lane opens SES's breaker (as an outage would).
-    import boto3
-
     store = DynamoProviderBreakerStore(boto3.client("dynamodb"), stack.idempotency_table)
     worker = ProviderBreaker(
         store, lane="standard", provider="ses", policy=BreakerPolicy(), events=FakeProviderEvents()
