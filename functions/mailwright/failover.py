@@ -68,6 +68,8 @@ ROUTE_SKIP = "skip"  # open (or another worker's probe is out): do not use the p
 METRIC_MAYBE_SENT = "MaybeSent"  # a call timed out after the request went out: retried on the same provider
 METRIC_PAUSED = "ProviderPaused"  # SES is out and the lane waits (failover off, or the secondary is out too)
 SAVE_ATTEMPTS = 3
+# What `_maybe_sent_by` answers when it did not look (calm times): a lookup costs a read per email.
+_NOT_LOOKED_UP = "\x00not looked up"
 # How often a worker reports its lane's breaker states as a gauge (ProviderBreakerOpen): often enough that
 # every minute of sending has a data point for the "open for N minutes" alarm, at no cost per email.
 STATE_REPORT_SECONDS = 30.0
@@ -360,14 +362,11 @@ class FailoverSender:
         state = self.breaker.state()
         self._report_states(state)
         holder = self._maybe_sent_by(request_id, state)
-        if holder is not None and holder != PROVIDER_SES:
+        if holder not in (None, _NOT_LOOKED_UP, PROVIDER_SES):
             return self._via_secondary(email, request_id)
         route = self.breaker.route()
         if route == ROUTE_SKIP:
-            if holder == PROVIDER_SES:
-                self._events.count(METRIC_PAUSED, lane=self.lane, provider=PROVIDER_SES)
-                raise ProviderUnavailableError("SES may already have this email: it waits for SES to answer again")
-            return self._via_secondary(email, request_id)
+            return self._off_ses(email, request_id, holder)
         try:
             message_id = self._primary.send(email)
         except ProviderOutageError as exc:
@@ -375,15 +374,25 @@ class FailoverSender:
             if exc.maybe_sent:
                 self._lost_answer(request_id, PROVIDER_SES)
                 raise
-            if not opened or holder == PROVIDER_SES:
+            if not opened:
                 raise
             # SES never took this email and its breaker is open now: the secondary can take it at once.
-            return self._via_secondary(email, request_id)
+            return self._off_ses(email, request_id, holder)
         except Exception:
             self.breaker.succeeded(route)  # refused or throttled: SES answered, so it is up
             raise
         self.breaker.succeeded(route)
         return message_id
+
+    def _off_ses(self, email: OutboundEmail, request_id: str, holder: str | None) -> str:
+        """SES is out: the secondary takes the email, unless SES may already have it (its answer was lost)."""
+        if holder == _NOT_LOOKED_UP:
+            # The breaker looked closed when this send began, so nobody looked: look now, before leaving SES.
+            holder = self._lookup(request_id)
+        if holder == PROVIDER_SES:
+            self._events.count(METRIC_PAUSED, lane=self.lane, provider=PROVIDER_SES)
+            raise ProviderUnavailableError("SES may already have this email: it waits for SES to answer again")
+        return self._via_secondary(email, request_id)
 
     def close(self) -> None:
         """Close the providers' open connections (an SMTP relay's pool), if they keep any."""
@@ -437,11 +446,19 @@ class FailoverSender:
             self._sleep(wait)
 
     def _maybe_sent_by(self, request_id: str, state: BreakerState) -> str | None:
-        """The provider that may already have this request, looked up only around an outage (it costs a read)."""
+        """The provider that may already have this request, looked up only around an outage (it costs a read).
+
+        In calm times (the breaker closed, and not recently) nobody looks: _NOT_LOOKED_UP.
+        """
         if not request_id:
             return None
         recently_closed = state.closed_at is not None and self._clock() - state.closed_at < self._recheck_seconds
         if state.state == BREAKER_CLOSED and not recently_closed:
+            return _NOT_LOOKED_UP
+        return self._lookup(request_id)
+
+    def _lookup(self, request_id: str) -> str | None:
+        if not request_id:
             return None
         try:
             return self._store.maybe_sent_by(request_id)

@@ -104,8 +104,12 @@ class SesOutage:
             return SesState("down" if self._down else "up", self._mode, self._since, self._failed)
 
     def install(self, session: Any) -> None:
-        """Register the hook on `session` (before any of its clients exists: clients copy their session's hooks)."""
-        session.events.register("before-send.sesv2", self._before_send)
+        """Register the hook on `session` (before any of its clients exists: clients copy their session's hooks).
+
+        First among the `before-send` handlers: moto in-process (`mock_aws`) answers there too, and an
+        outage must answer before it does.
+        """
+        session.events.register_first("before-send.sesv2", self._before_send)
 
     def _before_send(self, request: Any = None, **_: Any) -> AWSResponse | None:
         with self._lock:

@@ -290,6 +290,29 @@ def test_an_email_whose_answer_was_lost_is_retried_on_ses_only() -> None:
     assert [e.tags[0][1] for e in world.relay.sent] == ["r9"]
 
 
+def test_a_lost_answer_stays_with_ses_even_for_a_worker_that_saw_the_breaker_closed() -> None:
+    # Given a worker that read the breaker closed a moment ago (its cached state)
+    world = World()
+    first, second = world.sender(worker="w1"), world.sender(worker="w2")
+    assert provider_of(second.send(email("warm-up"))) == "ses"
+    # and SES accepted r1 for the first worker but the answer was lost, then started failing outright
+    world.ses_down = ProviderOutageError("ses_unreachable", "read timeout", maybe_sent=True)
+    with pytest.raises(ProviderOutageError):
+        first.send(email("r1"))
+    world.ses_down = OUTAGE
+    with pytest.raises(ProviderOutageError):
+        first.send(email("r2"))
+
+    # When the second worker retries r1: its SES call fails and opens the breaker
+    with pytest.raises(ProviderUnavailableError, match="SES may already have"):
+        second.send(email("r1"))
+
+    # Then r1 waits for SES instead of going to the relay (it may be in SES's hands already)
+    assert world.store.read("critical", "ses").state == BREAKER_OPEN
+    assert world.relay.sent == []
+    assert provider_of(second.send(email("r3"))) == "relay"  # others do fail over
+
+
 def test_an_email_the_secondary_may_have_goes_back_to_the_secondary_even_after_ses_returns() -> None:
     world = World(ses_down=ProviderOutageError("ses_paused", "paused", at_once=True))
     sender = world.sender()
