@@ -463,6 +463,40 @@ def check(
     }
 
 
+def measure(*, quick: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """`make bench`'s failover section: the breaker's times with cdk.json's thresholds, on a shorter outage.
+
+    Opening takes as long as `failure_threshold` failures take to arrive; closing, what is left of the
+    cooldown when SES returns (the probe that fails during the outage opens it for another cooldown),
+    plus the wait for the next email to probe with.
+    """
+    settings = (
+        OutageSettings(requests=240, publish_seconds=30.0, outage_at=8.0, outage_seconds=10.0, cooldown_seconds=5)
+        if quick
+        # Traffic goes on for more than a cooldown after SES returns: a breaker closes on the next email.
+        else OutageSettings(requests=900, publish_seconds=110.0, outage_at=15.0, outage_seconds=45.0)
+    )
+    result = run(settings, progress=progress)
+    keys = (
+        "breakers",
+        "latency_during_outage_s",
+        "sent_by_relay_during_outage",
+        "bulk_drained_s_after_ses_returned",
+        "lost",
+        "sent_by_both",
+        "invariants_hold",
+        "seconds",
+    )
+    measured = {key: result[key] for key in keys}
+    measured["settings"] = vars(settings)
+    for lane, times in result["breakers"].items():
+        progress(
+            f"  failover {lane}: opened {times['first_failure_to_open_s']} s after the first SES failure, "
+            f"closed {times['return_to_closed_s']} s after SES returned"
+        )
+    return measured
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.outage [--requests N]`: run, write bench/chaos_outage.json, exit 1 if an invariant fails."""
     parser = argparse.ArgumentParser(description="an SES outage in the middle of the traffic, with a secondary")
