@@ -201,7 +201,12 @@ def remote(url: str, change: dict[str, str] | None = None, *, timeout: float = 5
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             answer: dict[str, Any] = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise SesSwitchError(f"the local stack refused: {exc.read().decode('utf-8', 'replace')}") from None
+        text = exc.read().decode("utf-8", "replace")
+        try:
+            text = str(json.loads(text)["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise SesSwitchError(f"the local stack refused: {text}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise SesSwitchError(f"the local stack's SES switch at {url} did not answer: {exc}") from None
     return answer
