@@ -22,6 +22,7 @@ reachable from another one (the CLI), as the lanes' mappings are
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -202,10 +203,8 @@ def remote(url: str, change: dict[str, str] | None = None, *, timeout: float = 5
             answer: dict[str, Any] = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         text = exc.read().decode("utf-8", "replace")
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # not our JSON: the text as it came
             text = str(json.loads(text)["message"])
-        except (ValueError, KeyError, TypeError):
-            pass
         raise SesSwitchError(f"the local stack refused: {text}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise SesSwitchError(f"the local stack's SES switch at {url} did not answer: {exc}") from None
