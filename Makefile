@@ -30,7 +30,7 @@ help:
 	@echo "make synth   - synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
 	@echo "make schema  - regenerate schemas/ from the models: the request's JSON Schema, the API's OpenAPI document"
 	@echo "make bench   - benchmarks: bench/results.json, docs/benchmarks.md and its plots"
-	@echo "make chaos   - 10,000 requests with faults injected: bench/chaos.json"
+	@echo "make chaos   - 10,000 requests with faults injected (bench/chaos.json), then a 60 s SES outage (bench/chaos_outage.json)"
 
 $(LOCAL_STAMP): requirements-local.txt functions/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

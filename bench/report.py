@@ -13,6 +13,7 @@ from bench.common import REPO
 
 DOCS = REPO / "docs"
 CHAOS = REPO / "bench" / "chaos.json"
+OUTAGE = REPO / "bench" / "chaos_outage.json"
 
 
 def _plot_throughput(results: dict[str, Any], path: Path) -> None:
@@ -553,12 +554,13 @@ before the send, the final status after it) cost, at the list prices
 above and before any Lambda, storage or producer request:
 {_floor_text(co)}
 {chaos_section}
+{_failover_section(results.get("failover"), _outage_run())}
 {_findings(results, chaos)}
 ## Reproduce
 
 ```
-make bench    # about 4 minutes on 2 cores: bench/results.json, docs/benchmarks.md, docs/*.png
-make chaos    # about 5 minutes: bench/chaos.json, then this page again
+make bench    # about 7 minutes on 2 cores: bench/results.json, docs/benchmarks.md, docs/*.png
+make chaos    # about 9 minutes: bench/chaos.json, bench/chaos_outage.json, then this page again
 python -m bench.run --report-only   # rewrite this page from bench/results.json
 ```
 """
@@ -772,6 +774,98 @@ Faults injected:
 
 {_table(fault_rows, ["fault", "count"])}
 """
+
+
+def _outage_run() -> dict[str, Any] | None:
+    """`make chaos`'s SES-outage run, when there is one."""
+    return json.loads(OUTAGE.read_text(encoding="utf-8")) if OUTAGE.is_file() else None
+
+
+def _breaker_rows(breakers: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [lane, times.get("first_failure_to_open_s"), times.get("return_to_closed_s"), times.get("changes")]
+        for lane, times in breakers.items()
+    ]
+
+
+def _latency_rows(latency: dict[str, Any]) -> list[list[Any]]:
+    return [[lane, v["count"], v["p50"], v["p99"]] for lane, v in latency.items()]
+
+
+def _failover_section(failover: dict[str, Any] | None, outage: dict[str, Any] | None) -> str:
+    """Failover to a secondary provider: the breaker's times (`make bench`) and the SES-outage run (`make chaos`)."""
+    parts = ["\n## Failover to a secondary provider (issue 13)\n\n"]
+    if failover is None:
+        parts.append("No failover measurement in bench/results.json yet: run `make bench`.\n")
+    else:
+        st = failover["settings"]
+        parts.append(
+            f"""`bench/outage.py`, in real time: {st["requests"]:,} requests over {st["publish_seconds"]:.0f} s through
+every lane's worker (moto in-process, each lane's event source emulated), an SMTP relay (aiosmtpd) on
+loopback as the secondary; SES answers every call with HTTP 503 for {st["outage_seconds"]:.0f} s from
+{st["outage_at"]:.0f} s on (the local stack's own switch, `mailwright local ses down`). The breaker is
+cdk.json's: open after {st["failure_threshold"]} failures within {st["window_seconds"]} s, probe after
+{st["cooldown_seconds"]} s. Opening takes as long as those failures take to arrive (each failing call
+includes botocore's retry); closing takes what is left of the cooldown when SES returns (a probe during the
+outage opens it for another cooldown), plus the wait for the next email to probe with.
+
+{_table(_breaker_rows(failover["breakers"]), ["lane", "first SES failure to open (s)", "SES back to closed (s)", "changes"])}
+
+Publish-to-send during the outage (s), by lane (critical and standard through the relay, bulk waits for SES):
+
+{_table(_latency_rows(failover["latency_during_outage_s"]), ["lane", "requests", "p50", "p99"])}
+
+Lost: {failover["lost"]}; sent by both providers: {failover["sent_by_both"]}; bulk drained
+{failover["bulk_drained_s_after_ses_returned"]} s after SES returned; invariants hold: {failover["invariants_hold"]}.
+"""
+        )
+    if outage is not None:
+        st = outage["settings"]
+        rows = [
+            [
+                key,
+                ", ".join(f"{k} {v}" for k, v in outage[key].items()) if isinstance(outage[key], dict) else outage[key],
+            ]
+            for key in (
+                "published",
+                "lost",
+                "in_dlq",
+                "sent_by_relay_during_outage",
+                "bulk_sent_by_relay",
+                "bulk_published_during_outage",
+                "bulk_published_during_outage_sent_by_ses_after",
+                "bulk_drained_s_after_ses_returned",
+                "lost_answers_injected",
+                "sent_by_both",
+                "sent_by_both_outside_crash_window",
+                "duplicate_sends",
+                "crash_window_duplicates",
+                "invariants_hold",
+                "seconds",
+            )
+        ]
+        parts.append(
+            f"""
+### The SES-outage scenario (`make chaos`)
+
+{outage["published"]:,} requests over {st["publish_seconds"]:.0f} s; at {st["outage_at"]:.0f} s SES first loses
+the answers of {st["lost_answers"]} calls it accepted (the crash window of a switch), then fails every call
+for {st["outage_seconds"]:.0f} s. Invariants: nothing lost, critical and standard sent through the relay
+during the outage, bulk never sent by the relay and drained by SES after, no request sent by both providers
+outside the crash window (bench/chaos_outage.json).
+
+{_table(rows, ["", "value"])}
+
+Publish-to-send during the outage (s):
+
+{_table(_latency_rows(outage["latency_during_outage_s"]), ["lane", "requests", "p50", "p99"])}
+
+Breakers:
+
+{_table(_breaker_rows(outage["breakers"]), ["lane", "first SES failure to open (s)", "SES back to closed (s)", "changes"])}
+"""
+        )
+    return "".join(parts)
 
 
 def write(results: dict[str, Any]) -> list[Path]:

@@ -11,11 +11,14 @@
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
 | `<stack>-api-5xx`             | AWS/ApiGateway 5XXError of the stage (sum)     | >= 1 in 5 min                     |
 | `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
+| `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
 
 Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL), `breaker` (invoked by EventBridge) and `api` (behind API Gateway); each
-alarm's description says what its failure means for the mail and what to do.
+URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway) and, with
+secondary providers, `provider-webhook` (a public URL); each alarm's
+description says what its failure means for the mail and what to do. The
+provider breaker alarms exist only with `providers` in context.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -35,8 +38,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.breaker import FUNCTION_MAX_EVENT_AGE_HOURS, FUNCTION_RETRY_ATTEMPTS
-from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, QUOTA_ALARM_RATIO, MailwrightConfig
+from infra.config import (
+    BOUNCE_RATE_ALARM,
+    COMPLAINT_RATE_ALARM,
+    QUOTA_ALARM_RATIO,
+    MailwrightConfig,
+    lane_provider,
+)
 from infra.topics import encrypted_topic
+from mailwright.constants import LANES, METRIC_PROVIDER_BREAKER_OPEN, METRICS_NAMESPACE, PROVIDER_SES, SERVICE_NAME
 
 SES_NAMESPACE = "AWS/SES"
 # SES publishes its reputation rates account-wide with no dimensions: the rates its review looks at.
@@ -55,6 +65,8 @@ QUOTA_PERIOD = Duration.days(1)
 # minutes, is a spike (a client gone wrong, refused signatures, throttling, someone probing ids).
 API_4XX_RATE_PERCENT = 25
 API_4XX_MIN_REQUESTS = 20
+# Workers report a breaker's state every 30 s while their lane sends: one-minute periods always have one.
+BREAKER_STATE_PERIOD = Duration.minutes(1)
 
 
 @dataclass(frozen=True)
@@ -243,6 +255,59 @@ class Alarms(Construct):
             f"state change for up to {FUNCTION_MAX_EVENT_AGE_HOURS} hours (then dead-letters it); meanwhile the bulk "
             "lane is not paused or resumed: check `mailwright lanes status` and the reputation alarms, and pause "
             "bulk by hand (`mailwright lanes pause bulk`) if one is in ALARM.",
+        )
+
+    def watch_provider_breakers(self, config: MailwrightConfig) -> None:
+        """One alarm per lane on SES's provider breaker staying open (`provider-breaker-<lane>`), with providers."""
+        for lane in LANES:
+            provider = lane_provider(config, lane)
+            if provider is None:
+                continue
+            settings = config.failover[lane]
+            minutes = settings.alarm_after_minutes
+            where = (
+                f"its mail goes out through {provider.name}"
+                if settings.enabled
+                else "its mail waits in the queue (this lane does not fail over)"
+            )
+            self._add(
+                f"provider-breaker-{lane}",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=METRIC_PROVIDER_BREAKER_OPEN,
+                    dimensions_map={"service": SERVICE_NAME, "lane": lane, "provider": PROVIDER_SES},
+                    statistic="Maximum",
+                    period=BREAKER_STATE_PERIOD,
+                ),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=minutes,
+                # Workers report the state only while the lane sends: a quiet minute neither trips nor clears
+                # the alarm (CloudWatch looks further back for the minutes that were reported).
+                missing=cloudwatch.TreatMissingData.IGNORE,
+                description=f"SES's breaker on the {lane} lane has been open for {minutes} minutes: {where}. "
+                "SES is failing (5xx, timeouts) or refusing the account (sending paused, daily quota used up): "
+                "check the AWS Health Dashboard and `aws sesv2 get-account`, and `mailwright providers status` "
+                "for the reason. The breaker probes SES and closes by itself once SES answers; "
+                f"`mailwright providers restore {lane}` closes it by hand.",
+            )
+
+    def watch_provider_webhook(self, function: lambda_.IFunction, *, reserved_concurrency: int | None) -> None:
+        """Errors and throttles alarms for the public provider webhook (`provider-webhook`)."""
+        cap = (
+            f"its reserved concurrency (provider_webhook.reserved_concurrency, {reserved_concurrency})"
+            if reserved_concurrency is not None
+            else "the account's unreserved concurrency (provider_webhook.reserved_concurrency is null)"
+        )
+        self._function_alarms(
+            "provider-webhook",
+            function,
+            on_error="The provider webhook failed a request (a crash or timeout; a forged or unsigned request is "
+            "not an error): the provider got an HTTP 5xx and retries it (SendGrid for 24 hours, Mailgun for 8), "
+            "so nothing is lost yet. Read its log group for the error.",
+            on_throttle=f"The provider webhook was called beyond {cap}: those posts got HTTP 429 and the providers "
+            "retry them. A burst of events after a campaign, or a flood of forged posts (the WebhookRefused "
+            "metric): check its log group; if the traffic is genuine, raise provider_webhook.reserved_concurrency.",
         )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,18 @@ from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
     DEFAULT_LANE,
+    FAILOVER_LANES,
     LANES,
     METRICS_NAMESPACE,
     POOLED_LANES,
+    PROVIDER_KIND_MAILGUN,
+    PROVIDER_KIND_SENDGRID,
+    PROVIDER_KIND_SES,
+    PROVIDER_KIND_SMTP,
+    PROVIDER_KINDS,
+    PROVIDER_SES,
     SERVICE_NAME,
+    WEBHOOK_PROVIDER_KINDS,
     Env,
 )
 
@@ -152,6 +161,10 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # Secondary providers (none: SES alone, as without them), each lane's failover, and their webhook.
+    providers: tuple[ProviderConfig, ...] = ()
+    failover: dict[str, LaneFailoverConfig] = field(default_factory=lambda: default_failover())
+    provider_webhook: ProviderWebhookConfig = field(default_factory=lambda: ProviderWebhookConfig())
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -297,8 +310,12 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "mail_from_domain",
         "unsubscribe",
         "api",
+        "providers",
+        "failover",
+        "provider_webhook",
     }
     feedback = _feedback_settings(raw)
+    providers = parse_providers(raw.get("providers"))
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -316,6 +333,9 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         api=_api_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
+        providers=providers,
+        failover=parse_failover(raw.get("failover"), providers),
+        provider_webhook=_provider_webhook_settings(raw),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
@@ -477,6 +497,8 @@ class WorkerResources:
     # The stack's own unsubscribe endpoint (the function URL); links point here
     # unless `unsubscribe_base_url` in the settings names a custom domain.
     unsubscribe_base_url: str = ""
+    # Secondary providers' secrets by provider name: ARNs (CDK tokens deployed), never their values.
+    provider_secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 def max_backoff_seconds(lane: LaneConfig) -> int:
@@ -535,6 +557,8 @@ def worker_environment(
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Secondary providers and this lane's failover (none without `providers` in context).
+        **failover_environment(config=config, lane=lane.name, secrets=resources.provider_secrets),
     }
 
 
@@ -635,4 +659,389 @@ def breaker_environment(*, config: MailwrightConfig, mapping_id: str, alarm_name
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+# -- secondary providers and failover ----------------------------------------------
+#
+# `providers` lists the secondaries (none by default: SES alone); `failover` says, per lane, whether its
+# mail moves to one while SES's breaker is open, and the breaker's thresholds. The runtime reads both
+# from MAILWRIGHT_PROVIDERS and MAILWRIGHT_FAILOVER (mailwright.settings parses them again at cold start;
+# tests/unit/test_infra_providers.py holds the two parsers to one contract). Credentials stay in Secrets
+# Manager, in secrets the user creates: the context names them, never holds them.
+
+# Hosts an SMTP relay may be reached in clear on: this machine only (the local stack and the tests).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SMTP_TLS_MODES = ("starttls", "tls", "none")
+MAILGUN_REGIONS = ("us", "eu")
+# A provider's name is its metric dimension, its webhook path and its message-log value.
+_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# A secret's name as Secrets Manager allows it...
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# ...and its complete ARN, with the six characters Secrets Manager appends to the name.
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+# A name that ends like that suffix would be taken for a partial ARN's suffix by Secrets Manager.
+_SUFFIX_LIKE = re.compile(r"-[A-Za-z0-9]{6}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256})$")
+# Emails per second a secondary takes when `max_send_rate` is not given: modest, as a secondary that
+# suddenly sends thousands looks like a spammer to mailbox providers (README: warm-up).
+DEFAULT_PROVIDER_SEND_RATE = 5.0
+# Each kind's `settings` keys.
+PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
+    PROVIDER_KIND_SMTP: frozenset({"host", "port", "tls", "timeout_seconds", "pool_size"}),
+    PROVIDER_KIND_SENDGRID: frozenset({"base_url", "timeout_seconds"}),
+    PROVIDER_KIND_MAILGUN: frozenset({"domain", "region", "base_url", "timeout_seconds"}),
+    PROVIDER_KIND_SES: frozenset({"region", "configuration_set", "feedback_topic_arn"}),
+}
+_PROVIDER_KEYS = frozenset({"name", "kind", "secret", "webhook_secret", "max_send_rate", "settings"})
+# The provider webhook's share of the account's concurrency, as the unsubscribe endpoint's: it is public.
+DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY = 5
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One secondary provider: its name and kind, the secrets that hold its credentials, its settings."""
+
+    name: str
+    kind: str
+    # The secret's name or complete ARN (none for SES in another region: the workers' role sends there).
+    secret: str = ""
+    # SendGrid and Mailgun: a secret of its own for the webhook's verification key, so the public
+    # webhook function never reads the sending credentials ("": the key is in `secret`).
+    webhook_secret: str = ""
+    # Emails per second the whole deployment may hand it; split among the workers that fail over to it.
+    max_send_rate: float = DEFAULT_PROVIDER_SEND_RATE
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def posts_webhooks(self) -> bool:
+        """Whether it reports feedback to the provider webhook (SendGrid, Mailgun)."""
+        return self.kind in WEBHOOK_PROVIDER_KINDS
+
+    @property
+    def region(self) -> str:
+        """The other region SES sends from (kind ses_region), else ""."""
+        return str(self.settings.get("region", "")) if self.kind == PROVIDER_KIND_SES else ""
+
+
+@dataclass(frozen=True)
+class LaneFailoverConfig:
+    """One lane's failover: whether its mail moves to `provider` while SES's breaker is open, and when that opens."""
+
+    enabled: bool
+    # "": the first provider listed.
+    provider: str = ""
+    failure_threshold: int = 5
+    window_seconds: int = 30
+    cooldown_seconds: int = 30
+    account_cooldown_seconds: int = 300
+    # The alarm fires when SES's breaker of this lane has been open this long (while the lane sends).
+    alarm_after_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class ProviderWebhookConfig:
+    """The provider webhook function (the `provider_webhook` context value)."""
+
+    # None: no reservation (an account limited to 10 concurrent executions cannot reserve any).
+    reserved_concurrency: int | None = DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY
+
+
+def default_failover() -> dict[str, LaneFailoverConfig]:
+    """Each lane's failover when the context says nothing: critical and standard fail over, bulk waits."""
+    return {lane: LaneFailoverConfig(enabled=lane in FAILOVER_LANES) for lane in LANES}
+
+
+def _secret_reference(value: Any, where: str) -> str:
+    text = str(value or "").strip()
+    if text.startswith("arn:"):
+        if not _SECRET_ARN.match(text):
+            raise ConfigError(
+                f"{where} must be a secret's complete ARN (with the six characters Secrets Manager appends), "
+                f"or its name; got {text!r}"
+            )
+        return text
+    if not _SECRET_NAME.match(text):
+        raise ConfigError(f"{where} must be the name or complete ARN of a Secrets Manager secret, got {text!r}")
+    if _SUFFIX_LIKE.search(text):
+        raise ConfigError(
+            f"{where}: a secret name ending in '-' and six characters ({text!r}) is ambiguous to Secrets Manager; "
+            "give its complete ARN instead"
+        )
+    return text
+
+
+def _provider_number(raw: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:  # `not >` catches NaN
+        raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _https_url(value: Any, where: str) -> str:
+    text = str(value).strip()
+    if not (text.startswith("https://") or re.match(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/|$)", text)):
+        raise ConfigError(f"{where} must be an https URL (plain http on loopback only), got {text!r}")
+    return text
+
+
+def _provider_settings(kind: str, raw: Any, where: str) -> dict[str, Any]:
+    """A provider's `settings`, checked as the runtime will check them, with defaults left to the runtime."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = set(raw) - PROVIDER_SETTINGS[kind]
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(PROVIDER_SETTINGS[kind])}")
+    settings = dict(raw)
+    if "timeout_seconds" in settings:
+        _provider_number(settings, "timeout_seconds", 10, where)
+    if "base_url" in settings:
+        settings["base_url"] = _https_url(settings["base_url"], f"{where}.base_url")
+    if kind == PROVIDER_KIND_SMTP:
+        host = str(settings.get("host") or "").strip()
+        if not host:
+            raise ConfigError(f"{where}.host is required (the relay's host name)")
+        tls = settings.get("tls", "starttls")
+        if tls not in SMTP_TLS_MODES:
+            raise ConfigError(f"{where}.tls must be one of {', '.join(SMTP_TLS_MODES)}, got {tls!r}")
+        if tls == "none" and host not in LOOPBACK_HOSTS:
+            raise ConfigError(f"{where}: an SMTP relay without TLS is allowed on loopback only")
+        port = _positive_int(settings, "port", 465 if tls == "tls" else 587, where=where)
+        if port > 65535:
+            raise ConfigError(f"{where}.port must be at most 65535")
+        _positive_int(settings, "pool_size", 4, where=where)
+    elif kind == PROVIDER_KIND_MAILGUN:
+        domain = str(settings.get("domain") or "").strip().lower()
+        if not _DOMAIN.match(domain):
+            raise ConfigError(f"{where}.domain must be the Mailgun sending domain, got {domain!r}")
+        if settings.get("region", "us") not in MAILGUN_REGIONS:
+            raise ConfigError(f"{where}.region must be one of {', '.join(MAILGUN_REGIONS)}")
+    elif kind == PROVIDER_KIND_SES:
+        region = str(settings.get("region") or "")
+        if not _REGION.match(region):
+            raise ConfigError(f"{where}.region must be an AWS region such as eu-west-1, got {region!r}")
+        if not str(settings.get("configuration_set") or "").strip():
+            raise ConfigError(f"{where}.configuration_set is required (the configuration set in {region})")
+        topic = settings.get("feedback_topic_arn")
+        if topic is not None:
+            match = _SNS_ARN.match(str(topic))
+            if not match or match.group(1) != region:
+                raise ConfigError(f"{where}.feedback_topic_arn must be an SNS topic ARN in {region}, got {topic!r}")
+    return settings
+
+
+def parse_providers(raw: Any) -> tuple[ProviderConfig, ...]:
+    """The `providers` context value: a list of secondary providers (empty or absent: none)."""
+    where = f"{CONTEXT_KEY}.providers"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where} must be a list of providers")
+    providers: list[ProviderConfig] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}[{index}] must be an object with name, kind and settings")
+        name = str(entry.get("name") or "")
+        if not _PROVIDER_NAME.match(name) or name == PROVIDER_SES:
+            raise ConfigError(
+                f"{where}[{index}].name must be up to 40 letters, digits, - or _, "
+                f"and not {PROVIDER_SES!r}; got {name!r}"
+            )
+        at = f"{where}.{name}"
+        unknown = set(entry) - _PROVIDER_KEYS
+        if unknown:
+            raise ConfigError(f"{at}: unknown keys {sorted(unknown)}; known: {sorted(_PROVIDER_KEYS)}")
+        kind = entry.get("kind")
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{at}.kind must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
+        if kind == PROVIDER_KIND_SES:
+            if entry.get("secret") or entry.get("webhook_secret"):
+                raise ConfigError(f"{at}: SES in another region needs no secret (the workers' role sends there)")
+            secret = ""
+        else:
+            if not entry.get("secret"):
+                raise ConfigError(f"{at}.secret is required: the name or ARN of the secret with its credentials")
+            secret = _secret_reference(entry["secret"], f"{at}.secret")
+        webhook_secret = ""
+        if entry.get("webhook_secret"):
+            if kind not in WEBHOOK_PROVIDER_KINDS:
+                raise ConfigError(f"{at}.webhook_secret: only {', '.join(WEBHOOK_PROVIDER_KINDS)} post webhooks")
+            webhook_secret = _secret_reference(entry["webhook_secret"], f"{at}.webhook_secret")
+        providers.append(
+            ProviderConfig(
+                name=name,
+                kind=str(kind),
+                secret=secret,
+                webhook_secret=webhook_secret,
+                max_send_rate=_provider_number(entry, "max_send_rate", DEFAULT_PROVIDER_SEND_RATE, at),
+                settings=_provider_settings(str(kind), entry.get("settings"), f"{at}.settings"),
+            )
+        )
+    names = [provider.name for provider in providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: provider names must be unique, got {', '.join(names)}")
+    return tuple(providers)
+
+
+def parse_failover(raw: Any, providers: tuple[ProviderConfig, ...]) -> dict[str, LaneFailoverConfig]:
+    """The `failover` context value: per lane, true/false or an object; defaults for the lanes it leaves out."""
+    where = f"{CONTEXT_KEY}.failover"
+    lanes = default_failover()
+    if raw is None:
+        return lanes
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} must be an object by lane, e.g. {{"bulk": {{"enabled": true}}}}')
+    unknown = set(raw) - set(LANES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown lanes {sorted(unknown)}; lanes are {', '.join(LANES)}")
+    names = {provider.name for provider in providers}
+    fields = set(LaneFailoverConfig.__dataclass_fields__)
+    for lane, value in raw.items():
+        at = f"{where}.{lane}"
+        if isinstance(value, bool):
+            value = {"enabled": value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{at} must be true, false or an object")
+        unknown = set(value) - fields
+        if unknown:
+            raise ConfigError(f"{at}: unknown settings {sorted(unknown)}; known: {sorted(fields)}")
+        enabled = value.get("enabled", lanes[lane].enabled)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{at}.enabled must be true or false, got {enabled!r}")
+        provider = str(value.get("provider") or "")
+        if provider and provider not in names:
+            raise ConfigError(f"{at}.provider {provider!r} is not among {CONTEXT_KEY}.providers")
+        defaults = LaneFailoverConfig(enabled=enabled)
+        lanes[lane] = LaneFailoverConfig(
+            enabled=enabled,
+            provider=provider,
+            **{
+                name: _positive_int(value, name, getattr(defaults, name), where=at)
+                for name in (
+                    "failure_threshold",
+                    "window_seconds",
+                    "cooldown_seconds",
+                    "account_cooldown_seconds",
+                    "alarm_after_minutes",
+                )
+            },
+        )
+    return lanes
+
+
+def _provider_webhook_settings(raw: dict[str, Any]) -> ProviderWebhookConfig:
+    where = f"{CONTEXT_KEY}.provider_webhook"
+    settings = raw.get("provider_webhook")
+    if settings is None:
+        return ProviderWebhookConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"reserved_concurrency": 5}}')
+    unknown = set(settings) - set(ProviderWebhookConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    if "reserved_concurrency" in settings and settings["reserved_concurrency"] is None:
+        return ProviderWebhookConfig(reserved_concurrency=None)
+    default = DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY
+    return ProviderWebhookConfig(
+        reserved_concurrency=_positive_int(settings, "reserved_concurrency", default, where=where)
+    )
+
+
+def lane_provider(config: MailwrightConfig, lane: str) -> ProviderConfig | None:
+    """The provider `lane` fails over to (None without providers)."""
+    if not config.providers:
+        return None
+    wanted = config.failover[lane].provider or config.providers[0].name
+    return next(provider for provider in config.providers if provider.name == wanted)
+
+
+def failover_lanes(config: MailwrightConfig, provider: str) -> list[str]:
+    """The lanes whose mail moves to `provider` while SES's breaker is open."""
+    return [
+        lane
+        for lane in LANES
+        if config.failover[lane].enabled
+        and (found := lane_provider(config, lane)) is not None
+        and found.name == provider
+    ]
+
+
+def provider_send_rate_per_worker(config: MailwrightConfig, provider: ProviderConfig) -> float:
+    """Each worker's share of a provider's `max_send_rate`: split among the workers of the lanes failing over to it."""
+    workers = sum(config.lanes[lane].max_concurrency for lane in failover_lanes(config, provider.name))
+    return provider.max_send_rate / workers if workers else provider.max_send_rate
+
+
+def providers_json(config: MailwrightConfig, secrets: Mapping[str, str], *, webhooks_only: bool = False) -> str:
+    """MAILWRIGHT_PROVIDERS: the providers as the runtime reads them, secrets by ARN (`secrets`: name -> ARN)."""
+    entries = []
+    for provider in config.providers:
+        if webhooks_only and not provider.posts_webhooks:
+            continue
+        entry: dict[str, Any] = {
+            "name": provider.name,
+            "kind": provider.kind,
+            "send_rate": round(provider_send_rate_per_worker(config, provider), 6),
+            "settings": {k: v for k, v in provider.settings.items() if k != "feedback_topic_arn"},
+        }
+        if provider.secret:
+            entry["secret_arn"] = secrets[provider.name]
+        entries.append(entry)
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def failover_json(config: MailwrightConfig, lane: str) -> str:
+    """MAILWRIGHT_FAILOVER of one lane's worker."""
+    settings = config.failover[lane]
+    provider = lane_provider(config, lane)
+    return json.dumps(
+        {
+            "enabled": settings.enabled,
+            "provider": provider.name if provider else "",
+            "failure_threshold": settings.failure_threshold,
+            "window_seconds": settings.window_seconds,
+            "cooldown_seconds": settings.cooldown_seconds,
+            "account_cooldown_seconds": settings.account_cooldown_seconds,
+        },
+        separators=(",", ":"),
+    )
+
+
+def failover_environment(*, config: MailwrightConfig, lane: str, secrets: Mapping[str, str]) -> dict[str, str]:
+    """A lane worker's provider variables: none without providers (SES alone, exactly as before)."""
+    if not config.providers:
+        return {}
+    return {
+        # The secondaries, with their secrets' ARNs (never a secret value); parsed once at cold start.
+        Env.PROVIDERS: providers_json(config, secrets),
+        # Whether this lane fails over, to which provider, and its breaker's thresholds.
+        Env.FAILOVER: failover_json(config, lane),
+    }
+
+
+@dataclass(frozen=True)
+class ProviderWebhookResources:
+    """Names of the resources the provider webhook function is told about."""
+
+    feedback: FeedbackResources
+    idempotency_table: str
+    preferences_table: str
+    # The secret holding each webhook provider's verification key (its `webhook_secret`, else its `secret`), by name.
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+def provider_webhook_environment(*, config: MailwrightConfig, resources: ProviderWebhookResources) -> dict[str, str]:
+    """The environment of the provider webhook function; the feedback function's, plus providers and two tables."""
+    return {
+        **feedback_environment(config=config, resources=resources.feedback),
+        # The webhook providers, each named with the secret of its verification key as its secret: with a
+        # webhook_secret configured, this function never reads the sending credentials.
+        Env.PROVIDERS: providers_json(config, resources.webhook_secrets, webhooks_only=True),
+        # Its replay guard: one item per provider event (or Mailgun signature token) already applied.
+        Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
+        # Provider unsubscribes opt the user out of the email's category here.
+        Env.PREFERENCES_TABLE: resources.preferences_table,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -18,8 +19,12 @@ from infra.bundling import templates_source, worker_code
 from infra.config import (
     FeedbackResources,
     MailwrightConfig,
+    ProviderWebhookResources,
     WorkerResources,
     api_environment,
+    failover_lanes,
+    lane_provider,
+    provider_webhook_environment,
     unsubscribe_environment,
 )
 from infra.dashboard import OperationsDashboard
@@ -28,11 +33,25 @@ from infra.feedback import Feedback
 from infra.ingest import Ingest
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
+from infra.providers import (
+    ProviderSecrets,
+    ProviderWebhook,
+    other_region_send_resources,
+    region_feedback_topics,
+    subscribe_region_feedback,
+)
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
 from infra.workers import SendWorkers
-from mailwright.constants import ADDRESS_KEY_MARKER, BREAKER_LANE, RECIPIENT_INDEX, SES_MESSAGE_ID_INDEX, Outputs
+from mailwright.constants import (
+    ADDRESS_KEY_MARKER,
+    BREAKER_LANE,
+    LANES,
+    RECIPIENT_INDEX,
+    SES_MESSAGE_ID_INDEX,
+    Outputs,
+)
 
 
 class MailwrightStack(Stack):
@@ -70,6 +89,8 @@ class MailwrightStack(Stack):
             reserved_concurrency=config.unsubscribe.reserved_concurrency,
         )
         self.ingest = Ingest(self, "Ingest", bus_name=config.stack_name, queues=self.lanes.queues)
+        # Secondary providers' secrets (created by the user; none without `providers` in context).
+        self.provider_secrets = ProviderSecrets(self, "ProviderSecrets", providers=config.providers)
         self.workers = SendWorkers(
             self,
             "Workers",
@@ -86,6 +107,7 @@ class MailwrightStack(Stack):
                 unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
                 address_key_secret_arn=self.address_key.secret.secret_arn,
                 unsubscribe_base_url=self.unsubscribe_endpoint.url.url,
+                provider_secrets=self.provider_secrets.arns(),
             ),
         )
 
@@ -119,6 +141,9 @@ class MailwrightStack(Stack):
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
         self._grant_api()
+        self.provider_webhook = self._add_provider_webhook(code)
+        self._grant_failover()
+        subscribe_region_feedback(region_feedback_topics(self, config.providers), self.feedback.queue)
         self._add_operations(code)
         self._add_outputs()
 
@@ -229,6 +254,80 @@ class MailwrightStack(Stack):
             )
         )
 
+    def _grant_failover(self) -> None:
+        # Each lane that fails over reads its provider's secret (that one only), or sends through SES in
+        # the provider's region (its identity and configuration set there only).
+        for lane in LANES:
+            provider = lane_provider(self.config, lane)
+            if provider is None or lane not in failover_lanes(self.config, provider.name):
+                continue
+            worker = self.workers.functions[lane]
+            secret = self.provider_secrets.secrets.get(provider.name)
+            if secret is not None:
+                secret.grant_read(worker)
+            if provider.region:
+                worker.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["ses:SendEmail"],
+                        resources=other_region_send_resources(self, provider, identity=self.email.identity_name),
+                    )
+                )
+
+    def _add_provider_webhook(self, code: lambda_.Code) -> ProviderWebhook | None:
+        """The provider webhook, when a provider posts webhooks (SendGrid, Mailgun); its grants."""
+        if not self.provider_secrets.webhook_secrets:
+            return None
+        webhook = ProviderWebhook(
+            self,
+            "ProviderWebhook",
+            code=code,
+            environment=provider_webhook_environment(
+                config=self.config,
+                resources=ProviderWebhookResources(
+                    feedback=FeedbackResources(
+                        suppression_table=self.storage.suppression.table_name,
+                        messages_table=self.storage.messages.table_name,
+                        address_key_secret_arn=self.address_key.secret.secret_arn,
+                    ),
+                    idempotency_table=self.storage.idempotency.table_name,
+                    preferences_table=self.storage.preferences.table_name,
+                    webhook_secrets=self.provider_secrets.webhook_arns(),
+                ),
+            ),
+            reserved_concurrency=self.config.provider_webhook.reserved_concurrency,
+        )
+        function = webhook.function
+        # The verification keys only: with a webhook_secret, not the providers' sending credentials.
+        for secret in self.provider_secrets.webhook_secrets.values():
+            secret.grant_read(function)
+        self.address_key.secret.grant_read(function)
+        # Suppressions (with their audit trail and soft-bounce counts) and the message log, as the feedback
+        # function writes them (TransactWriteItems needs the item actions it carries). No Scan, no Delete.
+        for table in (self.storage.suppression, self.storage.messages):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    resources=[table.table_arn],
+                )
+            )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.storage.messages.table_arn}/index/{SES_MESSAGE_ID_INDEX}"],
+            )
+        )
+        # Provider unsubscribes add an opt-out: one item updated, nothing read, listed or deleted.
+        self.storage.preferences.grant(function, "dynamodb:UpdateItem")
+        # The replay guard's items (`webhook#...`) of the idempotency table, and no others: not the claims.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                resources=[self.storage.idempotency.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["webhook#*"]}},
+            )
+        )
+        return webhook
+
     def _add_operations(self, code: lambda_.Code) -> None:
         # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
         queues = {**self.lanes.queues, "feedback": self.feedback.queue}
@@ -256,6 +355,13 @@ class MailwrightStack(Stack):
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
         self.alarms.watch_api(self.api.stage, self.api.function)
+        # Secondary providers: SES's breaker open too long on a lane, and the provider webhook.
+        self.alarms.watch_provider_breakers(self.config)
+        if self.provider_webhook is not None:
+            self.alarms.watch_provider_webhook(
+                self.provider_webhook.function,
+                reserved_concurrency=self.config.provider_webhook.reserved_concurrency,
+            )
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
@@ -267,6 +373,8 @@ class MailwrightStack(Stack):
             dead_letter_queues=dead_letter_queues,
             alarms=list(self.alarms.alarms.values()),
         )
+        if self.config.providers:
+            self.dashboard.add_provider_widgets(self.config)
 
     def _add_outputs(self) -> None:
         # Defined directly on the stack, where a logical id gets no hash, so the
@@ -294,9 +402,32 @@ class MailwrightStack(Stack):
             Outputs.API_ID: self.api.api.rest_api_id,
             **self.email.dns_records(),
         }
+        values.update(self._provider_outputs())
         for lane, queue in self.lanes.queues.items():
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url
             values[Outputs.worker_name(lane)] = self.workers.functions[lane].function_name
         for key, value in values.items():
             CfnOutput(self, key, value=value, export_name=None)
+
+    def _provider_outputs(self) -> dict[str, str]:
+        """The secondaries and each lane's failover, for `mailwright providers` (none without providers)."""
+        if not self.config.providers:
+            return {}
+        values = {
+            Outputs.PROVIDERS: json.dumps(
+                [{"name": provider.name, "kind": provider.kind} for provider in self.config.providers],
+                separators=(",", ":"),
+            ),
+            Outputs.FAILOVER: json.dumps(
+                {
+                    lane: {"enabled": self.config.failover[lane].enabled, "provider": provider.name}
+                    for lane in LANES
+                    if (provider := lane_provider(self.config, lane)) is not None
+                },
+                separators=(",", ":"),
+            ),
+        }
+        if self.provider_webhook is not None:
+            values[Outputs.PROVIDER_WEBHOOK_URL] = self.provider_webhook.url.url
+        return values

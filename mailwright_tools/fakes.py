@@ -26,17 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from mailwright.address_keys import AddressHasher, AddressKeyring
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
+from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     APPEND_OK,
+    BREAKER_HISTORY_KEEP,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
     AuditRecord,
+    BreakerChange,
+    BreakerState,
     ClaimRecord,
     ClaimResult,
     FeedbackRecord,
@@ -510,6 +513,8 @@ class FakeMessageLog(_FakePort):
             item["received_at"] = _number(outcome.received_at)
         if outcome.metadata:
             item["metadata"] = dict(outcome.metadata)
+        if outcome.status == STATUS_SENT:
+            item["provider"] = outcome.provider
         return with_feedback(item, events)
 
     def append_history(self, request_id: str, entry: Mapping[str, Any]) -> None:
@@ -983,3 +988,140 @@ class FakeRecipientIndex(_FakePort):
         self._enter("requests")
         items = self._all()
         return {rid: with_feedback(items[rid]) for rid in request_ids if rid in items}
+
+
+# -- secondary providers: breakers, lost answers, webhook replays -----------------
+
+
+class FakeProviderBreakerStore(_FakePort):
+    """ProviderBreakerStore in dicts, with the DynamoDB adapter's semantics.
+
+    Failures count into a window that starts at the first failure after the
+    previous one ended; a write succeeds only against the stored version (a
+    breaker never written is version 0); remembered lost answers expire.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self.states: dict[tuple[str, str], BreakerState] = {}
+        self.maybe_sent: dict[str, tuple[str, float]] = {}
+        self.writes: list[BreakerState] = []
+        self.changes: dict[tuple[str, str], list[BreakerChange]] = {}
+
+    def read(self, lane: str, provider: str) -> BreakerState:
+        """The stored state, or a closed one."""
+        self._enter("read")
+        with self._lock:
+            return self.states.get((lane, provider)) or BreakerState(lane=lane, provider=provider)
+
+    def add_failure(self, lane: str, provider: str, *, now: float, window_seconds: float) -> BreakerState:
+        """Count a failure in the current window, or start a new one."""
+        self._enter("add_failure")
+        with self._lock:
+            state = self.states.get((lane, provider)) or BreakerState(lane=lane, provider=provider)
+            if state.window_start and state.window_start >= now - window_seconds:
+                state = replace(state, failures=state.failures + 1)
+            else:
+                state = replace(state, failures=1, window_start=now)
+            self.states[(lane, provider)] = state
+            return state
+
+    def write(self, state: BreakerState, *, expected_version: int) -> bool:
+        """Store the state if the stored version is the expected one."""
+        self._enter("write")
+        with self._lock:
+            current = self.states.get((state.lane, state.provider))
+            if (current.version if current else 0) != expected_version:
+                return False
+            self.states[(state.lane, state.provider)] = state
+            self.writes.append(state)
+            return True
+
+    def mark_maybe_sent(self, request_id: str, provider: str, *, until: float) -> None:
+        """Remember the provider that may have the request."""
+        self._enter("mark_maybe_sent")
+        with self._lock:
+            self.maybe_sent[request_id] = (provider, until)
+
+    def maybe_sent_by(self, request_id: str) -> str | None:
+        """The provider remembered for the request, unless expired."""
+        self._enter("maybe_sent_by")
+        with self._lock:
+            found = self.maybe_sent.get(request_id)
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    def record_change(self, change: BreakerChange) -> None:
+        """Keep the change in the breaker's history (the last BREAKER_HISTORY_KEEP, as the adapter keeps)."""
+        self._enter("record_change")
+        with self._lock:
+            kept = self.changes.setdefault((change.lane, change.provider), [])
+            kept.append(change)
+            del kept[:-BREAKER_HISTORY_KEEP]
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's kept changes, oldest first."""
+        self._enter("history")
+        with self._lock:
+            return list(self.changes.get((lane, provider), []))
+
+
+class FakeReplayGuard(_FakePort):
+    """ReplayGuard in a dict of key -> until."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self.keys: dict[str, float] = {}
+
+    def take(self, key: str, *, until: float) -> bool:
+        """Take the key unless it is held and not expired."""
+        self._enter("take")
+        with self._lock:
+            if self.keys.get(key, 0.0) >= self._clock():
+                return False
+            self.keys[key] = until
+            return True
+
+    def hold(self, key: str, *, until: float) -> None:
+        """Keep the key until `until`."""
+        self._enter("hold")
+        with self._lock:
+            self.keys[key] = until
+
+    def give_back(self, key: str) -> None:
+        """Forget the key."""
+        self._enter("give_back")
+        with self._lock:
+            self.keys.pop(key, None)
+
+
+class FakeProviderEvents:
+    """ProviderEvents that keeps what it is told: breaker changes, and counts by (name, lane, provider)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.changes: list[BreakerChange] = []
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        # The breaker states reported, in order: (lane, provider, open).
+        self.states: list[tuple[str, str, bool]] = []
+
+    def breaker_changed(self, change: BreakerChange) -> None:
+        """Keep the change."""
+        with self._lock:
+            self.changes.append(change)
+
+    def count(self, name: str, *, lane: str, provider: str) -> None:
+        """Count the event."""
+        with self._lock:
+            self.counts[(name, lane, provider)] += 1
+
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Keep the reported state."""
+        with self._lock:
+            self.states.append((lane, provider, is_open))
+
+    def transitions(self, provider: str | None = None) -> list[tuple[str, str]]:
+        """The (before, after) states of the changes, of one provider or all."""
+        with self._lock:
+            return [(c.before, c.after) for c in self.changes if provider is None or c.provider == provider]

@@ -11,7 +11,7 @@ import json
 import secrets
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class StackResources:
     event_bus: str = ""
     ingest_dlq: str = ""
     sender_identity: str = ""
+    # Secondary providers' secrets by provider name (the local stack's loopback relay).
+    provider_secrets: dict[str, str] = field(default_factory=dict)
 
     def worker_environment(self, config: MailwrightConfig, lane: str) -> dict[str, str]:
         """The environment the lane's worker runs with."""
@@ -82,6 +84,7 @@ class StackResources:
                 unsubscribe_secret_arn=self.unsubscribe_secret_arn,
                 address_key_secret_arn=self.address_key_secret_arn,
                 unsubscribe_base_url=self.unsubscribe_base_url,
+                provider_secrets=self.provider_secrets,
             ),
         )
 

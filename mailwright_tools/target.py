@@ -122,6 +122,10 @@ def local_target(state: dict[str, Any]) -> Target:
             "ses_rate": state.get("ses_max_send_rate"),
             "functions": dict(state.get("functions", {})),
             "reputation_alarms": list(state.get("reputation_alarms", [])),
+            # Secondary providers and each lane's failover (`mailwright providers`), and the SES switch.
+            "providers": list(state.get("providers", [])),
+            "failover": dict(state.get("failover", {})),
+            "ses_control_url": str(state.get("ses_control_url", "")),
         },
     )
 
@@ -171,6 +175,8 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         configuration_set=output(Outputs.CONFIGURATION_SET),
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
         address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),
+        # Secondary providers (JSON outputs, only on stacks with `providers` in context).
+        extra={"providers": optional("PROVIDERS"), "failover": optional("FAILOVER")},
     )
 
 

@@ -89,6 +89,11 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+    # Secondary email providers (JSON list of name/kind/settings/secret ARN; never a secret itself), read by
+    # the send workers and the provider webhook function; unset: SES alone, as without this feature.
+    PROVIDERS = "MAILWRIGHT_PROVIDERS"
+    # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
+    FAILOVER = "MAILWRIGHT_FAILOVER"
 
 
 class Keys:
@@ -130,6 +135,11 @@ class Outputs:
     REPUTATION_ALARMS = "ReputationAlarmNames"
     # Alarm state changes the breaker never acted on (undelivered, or its function failed on them).
     BREAKER_DLQ_URL = "BreakerDlqUrl"
+    # Secondary providers (only with `providers` in context): their names and kinds, each lane's failover
+    # (JSON, for `mailwright providers`), and the provider webhook's URL (with a SendGrid or Mailgun provider).
+    PROVIDERS = "Providers"
+    FAILOVER = "Failover"
+    PROVIDER_WEBHOOK_URL = "ProviderWebhookUrl"
     # DNS records to publish when the stack has a sending domain (zone-file lines).
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
@@ -169,6 +179,28 @@ UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
 # The HTTPS API behind API Gateway (REST, proxy integration): the status API under /v1.
 API_HANDLER = "mailwright.handlers.api.handler"
+
+# The provider webhook (a Lambda function URL): signed SendGrid and Mailgun events, one path per provider.
+PROVIDER_WEBHOOK_HANDLER = "mailwright.handlers.provider_webhook.handler"
+
+# Email providers. SES is the primary and is named `ses` in the message log and metrics; secondaries are
+# named in context. Kinds of secondary: SES in another region, an SMTP relay, SendGrid, Mailgun.
+PROVIDER_SES = "ses"
+PROVIDER_KIND_SES = "ses_region"
+PROVIDER_KIND_SMTP = "smtp"
+PROVIDER_KIND_SENDGRID = "sendgrid"
+PROVIDER_KIND_MAILGUN = "mailgun"
+PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SES, PROVIDER_KIND_SMTP, PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# The kinds that post signed feedback to the provider webhook.
+WEBHOOK_PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# Lanes that fail over to the secondary by default while SES is out; the others (bulk) wait for SES.
+FAILOVER_LANES: tuple[str, ...] = ("critical", "standard")
+# Metrics of failover (dimensions lane and provider), which the CDK app alarms on and graphs:
+# a breaker's state as the workers last read it (1 open or half-open, 0 closed), reported every 30 s
+# while a lane sends, and the emails a secondary sent (SES sent `Sent` minus these).
+METRIC_PROVIDER_BREAKER_OPEN = "ProviderBreakerOpen"
+METRIC_FAILED_OVER = "FailedOver"
+METRIC_PROVIDER_BREAKER_OPENED = "ProviderBreakerOpened"
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

@@ -57,6 +57,29 @@ class ThrottledError(TransientError):
     """A service said to slow down."""
 
 
+class ProviderOutageError(TransientError):
+    """An email provider failed in a way that blames the provider, not the message: it counts toward its breaker.
+
+    `at_once`: an account-level refusal (sending paused, daily quota used up, a
+    key the provider no longer accepts) that opens the breaker without waiting
+    for more failures. `maybe_sent`: the request reached the provider and its
+    answer was lost (a read timeout), so it may have been accepted: it must not
+    be sent again through another provider.
+    """
+
+    def __init__(self, code: str, message: str, *, at_once: bool = False, maybe_sent: bool = False) -> None:
+        super().__init__(code, message)
+        self.at_once = at_once
+        self.maybe_sent = maybe_sent
+
+
+class ProviderUnavailableError(TransientError):
+    """The lane's provider is out (its breaker is open) and the lane may not fail over: the mail waits."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("provider_unavailable", message)
+
+
 class ConfigurationError(MailwrightError):
     """The function's environment is missing a setting or holds a bad one."""
 
@@ -91,3 +114,11 @@ class FeedbackFormatError(MailwrightError):
 
 class BreakerEventError(MailwrightError):
     """An event given to the circuit breaker is not a CloudWatch alarm state change it can read."""
+
+
+class WebhookAuthError(MailwrightError):
+    """A provider webhook request is unsigned (`status` 401), or its signature is forged or stale (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

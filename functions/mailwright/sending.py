@@ -54,6 +54,7 @@ from mailwright.ports import (
     RetryScheduler,
     SuppressionStore,
     TemplateSource,
+    provider_of,
 )
 from mailwright.request import EmailRequest, parse_request
 from mailwright.settings import RateLimit
@@ -188,6 +189,12 @@ class SendService:
         self._renderer = renderer or Renderer()
         self._clock = clock
         self._rng = rng or random.Random()
+
+    def close(self) -> None:
+        """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
+        close = getattr(self._sender, "close", None)
+        if callable(close):
+            close()
 
     def process(
         self, records: Sequence[QueueRecord], *, remaining_seconds: Callable[[], float] | None = None
@@ -614,4 +621,5 @@ class SendService:
             completed_at=self._clock(),
             attempts=work.record.receive_count,
             evaluation=work.evaluation,
+            provider=provider_of(ses_message_id or ""),
         )

@@ -28,10 +28,24 @@ SesRateOption = Annotated[
 TemplatesDirOption = Annotated[
     Path | None, typer.Option("--templates-dir", help="The templates to upload (default: the project's templates/).")
 ]
+SecondaryOption = Annotated[
+    bool,
+    typer.Option(
+        "--secondary/--no-secondary",
+        help="Run an SMTP server on loopback as the secondary provider that critical and standard mail fail over "
+        "to while SES is down (`mailwright local ses down`); --no-secondary: SES alone.",
+    ),
+]
 
 
 def _start_stack(
-    state: StateDir, found: Project, *, port: int, ses_rate: float | None, templates_dir: Path | None
+    state: StateDir,
+    found: Project,
+    *,
+    port: int,
+    ses_rate: float | None,
+    templates_dir: Path | None,
+    secondary: bool = True,
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -51,7 +65,12 @@ def _start_stack(
         fail(f"{found.cdk_json}: {exc}")
     stack = LocalStack(
         LocalStackOptions(
-            state=state, config=config, port=port, ses_rate=ses_rate, templates_dir=templates_dir or found.templates
+            state=state,
+            config=config,
+            port=port,
+            ses_rate=ses_rate,
+            templates_dir=templates_dir or found.templates,
+            secondary=secondary,
         )
     )
     try:
@@ -76,6 +95,7 @@ def up(
     port: PortOption = 0,
     ses_rate: SesRateOption = None,
     templates_dir: TemplatesDirOption = None,
+    secondary: SecondaryOption = True,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -87,7 +107,7 @@ def up(
     state = cli_context(ctx).state
     found = project(ctx)
     _stop_on_sigterm()
-    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir, secondary=secondary)
     try:
         if json_output:
             emit_json(stack.state)
@@ -121,6 +141,11 @@ def _print_banner(stack: LocalStack) -> None:
         table.add_row("status API", f"{state['status_api_url']}/v1/messages/ID (unsigned on loopback)")
     if state.get("lambda_endpoint_url"):
         table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
+    if state.get("secondary_smtp"):
+        names = ", ".join(p["name"] for p in state.get("providers", []))
+        table.add_row("secondary", f"{names}: SMTP on {state['secondary_smtp']} (`mailwright providers status`)")
+    if state.get("ses_control_url"):
+        table.add_row("SES outage", "`mailwright local ses down` / `mailwright local ses up`")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()
@@ -149,6 +174,7 @@ def _watch(stack: LocalStack, *, quiet: bool) -> None:
             continue
         last = now
         sent = sum(stack.mailbox.sent.values()) if stack.mailbox else 0
+        sent += stack.relay.received_count if stack.relay is not None else 0
         parts = [
             f"{name}: {s.deleted} done" + (f", {s.failed_records} retried" if s.failed_records else "")
             for name, s in stats.items()
@@ -165,6 +191,7 @@ def demo(
     timeout: Annotated[float, typer.Option("--timeout", help="Give up draining after this many seconds.")] = 600.0,
     port: PortOption = 0,
     templates_dir: TemplatesDirOption = None,
+    secondary: SecondaryOption = True,
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
@@ -183,7 +210,9 @@ def demo(
     running = live_local_stack(state)
     stack = None
     if running is None:
-        stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+        stack = _start_stack(
+            state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir, secondary=secondary
+        )
         running = stack.state
     elif ses_rate is not None:
         fail("--ses-rate applies only when the demo starts its own stack; stop the running one first", EXIT_USAGE)

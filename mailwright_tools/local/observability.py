@@ -66,6 +66,12 @@ class ContainerMetrics:
         """Add metadata to this container's metric set."""
         self._provider().add_metadata(key=key, value=value)
 
+    def write_document(self, line: str) -> None:
+        """Write one EMF document made elsewhere (the failover metrics, one per breaker change or state)."""
+        with self._write_lock:
+            self._sink.write(line + "\n")
+            self._sink.flush()
+
     def flush(self) -> None:
         """Write this container's metrics as one EMF line and clear them (the end of an invocation)."""
         provider = self._provider()

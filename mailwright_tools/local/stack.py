@@ -14,6 +14,12 @@ queues carry the stack's visibility timeouts and redrive policies. The
 event sources can be paused and resumed through a local Lambda API
 (`lane_api`), by `mailwright lanes` and by the reputation breaker (`breaker`).
 
+Unless `secondary` is off, a real SMTP server on loopback (`relay`) is the
+secondary provider, configured as a deployed SMTP relay is (a `providers`
+entry, its credentials in Secrets Manager), with cdk.json's `failover` per
+lane; `mailwright local ses down|up` (`ses_outage`) makes SES fail as an
+outage would, so the provider breakers, failover and restore run as deployed.
+
 Everything lives in this process's memory: suppressions, preferences, the
 message log and queued messages are gone when the stack stops.
 """
@@ -32,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import MailwrightConfig
+from infra.config import MailwrightConfig, lane_provider
 from mailwright.constants import BREAKER_LANE, LANES, Env
-from mailwright_tools.local import lane_api, moto_speedups
+from mailwright_tools.local import lane_api, moto_speedups, ses_outage
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
@@ -73,6 +79,8 @@ class LocalStackOptions:
     record: bool = True
     # Seconds after a send at which SES publishes each event type (it does so asynchronously).
     ses_event_delays: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SES_EVENT_DELAYS))
+    # Run an SMTP server on loopback as the secondary provider (`--no-secondary`: SES alone).
+    secondary: bool = True
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -109,6 +117,13 @@ class LocalStack:
         self._events: SesEventPublisher | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
+        # The secondary provider, and the switch that takes SES down (`mailwright local ses down`).
+        self.relay: Any = None
+        self.ses_outage = ses_outage.SesOutage()
+        self._ses_server: Any = None
+        self.ses_control_url = ""
+        # Every emulated container's send service, closed at stop (an SMTP relay's pooled connections).
+        self._services: list[Any] = []
         self._lock = threading.Lock()
         self._started = False
         self.endpoint_url = ""
@@ -174,6 +189,7 @@ class LocalStack:
             identity=resources.sender_identity or self.config.identity,
             region=self.options.region,
         )
+        self._start_secondary(session)
         sqs = session.client("sqs")
         for lane in LANES:
             settings = self.config.lanes[lane]
@@ -206,6 +222,7 @@ class LocalStack:
         self._lane_api, self.lambda_endpoint_url = lane_api.start(
             self.emulators, region=self.options.region, host=self.options.host
         )
+        self._ses_server, self.ses_control_url = ses_outage.start(self.ses_outage, host=self.options.host)
         alarm_names = create_reputation_alarms(session.client("cloudwatch"), self.config.stack_name)
         self.breaker = LocalBreaker(
             config=self.config,
@@ -234,10 +251,21 @@ class LocalStack:
             self.breaker.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        with self._lock:
+            services, self._services = self._services, []
+        for service in services:
+            service.close()
         if self._lane_api is not None:
             self._lane_api.shutdown()
             self._lane_api.server_close()
             self._lane_api = None
+        if self._ses_server is not None:
+            self._ses_server.shutdown()
+            self._ses_server.server_close()
+            self._ses_server = None
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
         if self._events is not None:
             self._events.close()
         if self.outbox is not None:
@@ -265,9 +293,38 @@ class LocalStack:
     # -- wiring ---------------------------------------------------------
 
     def session(self) -> LocalSession:
-        """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda)."""
+        """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda).
+
+        Its SES calls obey the outage switch (`mailwright local ses down|up`).
+        """
         endpoints = {"lambda": self.lambda_endpoint_url} if self.lambda_endpoint_url else None
-        return LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+        session = LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+        self.ses_outage.install(session)
+        return session
+
+    def _start_secondary(self, session: LocalSession) -> None:
+        """Start the loopback relay and configure it as the secondary, or run SES alone (`secondary` off).
+
+        The relay replaces cdk.json's providers (a deployed SendGrid cannot be reached from here); each
+        lane keeps cdk.json's `failover`, pointed at the relay.
+        """
+        import json
+
+        from mailwright_tools.local.relay import LocalRelay, local_relay_provider
+
+        assert self.outbox is not None and self.resources is not None
+        if not self.options.secondary:
+            self.config = dataclasses.replace(self.config, providers=())
+            return
+        self.relay = LocalRelay(self.outbox, host=self.options.host)
+        self.relay.start()
+        secret_arn = session.client("secretsmanager").create_secret(
+            Name=f"mailwright/providers/{self.relay.name}", SecretString=json.dumps(self.relay.credentials)
+        )["ARN"]
+        provider = local_relay_provider(host=self.options.host, port=self.relay.port, secret_arn=secret_arn)
+        failover = {lane: dataclasses.replace(f, provider="") for lane, f in self.config.failover.items()}
+        self.config = dataclasses.replace(self.config, providers=(provider,), failover=failover)
+        self.resources = dataclasses.replace(self.resources, provider_secrets={provider.name: secret_arn})
 
     def _publish_breaker_outcome(self, module: Any, outcome: Any) -> None:
         """What the breaker function does with an outcome (log and count it), flushed as its invocation ends."""
@@ -290,6 +347,7 @@ class LocalStack:
         from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
         from mailwright.handlers import send_worker
+        from mailwright.observability import ProviderMetrics
         from mailwright.settings import WorkerSettings
         from mailwright.wiring import build_send_service
 
@@ -299,7 +357,14 @@ class LocalStack:
         mailbox, output = self.mailbox, self._output
 
         def cold_start() -> Handler:
-            service = build_send_service(settings, session=self.session(), wrap_sender=mailbox.wrap)
+            service = build_send_service(
+                settings,
+                session=self.session(),
+                wrap_sender=mailbox.wrap,
+                provider_events=ProviderMetrics(sink=output.metrics.write_document),
+            )
+            with self._lock:
+                self._services.append(service)
 
             def invoke(event: dict[str, Any], context: Any) -> Any:
                 try:
@@ -409,6 +474,15 @@ class LocalStack:
             "event_source_mappings": {lane: self.emulators[lane].uuid for lane in LANES},
             "reputation_alarms": list(self.breaker.alarm_names) if self.breaker else [],
             "ses_max_send_rate": self.config.ses_max_send_rate,
+            # Secondary providers (the loopback relay), each lane's failover, and the SES outage switch.
+            "providers": [{"name": p.name, "kind": p.kind} for p in self.config.providers],
+            "failover": {
+                lane: {"enabled": self.config.failover[lane].enabled, "provider": provider.name}
+                for lane in LANES
+                if (provider := lane_provider(self.config, lane)) is not None
+            },
+            "secondary_smtp": f"{self.relay.host}:{self.relay.port}" if self.relay is not None else "",
+            "ses_control_url": self.ses_control_url,
             "outbox": str(paths.outbox),
             "logs": str(paths.logs),
         }

@@ -62,7 +62,10 @@ def test_worker_environment_names_every_setting_for_its_lane(
     }
     # ... and those only the reputation breaker reads (test_infra_breaker.py).
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
-    keys = {value for name, value in vars(Env).items() if name.isupper()} - feedback_only - breaker_only
+    # ... and those set only with secondary providers (test_infra_providers.py).
+    providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    declared = {value for name, value in vars(Env).items() if name.isupper()}
+    keys = declared - feedback_only - breaker_only - providers_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]

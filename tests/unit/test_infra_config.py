@@ -61,8 +61,10 @@ def env_keys() -> set[str]:
     }
     # Read by the reputation circuit breaker only (tests/unit/test_breaker.py covers them).
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
+    # Optional: unset means SES alone (tests/unit/test_provider_settings.py covers them).
+    providers_only = {Env.PROVIDERS, Env.FAILOVER}
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only
+    return declared - feedback_only - breaker_only - providers_only
 
 
 def test_cdk_json_context_parses() -> None:

@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, Keys
+from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, STATUS_SENT, Keys
 from mailwright.errors import TransientError
 from mailwright.ports import (
     APPEND_DUPLICATE,
@@ -431,6 +431,8 @@ class DynamoMessageLog:
             item["received_at"] = {"N": f"{outcome.received_at:.3f}"}
         if outcome.metadata:
             item["metadata"] = {"M": {k: {"S": v} for k, v in outcome.metadata.items()}}
+        if outcome.status == STATUS_SENT:
+            item["provider"] = {"S": outcome.provider}
         return item
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
