@@ -161,7 +161,8 @@ def read_shared(root: Path) -> dict[str, str]:
     return shared
 
 
-def _parse_jinja(name: str, source: str) -> nodes.Template:
+def parse_jinja(name: str, source: str) -> nodes.Template:
+    """The syntax tree of a Jinja source; TemplateFormatError naming file and line on a syntax error."""
     try:
         return _PARSER.parse(source, name=name)
     except jinja2.TemplateSyntaxError as exc:
@@ -170,8 +171,9 @@ def _parse_jinja(name: str, source: str) -> nodes.Template:
 
 def jinja_references(name: str, source: str) -> Iterator[tuple[str, int]]:
     """The templates a Jinja source extends, includes or imports, with the line of each; names must be literal."""
-    tree = _parse_jinja(name, source)
+    tree = parse_jinja(name, source)
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        assert isinstance(node, (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))
         target = node.template
         names = target.items if isinstance(target, (nodes.List, nodes.Tuple)) else [target]
         for item in names:
@@ -215,11 +217,14 @@ def assemble_bundle(
         }
         used = _shared_closure(named, shared)
     else:
-        from mailwright.handlebars import compile_template
+        from mailwright.handlebars import HandlebarsError, compile_template
 
         for locale, parts in locales.items():
             for part, filename in PART_FILES.items():
-                compile_template(getattr(parts, part), name=f"{template_id}/{locale}/{filename}")
+                try:
+                    compile_template(getattr(parts, part), name=f"{template_id}/{locale}/{filename}")
+                except HandlebarsError as exc:
+                    raise TemplateFormatError(str(exc)) from None
     return TemplateBundle(template_id=template_id, metadata=metadata, locales=dict(locales), shared=used)
 
 
@@ -380,7 +385,7 @@ def _jinja_part(env: SandboxedEnvironment, name: str, shared: frozenset[str]) ->
     return CompiledPart(name, render)
 
 
-def _handlebars_part(source: str, name: str, *, escape: bool, optional: frozenset[str]) -> CompiledPart:
+def _handlebars_part(source: str, name: str, *, escape: bool) -> CompiledPart:
     from mailwright.handlebars import HandlebarsError, HandlebarsMissingError, compile_template
 
     try:
@@ -390,7 +395,7 @@ def _handlebars_part(source: str, name: str, *, escape: bool, optional: frozense
 
     def render(context: dict[str, Any]) -> str:
         try:
-            return template.render(context, escape=escape, optional=optional)
+            return template.render(context, escape=escape)
         except HandlebarsMissingError as exc:
             raise TemplateRenderError(str(exc), code="missing_variable") from None
         except HandlebarsError as exc:
@@ -424,8 +429,7 @@ class Renderer:
         name = bundle.part_name(locale, part)
         if bundle.metadata.engine == "handlebars":
             source = getattr(bundle.locales[locale], part)
-            optional = frozenset(bundle.metadata.optional_variables)
-            compiled = _handlebars_part(source, name, escape=part == "html", optional=optional)
+            compiled = _handlebars_part(source, name, escape=part == "html")
         else:
             compiled = _jinja_part(self._environment(bundle, version), name, frozenset(bundle.shared))
         with self._lock:
@@ -490,7 +494,7 @@ def check_subject(rendered: str, template_id: str) -> str:
 
 
 # Parses sources for their references at bundle time; nothing it parses is rendered.
-_PARSER = jinja2.Environment(autoescape=True)  # noqa: S701 - parse only, never renders
+_PARSER = jinja2.Environment(autoescape=True)
 
 
 def main(argv: list[str] | None = None) -> int:

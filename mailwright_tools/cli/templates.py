@@ -52,10 +52,13 @@ def _settings(found: Project | None) -> tuple[str, str]:
 
 @templates_app.command("validate")
 def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_output: JsonOption = False) -> None:
-    """Render every template with its sample data in every locale; report problems with file and line.
+    """Render every template with its sample data in every locale and run the stricter checks.
 
-    Exits 1 when any template has a problem (a missing variable, an unknown
-    filter, a syntax error, a sandbox violation...).
+    Exits 1 when any template has a problem: a syntax error, a missing or
+    undeclared variable, an unknown filter or helper, a sandbox violation,
+    product or marketing mail without the unsubscribe link and postal address,
+    a subject over 78 characters, a link that is not https, an image without
+    alt text. A declared variable no locale uses is only a warning.
     """
     from rich.markup import escape
 
@@ -76,8 +79,11 @@ def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_
             out.print(f"{mark} {check.template} [dim]({check.locale})[/]")
             for problem in check.problems:
                 out.print(f"     [red]{escape(str(problem))}[/]")
+            for warning in check.warnings:
+                out.print(f"     [yellow]warning: {escape(str(warning))}[/]")
         failed = sum(1 for check in checks if not check.ok)
-        summary = f"{len(checks)} template locales checked, {failed} with problems"
+        warned = sum(len(check.warnings) for check in checks)
+        summary = f"{len(checks)} template locales checked, {failed} with problems, {warned} warnings"
         out.print(f"[bold {'green' if ok else 'red'}]{summary}[/]")
     if not ok:
         raise typer.Exit(EXIT_FAILED)
