@@ -29,6 +29,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import meta, nodes
 
 from mailwright.errors import TemplateFormatError, TemplateRenderError
@@ -179,7 +180,10 @@ def _jinja_variables(name: str, source: str, shared: Mapping[str, str]) -> dict[
         tree = parse_jinja(current, text)
         # Blocks see what the template sets and imports at its top level; Jinja's analysis takes each
         # block on its own, so take those names out by hand.
-        undeclared = meta.find_undeclared_variables(tree) - _top_level_names(tree)
+        try:
+            undeclared = meta.find_undeclared_variables(tree) - _top_level_names(tree)
+        except jinja2.TemplateSyntaxError as exc:  # e.g. an unknown filter, found by Jinja's code generator
+            raise TemplateFormatError(f"{current}:{exc.lineno}: {exc.message}") from None
         for node in tree.find_all(nodes.Name):
             if node.ctx == "load" and node.name in undeclared and node.name not in found:
                 found[node.name] = (current, node.lineno)
