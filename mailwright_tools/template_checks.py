@@ -120,6 +120,13 @@ def problem_from(error: Exception, default_file: str) -> Problem:
 def _message_kind(problem: Problem, error: Exception) -> Problem:
     if isinstance(error, TemplateRenderError) and error.code == "missing_variable":
         return Problem(problem.file, problem.line, f"missing variable: {problem.message}")
+    prefix = "blocked by the sandbox ("
+    if (
+        isinstance(error, TemplateRenderError)
+        and error.code == "sandbox_violation"
+        and problem.message.startswith(prefix)
+    ):
+        return Problem(problem.file, problem.line, f"blocked by the sandbox: {problem.message[len(prefix) : -1]}")
     return problem
 
 
