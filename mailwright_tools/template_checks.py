@@ -211,7 +211,7 @@ def used_variables(bundle: TemplateBundle, locale: str) -> dict[str, tuple[str, 
     used: dict[str, tuple[str, int]] = {}
     declared = bundle.metadata.declared_variables
     for part in PARTS:
-        name, source = bundle.part_name(locale, part), getattr(bundle.locales[locale], part)
+        name, source = bundle.part_name(locale, part), bundle.source(locale, part)
         if bundle.metadata.engine == "handlebars":
             found = _handlebars_variables(name, source, declared)
         else:
@@ -277,7 +277,7 @@ def _sample_paths(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def _source_line(bundle: TemplateBundle, locale: str, part: str, needle: str) -> tuple[str, int | None]:
     """Where a literal first appears: the part itself, else a layout or partial; else the part, lineless."""
     name = bundle.part_name(locale, part)
-    sources = {name: getattr(bundle.locales[locale], part), **bundle.shared}
+    sources = {name: bundle.source(locale, part), **bundle.shared}
     for file, source in sources.items():
         index = source.find(needle)
         if index >= 0:

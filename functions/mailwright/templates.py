@@ -19,6 +19,12 @@ an old version keeps the layout it was published with::
 Templates use Jinja2 (default) or, with `"engine": "handlebars"`, the
 Handlebars/Mustache subset of `mailwright.handlebars`, imported only when a
 bundle asks for it.
+
+An editor builds a bundle from sources held in memory with `assemble_bundle`
+and renders it with the same `Renderer`: a bundle without a version is cached
+by a digest of its content, so every edit renders afresh. The renderer reads
+parts only through `TemplateBundle.source`, the one place a later part kind
+(a variant's subject or body) plugs in.
 """
 
 from __future__ import annotations
@@ -130,6 +136,10 @@ class TemplateBundle(BaseModel):
                     if locale.lower() == candidate.lower():
                         return locale
         return self.metadata.default_locale
+
+    def source(self, locale: str, part: str) -> str:
+        """The source of one part of one locale (the one place the renderer reads parts from)."""
+        return str(getattr(self.locales[locale], part))
 
     def part_name(self, locale: str, part: str) -> str:
         """The name a part goes by in errors and in the loader: `<template_id>/<locale>/<file>`."""
@@ -313,9 +323,7 @@ def _autoescape(name: str | None) -> bool:
 
 def _jinja_environment(bundle: TemplateBundle) -> SandboxedEnvironment:
     sources = {
-        bundle.part_name(locale, part): getattr(parts, part)
-        for locale, parts in bundle.locales.items()
-        for part in PARTS
+        bundle.part_name(locale, part): bundle.source(locale, part) for locale in bundle.locales for part in PARTS
     }
     sources.update(bundle.shared)
     return SandboxedEnvironment(
@@ -428,8 +436,7 @@ class Renderer:
             return compiled
         name = bundle.part_name(locale, part)
         if bundle.metadata.engine == "handlebars":
-            source = getattr(bundle.locales[locale], part)
-            compiled = _handlebars_part(source, name, escape=part == "html")
+            compiled = _handlebars_part(bundle.source(locale, part), name, escape=part == "html")
         else:
             compiled = _jinja_part(self._environment(bundle, version), name, frozenset(bundle.shared))
         with self._lock:
