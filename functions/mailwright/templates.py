@@ -321,7 +321,33 @@ def _autoescape(name: str | None) -> bool:
     return bool(name) and str(name).endswith((".html", ".htm"))
 
 
-def _jinja_environment(bundle: TemplateBundle) -> SandboxedEnvironment:
+class _CompiledCode(jinja2.BytecodeCache):
+    """Compiled code of templates by name and source checksum, in memory, shared by a renderer's environments.
+
+    Every bundle of a deploy carries the same layout; without this each bundle
+    (and each new version of one) would compile it again on a cold worker.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._code: dict[str, bytes] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Fill the bucket when this name and source were compiled before (the bucket checks the checksum)."""
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Keep a freshly compiled template's code."""
+        with self._lock:
+            if len(self._code) >= self._size:
+                self._code.pop(next(iter(self._code)))
+            self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+def _jinja_environment(bundle: TemplateBundle, code: jinja2.BytecodeCache | None = None) -> SandboxedEnvironment:
     sources = {
         bundle.part_name(locale, part): bundle.source(locale, part) for locale in bundle.locales for part in PARTS
     }
@@ -333,6 +359,7 @@ def _jinja_environment(bundle: TemplateBundle) -> SandboxedEnvironment:
         keep_trailing_newline=False,
         # Templates never change within a bundle version, so the environment never re-checks them.
         auto_reload=False,
+        bytecode_cache=code,
     )
 
 
@@ -424,6 +451,7 @@ class Renderer:
     def __init__(self, *, cache_size: int = 256) -> None:
         self._cache: dict[tuple[str, str, str, str], CompiledPart] = {}
         self._environments: dict[tuple[str, str], SandboxedEnvironment] = {}
+        self._code = _CompiledCode(cache_size)
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -449,7 +477,7 @@ class Renderer:
         key = (bundle.template_id, version)
         env = self._environments.get(key)
         if env is None:
-            env = _jinja_environment(bundle)
+            env = _jinja_environment(bundle, self._code)
             with self._lock:
                 if len(self._environments) >= self._cache_size:
                     self._environments.pop(next(iter(self._environments)))

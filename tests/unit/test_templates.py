@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.sandbox import SandboxedEnvironment
 
 from mailwright.errors import HeaderInjectionError, TemplateFormatError, TemplateRenderError
 from mailwright.templates import (
@@ -536,3 +537,26 @@ def test_the_layout_gives_what_email_clients_need(template_id: str, locale: str)
     # Unsubscribe links only where mailwright provides them; the postal address always.
     assert (PROVIDED["unsubscribe_url"] in page) is (not bundle.metadata.essential)
     assert PROVIDED["postal_address"] in page and PROVIDED["postal_address"] in rendered.text
+
+
+def test_a_layout_is_compiled_once_for_every_bundle_that_carries_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a renderer and the four shipped bundles, which all carry the same layout
+    compiled: list[str | None] = []
+    original = SandboxedEnvironment.compile
+
+    def counting(self: SandboxedEnvironment, source: Any, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(name)
+        return original(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(SandboxedEnvironment, "compile", counting)
+    renderer = Renderer()
+
+    # When each is rendered (each bundle has its own sandboxed loader)
+    for bundle in SHIPPED.values():
+        stored = bundle.model_copy(update={"version": "v1"})
+        provided = PROVIDED if not bundle.metadata.essential else {"recipient_email": "j@x", "postal_address": "a"}
+        renderer.render(stored, locale="en", data=dict(bundle.metadata.sample_data), provided=provided)
+
+    # Then the layout was compiled once, its compiled code reused by the others
+    assert compiled.count("_layouts/base.html") == 1
+    assert compiled.count("welcome_email/en/body.html") == 1
