@@ -96,6 +96,13 @@ def test_shipped_sample_data_covers_the_required_variables(template_id: str) -> 
     assert set(metadata.required_variables) <= set(metadata.sample_data)
 
 
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_newsletter_without_articles_still_renders(locale: str) -> None:
+    data = {"user_name": "Jo", "headline": "News", "articles": []}
+    rendered = render(SHIPPED["newsletter"], data, locale)
+    assert "Jo" in rendered.html.split('class="mw-preheader"', 1)[1].split("</div>", 1)[0]
+
+
 def test_newsletter_carries_unsubscribe_links_and_postal_address() -> None:
     bundle = SHIPPED["newsletter"]
     rendered = render(bundle, dict(bundle.metadata.sample_data))
