@@ -484,7 +484,9 @@ def test_templates_validate_passes_the_shipped_templates(cli: Cli) -> None:
 
 
 def test_templates_validate_reports_file_and_line(cli: Cli, tmp_path: Path) -> None:
-    shutil.copytree(REPO / "templates" / "welcome_email", tmp_path / "welcome_email")
+    shutil.copytree(REPO / "templates", tmp_path, dirs_exist_ok=True)
+    for other in ("newsletter", "order_confirmation", "password_reset"):
+        shutil.rmtree(tmp_path / other)
     (tmp_path / "welcome_email" / "en" / "body.html").write_text("<p>\n{{ user_name }}\n{{ missing_thing }}\n</p>\n")
     (tmp_path / "welcome_email" / "fr" / "body.txt").write_text("Bonjour\n{{ user_name | shout }}\n")
     (tmp_path / "welcome_email" / "fr" / "subject.txt").write_text("{{ ''.__class__.__mro__ }}")
@@ -496,6 +498,11 @@ def test_templates_validate_reports_file_and_line(cli: Cli, tmp_path: Path) -> N
         (p["file"], p["line"], p["message"].split(":")[0]) for t in result.json()["templates"] for p in t["problems"]
     }
     assert ("welcome_email/en/body.html", 3, "missing variable") in problems
+    # The stricter check names the variable template.json should declare, at the same line.
+    assert any(
+        file == "welcome_email/en/body.html" and line == 3 and "uses 'missing_thing'" in message
+        for file, line, message in problems
+    )
     assert ("welcome_email/fr/body.txt", 2, "No filter named 'shout'.") in problems
     assert ("welcome_email/fr/subject.txt", 1, "blocked by the sandbox") in problems
     human = cli("templates", "validate", "--templates-dir", str(tmp_path))
