@@ -84,6 +84,14 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+    # Read by the ingest bridge only (Kafka and RabbitMQ into the lanes): each lane's queue URL.
+    # The producer SDK's Publisher.from_env reads the same names.
+    LANE_QUEUE_URL = "MAILWRIGHT_{lane}_QUEUE_URL"
+
+    @staticmethod
+    def lane_queue_url(lane: str) -> str:
+        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL."""
+        return Env.LANE_QUEUE_URL.format(lane=lane.upper())
 
 
 class Keys:
@@ -126,6 +134,9 @@ class Outputs:
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
     DMARC_RECORD = "DmarcRecord"
+    # The ingest bridge (with ingest.kafka or ingest.rabbitmq), and where Kafka batches it gave up on are recorded.
+    BRIDGE_FUNCTION_NAME = "IngestBridgeName"
+    KAFKA_FAILURE_QUEUE_URL = "KafkaFailureQueueUrl"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -156,6 +167,10 @@ FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 # The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+# The ingest bridge: Kafka (MSK, self-managed) and RabbitMQ (Amazon MQ) records into the lane queues.
+BRIDGE_HANDLER = "mailwright.handlers.bridge.handler"
+# What the bridge tells apart: the event sources Lambda names in `eventSource`.
+INGEST_SOURCES: tuple[str, ...] = ("kafka", "rabbitmq")
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

@@ -91,3 +91,11 @@ class FeedbackFormatError(MailwrightError):
 
 class BreakerEventError(MailwrightError):
     """An event given to the circuit breaker is not a CloudWatch alarm state change it can read."""
+
+
+class IngestEventError(MailwrightError):
+    """An event given to the ingest bridge is neither a Kafka nor a RabbitMQ event as Lambda delivers them."""
+
+
+class IngestDeliveryError(TransientError):
+    """The bridge could not put every valid record on a lane queue (or record every rejection): retry the batch."""

@@ -462,3 +462,32 @@ class AlarmStates(Protocol):
     def states(self, names: Collection[str]) -> dict[str, str]:
         """The state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists."""
         ...
+
+
+# -- ingest (the bridge from Kafka and RabbitMQ) -------------------------------
+
+
+@dataclass(frozen=True)
+class LaneMessage:
+    """One request on its way to a lane queue: `key` names it within a publish call."""
+
+    key: str
+    lane: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RefusedMessage:
+    """A message the lane queue did not accept, after the publisher's own retries."""
+
+    key: str
+    code: str
+    message: str
+
+
+class LanePublisher(Protocol):
+    """Puts requests on the lane queues (SQS SendMessageBatch), retrying entries the service refused."""
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish every message to its lane's queue; return those still refused after the retries."""
+        ...

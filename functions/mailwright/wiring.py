@@ -27,14 +27,15 @@ from mailwright.adapters.dynamodb import (
 )
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
-from mailwright.adapters.sqs import SqsRetryScheduler
+from mailwright.adapters.sqs import SqsLanePublisher, SqsRetryScheduler
 from mailwright.breaker import CircuitBreaker
 from mailwright.feedback import FeedbackService
+from mailwright.ingest_bridge import BridgeService, TemplatePriorities
 from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
-from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.settings import BreakerSettings, BridgeSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
 from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 
@@ -233,4 +234,18 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
         watched=settings.alarm_names,
         auto_resume=settings.auto_resume,
         lane=settings.lane,
+    )
+
+
+def build_bridge(settings: BridgeSettings, *, session: boto3.session.Session | None = None) -> BridgeService:
+    """The ingest bridge: SendMessageBatch to the lane queues, the message log, template priorities from S3."""
+    session = session or boto3.session.Session()
+    sqs = session.client("sqs", config=client_config(max_attempts=3, pool=4))
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))
+    s3 = session.client("s3", config=client_config(max_attempts=3, pool=4))
+    templates = S3TemplateSource(s3, settings.templates_bucket, cache_seconds=settings.template_cache_seconds)
+    return BridgeService(
+        publisher=SqsLanePublisher(sqs, settings.queue_urls),
+        message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
+        template_priority=TemplatePriorities(templates),
     )
