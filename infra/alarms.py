@@ -10,10 +10,12 @@
 | `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
 
-Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
+Queues: the lanes', `feedback`, `ingest` (DLQ only), `breaker` (DLQ only) and, with `ingest.kafka`, `kafka`
+(the Kafka mapping's on-failure queue).
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL) and `breaker` (invoked by EventBridge); each alarm's description says what
-its failure means for the mail and what to do.
+URL), `breaker` (invoked by EventBridge) and, with Kafka or RabbitMQ ingest,
+`bridge`; each alarm's description says what its failure means for the mail
+and what to do.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -196,6 +198,28 @@ class Alarms(Construct):
             "lane is not paused or resumed: check `mailwright lanes status` and the reputation alarms, and pause "
             "bulk by hand (`mailwright lanes pause bulk`) if one is in ALARM.",
         )
+
+    def watch_bridge(self, function: lambda_.IFunction, *, kafka_failures: sqs.IQueue | None) -> None:
+        """Errors and throttles of the ingest bridge (`bridge`), and the Kafka mapping's failure queue (`kafka`)."""
+        self._function_alarms(
+            "bridge",
+            function,
+            on_error="The ingest bridge failed a batch (a lane queue kept refusing, or the message log or the "
+            "templates bucket was unreachable; an invalid record is never an error): the event source mapping "
+            "retries it. Kafka gives up after ingest.kafka.retry_attempts (see dlq-kafka); RabbitMQ redelivers "
+            "it from the broker. Read the bridge's log group for the error.",
+            on_throttle="Lambda throttled the ingest bridge: records wait in Kafka or RabbitMQ (nothing is lost, "
+            "latency grows). The account's concurrency is exhausted.",
+        )
+        if kafka_failures is not None:
+            self._dead_letter_queue(
+                "kafka",
+                kafka_failures,
+                description="The Kafka event source mapping gave up on a batch (retries exhausted or records older "
+                "than ingest.kafka.max_record_age_seconds) and skipped it. Each message names the topic, partition "
+                "and offsets: read them from the topic and publish them again once the bridge's errors are fixed "
+                "(duplicates are sent once), then purge the message (`mailwright dlq list --lane kafka`).",
+            )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
         self._add(

@@ -14,11 +14,18 @@ from infra.address_key import AddressKeySecret
 from infra.alarms import Alarms, MonitoredQueues
 from infra.breaker import ReputationBreaker
 from infra.bundling import templates_source, worker_code
-from infra.config import FeedbackResources, MailwrightConfig, WorkerResources, unsubscribe_environment
+from infra.config import (
+    FeedbackResources,
+    MailwrightConfig,
+    WorkerResources,
+    bridge_environment,
+    unsubscribe_environment,
+)
 from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
 from infra.ingest import Ingest
+from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
 from infra.storage import Storage
@@ -95,6 +102,9 @@ class MailwrightStack(Stack):
             ),
         )
 
+        # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
+        self.bridge = self._add_bridge(code) if config.ingest.enabled else None
+
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
@@ -124,6 +134,32 @@ class MailwrightStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
                 f"The message log's indexes, of this stack's table only; it has exactly one ({SES_MESSAGE_ID_INDEX}).",
             )
+
+    def _add_bridge(self, code: lambda_.Code) -> IngestBridge:
+        bridge = IngestBridge(
+            self,
+            "IngestBridge",
+            ingest=self.config.ingest,
+            code=code,
+            environment=bridge_environment(
+                config=self.config,
+                queue_urls={lane: queue.queue_url for lane, queue in self.lanes.queues.items()},
+                templates_bucket=self.templates.bucket.bucket_name,
+                messages_table=self.storage.messages.table_name,
+            ),
+        )
+        function = bridge.function
+        for queue in self.lanes.queues.values():
+            queue.grant_send_messages(function)
+        # Template priorities route requests that name no priority, as the producer SDK does.
+        self.templates.grant_read_templates(function)
+        # Rejected records only: new items written whole (BatchWriteItem of puts); nothing read or updated.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources=[self.storage.messages.table_arn]
+            )
+        )
+        return bridge
 
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
@@ -211,6 +247,10 @@ class MailwrightStack(Stack):
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
+        if self.bridge is not None:
+            self.alarms.watch_bridge(self.bridge.function, kafka_failures=self.bridge.failure_queue)
+            if self.bridge.failure_queue is not None:
+                dead_letter_queues["kafka"] = self.bridge.failure_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -244,6 +284,10 @@ class MailwrightStack(Stack):
             Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
             **self.email.dns_records(),
         }
+        if self.bridge is not None:
+            values[Outputs.BRIDGE_FUNCTION_NAME] = self.bridge.function.function_name
+            if self.bridge.failure_queue is not None:
+                values[Outputs.KAFKA_FAILURE_QUEUE_URL] = self.bridge.failure_queue.queue_url
         for lane, queue in self.lanes.queues.items():
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url
