@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 LOCAL_STAMP := $(VENV)/.local-stamp
 STAMP := $(VENV)/.dev-stamp
 NODE_STAMP := node_modules/.installed-stamp
-# System packages the tests need: the browser tests drive Debian's chromium.
-DEBIAN_PACKAGES := chromium
+# System packages the tests need: the browser tests drive Debian's chromium; the RabbitMQ
+# ingest tests start and stop their own rabbitmq-server (a private node, port and data directory).
+DEBIAN_PACKAGES := chromium rabbitmq-server
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1

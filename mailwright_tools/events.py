@@ -60,7 +60,9 @@ def rabbitmq_event(
 
 def _basic_properties(body: bytes, properties: Mapping[str, Any]) -> dict[str, Any]:
     headers = {
-        str(name): {"bytes": list(str(value).encode("utf-8"))} if isinstance(value, (str, bytes)) else value
+        str(name): {"bytes": list(value.encode("utf-8") if isinstance(value, str) else value)}
+        if isinstance(value, (str, bytes))
+        else value
         for name, value in (properties.get("headers") or {}).items()
     }
     stamp = properties.get("timestamp")
