@@ -51,6 +51,15 @@ def _cli(state: Path, *args: str, wait: bool = True) -> subprocess.Popen[str]:
     return process
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process used so far, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Check and publish `rows` rows to a local stack in another process; the rates and the queue depth after."""
     from mailwright.constants import LANES
@@ -61,6 +70,7 @@ def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -
     from mailwright_tools.state import StateDir, live_local_stack
     from mailwright_tools.target import local_target
 
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="mailwright-csv-bench-") as tmp:
         root = Path(tmp)
         path = root / "bulk.csv"
@@ -76,6 +86,8 @@ def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -
             for lane in LANES:
                 _cli(state.root, "lanes", "pause", lane)
             target = local_target(recorded)
+            server_cpu_before = _cpu_seconds(server.pid)
+            client_cpu_before = time.process_time()
             started = time.perf_counter()
             plan = read_csv(
                 path,
@@ -92,6 +104,8 @@ def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -
             )
             report = publish_rows(plan.rows, publisher)
             published = time.perf_counter()
+            client_cpu = time.process_time() - client_cpu_before
+            server_cpu_after = _cpu_seconds(server.pid)
             depth = queue_depth(target.session().client("sqs"), target.queues["standard"])
         finally:
             server.send_signal(signal.SIGTERM)
@@ -101,6 +115,11 @@ def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -
                 server.kill()
                 server.wait()
     check_s, publish_s, total_s = checked - started, published - checked, published - started
+    server_cpu = (
+        server_cpu_after - server_cpu_before if server_cpu_after is not None and server_cpu_before is not None else None
+    )
+    # On a machine where each process has a core of its own, the busier of the two sets the pace.
+    busiest = max(client_cpu, server_cpu or 0.0)
     result = {
         "rows": rows,
         "published": report.total,
@@ -111,12 +130,18 @@ def measure(rows: int = DEFAULT_ROWS, progress: Callable[[str], None] = print) -
         "total_seconds": round(total_s, 2),
         "rows_per_second": round(rows / total_s),
         "publish_rows_per_second": round(rows / publish_s),
+        # CPU seconds each side used for the whole run (check and publish): what the rate costs, load aside.
+        "client_cpu_seconds": round(client_cpu, 2),
+        "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 2),
+        "rows_per_second_one_core_each": round(rows / busiest) if busiest else None,
+        "load_average_at_start": round(load, 2),
         "target": "mailwright local up in another process (moto on loopback), lanes paused",
     }
     progress(
         f"  csv: {rows} rows checked in {check_s:.1f} s and published in {publish_s:.1f} s: "
         f"{result['rows_per_second']} rows/s overall ({result['publish_rows_per_second']} rows/s publishing); "
-        f"{depth} queued"
+        f"{depth} queued; CPU: client {client_cpu:.1f} s, local stack {server_cpu or 0:.1f} s "
+        f"(one core each: {result['rows_per_second_one_core_each']} rows/s)"
     )
     return result
 

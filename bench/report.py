@@ -724,6 +724,11 @@ scanning the whole queue for every message).
 |---|---|---|---|---|---|---|
 | {csv["rows"]:,} | {csv["check_seconds"]} s | {csv["publish_seconds"]} s | {csv["rows_per_second"]:,} rows/s | \
 {csv["publish_rows_per_second"]:,} rows/s | {csv["queued"]:,} | >= 1,000 rows/s {_mark(met)} |
+
+CPU used: the CLI's side {csv.get("client_cpu_seconds")} s, the local stack's
+{csv.get("server_cpu_seconds")} s (load average {csv.get("load_average_at_start")} at the start);
+with a core for each, the busier of the two would allow
+{csv.get("rows_per_second_one_core_each")} rows/s.
 """
 
 
