@@ -50,6 +50,11 @@ SES_MESSAGE_ID_INDEX = "by-ses-message-id"
 ADDRESS_KEY_MARKER = "meta#address-hashes"
 
 
+# The ingest bridge (Kafka and RabbitMQ into the lanes) finds each lane's queue URL here; the producer
+# SDK's Publisher.from_env reads the same names.
+LANE_QUEUE_URL_VARIABLE = "MAILWRIGHT_{lane}_QUEUE_URL"
+
+
 class Env:
     """Environment variable keys the CDK app sets on the worker functions."""
 
@@ -84,14 +89,10 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
-    # Read by the ingest bridge only (Kafka and RabbitMQ into the lanes): each lane's queue URL.
-    # The producer SDK's Publisher.from_env reads the same names.
-    LANE_QUEUE_URL = "MAILWRIGHT_{lane}_QUEUE_URL"
-
     @staticmethod
     def lane_queue_url(lane: str) -> str:
-        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL."""
-        return Env.LANE_QUEUE_URL.format(lane=lane.upper())
+        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL (read by the ingest bridge)."""
+        return LANE_QUEUE_URL_VARIABLE.format(lane=lane.upper())
 
 
 class Keys:
