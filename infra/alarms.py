@@ -218,7 +218,8 @@ class Alarms(Construct):
                 description="The Kafka event source mapping gave up on a batch (retries exhausted or records older "
                 "than ingest.kafka.max_record_age_seconds) and skipped it. Each message names the topic, partition "
                 "and offsets: read them from the topic and publish them again once the bridge's errors are fixed "
-                "(duplicates are sent once), then purge the message (`mailwright dlq list --lane kafka`).",
+                "(duplicates are sent once), then delete the message (the queue is the stack output "
+                "KafkaFailureQueueUrl: `aws sqs receive-message --queue-url URL`).",
             )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
