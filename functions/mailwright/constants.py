@@ -89,6 +89,7 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+
     @staticmethod
     def lane_queue_url(lane: str) -> str:
         """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL (read by the ingest bridge)."""

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mailwright.errors import IngestEventError
+from mailwright.errors import IngestDeliveryError, IngestEventError
 from mailwright.ingest_bridge import BridgeReport, BridgeService, ingest_records
 from mailwright.observability import service_logger, service_metrics, service_tracer
 from mailwright.settings import BridgeSettings
@@ -41,7 +41,13 @@ def handle_event(svc: BridgeService, event: dict[str, Any]) -> dict[str, Any]:
         logger.exception("not a Kafka or RabbitMQ event; nothing forwarded")
         metrics.add_metric(name="IngestInvalidEvents", unit=MetricUnit.Count, value=1)
         return {"source": None, "records": 0, "forwarded": {}, "rejected": 0}
-    report = svc.forward(source, records)
+    try:
+        report = svc.forward(source, records)
+    except IngestDeliveryError:  # the mapping retries the batch (Kafka: bounded, then the failure queue)
+        logger.exception("batch not forwarded; it will be retried", source=source, records=len(records))
+        metrics.add_dimension(name="source", value=source)
+        metrics.add_metric(name="IngestBatchFailures", unit=MetricUnit.Count, value=1)
+        raise
     publish(report)
     return report.summary()
 
