@@ -11,8 +11,9 @@ LOCAL_STAMP := $(VENV)/.local-stamp
 STAMP := $(VENV)/.dev-stamp
 NODE_STAMP := node_modules/.installed-stamp
 # System packages the tests need: the browser tests drive Debian's chromium; the template tests score every
-# shipped template with spamassassin's local rules.
-DEBIAN_PACKAGES := chromium spamassassin
+# shipped template with spamassassin's local rules; the RabbitMQ ingest tests start and stop their own
+# rabbitmq-server (a private node, port and data directory).
+DEBIAN_PACKAGES := chromium spamassassin rabbitmq-server
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1

@@ -555,6 +555,7 @@ above and before any Lambda, storage or producer request:
 {_floor_text(co)}
 {chaos_section}
 {_failover_section(results.get("failover"), _outage_run())}
+{_csv_section(results.get("csv"))}
 {_findings(results, chaos)}
 ## Reproduce
 
@@ -704,6 +705,33 @@ def _cdk_out_note(cs: dict[str, Any]) -> str:
     if not synth:
         return ""
     return f" The asset a previous `make synth` left in `{synth['path']}` holds {synth['unzipped_bytes']:,} bytes."
+
+
+def _csv_section(csv: dict[str, Any] | None) -> str:
+    """Bulk sends from a CSV file (`bench/csv_publish.py`), when this run measured them."""
+    if not csv:
+        return ""
+    met = csv["rows_per_second"] >= 1000
+    return f"""
+## Bulk sends from a CSV file
+
+**Method** (`bench/csv_publish.py`). A CSV file of {csv["rows"]:,} welcome
+emails is checked (schema and templates) and published through the SDK, as
+`mailwright send --csv` does, to {csv["target"]}: every row a
+SendMessageBatch entry answered by the real moto server
+(`mailwright_tools/local/moto_speedups.py` keeps its SendMessage from
+scanning the whole queue for every message).
+
+| rows | checked | published | overall | publishing alone | queued after | target |
+|---|---|---|---|---|---|---|
+| {csv["rows"]:,} | {csv["check_seconds"]} s | {csv["publish_seconds"]} s | {csv["rows_per_second"]:,} rows/s | \
+{csv["publish_rows_per_second"]:,} rows/s | {csv["queued"]:,} | >= 1,000 rows/s {_mark(met)} |
+
+CPU used: the CLI's side {csv.get("client_cpu_seconds")} s, the local stack's
+{csv.get("server_cpu_seconds")} s (load average {csv.get("load_average_at_start")} at the start);
+with a core for each, the busier of the two would allow
+{csv.get("rows_per_second_one_core_each")} rows/s.
+"""
 
 
 def _chaos_section(chaos: dict[str, Any] | None) -> str:

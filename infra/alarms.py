@@ -13,12 +13,14 @@
 | `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
 | `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
 
-Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
+Queues: the lanes', `feedback`, `ingest` (DLQ only), `breaker` (DLQ only) and, with `ingest.kafka`, `kafka`
+(the Kafka mapping's on-failure queue).
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway) and, with
-secondary providers, `provider-webhook` (a public URL); each alarm's
-description says what its failure means for the mail and what to do. The
-provider breaker alarms exist only with `providers` in context.
+URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway), with
+secondary providers `provider-webhook` (a public URL), and with Kafka or
+RabbitMQ ingest `bridge`; each alarm's description says what its failure
+means for the mail and what to do. The provider breaker alarms exist only
+with `providers` in context.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -309,6 +311,29 @@ class Alarms(Construct):
             "retry them. A burst of events after a campaign, or a flood of forged posts (the WebhookRefused "
             "metric): check its log group; if the traffic is genuine, raise provider_webhook.reserved_concurrency.",
         )
+
+    def watch_bridge(self, function: lambda_.IFunction, *, kafka_failures: sqs.IQueue | None) -> None:
+        """Errors and throttles of the ingest bridge (`bridge`), and the Kafka mapping's failure queue (`kafka`)."""
+        self._function_alarms(
+            "bridge",
+            function,
+            on_error="The ingest bridge failed a batch (a lane queue kept refusing, or the message log or the "
+            "templates bucket was unreachable; an invalid record is never an error): the event source mapping "
+            "retries it. Kafka gives up after ingest.kafka.retry_attempts (see dlq-kafka); RabbitMQ redelivers "
+            "it from the broker. Read the bridge's log group for the error.",
+            on_throttle="Lambda throttled the ingest bridge: records wait in Kafka or RabbitMQ (nothing is lost, "
+            "latency grows). The account's concurrency is exhausted.",
+        )
+        if kafka_failures is not None:
+            self._dead_letter_queue(
+                "kafka",
+                kafka_failures,
+                description="The Kafka event source mapping gave up on a batch (retries exhausted or records older "
+                "than ingest.kafka.max_record_age_seconds) and skipped it. Each message names the topic, partition "
+                "and offsets: read them from the topic and publish them again once the bridge's errors are fixed "
+                "(duplicates are sent once), then delete the message (the queue is the stack output "
+                "KafkaFailureQueueUrl: `aws sqs receive-message --queue-url URL`).",
+            )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
         self._add(

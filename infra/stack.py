@@ -22,6 +22,7 @@ from infra.config import (
     ProviderWebhookResources,
     WorkerResources,
     api_environment,
+    bridge_environment,
     failover_lanes,
     lane_provider,
     provider_webhook_environment,
@@ -31,6 +32,7 @@ from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
 from infra.ingest import Ingest
+from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
 from infra.providers import (
@@ -136,6 +138,8 @@ class MailwrightStack(Stack):
                 suppression_table=self.storage.suppression.table_name,
             ),
         )
+        # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
+        self.bridge = self._add_bridge(code) if config.ingest.enabled else None
 
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
@@ -170,6 +174,32 @@ class MailwrightStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
                 f"The message log's indexes, of this stack's table only: {SES_MESSAGE_ID_INDEX} and {RECIPIENT_INDEX}.",
             )
+
+    def _add_bridge(self, code: lambda_.Code) -> IngestBridge:
+        bridge = IngestBridge(
+            self,
+            "IngestBridge",
+            ingest=self.config.ingest,
+            code=code,
+            environment=bridge_environment(
+                config=self.config,
+                queue_urls={lane: queue.queue_url for lane, queue in self.lanes.queues.items()},
+                templates_bucket=self.templates.bucket.bucket_name,
+                messages_table=self.storage.messages.table_name,
+            ),
+        )
+        function = bridge.function
+        for queue in self.lanes.queues.values():
+            queue.grant_send_messages(function)
+        # Template priorities route requests that name no priority, as the producer SDK does.
+        self.templates.grant_read_templates(function)
+        # Rejected records only: new items written whole (BatchWriteItem of puts); nothing read or updated.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources=[self.storage.messages.table_arn]
+            )
+        )
+        return bridge
 
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
@@ -365,6 +395,10 @@ class MailwrightStack(Stack):
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
+        if self.bridge is not None:
+            self.alarms.watch_bridge(self.bridge.function, kafka_failures=self.bridge.failure_queue)
+            if self.bridge.failure_queue is not None:
+                dead_letter_queues["kafka"] = self.bridge.failure_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -403,6 +437,10 @@ class MailwrightStack(Stack):
             **self.email.dns_records(),
         }
         values.update(self._provider_outputs())
+        if self.bridge is not None:
+            values[Outputs.BRIDGE_FUNCTION_NAME] = self.bridge.function.function_name
+            if self.bridge.failure_queue is not None:
+                values[Outputs.KAFKA_FAILURE_QUEUE_URL] = self.bridge.failure_queue.queue_url
         for lane, queue in self.lanes.queues.items():
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url

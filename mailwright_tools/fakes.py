@@ -45,10 +45,12 @@ from mailwright.ports import (
     FeedbackRecord,
     IndexEntry,
     IndexPage,
+    LaneMessage,
     LoggedState,
     OutboundEmail,
     Outcome,
     Preferences,
+    RefusedMessage,
     Suppression,
     SuppressionEntry,
     with_feedback,
@@ -1125,3 +1127,41 @@ class FakeProviderEvents:
         """The (before, after) states of the changes, of one provider or all."""
         with self._lock:
             return [(c.before, c.after) for c in self.changes if provider is None or c.provider == provider]
+
+
+class FakeLanePublisher(_FakePort):
+    """LanePublisher keeping each lane's messages in order; `refuse(n)` makes the next n sends refuse every entry.
+
+    Like the SQS adapter it returns what is still refused after its retries:
+    a refusal lasting fewer than `attempts` sends is retried away.
+    """
+
+    def __init__(self, *, attempts: int = 4) -> None:
+        super().__init__()
+        self.queues: dict[str, list[str]] = {}
+        self._attempts = attempts
+        self._refusals = 0
+        self.refused_sends = 0
+
+    def refuse(self, sends: int) -> None:
+        """Refuse every entry of the next `sends` sends (each retry is a send)."""
+        with self._lock:
+            self._refusals = sends
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish in order; entries of a refused send are sent again, up to `attempts` sends in all."""
+        self._enter("publish")
+        with self._lock:
+            for _attempt in range(self._attempts):
+                if self._refusals <= 0:
+                    for message in messages:
+                        self.queues.setdefault(message.lane, []).append(message.body)
+                    return []
+                self._refusals -= 1
+                self.refused_sends += 1
+            return [RefusedMessage(m.key, "InternalError", "refused by the fake") for m in messages]
+
+    def bodies(self, lane: str) -> list[dict[str, Any]]:
+        """The requests published to a lane, parsed."""
+        with self._lock:
+            return [json.loads(body) for body in self.queues.get(lane, [])]

@@ -55,6 +55,11 @@ REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
 ADDRESS_KEY_MARKER = "meta#address-hashes"
 
 
+# The ingest bridge (Kafka and RabbitMQ into the lanes) finds each lane's queue URL here; the producer
+# SDK's Publisher.from_env reads the same names.
+LANE_QUEUE_URL_VARIABLE = "MAILWRIGHT_{lane}_QUEUE_URL"
+
+
 class Env:
     """Environment variable keys the CDK app sets on the worker functions."""
 
@@ -94,6 +99,11 @@ class Env:
     PROVIDERS = "MAILWRIGHT_PROVIDERS"
     # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
     FAILOVER = "MAILWRIGHT_FAILOVER"
+
+    @staticmethod
+    def lane_queue_url(lane: str) -> str:
+        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL (read by the ingest bridge)."""
+        return LANE_QUEUE_URL_VARIABLE.format(lane=lane.upper())
 
 
 class Keys:
@@ -147,6 +157,9 @@ class Outputs:
     # The HTTPS API (/v1/...): its stage's base URL and its id (for `aws apigateway test-invoke-method`).
     API_URL = "ApiUrl"
     API_ID = "ApiId"
+    # The ingest bridge (with ingest.kafka or ingest.rabbitmq), and where Kafka batches it gave up on are recorded.
+    BRIDGE_FUNCTION_NAME = "IngestBridgeName"
+    KAFKA_FAILURE_QUEUE_URL = "KafkaFailureQueueUrl"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -201,6 +214,10 @@ FAILOVER_LANES: tuple[str, ...] = ("critical", "standard")
 METRIC_PROVIDER_BREAKER_OPEN = "ProviderBreakerOpen"
 METRIC_FAILED_OVER = "FailedOver"
 METRIC_PROVIDER_BREAKER_OPENED = "ProviderBreakerOpened"
+# The ingest bridge: Kafka (MSK, self-managed) and RabbitMQ (Amazon MQ) records into the lane queues.
+BRIDGE_HANDLER = "mailwright.handlers.bridge.handler"
+# What the bridge tells apart: the event sources Lambda names in `eventSource`.
+INGEST_SOURCES: tuple[str, ...] = ("kafka", "rabbitmq")
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

@@ -46,6 +46,8 @@ def _start_stack(
     ses_rate: float | None,
     templates_dir: Path | None,
     secondary: bool = True,
+    rabbitmq_url: str = "",
+    rabbitmq_queue: str = "",
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -59,6 +61,7 @@ def _start_stack(
         )
     if ses_rate is not None and not ses_rate > 0:
         fail("--ses-rate must be positive", EXIT_USAGE)
+    rabbitmq_url, rabbitmq_queue = _rabbitmq_options(rabbitmq_url, rabbitmq_queue)
     try:
         config = found.config()
     except (OSError, ConfigError) as exc:
@@ -71,6 +74,8 @@ def _start_stack(
             ses_rate=ses_rate,
             templates_dir=templates_dir or found.templates,
             secondary=secondary,
+            rabbitmq_url=rabbitmq_url,
+            rabbitmq_queue=rabbitmq_queue,
         )
     )
     try:
@@ -78,6 +83,21 @@ def _start_stack(
     except OSError as exc:
         fail(f"could not start the local stack: {exc}")
     return stack
+
+
+def _rabbitmq_options(url: str, queue: str) -> tuple[str, str]:
+    """The RabbitMQ URL and queue for LocalStackOptions; a URL that is not amqp:// is bad input (exit 2)."""
+    from mailwright_tools.local.rabbitmq import DEFAULT_QUEUE, RabbitMQSourceSettings, RabbitMQUrlError
+
+    if not url:
+        if queue:
+            fail("--rabbitmq-queue needs --rabbitmq URL", EXIT_USAGE)
+        return "", DEFAULT_QUEUE
+    try:
+        RabbitMQSourceSettings(url=url, queue=queue or DEFAULT_QUEUE)
+    except RabbitMQUrlError as exc:
+        fail(f"--rabbitmq: {exc}", EXIT_USAGE)
+    return url, queue or DEFAULT_QUEUE
 
 
 def _stop_on_sigterm() -> None:
@@ -96,6 +116,18 @@ def up(
     ses_rate: SesRateOption = None,
     templates_dir: TemplatesDirOption = None,
     secondary: SecondaryOption = True,
+    rabbitmq: Annotated[
+        str,
+        typer.Option(
+            "--rabbitmq",
+            metavar="URL",
+            help="Drain a RabbitMQ queue into the lanes through the ingest bridge, as the Amazon MQ event source "
+            "mapping would: amqp://USER:PASS@HOST:PORT/ (a virtual host after the slash).",
+        ),
+    ] = "",
+    rabbitmq_queue: Annotated[
+        str, typer.Option("--rabbitmq-queue", help="The queue --rabbitmq drains (default: mailwright-requests).")
+    ] = "",
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -107,7 +139,16 @@ def up(
     state = cli_context(ctx).state
     found = project(ctx)
     _stop_on_sigterm()
-    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir, secondary=secondary)
+    stack = _start_stack(
+        state,
+        found,
+        port=port,
+        ses_rate=ses_rate,
+        templates_dir=templates_dir,
+        secondary=secondary,
+        rabbitmq_url=rabbitmq,
+        rabbitmq_queue=rabbitmq_queue,
+    )
     try:
         if json_output:
             emit_json(stack.state)
@@ -146,6 +187,8 @@ def _print_banner(stack: LocalStack) -> None:
         table.add_row("secondary", f"{names}: SMTP on {state['secondary_smtp']} (`mailwright providers status`)")
     if state.get("ses_control_url"):
         table.add_row("SES outage", "`mailwright local ses down` / `mailwright local ses up`")
+    if state.get("rabbitmq"):
+        table.add_row("RabbitMQ", f"{state['rabbitmq']['queue']} on {state['rabbitmq']['url']} (into the bridge)")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()
@@ -170,6 +213,8 @@ def _watch(stack: LocalStack, *, quiet: bool) -> None:
             continue
         stats = {name: emulator.stats for name, emulator in stack.emulators.items()}
         now = tuple(s.invocations for s in stats.values())
+        if stack.rabbitmq is not None:
+            now += (stack.rabbitmq.stats.invocations,)
         if now == last or not any(now):
             continue
         last = now
@@ -179,6 +224,9 @@ def _watch(stack: LocalStack, *, quiet: bool) -> None:
             f"{name}: {s.deleted} done" + (f", {s.failed_records} retried" if s.failed_records else "")
             for name, s in stats.items()
         ]
+        if stack.rabbitmq is not None:
+            r = stack.rabbitmq.stats
+            parts.append(f"rabbitmq: {r.acked} forwarded" + (f", {r.requeued} requeued" if r.requeued else ""))
         out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] sent {sent} · " + " · ".join(parts))
 
 
