@@ -37,6 +37,43 @@ TERMINAL_STATUSES: tuple[str, ...] = (
 # detail is the request itself.
 EVENT_DETAIL_TYPE = "EmailRequested"
 
+# Outcome events (mailwright.outcome_events): what mailwright tells producers on the same bus.
+OUTCOME_EVENT_SOURCE = "mailwright"
+OUTCOME_DETAIL_TYPES: tuple[str, ...] = (
+    "EmailSent",
+    "EmailDelivered",
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailOpened",
+    "EmailClicked",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+    # Reserved for the timing issue's states (send_at, cancel_key, digest_key): nothing records them yet.
+    "EmailScheduled",
+    "EmailCancelled",
+    "EmailDigested",
+)
+# The default of `outcome_events`: what went wrong or may need the producer's action. Each is rare (a few
+# per hundred emails at most), so together they cost cents per million emails, where EmailSent and
+# EmailDelivered cost $1 each per million (one PutEvents entry per email) and opens and clicks more.
+DEFAULT_OUTCOME_EVENTS: tuple[str, ...] = (
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+)
+# A request that reached a dead-letter queue: recorded in the message log with this status (not terminal:
+# redriven, it is processed again) and announced as EmailFailed.
+STATUS_FAILED = "failed"
+
 # Where template bundles live in the templates bucket: <prefix><template_id>.json
 TEMPLATES_PREFIX = "templates/"
 
@@ -84,6 +121,15 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+    # Outcome events, webhooks and dead-lettered requests (mailwright.event_settings).
+    EVENT_BUS_NAME = "MAILWRIGHT_EVENT_BUS_NAME"
+    OUTCOME_EVENTS = "MAILWRIGHT_OUTCOME_EVENTS"
+    DEAD_LETTER_QUEUES = "MAILWRIGHT_DEAD_LETTER_QUEUES"
+    WEBHOOK_ENDPOINTS = "MAILWRIGHT_WEBHOOK_ENDPOINTS"
+    WEBHOOK_STATE_TABLE = "MAILWRIGHT_WEBHOOK_STATE_TABLE"
+    WEBHOOK_ARCHIVE_BUCKET = "MAILWRIGHT_WEBHOOK_ARCHIVE_BUCKET"
+    WEBHOOK_RETRY = "MAILWRIGHT_WEBHOOK_RETRY"
+    WEBHOOK_ALLOW_LOOPBACK = "MAILWRIGHT_WEBHOOK_ALLOW_LOOPBACK"
 
 
 class Keys:
@@ -126,6 +172,12 @@ class Outputs:
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
     DMARC_RECORD = "DmarcRecord"
+    # Outcome events and webhooks: the endpoints as JSON (name, queue, DLQ, secret), their state and archive.
+    PARKED_DLQ_URLS = "ParkedDlqUrls"
+    EVENTS_DLQ_URL = "OutcomeEventsDlqUrl"
+    WEBHOOK_ENDPOINTS = "WebhookEndpoints"
+    WEBHOOK_STATE_TABLE = "WebhookStateTableName"
+    WEBHOOK_ARCHIVE_BUCKET = "WebhookArchiveBucketName"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -156,6 +208,12 @@ FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 # The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+# Outcome events: the message log's stream in, events on the bus out.
+EVENTS_PUBLISHER_HANDLER = "mailwright.handlers.events_publisher.handler"
+# Requests that reached a dead-letter queue: recorded as failed (EmailFailed) and parked for redrive.
+DEAD_LETTERS_HANDLER = "mailwright.handlers.dead_letters.handler"
+# Webhooks: each endpoint's queue in, signed POSTs out.
+WEBHOOK_SENDER_HANDLER = "mailwright.handlers.webhooks.handler"
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"
