@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.events_config import KNOWN_KEYS as EVENTS_KEYS
+from infra.events_config import EventsConfig, EventsConfigError, parse_events_config
 from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
@@ -130,6 +132,8 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
+    events: EventsConfig = field(default_factory=EventsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -274,8 +278,13 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "sandbox_recipients",
         "mail_from_domain",
         "unsubscribe",
+        *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
+    try:
+        events = parse_events_config(raw)
+    except EventsConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -292,6 +301,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         unsubscribe=_unsubscribe_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
+        events=events,
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )

@@ -172,12 +172,11 @@ class Outputs:
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
     DMARC_RECORD = "DmarcRecord"
-    # Outcome events and webhooks: the endpoints as JSON (name, queue, DLQ, secret), their state and archive.
-    PARKED_DLQ_URLS = "ParkedDlqUrls"
+    # Outcome events: the publisher's DLQ; webhooks: their state table and archive (endpoints: `webhook_endpoint`).
     EVENTS_DLQ_URL = "OutcomeEventsDlqUrl"
-    WEBHOOK_ENDPOINTS = "WebhookEndpoints"
     WEBHOOK_STATE_TABLE = "WebhookStateTableName"
     WEBHOOK_ARCHIVE_BUCKET = "WebhookArchiveBucketName"
+    WEBHOOK_ENDPOINT_PREFIX = "WebhookEndpoint"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -188,6 +187,16 @@ class Outputs:
     def dlq_url(lane: str) -> str:
         """Output key of a lane's dead-letter queue URL, e.g. CriticalDlqUrl."""
         return f"{lane.capitalize()}DlqUrl"
+
+    @staticmethod
+    def parked_dlq_url(lane: str) -> str:
+        """Output key of the queue a lane's dead letters are parked in once recorded failed, e.g. CriticalParkedUrl."""
+        return f"{lane.capitalize()}ParkedUrl"
+
+    @staticmethod
+    def webhook_endpoint(name: str) -> str:
+        """Output key of one webhook endpoint (JSON: name, url, queue, DLQ, secret), e.g. WebhookEndpointShop."""
+        return Outputs.WEBHOOK_ENDPOINT_PREFIX + "".join(part.capitalize() for part in name.split("-"))
 
     @staticmethod
     def worker_name(lane: str) -> str:
