@@ -84,7 +84,13 @@ class StackResources:
 
 
 def _table(
-    client: Any, name: str, keys: list[tuple[str, str]], *, ttl: bool, gsi: tuple[str, str] | None = None
+    client: Any,
+    name: str,
+    keys: list[tuple[str, str]],
+    *,
+    ttl: bool,
+    gsi: tuple[str, str] | None = None,
+    stream: str | None = None,
 ) -> None:
     definitions = {k: "S" for k, _ in keys}
     params: dict[str, Any] = {
@@ -103,6 +109,8 @@ def _table(
             }
         ]
     params["AttributeDefinitions"] = [{"AttributeName": k, "AttributeType": t} for k, t in definitions.items()]
+    if stream:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
     client.create_table(**params)
     if ttl:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": Keys.TTL})
@@ -237,6 +245,8 @@ def provision(
         [(Keys.MESSAGES_PK, "HASH"), (Keys.MESSAGES_SK, "RANGE")],
         ttl=True,
         gsi=(SES_MESSAGE_ID_INDEX, Keys.SES_MESSAGE_ID),
+        # The outbox of outcome events, as deployed (mailwright_tools.provision_events reads it).
+        stream="NEW_AND_OLD_IMAGES",
     )
 
     bucket = f"{prefix}-templates"

@@ -37,6 +37,7 @@ from mailwright.constants import BREAKER_LANE, LANES, Env
 from mailwright_tools.local import lane_api, moto_speedups
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
+from mailwright_tools.local.hearing import LocalEvents
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
@@ -71,6 +72,10 @@ class LocalStackOptions:
     record: bool = True
     # Seconds after a send at which SES publishes each event type (it does so asynchronously).
     ses_event_delays: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SES_EVENT_DELAYS))
+    # The detail-types put on the bus; None keeps cdk.json's outcome_events.
+    outcome_events: tuple[str, ...] | None = None
+    # `--webhook URL`: endpoints local-1, local-2... for every published detail-type (loopback http allowed).
+    webhooks: tuple[str, ...] = ()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -104,6 +109,8 @@ class LocalStack:
         self.lambda_endpoint_url = ""
         self.breaker: LocalBreaker | None = None
         self._events: SesEventPublisher | None = None
+        # Outcome events, dead letters and webhooks (mailwright_tools.local.hearing).
+        self.hearing: LocalEvents | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
         self._lock = threading.Lock()
@@ -156,10 +163,13 @@ class LocalStack:
         self.resources = resources
 
         from mailwright.handlers import breaker as breaker_handler
+        from mailwright.handlers import dead_letters, events_publisher, send_worker, webhooks
         from mailwright.handlers import feedback as feedback_handler
-        from mailwright.handlers import send_worker
 
-        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler])
+        self._output = WorkerOutput(
+            paths.logs,
+            handler_modules=[send_worker, feedback_handler, breaker_handler, events_publisher, dead_letters, webhooks],
+        )
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
         delays = self.options.ses_event_delays
@@ -212,9 +222,19 @@ class LocalStack:
             region=self.options.region,
             publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
         )
-        self.state = self._describe(resources, feedback, unsubscribe_url)
+        self.hearing = LocalEvents(
+            config=self.config,
+            resources=resources,
+            session_factory=self.session,
+            metrics=self._output.metrics,
+            region=self.options.region,
+            detail_types=self.options.outcome_events,
+            webhook_urls=self.options.webhooks,
+        )
+        self.state = {**self._describe(resources, feedback, unsubscribe_url), **self.hearing.describe()}
         for emulator in self.emulators.values():
             emulator.start()
+        self.hearing.start()
         self.breaker.start()
         if self.options.record:
             paths.write_local(self.state)
@@ -229,6 +249,8 @@ class LocalStack:
             self.breaker.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        if self.hearing is not None:
+            self.hearing.stop()
         if self._lane_api is not None:
             self._lane_api.shutdown()
             self._lane_api.server_close()
@@ -401,10 +423,13 @@ class LocalStack:
             return False
         if self.mailbox is not None and not self.mailbox.idle:
             return False
+        sqs = sqs or self.session().client("sqs")
+        if self.hearing is not None and not self.hearing.idle(sqs):
+            return False
         # Feedback for a request not logged yet is failed on purpose and comes back after the
         # feedback queue's visibility timeout: that wait is not work in progress.
         deferred_ok = [self.state["feedback_queue"]] if self.state.get("feedback_queue") else []
-        return queues_empty(sqs or self.session().client("sqs"), self.queue_urls(), waiting_ok=deferred_ok)
+        return queues_empty(sqs, self.queue_urls(), waiting_ok=deferred_ok)
 
     def wait_until_drained(self, *, timeout: float, poll: float = 0.25) -> bool:
         """Block until `drained()` holds twice in a row (False on timeout)."""
