@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mailwright_tools.cli import lanes, local, migrate, operations, templates  # noqa: F401 - they register their commands
+from mailwright_tools.cli import (  # noqa: F401 - they register their commands
+    lanes,
+    local,
+    migrate,
+    operations,
+    templates,
+    webhooks,
+)
 from mailwright_tools.cli.app import app
 
 __all__ = ["app", "main"]

@@ -28,10 +28,49 @@ SesRateOption = Annotated[
 TemplatesDirOption = Annotated[
     Path | None, typer.Option("--templates-dir", help="The templates to upload (default: the project's templates/).")
 ]
+WebhookOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook",
+        help="Deliver signed webhooks of every published detail-type to this URL (repeatable; loopback http is "
+        "allowed locally). Secrets: webhook_secrets in .mailwright/local.json.",
+    ),
+]
+EventsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--events",
+        help='Detail-types to put on the bus: "all" or a comma-separated list (default: cdk.json\'s outcome_events).',
+    ),
+]
+
+
+def _parse_events(raw: str | None) -> tuple[str, ...] | None:
+    """`--events`: None (cdk.json's), "all", or a comma-separated list of detail-types; exits 2 on a bad one."""
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
+
+    if raw is None:
+        return None
+    if raw.strip() == "all":
+        return OUTCOME_DETAIL_TYPES
+    chosen = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in OUTCOME_DETAIL_TYPES]
+    if unknown:
+        fail(
+            f"--events: unknown detail-types {', '.join(unknown)}; known: {', '.join(OUTCOME_DETAIL_TYPES)}", EXIT_USAGE
+        )
+    return chosen
 
 
 def _start_stack(
-    state: StateDir, found: Project, *, port: int, ses_rate: float | None, templates_dir: Path | None
+    state: StateDir,
+    found: Project,
+    *,
+    port: int,
+    ses_rate: float | None,
+    templates_dir: Path | None,
+    webhooks: list[str] | None = None,
+    events: tuple[str, ...] | None = None,
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -51,13 +90,21 @@ def _start_stack(
         fail(f"{found.cdk_json}: {exc}")
     stack = LocalStack(
         LocalStackOptions(
-            state=state, config=config, port=port, ses_rate=ses_rate, templates_dir=templates_dir or found.templates
+            state=state,
+            config=config,
+            port=port,
+            ses_rate=ses_rate,
+            templates_dir=templates_dir or found.templates,
+            outcome_events=events,
+            webhooks=tuple(webhooks or ()),
         )
     )
     try:
         stack.start()
     except OSError as exc:
         fail(f"could not start the local stack: {exc}")
+    except ValueError as exc:  # a --webhook URL the stack may not call
+        fail(str(exc), EXIT_USAGE)
     return stack
 
 
@@ -76,6 +123,8 @@ def up(
     port: PortOption = 0,
     ses_rate: SesRateOption = None,
     templates_dir: TemplatesDirOption = None,
+    webhook: WebhookOption = None,
+    events: EventsOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -87,7 +136,15 @@ def up(
     state = cli_context(ctx).state
     found = project(ctx)
     _stop_on_sigterm()
-    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+    stack = _start_stack(
+        state,
+        found,
+        port=port,
+        ses_rate=ses_rate,
+        templates_dir=templates_dir,
+        webhooks=webhook,
+        events=_parse_events(events),
+    )
     try:
         if json_output:
             emit_json(stack.state)
@@ -114,6 +171,9 @@ def _print_banner(stack: LocalStack) -> None:
     for lane, url in state["queues"].items():
         table.add_row(f"{lane} queue", url)
     table.add_row("event bus", state["event_bus"])
+    table.add_row("outcome events", ", ".join(state.get("outcome_events", [])) or "none")
+    for name, hook in state.get("webhooks", {}).items():
+        table.add_row(f"webhook {name}", f"{hook['url']} (secret {state['webhook_secrets'][name]})")
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
@@ -163,12 +223,21 @@ def demo(
     timeout: Annotated[float, typer.Option("--timeout", help="Give up draining after this many seconds.")] = 600.0,
     port: PortOption = 0,
     templates_dir: TemplatesDirOption = None,
+    events: Annotated[
+        str,
+        typer.Option(
+            "--events",
+            help='Detail-types the demo\'s own stack puts on the bus: "all" (the default, to show every kind) or a '
+            "comma-separated list. A running stack publishes what it was started with.",
+        ),
+    ] = "all",
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
 
     Uses the running local stack if there is one, else starts one in-process
-    for the run. Exits 1 if any published request is unaccounted for.
+    for the run. Exits 1 if any published request is unaccounted for. The
+    report counts the outcome events a rule on the bus heard, by detail-type.
     """
     from mailwright_tools.local import demo as demo_lib
     from mailwright_tools.state import live_local_stack
@@ -181,7 +250,9 @@ def demo(
     running = live_local_stack(state)
     stack = None
     if running is None:
-        stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+        stack = _start_stack(
+            state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir, events=_parse_events(events)
+        )
         running = stack.state
     elif ses_rate is not None:
         fail("--ses-rate applies only when the demo starts its own stack; stop the running one first", EXIT_USAGE)
@@ -232,6 +303,8 @@ def _run_demo(
 
     plan = demo_lib.build_plan(count, templates=load_template_tree(templates_dir), seed=seed)
     demo_lib.seed(plan, target, session)
+    # A producer's view: a rule with an SQS target on the bus, subscribed before the first request.
+    tap = demo_lib.EventTap(target, session)
     progress = Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -257,6 +330,20 @@ def _run_demo(
             target, session, published, timeout=timeout, drained=drained, progress=report_progress
         )
     finished = time.time()
+    from mailwright_tools.queues import queues_empty
+
+    feedback = [target.feedback_queue] if target.feedback_queue else []
+
+    def pending() -> bool:
+        # Deferred SES events (in flight on the feedback queue) and the stream's unread writes still announce.
+        hearing_busy = stack is not None and stack.hearing is not None and not stack.hearing.idle(sqs)
+        return hearing_busy or not queues_empty(sqs, feedback)
+
+    sqs = session.client("sqs")
+    try:
+        heard = tap.settle(pending=pending)
+    finally:
+        tap.close()
     created = demo_lib.suppressions_since(target, session, started)
     configured = (
         stack.options.config.ses_max_send_rate if stack is not None else float(target.extra.get("ses_rate") or 0)
@@ -278,6 +365,8 @@ def _run_demo(
             outbox_count=len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0,
             target=target,
             ses_events=_published_events(stack),
+            outcome_events=heard,
+            published_types=list(stack.state.get("outcome_events", [])) if stack is not None else None,
         )
     )
 
@@ -323,6 +412,8 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["ses_events"]:
         events = ", ".join(f"{kind} {n}" for kind, n in report["ses_events"].items())
         out.print(f"SES events published to the feedback topic: {events}")
+    heard = ", ".join(f"{kind} {n}" for kind, n in report.get("outcome_events", {}).items()) or "none"
+    out.print(f"Outcome events a rule on the bus heard (source mailwright), by detail-type: {heard}")
     created = ", ".join(f"{reason} {n}" for reason, n in report["suppressions_created"].items()) or "none"
     out.print(f"Suppressions created: {created} (of which seeded by the demo: {report['suppressions_seeded']} MANUAL)")
     duration = report["duration_s"]
