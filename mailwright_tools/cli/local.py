@@ -88,6 +88,12 @@ def _start_stack(
         config = found.config()
     except (OSError, ConfigError) as exc:
         fail(f"{found.cdk_json}: {exc}")
+    from mailwright_tools.local.hearing import local_webhooks
+
+    try:
+        local_webhooks(webhooks or (), ())  # a URL the stack may not call stops it before it starts
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     stack = LocalStack(
         LocalStackOptions(
             state=state,
@@ -103,8 +109,6 @@ def _start_stack(
         stack.start()
     except OSError as exc:
         fail(f"could not start the local stack: {exc}")
-    except ValueError as exc:  # a --webhook URL the stack may not call
-        fail(str(exc), EXIT_USAGE)
     return stack
 
 
