@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 PUBLISHED = tuple(t for t in DETAIL_TYPES if t not in RESERVED_DETAIL_TYPES)
 WELCOME = {"template_id": "welcome_email", "template_data": {"user_name": "Jo", "login_link": "https://x.io/l"}}
+DEAD = {"recipient_email": "dead@example.com", **WELCOME, "metadata": {"tenant": "acme"}}
 NEWSLETTER = {
     "template_id": "newsletter",
     "template_data": {
@@ -162,7 +163,7 @@ def heard(stack: LocalStack, endpoints: Endpoints) -> dict[str, Any]:
     # A request that reached a DLQ (whatever ended its attempts)
     stack.session().client("sqs").send_message(
         QueueUrl=stack.state["dlqs"]["bulk"],
-        MessageBody=json.dumps({"recipient_email": "dead@example.com", **WELCOME, **acme_tag}),
+        MessageBody=json.dumps(DEAD),
     )
     wait_until(lambda: "EmailSent" in everything.types(), timeout=60)
     ses_event(stack, sent, "Open", "open", {"userAgent": "test", "ipAddress": "192.0.2.1"})
@@ -295,6 +296,8 @@ def test_a_rotation_keeps_both_secrets_until_finished(stack: LocalStack) -> None
 
 def test_dead_letters_are_parked_and_redriven_with_the_dlq_commands(stack: LocalStack, heard: dict[str, Any]) -> None:
     cli = _cli(stack)
+    status = cli("status", parse_request(json.dumps(DEAD)).request_id, "--json").json()
+    assert status["status"] == "failed" and "dlq redrive --lane bulk" in status["reason"]
     listed = cli("dlq", "list", "--lane", "bulk", "--json").json()
     assert set(listed["queues"]) == {"bulk", "bulk-parked"}
     assert listed["queues"]["bulk-parked"]["count"] == 1 and listed["queues"]["bulk"]["count"] == 0
