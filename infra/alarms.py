@@ -9,8 +9,8 @@
 | `<stack>-ses-bounce-rate`     | AWS/SES Reputation.BounceRate (max, 1 h)       | >= 4 % (SES reviews at 5 %)       |
 | `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
-
-| `<stack>-webhook-<name>-suspended` | Mailwright WebhookSuspended (max, 5 min) | the endpoint is suspended       |
+| `<stack>-age-<lane>-dlq`      | SQS ApproximateAgeOfOldestMessage (max)        | > 10 min, 3 min                   |
+| `<stack>-webhook-<name>-suspended` | Mailwright WebhookSuspended (max, 5 min)  | the endpoint is suspended         |
 
 Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only);
 with outcome events (infra/outcome_events.py) each lane's `dlq-<lane>` alarm
@@ -18,7 +18,8 @@ watches its parked queue, `age-<lane>-dlq` its DLQ (which the dead-letter
 function drains), `dlq-events-publisher` the publisher's DLQ, and each
 webhook endpoint has `dlq-webhook-<name>` and `webhook-<name>-suspended`.
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL) and `breaker` (invoked by EventBridge); each alarm's description says what
+URL), `breaker` (invoked by EventBridge), and `events-publisher`, `dead-letters`
+and `webhook-sender`; each alarm's description says what
 its failure means for the mail and what to do.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
