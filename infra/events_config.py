@@ -42,6 +42,9 @@ PUBLISHER_RETRY_ATTEMPTS = 50
 PUBLISHER_MAX_RECORD_AGE_SECONDS = 86400
 PUBLISHER_TIMEOUT_SECONDS = 60
 PUBLISHER_MEMORY_MB = 256
+# A lane's DLQ redrives to its parked queue after this many receives (by the dead-letter function, every 30 s
+# while it fails on a message): a backstop, and what makes the parked queue a source SQS's move task accepts.
+PARKING_MAX_RECEIVE_COUNT = 100
 # The dead-letter function: its timeout stays under the DLQs' visibility timeout (30 s, SQS's default).
 DEAD_LETTER_TIMEOUT_SECONDS = 20
 DEAD_LETTER_MEMORY_MB = 256

@@ -49,8 +49,8 @@ from infra.functions import python_function
 from infra.nag import XRAY_REASON, acknowledge
 from mailwright.constants import DEAD_LETTERS_HANDLER, EVENTS_PUBLISHER_HANDLER, MESSAGE_LOG_REQUEST_SK, Keys
 
-# Parked dead letters wait as long as SQS keeps anything, counted from when they were parked.
-PARKED_RETENTION = Duration.days(14)
+# The publisher's DLQ keeps what it names as long as SQS keeps anything.
+DLQ_RETENTION = Duration.days(14)
 # What a consumer account may do on the bus: manage rules, and only the ones it created.
 CONSUMER_RULE_ACTIONS = [
     "events:PutRule",
@@ -71,7 +71,7 @@ def _queue(scope: Construct, construct_id: str, why_no_dlq: str) -> sqs.Queue:
     queue = sqs.Queue(
         scope,
         construct_id,
-        retention_period=PARKED_RETENTION,
+        retention_period=DLQ_RETENTION,
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
     )
@@ -80,7 +80,7 @@ def _queue(scope: Construct, construct_id: str, why_no_dlq: str) -> sqs.Queue:
 
 
 class OutcomeEvents(Construct):
-    """`publisher` (+ `publisher_dead_letter_queue`), and `dead_letters` with each lane's `parked_queues`."""
+    """`publisher` (+ `publisher_dead_letter_queue`), and `dead_letters`, parking into each lane's `parked_queues`."""
 
     def __init__(
         self,
@@ -92,10 +92,12 @@ class OutcomeEvents(Construct):
         bus: events.EventBus,
         messages: dynamodb.Table,
         lane_dead_letter_queues: Mapping[str, sqs.IQueue],
+        parked_queues: Mapping[str, sqs.IQueue],
         ingest_dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self._bus = bus
+        self.parked_queues = dict(parked_queues)
         self._add_publisher(config, code, bus, messages)
         self._add_consumers(config, bus)
         self._add_dead_letters(config, code, messages, lane_dead_letter_queues, ingest_dead_letter_queue)
@@ -184,14 +186,6 @@ class OutcomeEvents(Construct):
         lane_dead_letter_queues: Mapping[str, sqs.IQueue],
         ingest_dead_letter_queue: sqs.IQueue,
     ) -> None:
-        self.parked_queues: dict[str, sqs.Queue] = {}
-        for lane in lane_dead_letter_queues:
-            self.parked_queues[lane] = _queue(
-                self,
-                f"{lane.capitalize()}Parked",
-                f"This queue holds the {lane} lane's dead letters once recorded as failed (EmailFailed): it is that "
-                "lane's dead-letter queue in all but name, read and redriven by `mailwright dlq`, and alarmed on.",
-            )
         sources = [
             DeadLetterSource(arn=dlq.queue_arn, lane=lane, parked_url=self.parked_queues[lane].queue_url)
             for lane, dlq in lane_dead_letter_queues.items()

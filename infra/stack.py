@@ -113,6 +113,7 @@ class MailwrightStack(Stack):
             bus=self.ingest.bus,
             messages=self.storage.messages,
             lane_dead_letter_queues=self.lanes.dead_letter_queues,
+            parked_queues=self.lanes.parked_queues,
             ingest_dead_letter_queue=self.ingest.dead_letter_queue,
         )
         self.webhooks = Webhooks(self, "Webhooks", config=config, code=code, bus=self.ingest.bus)

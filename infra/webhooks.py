@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -247,8 +247,6 @@ class Webhooks(Construct):
 
 
 def _logical_id(bucket: s3.Bucket) -> str:
-    from aws_cdk import Stack
-
     child = bucket.node.default_child
     assert isinstance(child, s3.CfnBucket)
     return Stack.of(bucket).get_logical_id(child)

@@ -22,6 +22,7 @@ import boto3
 
 from infra.config import MailwrightConfig
 from infra.events_config import (
+    PARKING_MAX_RECEIVE_COUNT,
     WEBHOOK_MAX_RECEIVE_COUNT,
     WEBHOOK_VISIBILITY_TIMEOUT_SECONDS,
     DeadLetterSource,
@@ -114,6 +115,16 @@ def provision_events(
         )["QueueUrl"]
         for lane in LANES
     }
+    for lane, dlq_url in resources.dlqs.items():
+        # As deployed: the parked queue is the DLQ's own dead-letter queue (a backstop).
+        sqs.set_queue_attributes(
+            QueueUrl=dlq_url,
+            Attributes={
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": queue_arn(sqs, parked[lane]), "maxReceiveCount": PARKING_MAX_RECEIVE_COUNT}
+                )
+            },
+        )
     drained = {**resources.dlqs}
     sources = [
         DeadLetterSource(arn=queue_arn(sqs, url), lane=lane, parked_url=parked[lane]) for lane, url in drained.items()

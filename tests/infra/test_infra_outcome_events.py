@@ -174,11 +174,17 @@ def test_the_dead_letter_function_may_update_the_log_and_send_to_parked_queues_o
     assert targets == {synthesized.output_ref(Outputs.parked_dlq_url(lane)) for lane in LANES}
 
 
-def test_parked_queues_are_encrypted_and_keep_messages_14_days(synthesized: Synthesized) -> None:
+def test_parked_queues_are_encrypted_keep_messages_14_days_and_back_their_dlq(synthesized: Synthesized) -> None:
     for lane in LANES:
-        queue = synthesized.resources("AWS::SQS::Queue")[synthesized.output_ref(Outputs.parked_dlq_url(lane))]
+        parked_id = synthesized.output_ref(Outputs.parked_dlq_url(lane))
+        queue = synthesized.resources("AWS::SQS::Queue")[parked_id]
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+        # The DLQ's own dead-letter queue: a backstop, and a source SQS's message move task (redrive) accepts
+        dlq = synthesized.resources("AWS::SQS::Queue")[synthesized.output_ref(Outputs.dlq_url(lane))]
+        redrive = dlq["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [parked_id, "Arn"]}
+        assert redrive["maxReceiveCount"] >= 50
 
 
 def test_lane_dlq_alarms_watch_the_parked_queues_and_the_dlqs_age(synthesized: Synthesized) -> None:
