@@ -228,13 +228,13 @@ def demo(
     port: PortOption = 0,
     templates_dir: TemplatesDirOption = None,
     events: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--events",
-            help='Detail-types the demo\'s own stack puts on the bus: "all" (the default, to show every kind) or a '
-            "comma-separated list. A running stack publishes what it was started with.",
+            help='Detail-types the demo\'s own stack puts on the bus: "all" or a comma-separated list (default: '
+            "cdk.json's outcome_events, as deployed). A running stack publishes what it was started with.",
         ),
-    ] = "all",
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
@@ -334,16 +334,13 @@ def _run_demo(
             target, session, published, timeout=timeout, drained=drained, progress=report_progress
         )
     finished = time.time()
-    from mailwright_tools.queues import queues_empty
-
-    feedback = [target.feedback_queue] if target.feedback_queue else []
+    sqs = session.client("sqs")
 
     def pending() -> bool:
-        # Deferred SES events (in flight on the feedback queue) and the stream's unread writes still announce.
-        hearing_busy = stack is not None and stack.hearing is not None and not stack.hearing.idle(sqs)
-        return hearing_busy or not queues_empty(sqs, feedback)
+        # The stream's unread writes and the DLQs still announce; SES events deferred on the feedback queue
+        # (they beat their request into the log) are not waited for, as the accounting above does not.
+        return stack is not None and stack.hearing is not None and not stack.hearing.idle(sqs)
 
-    sqs = session.client("sqs")
     try:
         heard = tap.settle(pending=pending)
     finally:
@@ -385,6 +382,8 @@ def _published_events(stack: LocalStack | None) -> dict[str, int]:
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
+
     out = console()
     out.print()
     out.print(f"[bold]mailwright demo[/]: {report['published']} requests published to the {report['target']}")
@@ -418,6 +417,12 @@ def _print_report(report: dict[str, Any]) -> None:
         out.print(f"SES events published to the feedback topic: {events}")
     heard = ", ".join(f"{kind} {n}" for kind, n in report.get("outcome_events", {}).items()) or "none"
     out.print(f"Outcome events a rule on the bus heard (source mailwright), by detail-type: {heard}")
+    published = report.get("outcome_events_published") or []
+    if published and len(published) < len(OUTCOME_DETAIL_TYPES):
+        out.print(
+            f"  (the stack publishes {len(published)} detail-types, as cdk.json's outcome_events says; "
+            "`--events all` shows every kind)"
+        )
     created = ", ".join(f"{reason} {n}" for reason, n in report["suppressions_created"].items()) or "none"
     out.print(f"Suppressions created: {created} (of which seeded by the demo: {report['suppressions_seeded']} MANUAL)")
     duration = report["duration_s"]

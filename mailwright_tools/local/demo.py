@@ -606,13 +606,9 @@ class EventTap:
             )
 
     def settle(
-        self, *, pending: Callable[[], bool] = lambda: False, quiet_seconds: float = 2.0, timeout: float = 60.0
+        self, *, pending: Callable[[], bool] = lambda: False, quiet_seconds: float = 2.0, timeout: float = 30.0
     ) -> dict[str, int]:
-        """Collect until nothing is `pending` and nothing new arrived for `quiet_seconds`; counts by detail-type.
-
-        SES events that beat their request into the message log wait on the feedback queue for a while
-        (`pending`), and their events come only after.
-        """
+        """Collect until nothing is `pending` and nothing new arrived for `quiet_seconds`; counts by detail-type."""
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:

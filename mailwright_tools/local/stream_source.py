@@ -29,7 +29,10 @@ from mailwright_tools.events import FakeLambdaContext
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], FakeLambdaContext], Any]
-IDLE_POLL_SECONDS = 0.25
+# The stream is read again this often when it had nothing new (as the SQS event sources poll an empty queue),
+# and every quarter second while a batch fills: each read is an HTTP call to moto, which costs the stack CPU.
+IDLE_POLL_SECONDS = 1.0
+FILL_POLL_SECONDS = 0.25
 RETRY_PAUSE_SECONDS = 0.5
 
 
@@ -168,7 +171,7 @@ class StreamSourceEmulator:
             self._caught_up = False
         closes = time.monotonic() + self._window
         while len(records) < self._batch_size and time.monotonic() < closes and not self._stop.is_set():
-            self._stop.wait(min(0.1, max(0.0, closes - time.monotonic())))
+            self._stop.wait(min(FILL_POLL_SECONDS, max(0.0, closes - time.monotonic())))
             more = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size - len(records))
             records.extend(more.get("Records", []))
             iterator = more.get("NextShardIterator") or iterator
