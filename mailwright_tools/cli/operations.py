@@ -305,9 +305,10 @@ def _not_found(target: Target, session: Any, wanted: str, *, waited: float | Non
                 found = body_request_id(message["Body"])
                 if found == wanted or (_is_prefix(wanted) and found.startswith(wanted)):
                     receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    lane = name.removesuffix("-parked")  # a lane's parked queue is redriven with its DLQ
                     why = (
                         f"it waits in the {name} dead-letter queue after {receives} receives; "
-                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                        f"`mailwright dlq redrive --lane {lane}` sends it back"
                     )
                     _print_status({"request_id": found, "found": False, "dlq": name, "why": why}, json_output)
                     return
