@@ -514,7 +514,7 @@ Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{c
 {_table(cost_rows, ["US$ per million emails", "paced", "unpaced"])}
 
 ![cost](cost.png)
-
+{_outcome_events_text(co)}
 Quantities: SQS {sp["sqs_requests_per_email"]} requests per email (producer `SendMessage`, the
 mapping's receives and deletes, SNS deliveries to the feedback queue and
 its receives and deletes), DynamoDB {sp["dynamodb_wru_per_email"]} WRU and {sp["dynamodb_rru_per_email"]} RRU per email, both paths
@@ -657,6 +657,35 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
         "counts such duplicates separately (`outcome_write_failed`)."
     )
     return "\n".join(lines) + "\n"
+
+
+def _outcome_events_text(cost: dict[str, Any]) -> str:
+    """Section 6's lines on outcome events: what each detail-type costs per million emails if published."""
+    events = cost.get("outcome_events")
+    if not events:
+        return ""
+    rows = [
+        [
+            name,
+            f"{v['entries_per_email']:g}",
+            f"{v['usd_per_million_emails']:.3f}",
+            "measured mix" if v["measured"] else "assumed",
+            "yes" if name in events["default_set"] else "",
+        ]
+        for name, v in events["per_type"].items()
+    ]
+    table = _table(rows, ["detail-type", "events per email", "US$ per million emails", "rate", "default"])
+    return f"""
+**Outcome events** (`outcome_events`): PutEvents costs $1 per million entries,
+so a detail-type published once per email costs 1% of SES. The default set
+(what went wrong) costs **${events["default_set_usd_per_million_emails"]:.3f}** per million emails; every type,
+${events["all_usd_per_million_emails"]:.2f}. The events publisher reads the message log's stream
+({events["message_log_changes_per_email"]} changes per email; stream reads by Lambda are free):
+${events["publisher_usd_per_million_emails"]:.3f} per million emails (estimated). Webhooks add, per delivery,
+an SQS message, a tenth of a receive and a delete, and the sender's share of an invocation.
+
+{table}
+"""
 
 
 def _send_path_pct(cost: dict[str, Any], regime: str) -> float:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.events_config import KNOWN_KEYS as EVENTS_KEYS
+from infra.events_config import EventsConfig, EventsConfigError, parse_events_config
 from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
@@ -241,6 +243,8 @@ class MailwrightConfig:
     provider_webhook: ProviderWebhookConfig = field(default_factory=lambda: ProviderWebhookConfig())
     # Kafka and RabbitMQ into the lanes through the ingest bridge (absent: no bridge).
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
+    events: EventsConfig = field(default_factory=EventsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -390,9 +394,14 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "failover",
         "provider_webhook",
         "ingest",
+        *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
     providers = parse_providers(raw.get("providers"))
+    try:
+        events = parse_events_config(raw)
+    except EventsConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -414,6 +423,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         providers=providers,
         failover=parse_failover(raw.get("failover"), providers),
         provider_webhook=_provider_webhook_settings(raw),
+        events=events,
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )

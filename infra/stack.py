@@ -35,6 +35,7 @@ from infra.ingest import Ingest
 from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
+from infra.outcome_events import OutcomeEvents
 from infra.providers import (
     ProviderSecrets,
     ProviderWebhook,
@@ -45,12 +46,15 @@ from infra.providers import (
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
+from infra.webhooks import Webhooks
 from infra.workers import SendWorkers
 from mailwright.constants import (
     ADDRESS_KEY_MARKER,
     BREAKER_LANE,
     LANES,
+    METRICS_NAMESPACE,
     RECIPIENT_INDEX,
+    SERVICE_NAME,
     SES_MESSAGE_ID_INDEX,
     Outputs,
 )
@@ -140,6 +144,19 @@ class MailwrightStack(Stack):
         )
         # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
         self.bridge = self._add_bridge(code) if config.ingest.enabled else None
+        # Telling producers: outcome events from the message log's stream, EmailFailed from the DLQs, webhooks.
+        self.outcome_events = OutcomeEvents(
+            self,
+            "OutcomeEvents",
+            config=config,
+            code=code,
+            bus=self.ingest.bus,
+            messages=self.storage.messages,
+            lane_dead_letter_queues=self.lanes.dead_letter_queues,
+            parked_queues=self.lanes.parked_queues,
+            ingest_dead_letter_queue=self.ingest.dead_letter_queue,
+        )
+        self.webhooks = Webhooks(self, "Webhooks", config=config, code=code, bus=self.ingest.bus)
 
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
@@ -361,8 +378,9 @@ class MailwrightStack(Stack):
     def _add_operations(self, code: lambda_.Code) -> None:
         # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
         queues = {**self.lanes.queues, "feedback": self.feedback.queue}
+        # A lane's dead letters wait in its parked queue (the dead-letter function drains its DLQ into it).
         dead_letter_queues = {
-            **self.lanes.dead_letter_queues,
+            **self.outcome_events.parked_queues,
             "feedback": self.feedback.dead_letter_queue,
             "ingest": self.ingest.dead_letter_queue,
         }
@@ -381,6 +399,19 @@ class MailwrightStack(Stack):
                 "feedback": self.feedback.function,
             }
         )
+        self.alarms.watch_outcome_events(
+            publisher=self.outcome_events.publisher,
+            publisher_dead_letter_queue=self.outcome_events.publisher_dead_letter_queue,
+            dead_letters=self.outcome_events.dead_letters,
+            drained_dead_letter_queues=self.lanes.dead_letter_queues,
+        )
+        if self.webhooks.function is not None:
+            self.alarms.watch_webhooks(
+                function=self.webhooks.function,
+                dead_letter_queues={name: e.dead_letter_queue for name, e in self.webhooks.endpoints.items()},
+                namespace=METRICS_NAMESPACE,
+                service=SERVICE_NAME,
+            )
         self.alarms.watch_unsubscribe_endpoint(
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
@@ -441,7 +472,22 @@ class MailwrightStack(Stack):
             values[Outputs.BRIDGE_FUNCTION_NAME] = self.bridge.function.function_name
             if self.bridge.failure_queue is not None:
                 values[Outputs.KAFKA_FAILURE_QUEUE_URL] = self.bridge.failure_queue.queue_url
+        values[Outputs.EVENTS_DLQ_URL] = self.outcome_events.publisher_dead_letter_queue.queue_url
+        values[Outputs.WEBHOOK_STATE_TABLE] = self.webhooks.state_table.table_name
+        values[Outputs.WEBHOOK_ARCHIVE_BUCKET] = self.webhooks.archive_bucket.bucket_name
+        for name, endpoint in self.webhooks.endpoints.items():
+            values[Outputs.webhook_endpoint(name)] = self.to_json_string(
+                {
+                    "name": name,
+                    "url": endpoint.endpoint.url,
+                    "detail_types": list(endpoint.endpoint.detail_types),
+                    "queue_url": endpoint.queue.queue_url,
+                    "dlq_url": endpoint.dead_letter_queue.queue_url,
+                    "secret_arn": endpoint.secret.secret_arn,
+                }
+            )
         for lane, queue in self.lanes.queues.items():
+            values[Outputs.parked_dlq_url(lane)] = self.outcome_events.parked_queues[lane].queue_url
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url
             values[Outputs.worker_name(lane)] = self.workers.functions[lane].function_name

@@ -10,6 +10,7 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     operations,
     providers,
     templates,
+    webhooks,
 )
 from mailwright_tools.cli.app import app
 

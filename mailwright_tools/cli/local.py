@@ -36,6 +36,38 @@ SecondaryOption = Annotated[
         "to while SES is down (`mailwright local ses down`); --no-secondary: SES alone.",
     ),
 ]
+WebhookOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook",
+        help="Deliver signed webhooks of every published detail-type to this URL (repeatable; loopback http is "
+        "allowed locally). Secrets: webhook_secrets in .mailwright/local.json.",
+    ),
+]
+EventsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--events",
+        help='Detail-types to put on the bus: "all" or a comma-separated list (default: cdk.json\'s outcome_events).',
+    ),
+]
+
+
+def _parse_events(raw: str | None) -> tuple[str, ...] | None:
+    """`--events`: None (cdk.json's), "all", or a comma-separated list of detail-types; exits 2 on a bad one."""
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
+
+    if raw is None:
+        return None
+    if raw.strip() == "all":
+        return OUTCOME_DETAIL_TYPES
+    chosen = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in OUTCOME_DETAIL_TYPES]
+    if unknown:
+        fail(
+            f"--events: unknown detail-types {', '.join(unknown)}; known: {', '.join(OUTCOME_DETAIL_TYPES)}", EXIT_USAGE
+        )
+    return chosen
 
 
 def _start_stack(
@@ -48,6 +80,8 @@ def _start_stack(
     secondary: bool = True,
     rabbitmq_url: str = "",
     rabbitmq_queue: str = "",
+    webhooks: list[str] | None = None,
+    events: tuple[str, ...] | None = None,
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -66,6 +100,12 @@ def _start_stack(
         config = found.config()
     except (OSError, ConfigError) as exc:
         fail(f"{found.cdk_json}: {exc}")
+    from mailwright_tools.local.hearing import local_webhooks
+
+    try:
+        local_webhooks(webhooks or (), ())  # a URL the stack may not call stops it before it starts
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     stack = LocalStack(
         LocalStackOptions(
             state=state,
@@ -76,6 +116,8 @@ def _start_stack(
             secondary=secondary,
             rabbitmq_url=rabbitmq_url,
             rabbitmq_queue=rabbitmq_queue,
+            outcome_events=events,
+            webhooks=tuple(webhooks or ()),
         )
     )
     try:
@@ -128,6 +170,8 @@ def up(
     rabbitmq_queue: Annotated[
         str, typer.Option("--rabbitmq-queue", help="The queue --rabbitmq drains (default: mailwright-requests).")
     ] = "",
+    webhook: WebhookOption = None,
+    events: EventsOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -148,6 +192,8 @@ def up(
         secondary=secondary,
         rabbitmq_url=rabbitmq,
         rabbitmq_queue=rabbitmq_queue,
+        webhooks=webhook,
+        events=_parse_events(events),
     )
     try:
         if json_output:
@@ -175,6 +221,9 @@ def _print_banner(stack: LocalStack) -> None:
     for lane, url in state["queues"].items():
         table.add_row(f"{lane} queue", url)
     table.add_row("event bus", state["event_bus"])
+    table.add_row("outcome events", ", ".join(state.get("outcome_events", [])) or "none")
+    for name, hook in state.get("webhooks", {}).items():
+        table.add_row(f"webhook {name}", f"{hook['url']} (secret {state['webhook_secrets'][name]})")
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
@@ -240,12 +289,21 @@ def demo(
     port: PortOption = 0,
     templates_dir: TemplatesDirOption = None,
     secondary: SecondaryOption = True,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help='Detail-types the demo\'s own stack puts on the bus: "all" or a comma-separated list (default: '
+            "cdk.json's outcome_events, as deployed). A running stack publishes what it was started with.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
 
     Uses the running local stack if there is one, else starts one in-process
-    for the run. Exits 1 if any published request is unaccounted for.
+    for the run. Exits 1 if any published request is unaccounted for. The
+    report counts the outcome events a rule on the bus heard, by detail-type.
     """
     from mailwright_tools.local import demo as demo_lib
     from mailwright_tools.state import live_local_stack
@@ -259,7 +317,13 @@ def demo(
     stack = None
     if running is None:
         stack = _start_stack(
-            state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir, secondary=secondary
+            state,
+            found,
+            port=port,
+            ses_rate=ses_rate,
+            templates_dir=templates_dir,
+            secondary=secondary,
+            events=_parse_events(events),
         )
         running = stack.state
     elif ses_rate is not None:
@@ -311,6 +375,8 @@ def _run_demo(
 
     plan = demo_lib.build_plan(count, templates=load_template_tree(templates_dir), seed=seed)
     demo_lib.seed(plan, target, session)
+    # A producer's view: a rule with an SQS target on the bus, subscribed before the first request.
+    tap = demo_lib.EventTap(target, session)
     progress = Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -336,6 +402,17 @@ def _run_demo(
             target, session, published, timeout=timeout, drained=drained, progress=report_progress
         )
     finished = time.time()
+    sqs = session.client("sqs")
+
+    def pending() -> bool:
+        # The stream's unread writes and the DLQs still announce; SES events deferred on the feedback queue
+        # (they beat their request into the log) are not waited for, as the accounting above does not.
+        return stack is not None and stack.hearing is not None and not stack.hearing.idle(sqs)
+
+    try:
+        heard = tap.settle(pending=pending)
+    finally:
+        tap.close()
     created = demo_lib.suppressions_since(target, session, started)
     configured = (
         stack.options.config.ses_max_send_rate if stack is not None else float(target.extra.get("ses_rate") or 0)
@@ -357,6 +434,8 @@ def _run_demo(
             outbox_count=len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0,
             target=target,
             ses_events=_published_events(stack),
+            outcome_events=heard,
+            published_types=list(stack.state.get("outcome_events", [])) if stack is not None else None,
         )
     )
 
@@ -370,6 +449,8 @@ def _published_events(stack: LocalStack | None) -> dict[str, int]:
 
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
 
     out = console()
     out.print()
@@ -402,6 +483,14 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["ses_events"]:
         events = ", ".join(f"{kind} {n}" for kind, n in report["ses_events"].items())
         out.print(f"SES events published to the feedback topic: {events}")
+    heard = ", ".join(f"{kind} {n}" for kind, n in report.get("outcome_events", {}).items()) or "none"
+    out.print(f"Outcome events a rule on the bus heard (source mailwright), by detail-type: {heard}")
+    published = report.get("outcome_events_published") or []
+    if published and len(published) < len(OUTCOME_DETAIL_TYPES):
+        out.print(
+            f"  (the stack publishes {len(published)} detail-types, as cdk.json's outcome_events says; "
+            "`--events all` shows every kind)"
+        )
     created = ", ".join(f"{reason} {n}" for reason, n in report["suppressions_created"].items()) or "none"
     out.print(f"Suppressions created: {created} (of which seeded by the demo: {report['suppressions_seeded']} MANUAL)")
     duration = report["duration_s"]

@@ -478,9 +478,10 @@ def _not_found(target: Target, session: Any, wanted: str, *, waited: float | Non
                 found = body_request_id(message["Body"])
                 if found == wanted or (_is_prefix(wanted) and found.startswith(wanted)):
                     receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    lane = name.removesuffix("-parked")  # a lane's parked queue is redriven with its DLQ
                     why = (
                         f"it waits in the {name} dead-letter queue after {receives} receives; "
-                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                        f"`mailwright dlq redrive --lane {lane}` sends it back"
                     )
                     _print_status({"request_id": found, "found": False, "dlq": name, "why": why}, json_output)
                     return
@@ -820,12 +821,17 @@ LaneOption = Annotated[
 
 
 def _dlqs(target: Target, lane: str | None) -> dict[str, str]:
+    from mailwright_tools.target import PARKED_SUFFIX
+
     queues = target.dead_letter_queues()
     if lane is None:
         return queues
-    if lane not in queues:
-        fail(f"no dead-letter queue {lane!r}; known: {', '.join(queues)}", EXIT_USAGE)
-    return {lane: queues[lane]}
+    # A lane's dead letters move from its DLQ to its parked queue once recorded as failed: --lane takes both.
+    chosen = {name: url for name, url in queues.items() if name in (lane, lane + PARKED_SUFFIX)}
+    if not chosen:
+        known = [name for name in queues if not name.endswith(PARKED_SUFFIX)]
+        fail(f"no dead-letter queue {lane!r}; known: {', '.join(known)}", EXIT_USAGE)
+    return chosen
 
 
 @dlq_app.command("list")

@@ -43,6 +43,7 @@ from mailwright.constants import BREAKER_LANE, LANES, Env
 from mailwright_tools.local import lane_api, moto_speedups, ses_outage
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
+from mailwright_tools.local.hearing import LocalEvents
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
@@ -86,6 +87,10 @@ class LocalStackOptions:
     # deployed Amazon MQ mapping does; empty: no RabbitMQ door.
     rabbitmq_url: str = ""
     rabbitmq_queue: str = DEFAULT_QUEUE
+    # The detail-types put on the bus; None keeps cdk.json's outcome_events.
+    outcome_events: tuple[str, ...] | None = None
+    # `--webhook URL`: endpoints local-1, local-2... for every published detail-type (loopback http allowed).
+    webhooks: tuple[str, ...] = ()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -121,6 +126,8 @@ class LocalStack:
         self.breaker: LocalBreaker | None = None
         self.rabbitmq: RabbitMQEventSource | None = None
         self._events: SesEventPublisher | None = None
+        # Outcome events, dead letters and webhooks (mailwright_tools.local.hearing).
+        self.hearing: LocalEvents | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
         # The secondary provider, and the switch that takes SES down (`mailwright local ses down`).
@@ -181,11 +188,20 @@ class LocalStack:
 
         from mailwright.handlers import breaker as breaker_handler
         from mailwright.handlers import bridge as bridge_handler
+        from mailwright.handlers import dead_letters, events_publisher, send_worker, webhooks
         from mailwright.handlers import feedback as feedback_handler
-        from mailwright.handlers import send_worker
 
         self._output = WorkerOutput(
-            paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler, bridge_handler]
+            paths.logs,
+            handler_modules=[
+                send_worker,
+                feedback_handler,
+                breaker_handler,
+                bridge_handler,
+                events_publisher,
+                dead_letters,
+                webhooks,
+            ],
         )
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
@@ -247,11 +263,21 @@ class LocalStack:
                 settings=self._rabbitmq_settings(),
                 handler_factory=self._bridge_handler_factory(bridge_handler, resources),
             )
-        self.state = self._describe(resources, feedback, unsubscribe_url)
+        self.hearing = LocalEvents(
+            config=self.config,
+            resources=resources,
+            session_factory=self.session,
+            metrics=self._output.metrics,
+            region=self.options.region,
+            detail_types=self.options.outcome_events,
+            webhook_urls=self.options.webhooks,
+        )
+        self.state = {**self._describe(resources, feedback, unsubscribe_url), **self.hearing.describe()}
         if self.options.serve_api:
             self.state["status_api_url"] = self._serve_api(resources)
         for emulator in self.emulators.values():
             emulator.start()
+        self.hearing.start()
         self.breaker.start()
         if self.rabbitmq is not None:
             self.rabbitmq.start()  # connects first: a broker that cannot be reached stops `local up` here
@@ -274,6 +300,8 @@ class LocalStack:
             services, self._services = self._services, []
         for service in services:
             service.close()
+        if self.hearing is not None:
+            self.hearing.stop()
         if self._lane_api is not None:
             self._lane_api.shutdown()
             self._lane_api.server_close()
@@ -567,10 +595,13 @@ class LocalStack:
             return False
         if self.rabbitmq is not None and not self.rabbitmq.idle:
             return False
+        sqs = sqs or self.session().client("sqs")
+        if self.hearing is not None and not self.hearing.idle(sqs):
+            return False
         # Feedback for a request not logged yet is failed on purpose and comes back after the
         # feedback queue's visibility timeout: that wait is not work in progress.
         deferred_ok = [self.state["feedback_queue"]] if self.state.get("feedback_queue") else []
-        return queues_empty(sqs or self.session().client("sqs"), self.queue_urls(), waiting_ok=deferred_ok)
+        return queues_empty(sqs, self.queue_urls(), waiting_ok=deferred_ok)
 
     def wait_until_drained(self, *, timeout: float, poll: float = 0.25) -> bool:
         """Block until `drained()` holds twice in a row (False on timeout)."""
