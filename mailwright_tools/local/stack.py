@@ -40,7 +40,7 @@ from typing import Any
 
 from infra.config import MailwrightConfig, lane_provider
 from mailwright.constants import BREAKER_LANE, LANES, Env
-from mailwright_tools.local import lane_api, moto_speedups, ses_outage
+from mailwright_tools.local import lane_api, moto_atomic, moto_speedups, ses_outage
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
 from mailwright_tools.local.hearing import LocalEvents
@@ -163,6 +163,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         moto_speedups.apply()
+        moto_atomic.apply()
 
         paths = self.options.state
         paths.logs.mkdir(parents=True, exist_ok=True)
