@@ -87,7 +87,9 @@ def parse_search(body: str | bytes | None) -> SearchRequest:
     if not isinstance(data, dict):
         raise InvalidLookupError("invalid_body", 'the body must be a JSON object such as {"recipient": "..."}')
     try:
-        return SearchRequest.model_validate(data)
+        # Strict, as the OpenAPI document says: `since` is an ISO 8601 string (not a number of seconds),
+        # `limit` an integer (not "10" or 10.0).
+        return SearchRequest.model_validate_json(body or b"", strict=True)
     except ValidationError as exc:
         raise InvalidLookupError("invalid_body", describe_validation_error(exc)) from None
 
