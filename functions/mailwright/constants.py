@@ -33,6 +33,12 @@ TERMINAL_STATUSES: tuple[str, ...] = (
     STATUS_REJECTED,
 )
 
+# Rejections that a template caused rather than the request's shape: counted as RenderFailed, and against
+# an A/B variant's rendering-failure rate.
+RENDER_REASON_CODES: frozenset[str] = frozenset(
+    {"missing_variable", "render_error", "sandbox_violation", "header_injection"}
+)
+
 # EventBridge: producers put events with this detail-type on the bus; the
 # detail is the request itself.
 EVENT_DETAIL_TYPE = "EmailRequested"
@@ -94,6 +100,10 @@ class Env:
     PROVIDERS = "MAILWRIGHT_PROVIDERS"
     # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
     FAILOVER = "MAILWRIGHT_FAILOVER"
+    # A/B variants' automatic switch-off (JSON: thresholds, minimum volume, state cache), read by the send
+    # workers and the feedback function; the feedback function also gets IDEMPOTENCY_TABLE, where the
+    # variants' counters and states live.
+    VARIANTS = "MAILWRIGHT_VARIANTS"
 
 
 class Keys:
@@ -211,3 +221,21 @@ METRIC_DIMENSIONS: tuple[str, ...] = ("lane", "category")
 UNKNOWN = "unknown"
 # The lane the reputation circuit breaker pauses: critical and standard mail keeps flowing.
 BREAKER_LANE = "bulk"
+
+# A/B variants (mailwright.variants). Per template and variant (dimensions `template`, `variant`): the
+# emails sent and the requests their parts failed to render (send workers), and the requests first
+# delivered, opened, clicked, bounced or complained about (feedback function): `templates report` reads
+# them on a deployed stack. VariantDisabled counts variants switched off automatically, per template and
+# variant and once more without those dimensions, for the one alarm that says so.
+METRIC_VARIANT_DISABLED = "VariantDisabled"
+VARIANT_METRICS: dict[str, str] = {
+    "sent": "VariantSent",
+    "render_failed": "VariantRenderFailed",
+    "delivered": "VariantDelivered",
+    "opened": "VariantOpened",
+    "clicked": "VariantClicked",
+    "bounced": "VariantBounced",
+    "complained": "VariantComplained",
+}
+# The idempotency table's item of a template's variants: counters and switched-off variants.
+VARIANTS_KEY_PREFIX = "variants#"

@@ -76,7 +76,8 @@ def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_
         out = console()
         for check in checks:
             mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-            out.print(f"{mark} {check.template} [dim]({check.locale})[/]")
+            where = check.locale if check.variant is None else f"{check.locale}, variant {check.variant}"
+            out.print(f"{mark} {check.template} [dim]({where})[/]")
             for problem in check.problems:
                 out.print(f"     [red]{escape(str(problem))}[/]")
             for warning in check.warnings:
