@@ -305,3 +305,123 @@ def import_ses(
         out.print(f"  [red]to fix: {escape(problem)}[/]")
     if not to_fix:
         out.print("  [green]passes templates validate[/]")
+
+
+@templates_app.command("report")
+def report(
+    ctx: typer.Context,
+    template_id: Annotated[str, typer.Argument(help="The template whose A/B variants to compare.")],
+    since: Annotated[
+        str, typer.Option("--since", help="How far back: a duration (30m, 12h, 7d, 2w) or an ISO time.")
+    ] = "7d",
+    json_output: JsonOption = False,
+) -> None:
+    """Each A/B variant's sent, delivered, opened, clicked, bounced and complained, against the control.
+
+    The control is the first variant template.json declares. Each rate (per
+    email sent) is compared with the control's by a two-sided two-proportion
+    z-test, or Fisher's exact test when an expected count is under 5;
+    significant means p < 0.05. A deployed stack is read from its CloudWatch
+    metrics, the local stack from its message log.
+    """
+    import time
+
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mailwright.adapters.variants import DynamoVariantLedger
+    from mailwright.errors import TransientError
+    from mailwright_tools import variant_report as vr
+
+    now = time.time()
+    try:
+        start = vr.parse_since(since, now=now)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    target = resolve(ctx)
+    session = target.session()
+    try:
+        state = DynamoVariantLedger(session.client("dynamodb"), target.tables["idempotency"]).read(template_id)
+        if target.local:
+            items = vr.scan_message_log(session.client("dynamodb"), target.tables["messages"], template_id, since=start)
+            tallies, source = vr.tally_message_log(items), "message log"
+        else:
+            tallies = vr.tally_metrics(session.client("cloudwatch"), template_id, since=start, until=now)
+            source = "CloudWatch metrics"
+    except (ClientError, BotoCoreError, TransientError) as exc:
+        fail(f"could not read the variants of {template_id}: {exc}")
+    off = {name: f"{item.reason} ({item.actor}: {item.note})" for name, item in state.off.items()}
+    result = vr.build_report(template_id, tallies, declared=state.names, since=start, until=now, source=source, off=off)
+    if json_output:
+        emit_json(result.to_json())
+        return
+    out = console()
+    if not result.tallies:
+        out.print(f"no A/B variants of {escape(template_id)} counted since {since} ({target.describe()})")
+        return
+    table = Table(title=f"{template_id}: variants since {since} ({source})")
+    table.add_column("variant")
+    for column in vr.COUNTS:
+        table.add_column(column.replace("_", " "), justify="right")
+    for tally in result.tallies:
+        name = tally.variant + (" [dim](control)[/]" if tally is result.tallies[0] else "")
+        if tally.variant in off:
+            name += " [red](off)[/]"
+        table.add_row(name, *(str(tally.counts[column]) for column in vr.COUNTS))
+    out.print(table)
+    for tally in result.tallies[1:]:
+        for comparison in result.comparisons(tally):
+            mark = "[green]significant[/]" if comparison.significant else "[dim]not significant[/]"
+            out.print(
+                f"{escape(tally.variant)} {comparison.status}: {comparison.rate:.2%} vs {comparison.control_rate:.2%} "
+                f"({comparison.difference * 100:+.2f} points), p = {comparison.p_value:.3g} "
+                f"({comparison.test}) {mark}"
+            )
+    for name, why in off.items():
+        out.print(f"[red]{escape(name)} is switched off[/]: {escape(why)}")
+    out.print(f"[dim]significant: p < {vr.ALPHA}, two-sided; each rate is per email sent[/]")
+
+
+@templates_app.command("variant")
+def variant_switch(
+    ctx: typer.Context,
+    template_id: Annotated[str, typer.Argument(help="The template.")],
+    variant: Annotated[str, typer.Argument(help="The variant.")],
+    state: Annotated[str, typer.Argument(help="on or off.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Switch an A/B variant on (its counts start again) or off by hand; workers see it within their cache time."""
+    import time
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mailwright.adapters.variants import DynamoVariantLedger
+    from mailwright.errors import TransientError
+    from mailwright.variants import SwitchedOff
+
+    if state not in ("on", "off"):
+        fail(f"the state must be on or off, not {state!r}", EXIT_USAGE)
+    target = resolve(ctx)
+    ledger = DynamoVariantLedger(target.session().client("dynamodb"), target.tables["idempotency"])
+    try:
+        if state == "on":
+            changed = ledger.switch_on(template_id, variant)
+        else:
+            names = ledger.read(template_id).names
+            if variant not in names:
+                fail(f"{template_id} has counted no variant {variant!r} (known: {', '.join(names) or 'none'})")
+            others = [name for name in names if name != variant]
+            off = SwitchedOff(reason="manual", at=time.time(), actor=os.environ.get("USER", "cli"), note="by hand")
+            changed = ledger.switch_off(template_id, variant, off, others=others)
+    except (ClientError, BotoCoreError, TransientError) as exc:
+        fail(f"could not switch {variant} of {template_id}: {exc}")
+    if json_output:
+        emit_json({"template": template_id, "variant": variant, "state": state, "changed": changed})
+        return
+    if changed:
+        console().print(f"{variant} of {template_id} is {state}")
+    elif state == "on":
+        console().print(f"{variant} of {template_id} was on already")
+    else:
+        fail(f"{variant} of {template_id} is off already, or it is the last variant on")
