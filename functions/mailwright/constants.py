@@ -45,6 +45,9 @@ EVENT_DETAIL_TYPE = "EmailRequested"
 
 # Where template bundles live in the templates bucket: <prefix><template_id>.json
 TEMPLATES_PREFIX = "templates/"
+# Beside a template's directory: the published version `mailwright templates pull` brought into the repo,
+# which the deploy may then replace (see mailwright.templates.publishing).
+PUBLISHED_FILE = "published.json"
 
 # Key layout of the message log table: one item per request (sort key
 # MESSAGE_LOG_REQUEST_SK), and feedback events as further items under the same
