@@ -77,6 +77,8 @@ class MailwrightStack(Stack):
         self.address_key = AddressKeySecret(self, "AddressKey")
         # One asset for every function: bundled once, uploaded once.
         code = worker_code()
+        # The repository's bundles go live only where they changed, never over a studio version.
+        self.templates.publish_with(code)
         self.unsubscribe_endpoint = UnsubscribeEndpoint(
             self,
             "UnsubscribeEndpoint",

@@ -48,6 +48,9 @@ TEMPLATES_PREFIX = "templates/"
 # Beside a template's directory: the published version `mailwright templates pull` brought into the repo,
 # which the deploy may then replace (see mailwright.templates.publishing).
 PUBLISHED_FILE = "published.json"
+# Where the deploy stages the repository's bundles (CDK's BucketDeployment, pruned); the templates deploy
+# function then copies the changed ones up, never over a studio version. Template ids never start with "_".
+TEMPLATES_STAGING_PREFIX = TEMPLATES_PREFIX + "_deploy/"
 
 # Key layout of the message log table: one item per request (sort key
 # MESSAGE_LOG_REQUEST_SK), and feedback events as further items under the same
@@ -192,6 +195,9 @@ UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
 # The HTTPS API behind API Gateway (REST, proxy integration): the status API under /v1.
 API_HANDLER = "mailwright.handlers.api.handler"
+
+# The templates deployment (a CloudFormation custom resource): uploads changed bundles, never over a studio's.
+TEMPLATES_DEPLOY_HANDLER = "mailwright.handlers.templates_deploy.handler"
 
 # The provider webhook (a Lambda function URL): signed SendGrid and Mailgun events, one path per provider.
 PROVIDER_WEBHOOK_HANDLER = "mailwright.handlers.provider_webhook.handler"

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mailwright.adapters.aws import error_code
-from mailwright.constants import TEMPLATES_PREFIX
+from mailwright.constants import TEMPLATES_PREFIX, TEMPLATES_STAGING_PREFIX
 from mailwright.templates.publishing import Publication, StoredVersion
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
@@ -97,3 +97,15 @@ class S3TemplateStore:
                 if name.endswith(".json") and not name.startswith("_"):
                     ids.append(name[: -len(".json")])
         return sorted(ids)
+
+    def staged(self, prefix: str = TEMPLATES_STAGING_PREFIX) -> dict[str, bytes]:
+        """The bundles the deploy staged under `prefix`, by template id."""
+        bundles: dict[str, bytes] = {}
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name.endswith(".json") and "/" not in name:
+                    body: bytes = self._client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                    bundles[name[: -len(".json")]] = body
+        return bundles
