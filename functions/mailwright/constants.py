@@ -51,6 +51,10 @@ PUBLISHED_FILE = "published.json"
 # Where the deploy stages the repository's bundles (CDK's BucketDeployment, pruned); the templates deploy
 # function then copies the changed ones up, never over a studio version. Template ids never start with "_".
 TEMPLATES_STAGING_PREFIX = TEMPLATES_PREFIX + "_deploy/"
+# Unpublished edits the studio sends as test emails: <prefix>_drafts/<template_id>.json. A request names one
+# by `template_version` "draft:<S3 version id>"; it is never the template's live version.
+DRAFTS_PREFIX = TEMPLATES_PREFIX + "_drafts/"
+DRAFT_VERSION_PREFIX = "draft:"
 
 # Key layout of the message log table: one item per request (sort key
 # MESSAGE_LOG_REQUEST_SK), and feedback events as further items under the same

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mailwright_tools.cli.app import app, cli_context
 from mailwright_tools.cli.output import EXIT_USAGE, console, fail, optional_project
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mailwright_tools.target import Target
+
+
+def _sender(target: Target) -> Callable[[dict[str, Any]], str]:
+    """Publishes a test request to the target's lane queues through the producer SDK."""
+    from mailwright.sdk import Publisher
+
+    publisher = Publisher(queue_urls=target.queues, session=target.session())
+
+    def send(request: dict[str, Any]) -> str:
+        (request_id,) = publisher.send_batch([request])
+        return str(request_id)
+
+    return send
 
 
 @app.command("studio")
@@ -37,6 +55,7 @@ def studio(
         fail(f"{templates_dir} is not a directory", EXIT_USAGE)
     options = cli_context(ctx)
     store = None
+    sender = None
     where = "no stack: previews and checks only"
     try:
         target = resolve_target(
@@ -50,9 +69,13 @@ def studio(
 
             store = S3TemplateStore(target.session().client("s3"), target.templates_bucket)
             where = f"publishes to {target.describe()}"
+            sender = _sender(target)
     postal, base_url = _settings(found)
     try:
-        server = start(Studio(templates_dir, store, postal_address=postal, base_url=base_url, target=where), port=port)
+        server = start(
+            Studio(templates_dir, store, postal_address=postal, base_url=base_url, target=where, sender=sender),
+            port=port,
+        )
     except OSError as exc:
         fail(f"cannot listen on 127.0.0.1:{port}: {exc}", EXIT_USAGE)
     console().print(f"template studio at [bold]{server.base_url}[/] ({where}); Ctrl-C stops it")

@@ -32,7 +32,8 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -99,6 +100,8 @@ class Studio:
     base_url: str
     target: str = ""
     author: str = field(default_factory=lambda: getpass.getuser())
+    # Publishes one request to the stack (the producer SDK); its request id. None: no test emails.
+    sender: Callable[[dict[str, Any]], str] | None = None
 
     def _repository(self) -> dict[str, TemplateBundle]:
         if self.templates_dir is None or not self.templates_dir.is_dir():
@@ -190,6 +193,34 @@ class Studio:
         bundle = self.edited(template_id, locale, parts)
         version = publish(store, template_id, bundle.to_json().encode("utf-8"), note=note, author=author or self.author)
         return {"template": template_id, "version": version, "versions": self.versions(template_id)}
+
+    def test_send(self, template_id: str, locale: str, parts: Mapping[str, Any], to: str) -> dict[str, Any]:
+        """Send the edit, unpublished, to `to` through the stack, with the sample data and a `studio_test` tag."""
+        store = self._store()
+        if self.sender is None:
+            raise StudioError("no stack to send through", 409)
+        if "@" not in to or len(to) > 254:
+            raise StudioError("give the address to send the test to")
+        result = self.preview(template_id, locale, parts)
+        if not result["ok"]:
+            raise StudioError("not sent: " + "; ".join(p["text"] for p in result["problems"]), 422)
+        bundle = self.edited(template_id, locale, parts)
+        draft = store.put_draft(template_id, bundle.to_json().encode("utf-8"))
+        request = {
+            "recipient_email": to.strip(),
+            "template_id": template_id,
+            "template_data": dict(bundle.metadata.sample_data),
+            "locale": locale,
+            "template_version": draft,
+            "metadata": {"studio_test": "true"},
+            # Every click is a new email, not a duplicate of the last one.
+            "idempotency_key": f"studio-{uuid.uuid4()}",
+        }
+        try:
+            request_id = self.sender(request)
+        except Exception as exc:
+            raise StudioError(f"not sent: {exc}", 502) from None
+        return {"template": template_id, "request_id": request_id, "template_version": draft, "to": to.strip()}
 
     def versions(self, template_id: str) -> list[dict[str, Any]]:
         """The template's latest versions, newest first (none without a stack)."""
@@ -336,6 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             return studio.preview(template_id, locale, parts)
         if path == "/api/publish":
             return studio.publish(template_id, locale, parts, str(body.get("note", "")), str(body.get("author", "")))
+        if path == "/api/test-send":
+            return studio.test_send(template_id, locale, parts, str(body.get("to", "")))
         if path == "/api/restore":
             return studio.restore(template_id, str(body.get("version", "")), str(body.get("author", "")))
         raise StudioError("not found", 404)

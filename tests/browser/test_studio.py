@@ -14,6 +14,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from infra.config import MailwrightConfig
 from mailwright.adapters.template_store import S3TemplateStore
+from mailwright.sdk import Publisher
 from mailwright_tools.provision import StackResources
 from mailwright_tools.studio import CSRF_HEADER, Studio, StudioServer, start
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -25,8 +26,9 @@ SCREENSHOT = REPO / "docs" / "studio.png"
 
 @pytest.fixture
 def studio(stack: StackResources) -> Iterator[StudioServer]:
-    """The studio on loopback, publishing to the moto stack's templates bucket."""
+    """The studio on loopback, publishing to the moto stack's templates bucket and its lane queues."""
     store = S3TemplateStore(boto3.client("s3"), stack.templates_bucket)
+    publisher = Publisher(queue_urls=stack.queues)
     server = start(
         Studio(
             REPO / "templates",
@@ -35,6 +37,7 @@ def studio(stack: StackResources) -> Iterator[StudioServer]:
             base_url="https://example.com/unsubscribe",
             target="publishes to the test stack",
             author="tester",
+            sender=lambda request: publisher.send_batch([request])[0],
         )
     )
     yield server
@@ -92,10 +95,23 @@ def test_edit_preview_validate_publish_and_the_next_send_uses_it(
     expect(page.locator("#problems li").first).to_contain_text("nickname")
     expect(page.locator("#publish")).to_be_disabled()
 
-    # Fixed, with a change note: published as a new version
+    # Fixed: a test email of the unpublished edit goes through the stack, with the sample data and a tag
     page.fill("#subject", "You're in, {{ user_name }}!")
     expect(page.locator("#preview-subject")).to_have_text("You're in, John!")
     expect(page.locator("#publish")).to_be_enabled()
+    worker = WorkerHarness(config=config, resources=stack, lane="standard", monkeypatch=monkeypatch)
+    page.fill("#test-to", "editor@example.com")
+    page.click("#test-send")
+    expect(page.locator("#test-sent")).to_contain_text("Test sent to editor@example.com")
+    worker.run_batch()
+    (test_email,) = worker.ses_calls
+    assert test_email.subject == "You're in, John!" and test_email.tags["studio_test"] == "true"
+    assert test_email.to == ["editor@example.com"]
+    store = S3TemplateStore(boto3.client("s3"), stack.templates_bucket)
+    live = store.latest("welcome_email")
+    assert live is not None and live.publication.source == "deploy"  # the test published nothing
+
+    # With a change note: published as a new version
     page.fill("#note", "A warmer subject")
     page.fill("#author", "Zoë")
     page.screenshot(path=str(SCREENSHOT), full_page=False)
@@ -103,12 +119,11 @@ def test_edit_preview_validate_publish_and_the_next_send_uses_it(
     expect(page.locator("#published")).to_contain_text("Published version")
     expect(page.locator("#versions li").first).to_contain_text("Zoë: A warmer subject")
     expect(page.locator("#versions li").first).to_contain_text("(live)")
-    store = S3TemplateStore(boto3.client("s3"), stack.templates_bucket)
     latest = store.latest("welcome_email")
     assert latest is not None and latest.publication.source == "studio" and latest.publication.author == "Zoë"
 
     # The next send on the stack uses the new version
-    worker = WorkerHarness(config=config, resources=stack, lane="standard", monkeypatch=monkeypatch)
+    worker.ses_calls.clear()
     worker.publish(
         {"recipient_email": "new.user@example.com", "template_id": "welcome_email",
          "template_data": {"user_name": "Ada", "login_link": "https://example.com/login"}}

@@ -159,3 +159,23 @@ def test_a_pulled_version_may_be_replaced_and_force_replaces_one_not_pulled(buck
     assert set(result["uploaded"]) == {"newsletter", "welcome_email"} and result["kept"] == {}
     listed = json.loads(cli("versions", "welcome_email", "--json").stdout)["versions"]
     assert [v["source"] for v in listed] == ["upload", "studio", "upload"] and listed[0]["latest"] is True
+
+
+def test_a_draft_renders_by_its_version_and_never_goes_live(bucket: str, tmp_path: Path) -> None:
+    from mailwright.adapters.s3 import S3TemplateSource
+    from mailwright.errors import TemplateNotFoundError
+
+    cli("upload", "--templates-dir", str(repo_copy(tmp_path)))
+    store = S3TemplateStore(boto3.client("s3"), bucket)
+    live = store.read("welcome_email")
+    draft = store.put_draft("welcome_email", live.replace(b"Welcome aboard", b"Draft subject"))
+    source = S3TemplateSource(boto3.client("s3"), bucket)
+
+    drafted = source.get("welcome_email", draft)
+
+    assert draft.startswith("draft:") and drafted.version == draft
+    assert drafted.locales["en"].subject.startswith("Draft subject")
+    assert source.get("welcome_email").locales["en"].subject.startswith("Welcome aboard")
+    assert store.read("welcome_email") == live and store.template_ids().count("welcome_email") == 1
+    with pytest.raises(TemplateNotFoundError):
+        source.get("welcome_email", "draft:no-such-version")

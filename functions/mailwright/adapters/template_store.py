@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mailwright.adapters.aws import error_code
-from mailwright.constants import TEMPLATES_PREFIX, TEMPLATES_STAGING_PREFIX
+from mailwright.constants import DRAFT_VERSION_PREFIX, DRAFTS_PREFIX, TEMPLATES_PREFIX, TEMPLATES_STAGING_PREFIX
 from mailwright.templates.publishing import Publication, StoredVersion
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
@@ -109,3 +109,10 @@ class S3TemplateStore:
                     body: bytes = self._client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
                     bundles[name[: -len(".json")]] = body
         return bundles
+
+    def put_draft(self, template_id: str, body: bytes) -> str:
+        """Store an unpublished edit for a test email; the `template_version` that names it (`draft:<id>`)."""
+        response = self._client.put_object(
+            Bucket=self.bucket, Key=f"{DRAFTS_PREFIX}{template_id}.json", Body=body, ContentType="application/json"
+        )
+        return DRAFT_VERSION_PREFIX + str(response.get("VersionId") or "")

@@ -152,6 +152,10 @@ class TemplateStore(Protocol):
         """The templates that have a bundle."""
         ...
 
+    def put_draft(self, template_id: str, body: bytes) -> str:
+        """Store an unpublished edit for a test email; the `template_version` that names it."""
+        ...
+
 
 def deploy_decision(current: StoredVersion | None, digest: str, acknowledged: str | None) -> str:
     """What the deploy does with a template whose repository bundle has `digest` (see the module's table)."""

@@ -114,6 +114,20 @@ async function publish() {
   }
 }
 
+async function testSend() {
+  $("test-send").disabled = true;
+  try {
+    const result = await api("/api/test-send", {
+      template: current.template, locale: $("locale").value, parts: parts(), to: $("test-to").value,
+    });
+    $("test-sent").textContent = `Test sent to ${result.to}: request ${result.request_id}`;
+  } catch (error) {
+    $("test-sent").textContent = String(error.message || error);
+  } finally {
+    $("test-send").disabled = false;
+  }
+}
+
 async function restore(version) {
   const result = await api("/api/restore", {template: current.template, version, author: $("author").value});
   $("published").textContent = `Restored: now version ${result.version}`;
@@ -128,6 +142,7 @@ async function start() {
   $("locale").addEventListener("change", showLocale);
   for (const id of ["subject", "html", "text"]) $(id).addEventListener("input", schedule);
   $("publish").addEventListener("click", publish);
+  $("test-send").addEventListener("click", testSend);
   if (listing.templates.length) await load(listing.templates[0]);
 }
 
