@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,3 +118,39 @@ def test_a_test_email_reaches_the_outbox_and_a_publish_the_next_send(
     # And `templates versions` lists the studio's version first
     versions = cli("templates", "versions", "welcome_email", "--json").json()["versions"]
     assert (versions[0]["source"], versions[0]["author"]) == ("studio", "Zoë")
+
+
+def test_templates_report_counts_variants_from_the_local_message_log(
+    cli: Cli, local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a template with two variants uploaded to the local stack
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates" / "_layouts", templates / "_layouts")
+    (templates / "promo" / "en").mkdir(parents=True)
+    meta = {"category": "transactional", "required_variables": ["name"], "sample_data": {"name": "Jo"},
+            "variants": [{"name": "control"}, {"name": "short"}]}  # fmt: skip
+    (templates / "promo" / "template.json").write_text(json.dumps(meta), encoding="utf-8")
+    for name, text in {"subject.txt": "Your news, {{ name }}", "subject.short.txt": "News!",
+                       "body.html": "<p>Hi {{ name }}</p>", "body.txt": "Hi {{ name }}"}.items():  # fmt: skip
+        (templates / "promo" / "en" / name).write_text(text, encoding="utf-8")
+    uploaded = cli("templates", "upload", "--templates-dir", str(templates), "--json")
+    assert uploaded.exit_code == 0, uploaded.stderr
+
+    # When six readers are mailed
+    ids = []
+    for n in range(6):
+        sent = cli("send", "--to", f"reader{n}@example.com", "--template", "promo", "--data", '{"name": "Jo"}',
+                   "--no-template-check", "--json")  # fmt: skip
+        ids.append(sent.json()["requests"][0]["request_id"])
+    for request_id in ids:
+        wait_until(functools.partial(outbox_subject, local_stack, request_id), timeout=60)
+
+    # Then the report counts each variant's sends from the message log, the control first
+    report = cli("templates", "report", "promo", "--since", "1h", "--json")
+    assert report.exit_code == 0, report.stderr
+    data = report.json()
+    assert data["source"] == "message log" and data["control"] == "control"
+    assert [v["variant"] for v in data["variants"]] == ["control", "short"]
+    assert sum(v["sent"] for v in data["variants"]) == 6
+    subjects = [outbox_subject(local_stack, rid) for rid in ids]
+    assert data["variants"][1]["sent"] == subjects.count("News!")
