@@ -47,8 +47,9 @@ from mailwright.templates import (
     Renderer,
     TemplateBundle,
     assemble_bundle,
-    load_template_tree,
+    load_template_dir,
     read_shared,
+    template_dirs,
 )
 from mailwright.templates.publishing import TemplateStore, publish
 from mailwright_tools.template_checks import (
@@ -103,25 +104,23 @@ class Studio:
     # Publishes one request to the stack (the producer SDK); its request id. None: no test emails.
     sender: Callable[[dict[str, Any]], str] | None = None
 
-    def _repository(self) -> dict[str, TemplateBundle]:
+    def _repository_ids(self) -> set[str]:
         if self.templates_dir is None or not self.templates_dir.is_dir():
-            return {}
-        return load_template_tree(self.templates_dir)
+            return set()
+        return {path.name for path in template_dirs(self.templates_dir)}
 
     def template_ids(self) -> list[str]:
         """The templates to pick from: published ones and the repository's."""
         ids = set(self.store.template_ids()) if self.store is not None else set()
-        ids |= set(self._repository())
-        return sorted(ids)
+        return sorted(ids | self._repository_ids())
 
     def load(self, template_id: str) -> TemplateBundle:
         """The template as it is live (its latest version), else as the repository has it."""
         if self.store is not None and self.store.latest(template_id) is not None:
             return TemplateBundle.model_validate_json(self.store.read(template_id))
-        found = self._repository().get(template_id)
-        if found is None:
+        if self.templates_dir is None or template_id not in self._repository_ids():
             raise StudioError(f"no template {template_id!r}", 404)
-        return found
+        return load_template_dir(self.templates_dir / template_id)
 
     def describe(self, template_id: str) -> dict[str, Any]:
         """A template's locales and their parts, for the editor."""
