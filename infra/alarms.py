@@ -14,6 +14,7 @@
 | `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
 | `<stack>-age-<lane>-dlq`      | SQS ApproximateAgeOfOldestMessage (max)        | > 10 min, 3 min                   |
 | `<stack>-webhook-<name>-suspended` | Mailwright WebhookSuspended (max, 5 min)  | the endpoint is suspended         |
+| `<stack>-variant-disabled`    | Mailwright VariantDisabled (sum, 5 min)        | >= 1: an A/B variant switched off |
 
 Queues: the lanes', `feedback`, `ingest` (DLQ only), `breaker` (DLQ only) and, with `ingest.kafka`, `kafka`
 (the Kafka mapping's on-failure queue); with outcome events (infra/outcome_events.py) each lane's
@@ -54,7 +55,14 @@ from infra.config import (
     lane_provider,
 )
 from infra.topics import encrypted_topic
-from mailwright.constants import LANES, METRIC_PROVIDER_BREAKER_OPEN, METRICS_NAMESPACE, PROVIDER_SES, SERVICE_NAME
+from mailwright.constants import (
+    LANES,
+    METRIC_PROVIDER_BREAKER_OPEN,
+    METRIC_VARIANT_DISABLED,
+    METRICS_NAMESPACE,
+    PROVIDER_SES,
+    SERVICE_NAME,
+)
 
 SES_NAMESPACE = "AWS/SES"
 # SES publishes its reputation rates account-wide with no dimensions: the rates its review looks at.
@@ -299,6 +307,33 @@ class Alarms(Construct):
                 "for the reason. The breaker probes SES and closes by itself once SES answers; "
                 f"`mailwright providers restore {lane}` closes it by hand.",
             )
+
+    def watch_variants(self) -> None:
+        """One alarm for every template's A/B variants: a variant was switched off automatically.
+
+        The workers and the feedback function count VariantDisabled once without template and variant,
+        so one alarm covers variants that do not exist yet (one alarm per variant would need a deploy per
+        template change); the per-variant counts, the logs and `mailwright templates report` say which.
+        """
+        self._add(
+            "variant-disabled",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=METRIC_VARIANT_DISABLED,
+                dimensions_map={"service": SERVICE_NAME},
+                statistic="Sum",
+                period=FUNCTION_PERIOD,
+            ),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="An A/B variant of a template was switched off: its complaint rate or rendering-failure "
+            "rate passed the `variants` thresholds in context, and its recipients now get the other variants. "
+            "`mailwright templates report <template>` shows which variant, its counts and why; the workers' and "
+            'the feedback function\'s logs say "variant switched off". Fix or retire the variant, then '
+            "`mailwright templates variant <template> <variant> on`.",
+        )
 
     def watch_provider_webhook(self, function: lambda_.IFunction, *, reserved_concurrency: int | None) -> None:
         """Errors and throttles alarms for the public provider webhook (`provider-webhook`)."""

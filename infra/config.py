@@ -205,6 +205,35 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class VariantsConfig:
+    """The `variants` context value: when an A/B variant is switched off automatically.
+
+    The runtime's `mailwright.variants.VariantPolicy` reads the JSON this writes (infra never imports it).
+    """
+
+    # Complaints per email sent above which a variant is switched off (SES reviews accounts at 0.5%).
+    max_complaint_rate: float = 0.003
+    # Requests that fail to render per request the variant was drawn for.
+    max_render_failure_rate: float = 0.02
+    # No verdict before this many emails of the variant (sent, or sent + failed to render).
+    min_volume: int = 500
+    # How long a worker trusts the variants' state it read: a switch-off reaches every worker within it.
+    cache_seconds: int = 30
+
+    def to_json(self) -> str:
+        """The environment variable's value (Env.VARIANTS)."""
+        return json.dumps(
+            {
+                "max_complaint_rate": self.max_complaint_rate,
+                "max_render_failure_rate": self.max_render_failure_rate,
+                "min_volume": self.min_volume,
+                "cache_seconds": self.cache_seconds,
+            },
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
 
@@ -241,6 +270,8 @@ class MailwrightConfig:
     providers: tuple[ProviderConfig, ...] = ()
     failover: dict[str, LaneFailoverConfig] = field(default_factory=lambda: default_failover())
     provider_webhook: ProviderWebhookConfig = field(default_factory=lambda: ProviderWebhookConfig())
+    # A/B variants: the automatic switch-off's thresholds.
+    variants: VariantsConfig = field(default_factory=VariantsConfig)
     # Kafka and RabbitMQ into the lanes through the ingest bridge (absent: no bridge).
     ingest: IngestConfig = field(default_factory=IngestConfig)
     # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
@@ -393,6 +424,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "providers",
         "failover",
         "provider_webhook",
+        "variants",
         "ingest",
         *EVENTS_KEYS,
     }
@@ -423,6 +455,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         providers=providers,
         failover=parse_failover(raw.get("failover"), providers),
         provider_webhook=_provider_webhook_settings(raw),
+        variants=_variants_settings(raw),
         events=events,
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
@@ -500,6 +533,30 @@ def _api_settings(raw: dict[str, Any]) -> ApiConfig:
     if not isinstance(role, bool):
         raise ConfigError(f"{where}.cloudwatch_role must be true or false, got {role!r}")
     return ApiConfig(throttling_rate_limit=float(rate), throttling_burst_limit=burst, cloudwatch_role=role)
+
+
+def _variants_settings(raw: dict[str, Any]) -> VariantsConfig:
+    where = f"{CONTEXT_KEY}.variants"
+    settings = raw.get("variants")
+    if settings is None:
+        return VariantsConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"max_complaint_rate": 0.003}}')
+    unknown = set(settings) - set(VariantsConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    defaults = VariantsConfig()
+    rates: dict[str, float] = {}
+    for key in ("max_complaint_rate", "max_render_failure_rate"):
+        value = settings.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError(f"{where}.{key} must be a fraction above 0 and at most 1 (0.003 is 0.3%), got {value!r}")
+        rates[key] = float(value)
+    return VariantsConfig(
+        **rates,
+        min_volume=_positive_int(settings, "min_volume", defaults.min_volume, where=where),
+        cache_seconds=_positive_int(settings, "cache_seconds", defaults.cache_seconds, minimum=0, where=where),
+    )
 
 
 def _sandbox_recipients(raw: dict[str, Any]) -> tuple[str, ...]:
@@ -774,6 +831,8 @@ def worker_environment(
         Env.TEMPLATE_CACHE_SECONDS: str(config.template_cache_seconds),
         # Cap on the backoff of a throttled record (SQS allows at most 12 hours).
         Env.MAX_BACKOFF_SECONDS: str(max_backoff_seconds(lane)),
+        # When an A/B variant is switched off (its counters and state live in the idempotency table).
+        Env.VARIANTS: config.variants.to_json(),
         # Powertools: one service name and metrics namespace across lanes.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
@@ -836,6 +895,8 @@ class FeedbackResources:
     messages_table: str
     address_key_secret_arn: str
     queue_url: str = ""
+    # Where A/B variants' counters live (empty: complaints are not counted per variant).
+    idempotency_table: str = ""
 
 
 def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResources) -> dict[str, str]:
@@ -859,6 +920,12 @@ def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResourc
         Env.MIRROR_SES_SUPPRESSION: "true" if config.mirror_ses_suppression_list else "false",
         # Its own queue: events that beat their request's log entry come back in seconds.
         Env.QUEUE_URL: resources.queue_url,
+        # Complaints about an A/B variant count against it here, and may switch it off.
+        **(
+            {Env.IDEMPOTENCY_TABLE: resources.idempotency_table, Env.VARIANTS: config.variants.to_json()}
+            if resources.idempotency_table
+            else {}
+        ),
         # Powertools: the same service name and metrics namespace as the workers.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",

@@ -56,6 +56,7 @@ from mailwright.constants import (
     RECIPIENT_INDEX,
     SERVICE_NAME,
     SES_MESSAGE_ID_INDEX,
+    VARIANTS_KEY_PREFIX,
     Outputs,
 )
 
@@ -82,6 +83,8 @@ class MailwrightStack(Stack):
         self.address_key = AddressKeySecret(self, "AddressKey")
         # One asset for every function: bundled once, uploaded once.
         code = worker_code()
+        # The repository's bundles go live only where they changed, never over a studio version.
+        self.templates.publish_with(code)
         self.unsubscribe_endpoint = UnsubscribeEndpoint(
             self,
             "UnsubscribeEndpoint",
@@ -127,6 +130,7 @@ class MailwrightStack(Stack):
                 suppression_table=self.storage.suppression.table_name,
                 messages_table=self.storage.messages.table_name,
                 address_key_secret_arn=self.address_key.secret.secret_arn,
+                idempotency_table=self.storage.idempotency.table_name,
             ),
         )
 
@@ -257,6 +261,14 @@ class MailwrightStack(Stack):
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
                 resources=[f"{self.storage.messages.table_arn}/index/{SES_MESSAGE_ID_INDEX}"],
+            )
+        )
+        # A/B variants' counters and states: complaints count against a variant and may switch it off.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[self.storage.idempotency.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{VARIANTS_KEY_PREFIX}*"]}},
             )
         )
         if self.config.mirror_ses_suppression_list:
@@ -423,6 +435,8 @@ class MailwrightStack(Stack):
                 self.provider_webhook.function,
                 reserved_concurrency=self.config.provider_webhook.reserved_concurrency,
             )
+        # A/B variants switched off automatically.
+        self.alarms.watch_variants()
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue

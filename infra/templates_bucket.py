@@ -1,17 +1,54 @@
-"""The templates bucket, filled at deploy time with one JSON bundle per template."""
+"""The templates bucket, filled at deploy time with one JSON bundle per template.
+
+The deploy never reverts or deletes what the template studio published:
+CDK's BucketDeployment stages the repository's bundles under
+`templates/_deploy/` (pruned there only), then the templates deploy function
+(a custom resource, mailwright.handlers.templates_deploy) writes each to its
+live key only where it changed, and never over a studio version the
+repository has not pulled (`published.json`). Nothing live is pruned.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import hashlib
+import json
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.functions import LOG_RETENTION, log_writer_role
+from infra.bundling import FUNCTIONS_DIR, TEMPLATES_DIR
+from infra.functions import LOG_RETENTION, log_writer_role, python_function
 from infra.nag import acknowledge
-from mailwright.constants import TEMPLATES_PREFIX
+from mailwright.constants import PUBLISHED_FILE, TEMPLATES_DEPLOY_HANDLER, TEMPLATES_PREFIX, TEMPLATES_STAGING_PREFIX
+
+# What the bundles are made from: a change to any of these deploys the templates again.
+_BUNDLE_INPUTS = (FUNCTIONS_DIR / "mailwright" / "templates", FUNCTIONS_DIR / "mailwright" / "handlebars")
+
+
+def source_digest(templates_dir: Path = TEMPLATES_DIR, inputs: tuple[Path, ...] = _BUNDLE_INPUTS) -> str:
+    """SHA-256 over the templates and the bundler's code (file names and contents)."""
+    digest = hashlib.sha256()
+    for root in (templates_dir, *inputs):
+        for file in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def acknowledged_versions(templates_dir: Path = TEMPLATES_DIR) -> dict[str, str]:
+    """The studio versions the repository has pulled: template id -> the version its published.json names."""
+    found: dict[str, str] = {}
+    for marker in sorted(templates_dir.glob(f"*/{PUBLISHED_FILE}")):
+        version = json.loads(marker.read_text(encoding="utf-8")).get("version")
+        if isinstance(version, str) and version:
+            found[marker.parent.name] = version
+    return found
+
 
 # CDK's BucketDeployment function (one per stack, shared by every deployment of this memory size).
 _DEPLOYMENT_HANDLER_PREFIX = "Custom::CDKBucketDeployment"
@@ -61,8 +98,10 @@ class TemplatesBucket(Construct):
             "Deployment",
             destination_bucket=self.bucket,
             sources=[source],
-            destination_key_prefix=TEMPLATES_PREFIX,
-            # Pruning only touches keys under the prefix; versioning keeps what it removes.
+            # Staged, not live: the templates deploy function publishes what changed (see the module).
+            destination_key_prefix=TEMPLATES_STAGING_PREFIX,
+            # Pruning only touches the staging prefix, so a template removed from the repository
+            # stops being staged; its live bundle stays.
             prune=True,
             content_type="application/json",
             memory_limit=256,
@@ -70,6 +109,57 @@ class TemplatesBucket(Construct):
             log_group=log_group,
         )
         self._acknowledge_deployment(role)
+
+    def publish_with(
+        self,
+        code: lambda_.Code,
+        *,
+        templates_dir: Path = TEMPLATES_DIR,
+    ) -> CustomResource:
+        """The templates deploy function and its custom resource, run after every staging of the bundles."""
+        function = python_function(
+            Construct(self, "Deploy"),
+            "Function",
+            log_group_id="Logs",
+            description="mailwright: publishes changed template bundles, never over a studio version",
+            code=code,
+            handler=TEMPLATES_DEPLOY_HANDLER,
+            timeout=Duration.minutes(5),
+            memory_mb=256,
+            environment={},
+        )
+        staged = self.bucket.arn_for_objects(f"{TEMPLATES_STAGING_PREFIX}*")
+        live = self.bucket.arn_for_objects(f"{self.key_prefix}*")
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
+        function.add_to_role_policy(
+            # Reads the staged bundles and the live ones' metadata (HEAD), writes new live versions.
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[staged, live])
+        )
+        acknowledge(
+            function.role if isinstance(function.role, Construct) else function,
+            f"AwsSolutions-IAM5[Resource::<{self._bucket_logical_id()}.Arn>/{self.key_prefix}*]",
+            f"Template bundles are objects under {self.key_prefix} named by template id, which is data: the "
+            "deploy function reads and writes only that prefix of this stack's bucket, and never deletes.",
+        )
+        acknowledge(
+            function.role if isinstance(function.role, Construct) else function,
+            f"AwsSolutions-IAM5[Resource::<{self._bucket_logical_id()}.Arn>/{TEMPLATES_STAGING_PREFIX}*]",
+            "The bundles CDK's deployment staged for the deploy function, named by template id: read only.",
+        )
+        resource = CustomResource(
+            self,
+            "Publish",
+            service_token=function.function_arn,
+            resource_type="Custom::MailwrightTemplates",
+            properties={
+                "Bucket": self.bucket.bucket_name,
+                "Acknowledged": acknowledged_versions(templates_dir),
+                "SourceDigest": source_digest(templates_dir),
+            },
+        )
+        resource.node.add_dependency(self.deployment)
+        self.deploy_function = function
+        return resource
 
     def grant_read_templates(self, grantee: iam.IGrantable) -> None:
         """Let `grantee` read template bundles (any version) under the prefix, and nothing else in the bucket."""

@@ -32,11 +32,11 @@ from mailwright.pacing import Pacer
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
-    APPEND_OK,
     BREAKER_HISTORY_KEEP,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
+    Appended,
     AuditRecord,
     BreakerChange,
     BreakerState,
@@ -59,6 +59,7 @@ from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
 from mailwright.tokens import TokenSigner
+from mailwright.variants import SwitchedOff, TemplateVariants, VariantCounts, VariantService
 from mailwright_tools.project import SOURCE_CHECKOUT
 
 # The templates shipped with the repository.
@@ -509,6 +510,7 @@ class FakeMessageLog(_FakePort):
             "user_id": outcome.user_id,
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
+            "variant": outcome.variant,
         }
         item.update({key: value for key, value in optional.items() if value})
         if outcome.received_at is not None:
@@ -675,6 +677,7 @@ def build_fake_service(
     renderer: Renderer | None = None,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
+    variants: VariantService | None = None,
 ) -> tuple[SendService, FakeWorld]:
     """A SendService for one lane wired to fresh fakes (shipped templates, fast pacing); close the world when done.
 
@@ -733,6 +736,7 @@ def build_fake_service(
         renderer=renderer,
         clock=clock,
         rng=rng,
+        variants=variants,
     )
     return service, world
 
@@ -754,6 +758,60 @@ def queue_record(
         receive_count=receive_count,
         sent_at=sent_at,
     )
+
+
+class FakeVariantLedger(_FakePort):
+    """VariantLedger in memory: one state per template, with the adapter's conditions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: dict[str, TemplateVariants] = {}
+        self.writes = 0
+
+    def read(self, template_id: str) -> TemplateVariants:
+        """The template's state (empty when never written)."""
+        self._enter("read")
+        with self._lock:
+            return self._items.get(template_id) or TemplateVariants(template_id)
+
+    def add(
+        self, template_id: str, counts: Mapping[str, VariantCounts], *, names: Sequence[str] = ()
+    ) -> TemplateVariants:
+        """Add to the counters (and set the names); the state after."""
+        self._enter("add")
+        with self._lock:
+            before = self._items.get(template_id) or TemplateVariants(template_id)
+            merged = dict(before.counts)
+            for variant, count in counts.items():
+                merged[variant] = merged.get(variant, VariantCounts()) + count
+            after = replace(before, counts=merged, names=tuple(names) or before.names)
+            self._items[template_id] = after
+            self.writes += 1
+            return after
+
+    def switch_off(self, template_id: str, variant: str, off: SwitchedOff, *, others: Sequence[str]) -> bool:
+        """Switch off if on and another of `others` stays on."""
+        self._enter("switch_off")
+        with self._lock:
+            before = self._items.get(template_id) or TemplateVariants(template_id)
+            if variant in before.off or (others and all(other in before.off for other in others)):
+                return False
+            self._items[template_id] = replace(before, off={**before.off, variant: off})
+            self.writes += 1
+            return True
+
+    def switch_on(self, template_id: str, variant: str) -> bool:
+        """Switch on and forget the variant's counts, if it was off."""
+        self._enter("switch_on")
+        with self._lock:
+            before = self._items.get(template_id) or TemplateVariants(template_id)
+            if variant not in before.off:
+                return False
+            off = {name: value for name, value in before.off.items() if name != variant}
+            counts = {name: value for name, value in before.counts.items() if name != variant}
+            self._items[template_id] = replace(before, off=off, counts=counts)
+            self.writes += 1
+            return True
 
 
 # -- suppression lifecycle and SES feedback -------------------------------------
@@ -903,7 +961,7 @@ class FakeFeedbackLog(_FakePort):
                 self.events.setdefault(request_id, {})[record.key] = record
                 item = {"sk": f"event#{record.key}", "type": record.event_type, **_event_fields(record)}
                 self.message_log.add_event(request_id, item)
-                return APPEND_OK
+                return Appended(first=True)
             if self.message_log.outcome(request_id) is None:
                 return APPEND_NO_REQUEST
             keys = self._keys.setdefault(request_id, set())
@@ -914,8 +972,11 @@ class FakeFeedbackLog(_FakePort):
             if record.event_type in REPEATABLE_EVENTS and kept >= HISTORY_CAP:
                 return APPEND_DUPLICATE
             keys.add(record.key)
+            outcome = self.message_log.outcome(request_id)
+            seen = {entry.get("status") for entry in self.history.get(request_id, [])}
+            seen.add(outcome.status if outcome is not None else None)
             self.message_log.append_history(request_id, {"event": record.event_type, **_event_fields(record)})
-            return APPEND_OK
+            return Appended(first=record.status not in seen)
 
     @property
     def history(self) -> dict[str, list[dict[str, Any]]]:

@@ -370,6 +370,7 @@ def provision_feedback(
             messages_table=resources.messages_table,
             address_key_secret_arn=resources.address_key_secret_arn,
             queue_url=queue_url,
+            idempotency_table=resources.idempotency_table,
         ),
     )
     return FeedbackPath(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)

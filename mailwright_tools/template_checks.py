@@ -76,12 +76,13 @@ class Problem:
 
 @dataclass
 class LocaleCheck:
-    """One template in one locale: problems fail it, warnings do not."""
+    """One template in one locale (one variant's parts, for a variant with its own): problems fail it."""
 
     template: str
     locale: str
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    variant: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,7 @@ class LocaleCheck:
         return {
             "template": self.template,
             "locale": self.locale,
+            "variant": self.variant,
             "ok": self.ok,
             "problems": [asdict(problem) for problem in self.problems],
             "warnings": [asdict(warning) for warning in self.warnings],
@@ -131,7 +133,12 @@ def _message_kind(problem: Problem, error: Exception) -> Problem:
 
 
 def render_parts(
-    renderer: Renderer, bundle: TemplateBundle, locale: str, data: dict[str, Any], provided: dict[str, str]
+    renderer: Renderer,
+    bundle: TemplateBundle,
+    locale: str,
+    data: dict[str, Any],
+    provided: dict[str, str],
+    variant: str | None = None,
 ) -> tuple[dict[str, str], list[Problem]]:
     """Render subject, HTML and text of one locale; the parts that rendered, and every problem with file and line.
 
@@ -141,14 +148,14 @@ def render_parts(
     problems: list[Problem] = []
     context = Renderer.context(locale, data, provided)
     for part in PARTS:
-        where = bundle.part_name(locale, part)
+        where = bundle.part_name(locale, part, variant)
         try:
-            rendered[part] = renderer.render_part(bundle, locale, part, context)
+            rendered[part] = renderer.render_part(bundle, locale, part, context, variant)
         except TemplateRenderError as exc:
             problems.append(_message_kind(problem_from(exc, where), exc))
     if "subject" in rendered:
         subject = rendered["subject"].strip()
-        where = bundle.part_name(locale, "subject")
+        where = bundle.part_name(locale, "subject", variant)
         if "\n" in subject or "\r" in subject:
             problems.append(Problem(where, None, "the subject renders with a line break"))
         elif not subject:
@@ -206,12 +213,12 @@ def _handlebars_variables(name: str, source: str, declared: frozenset[str]) -> d
     return found
 
 
-def used_variables(bundle: TemplateBundle, locale: str) -> dict[str, tuple[str, int]]:
+def used_variables(bundle: TemplateBundle, locale: str, variant: str | None = None) -> dict[str, tuple[str, int]]:
     """Every variable one locale reads (its parts and the layouts and partials they use), with file and line."""
     used: dict[str, tuple[str, int]] = {}
     declared = bundle.metadata.declared_variables
     for part in PARTS:
-        name, source = bundle.part_name(locale, part), bundle.source(locale, part)
+        name, source = bundle.part_name(locale, part, variant), bundle.source(locale, part, variant)
         if bundle.metadata.engine == "handlebars":
             found = _handlebars_variables(name, source, declared)
         else:
@@ -223,7 +230,7 @@ def used_variables(bundle: TemplateBundle, locale: str) -> dict[str, tuple[str, 
 
 def _variable_checks(bundle: TemplateBundle, locale: str, check: LocaleCheck) -> None:
     try:
-        used = used_variables(bundle, locale)
+        used = used_variables(bundle, locale, check.variant)
     except (TemplateFormatError, HandlebarsError):  # a syntax error: rendering reported it with its line
         return
     declared = bundle.metadata.declared_variables
@@ -274,10 +281,12 @@ def _sample_paths(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
         yield path, value
 
 
-def _source_line(bundle: TemplateBundle, locale: str, part: str, needle: str) -> tuple[str, int | None]:
+def _source_line(
+    bundle: TemplateBundle, locale: str, part: str, needle: str, variant: str | None = None
+) -> tuple[str, int | None]:
     """Where a literal first appears: the part itself, else a layout or partial; else the part, lineless."""
-    name = bundle.part_name(locale, part)
-    sources = {name: bundle.source(locale, part), **bundle.shared}
+    name = bundle.part_name(locale, part, variant)
+    sources = {name: bundle.source(locale, part, variant), **bundle.shared}
     for file, source in sources.items():
         index = source.find(needle)
         if index >= 0:
@@ -285,8 +294,10 @@ def _source_line(bundle: TemplateBundle, locale: str, part: str, needle: str) ->
     return name, None
 
 
-def _insecure_link(bundle: TemplateBundle, locale: str, part: str, url: str, sample: dict[str, Any]) -> Problem:
-    file, line = _source_line(bundle, locale, part, url)
+def _insecure_link(
+    bundle: TemplateBundle, locale: str, part: str, url: str, sample: dict[str, Any], variant: str | None
+) -> Problem:
+    file, line = _source_line(bundle, locale, part, url, variant)
     if line is None:
         origin = next((path for path, value in _sample_paths(sample) if url in value), None)
         if origin is not None:
@@ -302,12 +313,13 @@ def _output_checks(
     bundle: TemplateBundle, locale: str, rendered: dict[str, str], provided: dict[str, str], check: LocaleCheck
 ) -> None:
     sample = dict(bundle.metadata.sample_data)
+    variant = check.variant
     if "subject" in rendered:
         subject = rendered["subject"].strip()
         if len(subject) > SUBJECT_MAX_CHARS:
             check.problems.append(
                 Problem(
-                    bundle.part_name(locale, "subject"),
+                    bundle.part_name(locale, "subject", variant),
                     None,
                     f"the subject renders {len(subject)} characters with the sample data (at most "
                     f"{SUBJECT_MAX_CHARS}: inboxes cut longer subjects)",
@@ -318,16 +330,16 @@ def _output_checks(
         scan.feed(rendered["html"])
         for attribute, url, _ in scan.links:
             if not url:
-                file, line = bundle.part_name(locale, "html"), None
+                file, line = bundle.part_name(locale, "html", variant), None
                 check.problems.append(Problem(file, line, f"an empty {attribute}"))
             elif not url.lower().startswith(SAFE_SCHEMES):
-                check.problems.append(_insecure_link(bundle, locale, "html", url, sample))
+                check.problems.append(_insecure_link(bundle, locale, "html", url, sample, variant))
         for src, _ in scan.images_without_alt:
-            file, line = _source_line(bundle, locale, "html", "<img")
+            file, line = _source_line(bundle, locale, "html", "<img", variant)
             check.problems.append(Problem(file, line, f'the image {src!r} has no alt text (alt="" if decorative)'))
     if "text" in rendered:
         for url in dict.fromkeys(_TEXT_URL.findall(rendered["text"])):
-            check.problems.append(_insecure_link(bundle, locale, "text", url, sample))
+            check.problems.append(_insecure_link(bundle, locale, "text", url, sample, variant))
     if not bundle.metadata.essential:
         _compliance_checks(bundle, locale, rendered, provided, check)
 
@@ -345,7 +357,7 @@ def _compliance_checks(
             if provided[variable] not in body:
                 check.problems.append(
                     Problem(
-                        bundle.part_name(locale, part),
+                        bundle.part_name(locale, part, check.variant),
                         None,
                         f"{category} mail needs {what} ({{{{ {variable} }}}}) in {PART_FILES[part]} (CAN-SPAM)",
                     )
@@ -358,27 +370,29 @@ def _compliance_checks(
 def check_bundle(
     bundle: TemplateBundle, *, postal_address: str, base_url: str, renderer: Renderer | None = None
 ) -> list[LocaleCheck]:
-    """Check one bundle (from a directory or an editor) in every locale."""
+    """Check one bundle (from a directory or an editor) in every locale, and every variant with parts of its own."""
     renderer = renderer or Renderer()
     metadata = bundle.metadata
     missing = sorted(set(metadata.required_variables) - set(metadata.sample_data))
     provided = provided_variables(bundle, recipient=SAMPLE_RECIPIENT, postal_address=postal_address, base_url=base_url)
     checks = []
     for locale in sorted(bundle.locales):
-        check = LocaleCheck(bundle.template_id, locale)
-        if missing:
-            check.problems.append(
-                Problem(
-                    f"{bundle.template_id}/{METADATA_FILE}",
-                    None,
-                    f"sample_data lacks required variables {', '.join(missing)}",
+        # A variant without parts of its own in this locale renders the locale's: checked once, as the locale.
+        for variant in (None, *bundle.variants_of(locale)):
+            check = LocaleCheck(bundle.template_id, locale, variant=variant)
+            if missing and variant is None:
+                check.problems.append(
+                    Problem(
+                        f"{bundle.template_id}/{METADATA_FILE}",
+                        None,
+                        f"sample_data lacks required variables {', '.join(missing)}",
+                    )
                 )
-            )
-        rendered, problems = render_parts(renderer, bundle, locale, dict(metadata.sample_data), provided)
-        check.problems.extend(problems)
-        _variable_checks(bundle, locale, check)
-        _output_checks(bundle, locale, rendered, provided, check)
-        checks.append(check)
+            rendered, problems = render_parts(renderer, bundle, locale, dict(metadata.sample_data), provided, variant)
+            check.problems.extend(problems)
+            _variable_checks(bundle, locale, check)
+            _output_checks(bundle, locale, rendered, provided, check)
+            checks.append(check)
     return checks
 
 

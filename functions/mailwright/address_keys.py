@@ -147,6 +147,16 @@ class AddressHasher:
         """Carry an address-derived user key of any version forward; other user ids are returned as they are."""
         return self.user_key_forms(user_id)[0]
 
+    # -- keyed draws (A/B variant assignment) --------------------------------
+
+    def fraction(self, purpose: str, value: str) -> float:
+        """A number in [0, 1) drawn from `value` with the current key: stable while the key is, not guessable.
+
+        `purpose` separates uses, so the same value draws independently for each.
+        """
+        digest = hmac.new(self.keyring.keys[self.current], f"{purpose}\0{value}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
     def _step(self, version: int, previous: str, *, hex_chars: int | None) -> str:
         digest = hmac.new(self.keyring.keys[version], previous.encode("utf-8"), hashlib.sha256).hexdigest()
         return f"k{version}-{digest[:hex_chars] if hex_chars else digest}"

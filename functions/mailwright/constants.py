@@ -33,6 +33,12 @@ TERMINAL_STATUSES: tuple[str, ...] = (
     STATUS_REJECTED,
 )
 
+# Rejections that a template caused rather than the request's shape: counted as RenderFailed, and against
+# an A/B variant's rendering-failure rate.
+RENDER_REASON_CODES: frozenset[str] = frozenset(
+    {"missing_variable", "render_error", "sandbox_violation", "header_injection"}
+)
+
 # EventBridge: producers put events with this detail-type on the bus; the
 # detail is the request itself.
 EVENT_DETAIL_TYPE = "EmailRequested"
@@ -76,6 +82,16 @@ STATUS_FAILED = "failed"
 
 # Where template bundles live in the templates bucket: <prefix><template_id>.json
 TEMPLATES_PREFIX = "templates/"
+# Beside a template's directory: the published version `mailwright templates pull` brought into the repo,
+# which the deploy may then replace (see mailwright.templates.publishing).
+PUBLISHED_FILE = "published.json"
+# Where the deploy stages the repository's bundles (CDK's BucketDeployment, pruned); the templates deploy
+# function then copies the changed ones up, never over a studio version. Template ids never start with "_".
+TEMPLATES_STAGING_PREFIX = TEMPLATES_PREFIX + "_deploy/"
+# Unpublished edits the studio sends as test emails: <prefix>_drafts/<template_id>.json. A request names one
+# by `template_version` "draft:<S3 version id>"; it is never the template's live version.
+DRAFTS_PREFIX = TEMPLATES_PREFIX + "_drafts/"
+DRAFT_VERSION_PREFIX = "draft:"
 
 # Key layout of the message log table: one item per request (sort key
 # MESSAGE_LOG_REQUEST_SK), and feedback events as further items under the same
@@ -136,6 +152,10 @@ class Env:
     PROVIDERS = "MAILWRIGHT_PROVIDERS"
     # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
     FAILOVER = "MAILWRIGHT_FAILOVER"
+    # A/B variants' automatic switch-off (JSON: thresholds, minimum volume, state cache), read by the send
+    # workers and the feedback function; the feedback function also gets IDEMPOTENCY_TABLE, where the
+    # variants' counters and states live.
+    VARIANTS = "MAILWRIGHT_VARIANTS"
 
     @staticmethod
     def lane_queue_url(lane: str) -> str:
@@ -255,6 +275,9 @@ BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
 # The HTTPS API behind API Gateway (REST, proxy integration): the status API under /v1.
 API_HANDLER = "mailwright.handlers.api.handler"
 
+# The templates deployment (a CloudFormation custom resource): uploads changed bundles, never over a studio's.
+TEMPLATES_DEPLOY_HANDLER = "mailwright.handlers.templates_deploy.handler"
+
 # The provider webhook (a Lambda function URL): signed SendGrid and Mailgun events, one path per provider.
 PROVIDER_WEBHOOK_HANDLER = "mailwright.handlers.provider_webhook.handler"
 
@@ -296,3 +319,21 @@ METRIC_DIMENSIONS: tuple[str, ...] = ("lane", "category")
 UNKNOWN = "unknown"
 # The lane the reputation circuit breaker pauses: critical and standard mail keeps flowing.
 BREAKER_LANE = "bulk"
+
+# A/B variants (mailwright.variants). Per template and variant (dimensions `template`, `variant`): the
+# emails sent and the requests their parts failed to render (send workers), and the requests first
+# delivered, opened, clicked, bounced or complained about (feedback function): `templates report` reads
+# them on a deployed stack. VariantDisabled counts variants switched off automatically, per template and
+# variant and once more without those dimensions, for the one alarm that says so.
+METRIC_VARIANT_DISABLED = "VariantDisabled"
+VARIANT_METRICS: dict[str, str] = {
+    "sent": "VariantSent",
+    "render_failed": "VariantRenderFailed",
+    "delivered": "VariantDelivered",
+    "opened": "VariantOpened",
+    "clicked": "VariantClicked",
+    "bounced": "VariantBounced",
+    "complained": "VariantComplained",
+}
+# The idempotency table's item of a template's variants: counters and switched-off variants.
+VARIANTS_KEY_PREFIX = "variants#"

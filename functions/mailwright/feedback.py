@@ -61,9 +61,11 @@ from mailwright.ports import (
     FeedbackRecord,
     PreferenceWriter,
     RetryScheduler,
+    first_of_status,
 )
 from mailwright.sending import QueueRecord, partial_batch_response
 from mailwright.suppression import SuppressionService
+from mailwright.variants import VariantService, VariantSwitch
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,9 @@ DELIVERY_RANK: dict[str, int] = {
     "complained": 7,
 }
 
+# The statuses counted per A/B variant, once per request (the first event of each): `templates report`.
+VARIANT_STATUSES: frozenset[str] = frozenset({"delivered", "opened", "clicked", "bounced", "complained"})
+
 # Event types that are counted but not written to the message log (see the module docstring).
 UNLOGGED_TYPES: frozenset[str] = frozenset({"Send"})
 
@@ -166,6 +171,9 @@ class FeedbackEvent:
     feedback_id: str | None = None
     detail: dict[str, str] = field(default_factory=dict)
     provider: str = PROVIDER_SES
+    # The message's `template` and `variant` tags: events of A/B variants are counted per variant.
+    template: str | None = None
+    variant: str | None = None
 
     @property
     def status(self) -> str:
@@ -237,6 +245,10 @@ class FeedbackReport:
     # what SES's reputation rates count. None where the message carried no tag.
     bounces: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
     complaints: Counter[tuple[str | None, str | None]] = field(default_factory=Counter)
+    # Requests of A/B variants first delivered, opened, clicked, bounced or complained about, by
+    # (template, variant, status), and the variants switched off because of their complaints.
+    variant_events: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    variant_switches: list[VariantSwitch] = field(default_factory=list)
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -331,6 +343,8 @@ def parse_message(payload: str | bytes | Mapping[str, Any]) -> FeedbackEvent | I
         request_id=_tag(tags, "request_id"),
         category=_tag(tags, "category"),
         lane=_tag(tags, "lane"),
+        template=_tag(tags, "template"),
+        variant=_tag(tags, "variant"),
         **parsed,
     )
 
@@ -483,7 +497,9 @@ class FeedbackService:
     """Applies feedback events (SES's and the secondary providers'): the suppression policy, then the message log.
 
     With `preferences` and `requests` (the message log's `get`), a provider's
-    unsubscribe opts the request's user out of its category.
+    unsubscribe opts the request's user out of its category. With `variants`,
+    the first complaint about a request sent with an A/B variant counts
+    against that variant (mailwright.variants).
     """
 
     def __init__(
@@ -495,8 +511,10 @@ class FeedbackService:
         retries: RetryScheduler | None = None,
         preferences: PreferenceWriter | None = None,
         requests: Callable[[str], Mapping[str, Any] | None] | None = None,
+        variants: VariantService | None = None,
     ) -> None:
         self.suppressions = suppressions
+        self._variants = variants
         self._log = log
         self.policy = policy or FeedbackPolicy()
         self._retries = retries
@@ -690,11 +708,22 @@ class FeedbackService:
             self._log.append_unattributed(record)
             report.unmatched += 1
             return
-        if self._log.append(request_id, record) == APPEND_NO_REQUEST:
+        result = self._log.append(request_id, record)
+        if result == APPEND_NO_REQUEST:
             if not final:
                 raise _DeferredError
-            self._log.append(request_id, record, require_request=False)
+            result = self._log.append(request_id, record, require_request=False)
             report.unmatched += 1
+        if first_of_status(result):
+            self._count_variant(event, report)
+
+    def _count_variant(self, event: FeedbackEvent, report: FeedbackReport) -> None:
+        """Count the request's first event of a status for its A/B variant (a redelivery never reaches here)."""
+        if not event.template or not event.variant or event.status not in VARIANT_STATUSES:
+            return
+        report.variant_events[(event.template, event.variant, event.status)] += 1
+        if event.status == "complained" and self._variants is not None:
+            report.variant_switches += self._variants.count_complaint(event.template, event.variant)
 
 
 def _iso(epoch: float) -> str:

@@ -33,8 +33,10 @@ from mailwright.constants import (
     METRIC_FAILED_OVER,
     METRIC_PROVIDER_BREAKER_OPEN,
     METRIC_PROVIDER_BREAKER_OPENED,
+    METRIC_VARIANT_DISABLED,
     METRICS_NAMESPACE,
     PROVIDER_SES,
+    RENDER_REASON_CODES,
     SERVICE_NAME,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
@@ -42,10 +44,12 @@ from mailwright.constants import (
     STATUS_SENT,
     STATUS_SUPPRESSED,
     UNKNOWN,
+    VARIANT_METRICS,
 )
 from mailwright.feedback import NORMALISED_TYPES, FeedbackReport
 from mailwright.ports import BreakerChange
 from mailwright.sending import BatchReport
+from mailwright.variants import VariantSwitch
 
 # One metric per terminal state of a request.
 METRIC_BY_STATUS: dict[str, str] = {
@@ -55,8 +59,6 @@ METRIC_BY_STATUS: dict[str, str] = {
     STATUS_RATE_LIMITED: "RateLimited",
     STATUS_REJECTED: "Rejected",
 }
-# Rejections that a template caused rather than the request's shape: counted again as RenderFailed.
-RENDER_REASON_CODES = frozenset({"missing_variable", "render_error", "sandbox_violation", "header_injection"})
 
 _PLAIN = (bool, int, float, type(None))
 
@@ -187,7 +189,9 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
     RenderFailed, Throttled and SendLatency (ms from publish to send). Per lane:
     Retried, Duplicates and LeaseTakeovers. Per lane and secondary provider:
-    FailedOver (the emails it sent while SES's breaker was open).
+    FailedOver (the emails it sent while SES's breaker was open). Per template
+    and A/B variant: VariantSent and VariantRenderFailed, and VariantDisabled
+    (see `count_variant_switches`).
     """
     metrics = MetricGroups()
     for outcome in report.outcomes:
@@ -207,7 +211,24 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     metrics.count("Retried", len(report.failed), lane=lane)
     metrics.count("Duplicates", report.duplicates, lane=lane)
     metrics.count("LeaseTakeovers", report.lease_takeovers, lane=lane)
+    for outcome in report.outcomes:
+        if not outcome.variant or not outcome.template_id:
+            continue
+        if outcome.status == STATUS_SENT:
+            metrics.count(VARIANT_METRICS["sent"], template=outcome.template_id, variant=outcome.variant)
+        elif outcome.status == STATUS_REJECTED and outcome.reason_code in RENDER_REASON_CODES:
+            metrics.count(VARIANT_METRICS["render_failed"], template=outcome.template_id, variant=outcome.variant)
+    count_variant_switches(metrics, report.variant_switches)
     return metrics
+
+
+def count_variant_switches(metrics: MetricGroups, switches: list[VariantSwitch]) -> None:
+    """VariantDisabled per template and variant, and once more without them: the alarm's metric."""
+    for switch in switches:
+        if switch.enabled:
+            continue
+        metrics.count(METRIC_VARIANT_DISABLED, template=switch.template_id, variant=switch.variant)
+        metrics.count(METRIC_VARIANT_DISABLED)
 
 
 def feedback_metrics(report: FeedbackReport) -> MetricGroups:
@@ -216,7 +237,9 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     Per lane and category (from the message's tags): Bounces (hard-bounced
     recipients) and Complaints. Without dimensions: events by type
     (FeedbackBounce, FeedbackRenderingFailure, ...) and what was suppressed,
-    ignored, failed or deferred.
+    ignored, failed or deferred. Per template and A/B variant: the requests
+    first delivered, opened, clicked, bounced or complained about
+    (VariantDelivered, ...), and VariantDisabled.
     """
     metrics = MetricGroups()
     for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
@@ -236,6 +259,9 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
         ("FeedbackRetried", len(report.failed)),
     ):
         metrics.count(name, value)
+    for (template, variant, status), value in report.variant_events.items():
+        metrics.count(VARIANT_METRICS[status], value, template=template, variant=variant)
+    count_variant_switches(metrics, report.variant_switches)
     return metrics
 
 

@@ -135,6 +135,9 @@ class OutcomeEvent(BaseModel):
     lane: str | None = Field(default=None, description="critical, standard or bulk (ingest: never reached a lane).")
     template_id: str | None = None
     template_version: str | None = None
+    variant: str | None = Field(
+        default=None, description="The template's A/B variant the recipient got (none: the template has no variants)."
+    )
     category: str | None = Field(default=None, description="The template's category (unknown without a template).")
     metadata: dict[str, str] = Field(
         default_factory=dict, description="The producer's metadata from the request: match your own events on it."
@@ -246,6 +249,7 @@ def _event(request_id: str, entry: Mapping[str, Any], item: Mapping[str, Any]) -
         "lane": _text(item.get("lane")),
         "template_id": _text(item.get("template_id")),
         "template_version": _text(item.get("template_version")),
+        "variant": _text(item.get("variant")),
         "category": _text(item.get("category")),
         "metadata": {str(k): str(v) for k, v in metadata.items()},
         "recipient_masked": _text(item.get("recipient_masked")),

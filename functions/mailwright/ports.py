@@ -125,6 +125,8 @@ class Outcome:
     evaluation: int = 1
     # The provider that sent it: SES, or a secondary's configured name.
     provider: str = PROVIDER_SES
+    # The template's A/B variant the recipient got (None: the template has no variants).
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +385,27 @@ class SuppressionMirror(Protocol):
 APPEND_OK = "appended"
 APPEND_DUPLICATE = "duplicate"
 APPEND_NO_REQUEST = "no_request"
+
+
+class Appended(str):
+    """APPEND_OK, knowing whether the entry is the first of its status in the request's history.
+
+    A str equal to APPEND_OK, so callers comparing with it are unaffected. Per-request counts (the
+    requests of an A/B variant first opened, first complained about) count only first entries.
+    """
+
+    first: bool
+
+    def __new__(cls, *, first: bool) -> Appended:
+        """APPEND_OK; `first` when no earlier entry of the history had the appended entry's status."""
+        instance = super().__new__(cls, APPEND_OK)
+        instance.first = first
+        return instance
+
+
+def first_of_status(result: str) -> bool:
+    """Whether an append result is a new entry and the first of its status (a plain APPEND_OK: unknown, no)."""
+    return isinstance(result, Appended) and result.first
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from mailwright.errors import RejectedError
 # SES message tags allow only these characters; metadata becomes tags.
 _TAG_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "ses", "aws"})
+RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "variant", "ses", "aws"})
 MAX_METADATA_TAGS = 10
 
 Priority = Literal["critical", "standard", "bulk"]

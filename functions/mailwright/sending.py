@@ -1,7 +1,7 @@
 """The send pipeline: a batch of queue records in, one terminal outcome (or a retry) per record out.
 
-Per record: parse -> dedupe -> suppression -> consent -> template -> render ->
-per-user rate limit -> send -> log. Addresses are looked up by their keyed
+Per record: parse -> dedupe -> suppression -> consent -> template -> A/B
+variant -> render -> per-user rate limit -> send -> log. Addresses are looked up by their keyed
 hashes (`mailwright.address_keys`), in every key version items may still be
 stored under. The batch is the unit of I/O: lookups are
 batched per table, claims and sends run concurrently on shared clients, and
@@ -59,6 +59,7 @@ from mailwright.ports import (
 from mailwright.request import EmailRequest, parse_request
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle
+from mailwright.variants import ASSIGNMENT_PURPOSE, VariantService, VariantSwitch, assign, assignment_basis
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class BatchReport:
     lease_takeovers: int = 0
     # Requests recorded `rejected` before and evaluated again in this batch.
     reevaluations: int = 0
+    # A/B variants this batch switched off (their rendering-failure rate passed the policy's).
+    variant_switches: list[VariantSwitch] = field(default_factory=list)
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -133,6 +136,9 @@ class _Work:
     existing: ClaimRecord | None = None
     evaluation: int = 1
     bundle: TemplateBundle | None = None
+    # The recipient's keyed draw for this template's A/B variants, and the variant it gave.
+    draw: float = 0.0
+    variant: str | None = None
     email: OutboundEmail | None = None
     locale: str | None = None
     outcome: Outcome | None = None
@@ -172,6 +178,7 @@ class SendService:
         renderer: Renderer | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        variants: VariantService | None = None,
     ) -> None:
         self.policy = policy
         self._templates = templates
@@ -189,6 +196,8 @@ class SendService:
         self._renderer = renderer or Renderer()
         self._clock = clock
         self._rng = rng or random.Random()
+        # Without a ledger (fakes, benchmarks) every declared variant counts as on and nothing is counted.
+        self._variants = variants
 
     def close(self) -> None:
         """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
@@ -214,6 +223,7 @@ class SendService:
         self._claim(self._pending(works), lease_seconds, report)
         self._load_templates(self._pending(works))
         self._check_consent(self._pending(works), lookups)
+        self._assign_variants(self._pending(works))
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
         self._send(self._pending(works), deadline)
@@ -254,6 +264,9 @@ class SendService:
             work.address_hashes = hasher.address_hashes(work.request.recipient_email)
             user_id = work.request.user_id
             work.user_keys = hasher.user_keys(work.request.recipient_email) if user_id is None else (user_id,)
+            # Keyed like the hashes, so who gets which A/B variant can be neither guessed nor steered.
+            basis = assignment_basis(work.request.template_id, work.user_keys[0])
+            work.draw = hasher.fraction(ASSIGNMENT_PURPOSE, basis)
 
     def _drop_batch_duplicates(self, works: list[_Work], report: BatchReport) -> None:
         first: dict[str, _Work] = {}
@@ -418,6 +431,19 @@ class SendService:
             else:
                 work.locale = work.request.locale or prefs.locale
 
+    def _assign_variants(self, works: list[_Work]) -> None:
+        for work in works:
+            assert work.bundle is not None
+            if not work.bundle.metadata.variants:
+                continue
+            try:
+                if self._variants is None:
+                    work.variant = assign(work.bundle.metadata.variants, work.draw)
+                else:
+                    work.variant = self._variants.choose(work.bundle, work.draw)
+            except Exception as exc:
+                self._retry_one(work, "variant_state_unavailable", exc)
+
     def _render(self, works: list[_Work]) -> None:
         for work in works:
             assert work.request is not None and work.bundle is not None
@@ -442,7 +468,9 @@ class SendService:
                 ("List-Unsubscribe", f"<{links['unsubscribe_url']}>"),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             )
-        rendered = self._renderer.render(bundle, locale=locale, data=request.template_data, provided=provided)
+        rendered = self._renderer.render(
+            bundle, locale=locale, data=request.template_data, provided=provided, variant=work.variant
+        )
         if meta.from_name and any(ch in meta.from_name for ch in "\r\n"):
             raise HeaderInjectionError("from_name")
         tags = (
@@ -450,6 +478,8 @@ class SendService:
             ("category", meta.category),
             ("request_id", request.request_id),
             ("lane", self.policy.lane),
+            # The feedback function counts events per variant by this tag, and outcome events carry it.
+            *((("variant", work.variant),) if work.variant else ()),
             *sorted(request.metadata.items()),
         )
         return OutboundEmail(
@@ -531,6 +561,7 @@ class SendService:
                     if work.outcome is not None:
                         work.retry, work.outcome = "log_write_failed", None
         report.outcomes = [w.outcome for w in works if w.outcome is not None]
+        self._count_variants(works, report)
         retried = [w for w in works if w.retry is not None]
         for work in retried:
             report.failed.append(work.record.message_id)
@@ -555,6 +586,18 @@ class SendService:
             except Exception:
                 # Not fatal: the message comes back after its visibility timeout anyway.
                 logger.exception("could not delay retries", extra={"count": len(delays)})
+
+    def _count_variants(self, works: list[_Work], report: BatchReport) -> None:
+        """Count the recorded outcomes per A/B variant; variants past the policy are switched off."""
+        if self._variants is None:
+            return
+        names = {
+            w.bundle.template_id: w.bundle.metadata.variant_names
+            for w in works
+            if w.outcome is not None and w.bundle is not None and w.outcome.variant
+        }
+        if names:
+            report.variant_switches = self._variants.count_outcomes(report.outcomes, names)
 
     # -- helpers --------------------------------------------------------
 
@@ -622,4 +665,5 @@ class SendService:
             attempts=work.record.receive_count,
             evaluation=work.evaluation,
             provider=provider_of(ses_message_id or ""),
+            variant=work.variant,
         )

@@ -20,6 +20,7 @@ from mailwright.constants import (
     Env,
 )
 from mailwright.errors import ConfigurationError
+from mailwright.variants import VariantPolicy
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class WorkerSettings:
     # Secondary providers and this lane's failover policy; none: SES alone.
     providers: tuple[ProviderSettings, ...] = ()
     failover: FailoverSettings | None = None
+    # When A/B variants are switched off automatically, and how long their state is cached.
+    variants: VariantPolicy = field(default_factory=VariantPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -112,6 +115,7 @@ class WorkerSettings:
             rate_limits=parse_rate_limits(env.get(Env.RATE_LIMITS, "")),
             providers=providers,
             failover=parse_failover(env.get(Env.FAILOVER, ""), lane=str(values["lane"]), providers=providers),
+            variants=VariantPolicy.from_json(env.get(Env.VARIANTS, "")),
         )
 
 
@@ -182,6 +186,9 @@ class FeedbackSettings:
     mirror_ses_suppression: bool = False
     # The feedback queue, to bring deferred events back soon; empty: they wait out the visibility timeout.
     queue_url: str = ""
+    # Where A/B variants' counters live, and when complaints switch a variant off; empty: not counted.
+    idempotency_table: str = ""
+    variants: VariantPolicy = field(default_factory=VariantPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
@@ -219,6 +226,8 @@ class FeedbackSettings:
             address_key_secret_arn=env[Env.ADDRESS_KEY_SECRET_ARN],
             mirror_ses_suppression=mirror in _TRUE,
             queue_url=env.get(Env.QUEUE_URL, ""),
+            idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
+            variants=VariantPolicy.from_json(env.get(Env.VARIANTS, "")),
             **values,
         )
 

@@ -35,6 +35,7 @@ from mailwright.adapters.sendgrid import SendGridEmailSender
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
 from mailwright.adapters.sqs import SqsLanePublisher, SqsRetryScheduler
+from mailwright.adapters.variants import DynamoVariantLedger
 from mailwright.breaker import CircuitBreaker
 from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID, PROVIDER_SES
 from mailwright.errors import ConfigurationError
@@ -64,6 +65,7 @@ from mailwright.settings import (
 from mailwright.status import StatusService
 from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
+from mailwright.variants import VariantService
 
 
 class SecretSigner:
@@ -148,6 +150,7 @@ def build_send_service(
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
         pacer=_pacer(settings, dynamodb),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
+        variants=VariantService(DynamoVariantLedger(dynamodb, settings.idempotency_table), settings.variants),
     )
 
 
@@ -359,7 +362,10 @@ def build_feedback_service(
     retries = None
     if settings.queue_url:
         retries = SqsRetryScheduler(session.client("sqs", config=client_config(max_attempts=3)), settings.queue_url)
-    return FeedbackService(suppressions=suppressions, log=log, retries=retries)
+    variants = None
+    if settings.idempotency_table:
+        variants = VariantService(DynamoVariantLedger(dynamodb, settings.idempotency_table), settings.variants)
+    return FeedbackService(suppressions=suppressions, log=log, retries=retries, variants=variants)
 
 
 def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:

@@ -140,9 +140,23 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         f"{prefix}-ses-daily-quota",
         f"{prefix}-api-5xx",
         f"{prefix}-api-4xx-rate",
+        f"{prefix}-variant-disabled",
     }
 
     assert names == expected
+
+
+def test_a_variant_switched_off_alarms_and_says_how_to_see_why(synthesized: Synthesized) -> None:
+    alarm = _alarm(synthesized, "variant-disabled")
+
+    assert alarm["Namespace"] == "Mailwright" and alarm["MetricName"] == "VariantDisabled"
+    # Counted once without template and variant, so one alarm covers variants declared after the deploy
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "mailwright"}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert "mailwright templates report" in alarm["AlarmDescription"]
+    assert "mailwright templates variant" in alarm["AlarmDescription"]
 
 
 @pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest", "breaker"])

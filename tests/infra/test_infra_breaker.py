@@ -211,7 +211,8 @@ def test_every_function_is_traced(synthesized: Synthesized) -> None:
         if resource["Properties"]["Handler"].startswith("mailwright.")
     ]
 
-    # The workers, feedback, unsubscribe, breaker, api, the events publisher and the dead-letter function.
-    assert len(ours) == len(LANES) + 6
+    # The workers, feedback, unsubscribe, breaker, api, the events publisher, the dead-letter function and
+    # the templates deploy function.
+    assert len(ours) == len(LANES) + 7
     assert all(props["TracingConfig"] == {"Mode": "Active"} for props in ours)
     assert any(props["Handler"] == BREAKER_HANDLER for props in ours)

@@ -12,7 +12,7 @@ from infra.config import (
     FEEDBACK_TIMEOUT_SECONDS,
     MailwrightConfig,
 )
-from mailwright.constants import FEEDBACK_HANDLER, SES_MESSAGE_ID_INDEX, Env, Outputs
+from mailwright.constants import FEEDBACK_HANDLER, SES_MESSAGE_ID_INDEX, VARIANTS_KEY_PREFIX, Env, Outputs
 from tests.infra.synth import Resource, Synthesized, render, without_tracing
 
 # Each module shares the session's synthesized stacks (see conftest.py).
@@ -229,6 +229,13 @@ def test_the_feedback_function_has_least_privilege(synthesized: Synthesized) -> 
         assert not {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} & set(
             _as_list(statement["Action"])
         )
+    # A/B variants: GetItem and UpdateItem of the idempotency table's variants items only (their own statement)
+    idempotency = {"Fn::GetAtt": [synthesized.output_ref(Outputs.IDEMPOTENCY_TABLE), "Arn"]}
+    (variants,) = [s for s in statements if idempotency in _as_list(s["Resource"])]
+    assert sorted(_as_list(variants["Action"])) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert _as_list(variants["Resource"]) == [idempotency]
+    assert variants["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{VARIANTS_KEY_PREFIX}*"]}}
+    statements = [s for s in statements if s is not variants]
     dynamodb = {
         action: [render(r) for r in _as_list(s["Resource"])]
         for s in statements

@@ -198,6 +198,28 @@ def test_worker_reads_templates_under_the_prefix_and_the_secret(synthesized: Syn
     )
 
 
+def test_the_templates_deploy_function_never_deletes_and_stays_in_the_prefix(synthesized: Synthesized) -> None:
+    bucket_id = synthesized.output_ref(Outputs.TEMPLATES_BUCKET)
+    (publish,) = synthesized.resources("Custom::MailwrightTemplates").values()
+    function_id = publish["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+    role_id = synthesized.resources("AWS::Lambda::Function")[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if [r["Ref"] for r in policy["Properties"]["Roles"]] == [role_id]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+
+    actions = {a for s in s3 for a in _as_list(s["Action"])}
+    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}
+    object_arns = {r for s in s3 for r in render(_as_list(s["Resource"])) if "/" in r}
+    assert object_arns == {
+        f"${{{bucket_id}.Arn}}/{TEMPLATES_PREFIX}*",
+        f"${{{bucket_id}.Arn}}/{TEMPLATES_PREFIX}_deploy/*",
+    }
+
+
 def test_stack_synthesizes_without_warnings_or_errors(synthesized: Synthesized) -> None:
     annotations = Annotations.from_stack(synthesized.stack)
 

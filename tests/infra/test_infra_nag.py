@@ -47,6 +47,8 @@ def _expected_rules(synthesized: Synthesized) -> set[str]:
         "AwsSolutions-IAM5[Resource::*]",
         # Workers: templates under their prefix, the message log's one index.
         f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/*]",
+        # The templates deploy function: the bundles CDK's deployment staged.
+        f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/_deploy/*]",
         f"AwsSolutions-IAM5[Resource::<{messages}.Arn>/index/*]",
         # CDK's BucketDeployment.
         f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",

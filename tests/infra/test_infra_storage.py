@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from mailwright.constants import SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys, Outputs
+from infra.templates_bucket import acknowledged_versions, source_digest
+from mailwright.constants import (
+    SES_MESSAGE_ID_INDEX,
+    TEMPLATES_DEPLOY_HANDLER,
+    TEMPLATES_STAGING_PREFIX,
+    Keys,
+    Outputs,
+)
 from tests.infra.synth import Resource, Synthesized
 
 # Each module shares the session's synthesized stack (see conftest.py).
@@ -118,15 +127,33 @@ def test_templates_bucket_is_private_versioned_and_encrypted(synthesized: Synthe
     )
 
 
-def test_templates_deploy_under_their_prefix(synthesized: Synthesized) -> None:
+def test_templates_are_staged_then_published_by_the_deploy_function(synthesized: Synthesized) -> None:
+    bucket = {"Ref": synthesized.output_ref(Outputs.TEMPLATES_BUCKET)}
+    # CDK's deployment prunes only the staging prefix, never the live bundles
     synthesized.template.has_resource_properties(
         "Custom::CDKBucketDeployment",
-        {
-            "DestinationBucketName": {"Ref": synthesized.output_ref(Outputs.TEMPLATES_BUCKET)},
-            "DestinationBucketKeyPrefix": TEMPLATES_PREFIX,
-            "Prune": True,
-        },
+        {"DestinationBucketName": bucket, "DestinationBucketKeyPrefix": TEMPLATES_STAGING_PREFIX, "Prune": True},
     )
+    (publish_id, publish) = next(iter(synthesized.resources("Custom::MailwrightTemplates").items()))
+    properties = publish["Properties"]
+    assert properties["Bucket"] == bucket
+    assert properties["Acknowledged"] == acknowledged_versions()
+    assert properties["SourceDigest"] == source_digest()
+    # It runs after the staging, by the templates deploy function
+    (deployment_id,) = synthesized.resources("Custom::CDKBucketDeployment")
+    assert deployment_id in publish["DependsOn"]
+    function_id = properties["ServiceToken"]["Fn::GetAtt"][0]
+    function = synthesized.resources("AWS::Lambda::Function")[function_id]["Properties"]
+    assert function["Handler"] == TEMPLATES_DEPLOY_HANDLER and publish_id
+
+
+def test_the_source_digest_follows_the_templates(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.txt").write_text("one", encoding="utf-8")
+    before = source_digest(tmp_path, ())
+    (tmp_path / "t" / "a.txt").write_text("two", encoding="utf-8")
+
+    assert source_digest(tmp_path, ()) != before
 
 
 def test_unsubscribe_secret_is_generated(template: Template) -> None:

@@ -275,3 +275,33 @@ def test_worker_environment_carries_the_lane_settings() -> None:
 @pytest.mark.parametrize(("timeout", "cap"), [(30, 1800), (600, 36000), (900, 43200)])
 def test_max_backoff_is_ten_visibility_timeouts_within_the_sqs_limit(timeout: int, cap: int) -> None:
     assert max_backoff_seconds(LaneConfig(name="standard", timeout_seconds=timeout)) == cap
+
+
+# -- A/B variants -------------------------------------------------------------------------------------
+
+
+def test_variants_context_reaches_the_workers_as_the_runtimes_policy() -> None:
+    from mailwright.variants import VariantPolicy
+
+    config = parse_config(context(variants={"max_complaint_rate": 0.001, "min_volume": 200, "cache_seconds": 10}))
+    env = worker_environment(config=config, lane=config.lanes["standard"], queue_url="q", resources=RESOURCES)
+
+    policy = VariantPolicy.from_json(env[Env.VARIANTS])
+    assert (policy.max_complaint_rate, policy.min_volume, policy.cache_seconds) == (0.001, 200, 10)
+    assert policy.max_render_failure_rate == VariantPolicy().max_render_failure_rate  # the default where unset
+    assert VariantPolicy.from_json(parse_config(context()).variants.to_json()) == VariantPolicy()  # same defaults
+
+
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        ("0.003", "variants must be an object"),
+        ({"max_complaint_rate": 0}, r"variants.max_complaint_rate must be a fraction"),
+        ({"max_render_failure_rate": 2}, r"variants.max_render_failure_rate must be a fraction"),
+        ({"min_volume": 0}, "min_volume"),
+        ({"max_complaints": 0.1}, "unknown settings"),
+    ],
+)
+def test_bad_variants_settings_name_the_key(variants: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(context(variants=variants))

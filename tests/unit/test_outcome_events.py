@@ -85,6 +85,16 @@ def test_an_appended_ses_event_announces_only_itself() -> None:
     assert events[0].detail.template_id == "password_reset"
 
 
+def test_the_a_b_variant_reaches_the_sent_event_and_every_later_one() -> None:
+    before = sent_item(variant="short")
+    [sent] = events_from_change(None, before)
+    complaint = {"event": "Complaint", "status": "complained", "at": AT + 5, "rank": 7}
+    [complained] = events_from_change(before, with_entry(before, complaint))
+
+    assert sent.detail.variant == complained.detail.variant == "short"
+    assert events_from_change(None, sent_item())[0].detail.variant is None  # a template without variants
+
+
 def test_the_event_id_is_stable_for_the_same_entry_and_differs_between_entries() -> None:
     item = sent_item()
     first = events_from_change(None, item)[0].detail.event_id

@@ -22,10 +22,10 @@ from mailwright.errors import TransientError
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
-    APPEND_OK,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
+    Appended,
     AuditRecord,
     ClaimRecord,
     ClaimResult,
@@ -423,6 +423,7 @@ class DynamoMessageLog:
             "user_id": outcome.user_id,
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
+            "variant": outcome.variant,
         }
         for key, value in optional.items():
             if value:
@@ -531,6 +532,7 @@ _OPTIONAL_OUTCOME_FIELDS = (
     "recipient_masked",
     "received_at",
     "metadata",
+    "variant",
 )
 
 
@@ -935,7 +937,8 @@ class DynamoFeedbackLog:
         """Append the event to the request's history; without `require_request`, store it beside the request."""
         if not require_request:
             self._put_event(request_id, record)
-            return APPEND_OK
+            # Beside a missing request nothing tells an earlier event of the same status: count it.
+            return Appended(first=True)
         return self._append_history(request_id, record)
 
     def append_unattributed(self, record: FeedbackRecord) -> None:
@@ -958,7 +961,7 @@ class DynamoFeedbackLog:
             condition += " AND (attribute_not_exists(#h) OR size(#h) < :cap)"
             values[":cap"] = {"N": str(HISTORY_CAP)}
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key=self._request_key(request_id),
                 UpdateExpression=(
@@ -969,6 +972,9 @@ class DynamoFeedbackLog:
                 ExpressionAttributeNames={"#h": "history", "#keys": "event_keys", "#pk": Keys.MESSAGES_PK},
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                # The history before this entry, at no capacity cost: tells the first entry of a status
+                # (the first open of a request), which updates of one item, being serialised, agree on.
+                ReturnValues="UPDATED_OLD",
             )
         except ClientError as exc:
             if not _is_conditional_failure(exc):
@@ -978,7 +984,9 @@ class DynamoFeedbackLog:
             return APPEND_DUPLICATE if exists else APPEND_NO_REQUEST
         except BotoCoreError as exc:
             raise as_transient(exc, "dynamodb") from None
-        return APPEND_OK
+        before = (response.get("Attributes") or {}).get("history", {}).get("L", [])
+        seen = {entry.get("M", {}).get("status", {}).get("S") for entry in before}
+        return Appended(first=record.status not in seen)
 
     def _request_exists(self, request_id: str) -> bool:
         try:

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import TEMPLATES_PREFIX
+from mailwright.constants import DRAFT_VERSION_PREFIX, DRAFTS_PREFIX, TEMPLATES_PREFIX
 from mailwright.errors import TemplateNotFoundError, TransientError
 from mailwright.templates import TemplateBundle
 
@@ -51,7 +51,11 @@ class S3TemplateSource:
         if cached is not None and (version is not None or now - cached[2] < self._cache_seconds):
             return cached[0]
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": f"{self._prefix}{template_id}.json"}
-        if version is not None:
+        if version is not None and version.startswith(DRAFT_VERSION_PREFIX):
+            # A studio's test email: an unpublished edit, kept apart from the live versions.
+            params["Key"] = f"{DRAFTS_PREFIX}{template_id}.json"
+            params["VersionId"] = version[len(DRAFT_VERSION_PREFIX) :]
+        elif version is not None:
             params["VersionId"] = version
         elif cached is not None:
             params["IfNoneMatch"] = cached[1]
@@ -75,7 +79,8 @@ class S3TemplateSource:
             # Bundles are validated at deploy; a bad one is a deployment fault, kept for redrive.
             raise TransientError("template_invalid", f"{template_id}: stored bundle is invalid: {exc}") from None
         etag = str(response.get("ETag", ""))
-        bundle = bundle.model_copy(update={"version": response.get("VersionId") or etag.strip('"') or None})
+        found = response.get("VersionId") or etag.strip('"') or None
+        bundle = bundle.model_copy(update={"version": version if version is not None else found})
         with self._lock:
             self._cache[key] = (bundle, etag, now)
         return bundle

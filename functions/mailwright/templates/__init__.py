@@ -23,8 +23,9 @@ bundle asks for it.
 An editor builds a bundle from sources held in memory with `assemble_bundle`
 and renders it with the same `Renderer`: a bundle without a version is cached
 by a digest of its content, so every edit renders afresh. The renderer reads
-parts only through `TemplateBundle.source`, the one place a later part kind
-(a variant's subject or body) plugs in.
+parts only through `TemplateBundle.source`, which serves an A/B variant's own
+part (`<locale>/subject.<variant>.txt`, `body.<variant>.html`,
+`body.<variant>.txt`) where the variant has one and the locale's otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from mailwright.templates.loading import (
     parse_jinja,
     read_shared,
     template_dirs,
+    write_template_dir,
 )
 from mailwright.templates.model import (
     ENGINES,
@@ -52,10 +54,14 @@ from mailwright.templates.model import (
     PARTS,
     PROVIDED_VARIABLES,
     SHARED_DIRS,
+    VARIANT_NAME_PATTERN,
     Category,
     LocaleParts,
     TemplateBundle,
     TemplateMetadata,
+    VariantSpec,
+    part_of_variant_file,
+    variant_file,
 )
 from mailwright.templates.rendering import CompiledPart, RenderedEmail, Renderer, check_subject
 
@@ -67,6 +73,7 @@ __all__ = [
     "PART_FILES",
     "PROVIDED_VARIABLES",
     "SHARED_DIRS",
+    "VARIANT_NAME_PATTERN",
     "Category",
     "CompiledPart",
     "LocaleParts",
@@ -74,6 +81,7 @@ __all__ = [
     "Renderer",
     "TemplateBundle",
     "TemplateMetadata",
+    "VariantSpec",
     "assemble_bundle",
     "bundle_directory",
     "check_subject",
@@ -82,8 +90,11 @@ __all__ = [
     "load_template_tree",
     "main",
     "parse_jinja",
+    "part_of_variant_file",
     "read_shared",
     "template_dirs",
+    "variant_file",
+    "write_template_dir",
 ]
 
 

@@ -17,6 +17,8 @@ from mailwright.templates.model import (
     LocaleParts,
     TemplateBundle,
     TemplateMetadata,
+    part_of_variant_file,
+    variant_file,
 )
 
 # Parses sources for their references at bundle time; nothing it parses is rendered.
@@ -82,23 +84,38 @@ def assemble_bundle(
     """A self-contained bundle from sources held in memory (a directory, an editor); TemplateFormatError if not."""
     if metadata.default_locale not in locales:
         raise TemplateFormatError(f"{template_id}: default_locale {metadata.default_locale!r} has no directory")
+    declared = set(metadata.variant_names)
+    for locale, parts in locales.items():
+        for variant in sorted(set(parts.variants) - declared):
+            first = next(iter(parts.variants[variant]))
+            raise TemplateFormatError(
+                f"{template_id}/{locale}/{variant_file(first, variant)}: variant {variant!r} is not declared in "
+                f"{METADATA_FILE} (variants)"
+            )
+    named = {
+        f"{template_id}/{locale}/{filename}": getattr(parts, part)
+        for locale, parts in locales.items()
+        for part, filename in PART_FILES.items()
+    }
+    named.update(
+        {
+            f"{template_id}/{locale}/{variant_file(part, variant)}": source
+            for locale, parts in locales.items()
+            for variant, own in parts.variants.items()
+            for part, source in own.items()
+        }
+    )
     used: dict[str, str] = {}
     if metadata.engine == "jinja2":
-        named = {
-            f"{template_id}/{locale}/{filename}": getattr(parts, part)
-            for locale, parts in locales.items()
-            for part, filename in PART_FILES.items()
-        }
         used = _shared_closure(named, shared)
     else:
         from mailwright.handlebars import HandlebarsError, compile_template
 
-        for locale, parts in locales.items():
-            for part, filename in PART_FILES.items():
-                try:
-                    compile_template(getattr(parts, part), name=f"{template_id}/{locale}/{filename}")
-                except HandlebarsError as exc:
-                    raise TemplateFormatError(str(exc)) from None
+        for name, source in named.items():
+            try:
+                compile_template(source, name=name)
+            except HandlebarsError as exc:
+                raise TemplateFormatError(str(exc)) from None
     return TemplateBundle(template_id=template_id, metadata=metadata, locales=dict(locales), shared=used)
 
 
@@ -122,10 +139,61 @@ def load_template_dir(path: Path, *, shared: Mapping[str, str] | None = None) ->
             if not file.is_file():
                 raise TemplateFormatError(f"{file}: missing")
             parts[part] = file.read_text(encoding="utf-8")
-        locales[locale_dir.name] = LocaleParts(**parts)
+        locales[locale_dir.name] = LocaleParts(**parts, variants=_variant_parts(locale_dir, metadata))
     if metadata.default_locale not in locales:
         raise TemplateFormatError(f"{path}: default_locale {metadata.default_locale!r} has no directory")
     return assemble_bundle(path.name, metadata, locales, read_shared(path.parent) if shared is None else shared)
+
+
+def _variant_parts(locale_dir: Path, metadata: TemplateMetadata) -> dict[str, dict[str, str]]:
+    """The variants' own parts in a locale directory (`subject.short.txt`...), by variant and part."""
+    found: dict[str, dict[str, str]] = {}
+    for file in sorted(p for p in locale_dir.iterdir() if p.is_file()):
+        named = part_of_variant_file(file.name)
+        if named is None:
+            continue
+        part, variant = named
+        if variant not in metadata.variant_names:
+            raise TemplateFormatError(
+                f"{file}: variant {variant!r} is not declared in {METADATA_FILE} (variants: "
+                f"{', '.join(metadata.variant_names) or 'none'})"
+            )
+        found.setdefault(variant, {})[part] = file.read_text(encoding="utf-8")
+    return found
+
+
+def write_template_dir(bundle: TemplateBundle, path: Path, *, metadata: bool = True) -> list[Path]:
+    """Write a bundle's parts (and, with `metadata`, its template.json) into a template directory.
+
+    The inverse of `load_template_dir` for one template: its layouts and partials are not written.
+    Variant files no longer in the bundle are removed. Returns the files written.
+    """
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if metadata:
+        meta_file = path / METADATA_FILE
+        meta_file.write_text(
+            json.dumps(bundle.metadata.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
+            + "\n",
+            encoding="utf-8",
+        )
+        written.append(meta_file)
+    for locale, parts in bundle.locales.items():
+        locale_dir = path / locale
+        locale_dir.mkdir(exist_ok=True)
+        for old in locale_dir.iterdir():
+            if old.is_file() and part_of_variant_file(old.name) is not None:
+                old.unlink()
+        files = {filename: getattr(parts, part) for part, filename in PART_FILES.items()}
+        for variant, own in parts.variants.items():
+            files.update({variant_file(part, variant): source for part, source in own.items()})
+        for filename, source in files.items():
+            target = locale_dir / filename
+            target.write_text(source, encoding="utf-8")
+            written.append(target)
+    return written
 
 
 def template_dirs(root: Path) -> list[Path]:

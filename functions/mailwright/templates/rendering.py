@@ -80,7 +80,10 @@ class _CompiledCode(jinja2.BytecodeCache):
 
 def _jinja_environment(bundle: TemplateBundle, code: jinja2.BytecodeCache | None = None) -> SandboxedEnvironment:
     sources = {
-        bundle.part_name(locale, part): bundle.source(locale, part) for locale in bundle.locales for part in PARTS
+        bundle.part_name(locale, part, variant): bundle.source(locale, part, variant)
+        for locale in bundle.locales
+        for variant in (None, *bundle.variants_of(locale))
+        for part in PARTS
     }
     sources.update(bundle.shared)
     return SandboxedEnvironment(
@@ -186,16 +189,17 @@ class Renderer:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def compile_part(self, bundle: TemplateBundle, locale: str, part: str) -> CompiledPart:
-        """One compiled part; raise TemplateFormatError on a syntax error (file and line named)."""
+    def compile_part(self, bundle: TemplateBundle, locale: str, part: str, variant: str | None = None) -> CompiledPart:
+        """One compiled part (a variant's own, where it has one); TemplateFormatError on a syntax error."""
         version = bundle.cache_key()
-        key = (bundle.template_id, version, locale, part)
+        name = bundle.part_name(locale, part, variant)
+        # Keyed by the part's name: a variant's own part has its own, the parts it does not replace are shared.
+        key = (bundle.template_id, version, locale, name)
         compiled = self._cache.get(key)
         if compiled is not None:
             return compiled
-        name = bundle.part_name(locale, part)
         if bundle.metadata.engine == "handlebars":
-            compiled = _handlebars_part(bundle.source(locale, part), name, escape=part == "html")
+            compiled = _handlebars_part(bundle.source(locale, part, variant), name, escape=part == "html")
         else:
             compiled = _jinja_part(self._environment(bundle, version), name, frozenset(bundle.shared))
         with self._lock:
@@ -220,10 +224,12 @@ class Renderer:
         """What a template sees: the request's data, what mailwright provides, and the locale rendered."""
         return {**data, **provided, "locale": locale}
 
-    def render_part(self, bundle: TemplateBundle, locale: str, part: str, context: dict[str, Any]) -> str:
+    def render_part(
+        self, bundle: TemplateBundle, locale: str, part: str, context: dict[str, Any], variant: str | None = None
+    ) -> str:
         """One part rendered; TemplateRenderError with file and line (a syntax error too, at send time)."""
         try:
-            compiled = self.compile_part(bundle, locale, part)
+            compiled = self.compile_part(bundle, locale, part, variant)
         except TemplateFormatError as exc:
             raise TemplateRenderError(str(exc)) from None
         return compiled.render(context)
@@ -235,8 +241,9 @@ class Renderer:
         locale: str | None,
         data: dict[str, Any],
         provided: dict[str, str],
+        variant: str | None = None,
     ) -> RenderedEmail:
-        """Render subject, HTML and text; raise TemplateRenderError with a readable reason."""
+        """Render subject, HTML and text (a variant's own parts where it has them); TemplateRenderError says why."""
         missing = [name for name in bundle.metadata.required_variables if name not in data]
         if missing:
             raise TemplateRenderError(
@@ -244,7 +251,7 @@ class Renderer:
             )
         resolved = bundle.resolve_locale(locale)
         context = self.context(resolved, data, provided)
-        rendered = {part: self.render_part(bundle, resolved, part, context) for part in PARTS}
+        rendered = {part: self.render_part(bundle, resolved, part, context, variant) for part in PARTS}
         subject = check_subject(rendered["subject"], bundle.template_id)
         return RenderedEmail(subject=subject, html=rendered["html"], text=rendered["text"], locale=resolved)
 
