@@ -49,6 +49,9 @@ class InvalidScheduleError(ValueError):
 
 def parse_schedule(timezone: str, quiet_hours: str) -> Schedule:
     """The page's time zone and quiet hours ("" for none); raise InvalidScheduleError when either is invalid."""
+    start, dash, end = quiet_hours.partition("-")
+    if dash and bool(start.strip()) != bool(end.strip()):
+        raise InvalidScheduleError("Quiet hours need both a start and an end (or neither, for none)")
     try:
         return Schedule(
             timezone=valid_timezone(timezone) if timezone.strip() else None,
