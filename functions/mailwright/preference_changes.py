@@ -299,7 +299,7 @@ def _apply(
     old = before.preferences
     lifted = change.opt_in & before.own_opt_outs
     if change.resubscribe and before.unsubscribed_by_user:
-        lifted |= {"all optional mail (they unsubscribed from all)"}
+        lifted |= {"all optional mail"}
     opted_out = (old.opted_out | change.opt_out) - change.opt_in
     # The producer's opt-outs: those it already made and the new ones the user had not made already.
     producer_opt_outs = (producer[0] | (change.opt_out - before.own_opt_outs)) & opted_out

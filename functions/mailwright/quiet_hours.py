@@ -10,12 +10,14 @@ jitter); this module only answers the question.
 Example::
 
     >>> from datetime import datetime, UTC
+    >>> from mailwright.ports import Preferences
     >>> prefs = Preferences("u1", timezone="Europe/Paris", quiet_hours=QuietHours.parse("21:00-08:00"))
     >>> in_quiet_hours(prefs, None, datetime(2026, 3, 28, 22, 0, tzinfo=UTC))
     datetime.datetime(2026, 3, 29, 6, 0, tzinfo=datetime.timezone.utc)
 
-Zone data comes from the system's tz database or, where the system has none
-(Lambda's Amazon Linux 2023 images ship none), from the `tzdata` package.
+Zone data comes from the system's tz database or, where the system has none,
+from the pinned `tzdata` package (the asset does not rely on the minimal
+Amazon Linux 2023 image having one).
 """
 
 from __future__ import annotations
