@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mailwright.addresses import InvalidAddressError, normalize_address
 from mailwright.constants import LANES
 from mailwright.errors import RejectedError
+from mailwright.quiet_hours import InvalidTimezoneError, valid_timezone
 
 # SES message tags allow only these characters; metadata becomes tags.
 _TAG_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -80,6 +81,13 @@ class EmailRequest(BaseModel):
         default_factory=dict,
         description="String tags passed to SES and the message log (letters, digits, _ and -; at most 10).",
     )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The recipient's IANA time zone (e.g. Europe/Paris), for quiet hours when their preferences "
+        "hold none.",
+        examples=["Europe/Paris"],
+    )
 
     @model_validator(mode="after")
     def _encodable(self) -> EmailRequest:
@@ -101,12 +109,17 @@ class EmailRequest(BaseModel):
     @field_validator("locale")
     @classmethod
     def _valid_locale(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_locale(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not _LOCALE.match(value.replace("_", "-")):
-            raise ValueError("a locale looks like en, fr or fr-CA")
-        language, *rest = value.replace("_", "-").split("-")
-        return "-".join([language.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
+        try:
+            return valid_timezone(value)
+        except InvalidTimezoneError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("metadata")
     @classmethod
@@ -134,6 +147,14 @@ class EmailRequest(BaseModel):
         """Hash of everything that shapes the email; tells a reused idempotency key from a redelivery."""
         payload = self.model_dump(exclude={"idempotency_key"}, exclude_none=True, exclude_defaults=True)
         return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()[:32]
+
+
+def normalize_locale(value: str) -> str:
+    """A BCP 47 locale as mailwright stores it (fr_ca -> fr-CA); raise ValueError when it is not one."""
+    if not _LOCALE.match(value.replace("_", "-")):
+        raise ValueError("a locale looks like en, fr or fr-CA")
+    language, *rest = value.replace("_", "-").split("-")
+    return "-".join([language.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
 
 
 def _canonical(payload: dict[str, Any]) -> str:

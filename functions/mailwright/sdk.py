@@ -20,7 +20,8 @@ names them (and the request ids that were accepted).
 The returned request id is the one the worker logs the request under (the
 `messages` table key and the `request_id` tag on the email). `StatusClient`
 (from `mailwright.status_client`, re-exported here) asks the status API what
-became of it.
+became of it. `Preferences` (from `mailwright.preference_client`) reads and
+changes users' preferences, each change audited.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pydantic import ValidationError
 
 from mailwright.constants import DEFAULT_LANE, EVENT_DETAIL_TYPE, LANES
 from mailwright.errors import MailwrightError
+from mailwright.preference_client import PreferenceError, PreferencesClient, UserChoiceError
 from mailwright.request import EmailRequest, describe_validation_error
 from mailwright.status_client import MessageNotFoundError, StatusApiError, StatusClient
 
@@ -46,13 +48,20 @@ __all__ = [
     "InvalidRequestError",
     "MessageNotFoundError",
     "PartialBatchError",
+    "PreferenceError",
+    "Preferences",
+    "PreferencesClient",
     "Publisher",
     "StatusApiError",
     "StatusClient",
+    "UserChoiceError",
     "send",
     "send_batch",
     "template_priorities",
 ]
+
+# Users' preferences, read and changed by the producer (see mailwright.preference_client).
+Preferences = PreferencesClient
 
 # SQS and EventBridge both take at most 10 entries and 256 KiB per call.
 MAX_BATCH_ENTRIES = 10
