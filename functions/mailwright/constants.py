@@ -54,6 +54,11 @@ REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
 # The suppression table's item recording the oldest address-key version items may still be stored under.
 ADDRESS_KEY_MARKER = "meta#address-hashes"
 
+# Producers of the HTTPS API (issue 15): a name is an SES tag value and part of API key and usage plan
+# names, so it keeps to lower-case letters, digits, _ and -. A POST /v1/messages holds 1 to this many requests.
+PRODUCER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_API_BATCH = 100
+
 
 class Env:
     """Environment variable keys the CDK app sets on the worker functions."""
@@ -94,6 +99,10 @@ class Env:
     PROVIDERS = "MAILWRIGHT_PROVIDERS"
     # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
     FAILOVER = "MAILWRIGHT_FAILOVER"
+    # Read by the HTTPS API's function only: the lane queues it publishes to (JSON, lane -> URL) and the
+    # table that maps an API key id to its producer.
+    LANE_QUEUE_URLS = "MAILWRIGHT_LANE_QUEUE_URLS"
+    PRODUCERS_TABLE = "MAILWRIGHT_PRODUCERS_TABLE"
 
 
 class Keys:
@@ -109,6 +118,8 @@ class Keys:
     RECIPIENT_HASH = "recipient_hash"
     COMPLETED_AT = "completed_at"
     TTL = "expires_at"
+    # The producers table: one item per API key, naming its producer.
+    PRODUCERS_PK = "api_key_id"
 
 
 class Outputs:
@@ -147,6 +158,13 @@ class Outputs:
     # The HTTPS API (/v1/...): its stage's base URL and its id (for `aws apigateway test-invoke-method`).
     API_URL = "ApiUrl"
     API_ID = "ApiId"
+    # The producers' API (API keys, usage plans): its base URL and id, each declared producer's usage
+    # plan id (JSON), the key-to-producer table, and the role EventBridge Scheduler deletes rotated keys with.
+    PRODUCER_API_URL = "ProducerApiUrl"
+    PRODUCER_API_ID = "ProducerApiId"
+    PRODUCER_PLANS = "ProducerPlans"
+    PRODUCERS_TABLE = "ProducersTableName"
+    KEY_RETIREMENT_ROLE_ARN = "KeyRetirementRoleArn"
 
     @staticmethod
     def queue_url(lane: str) -> str:

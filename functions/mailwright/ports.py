@@ -125,6 +125,8 @@ class Outcome:
     evaluation: int = 1
     # The provider that sent it: SES, or a secondary's configured name.
     provider: str = PROVIDER_SES
+    # The producer that published it (the HTTPS API's caller, or the one the request names); None: unnamed.
+    producer: str | None = None
 
 
 @dataclass(frozen=True)

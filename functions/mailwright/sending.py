@@ -450,6 +450,7 @@ class SendService:
             ("category", meta.category),
             ("request_id", request.request_id),
             ("lane", self.policy.lane),
+            *((("producer", request.producer),) if request.producer else ()),
             *sorted(request.metadata.items()),
         )
         return OutboundEmail(
@@ -622,4 +623,5 @@ class SendService:
             attempts=work.record.receive_count,
             evaluation=work.evaluation,
             provider=provider_of(ses_message_id or ""),
+            producer=request.producer if request else None,
         )

@@ -423,6 +423,7 @@ class DynamoMessageLog:
             "user_id": outcome.user_id,
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
+            "producer": outcome.producer,
         }
         for key, value in optional.items():
             if value:
