@@ -8,6 +8,7 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     local_ses,
     migrate,
     operations,
+    producers,
     providers,
     templates,
 )
