@@ -151,10 +151,10 @@ class HttpsApi(Construct):
         submit_body = self.api.add_model(
             "SubmitBody",
             content_type="application/json",
-            description="One request (an object) or a batch (an array): the function validates each",
+            description='One request or a batch ({"requests": [...]}), a JSON object: the function validates each',
             schema=apigateway.JsonSchema(
                 schema=apigateway.JsonSchemaVersion.DRAFT4,
-                type=[apigateway.JsonSchemaType.OBJECT, apigateway.JsonSchemaType.ARRAY],
+                type=apigateway.JsonSchemaType.OBJECT,
             ),
         )
         integration = apigateway.LambdaIntegration(self.function, proxy=True)

@@ -123,10 +123,10 @@ class ProducerApi(Construct):
         body = self.api.add_model(
             "Body",
             content_type="application/json",
-            description="A JSON object or array (the function validates every request in it)",
+            description="A JSON object (the function validates it: one request, a batch, or a search)",
             schema=apigateway.JsonSchema(
                 schema=apigateway.JsonSchemaVersion.DRAFT4,
-                type=[apigateway.JsonSchemaType.OBJECT, apigateway.JsonSchemaType.ARRAY],
+                type=apigateway.JsonSchemaType.OBJECT,
             ),
         )
         integration = apigateway.LambdaIntegration(function, proxy=True)

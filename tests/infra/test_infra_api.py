@@ -108,8 +108,8 @@ def test_api_gateway_checks_the_path_and_that_a_search_body_is_an_object(synthes
     assert get["RequestParameters"] == {"method.request.path.request_id": True}
     assert get["RequestValidatorId"] == search["RequestValidatorId"] == {"Ref": validator_id}
     assert model["Properties"]["Schema"]["type"] == "object"
-    # A submission is one request (an object) or a batch (an array); the function validates each request.
-    assert submit["Properties"]["Schema"]["type"] == ["object", "array"]
+    # A submission is one request or a batch ({"requests": [...]}): an object; the function validates each request.
+    assert submit["Properties"]["Schema"]["type"] == "object"
     assert methods["POST /v1/messages"]["RequestValidatorId"] == {"Ref": validator_id}
 
 
