@@ -476,7 +476,7 @@ def parse_producers(raw: Any, *, where: str) -> dict[str, ProducerPlanConfig]:
             raise ConfigError(
                 f"{where}: {name!r} is not a producer name (lower-case letters, digits, _ and -, at most 64)"
             )
-        plans[name] = _producer_plan(plan or {}, where=f"{where}.{name}")
+        plans[name] = _producer_plan({} if plan is None else plan, where=f"{where}.{name}")
     return plans
 
 
