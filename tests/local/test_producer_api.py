@@ -1,6 +1,6 @@
 """The producers' API on the local stack: POST /v1/messages with an x-api-key, keys refused (missing, wrong,
 revoked, rotated out), usage plans' throttle and quota (429), the producer filter of the status API, and
-`mailwright producers add|list|rotate|revoke` end to end."""
+`mailwright producers add|list|rotate|revoke` end to end, and a property-based run against the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from infra.config import ProducerPlanConfig, load_config
 from mailwright.sdk import MessageNotFoundError, StatusClient
@@ -21,6 +26,7 @@ from mailwright_tools.local.usage_plans import DEFAULT_CACHE_SECONDS as GATE_CAC
 from mailwright_tools.state import StateDir
 from tests.local.conftest import REPO, TEST_SES_RATE, Cli, wait_until
 
+OPENAPI = REPO / "schemas" / "openapi.json"
 RESET = {
     "recipient_email": "olga@example.com",
     "template_id": "password_reset",
@@ -243,3 +249,24 @@ def test_the_cli_refuses_undeclared_producers_and_a_second_first_key(cli: Cli) -
     assert "not a declared producer" in undeclared.stderr
     assert again.exit_code == 2
     assert "rotate" in again.stderr
+
+
+def test_the_producers_api_keeps_to_its_openapi_document_with_a_key(local_stack: LocalStack) -> None:
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    # Only the API-key scheme applies on this API.
+    schema = schemathesis.openapi.from_dict({**document, "security": [{"api_key": []}]})
+    headers = {"x-api-key": local_stack.state["api_key"]}
+
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+        def exchange(case: Any) -> None:
+            case.call_and_validate(
+                base_url=local_stack.state["api_url"],
+                headers=headers,
+                checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+            )
+
+        exchange()
