@@ -64,8 +64,10 @@ def test_worker_environment_names_every_setting_for_its_lane(
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
     # ... and those set only with secondary providers (test_infra_providers.py).
     providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    # ... and those only the HTTPS API's function reads (test_infra_api.py).
+    api_only = {Env.LANE_QUEUE_URLS, Env.PRODUCERS_TABLE}
     declared = {value for name, value in vars(Env).items() if name.isupper()}
-    keys = declared - feedback_only - breaker_only - providers_only
+    keys = declared - feedback_only - breaker_only - providers_only - api_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]
