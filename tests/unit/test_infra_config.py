@@ -63,8 +63,10 @@ def env_keys() -> set[str]:
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
     # Optional: unset means SES alone (tests/unit/test_provider_settings.py covers them).
     providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    # Read by the HTTPS API's function only (tests/unit/test_infra_config_producers.py covers them).
+    api_only = {Env.LANE_QUEUE_URLS, Env.PRODUCERS_TABLE}
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only - providers_only
+    return declared - feedback_only - breaker_only - providers_only - api_only
 
 
 def test_cdk_json_context_parses() -> None:

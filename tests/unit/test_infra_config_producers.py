@@ -20,7 +20,10 @@ from infra.config import (
     local_producers,
     parse_config,
     producer_plan_name,
+    submission_environment,
 )
+from mailwright.constants import Env
+from mailwright.settings import SubmissionSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))["context"]["mailwright"]
@@ -107,3 +110,19 @@ def test_bad_waf_settings_are_refused_naming_the_key(waf: Any, named: str) -> No
         parse_config(api(waf=waf))
 
     assert named in str(refused.value)
+
+
+def test_the_api_functions_submission_environment_is_what_it_reads() -> None:
+    queues = {"critical": "https://sqs/c", "standard": "https://sqs/s", "bulk": "https://sqs/b"}
+
+    env = submission_environment(
+        lane_queue_urls=queues, templates_bucket="bucket", producers_table="producers", template_cache_seconds=30
+    )
+
+    assert set(env) == {Env.LANE_QUEUE_URLS, Env.TEMPLATES_BUCKET, Env.TEMPLATE_CACHE_SECONDS, Env.PRODUCERS_TABLE}
+    settings = SubmissionSettings.from_env(env)
+    assert (settings.lane_queue_urls, settings.producers_table, settings.template_cache_seconds) == (
+        queues,
+        "producers",
+        30,
+    )
