@@ -11,8 +11,9 @@ LOCAL_STAMP := $(VENV)/.local-stamp
 STAMP := $(VENV)/.dev-stamp
 NODE_STAMP := node_modules/.installed-stamp
 # System packages the tests need: the browser tests drive Debian's chromium; the template tests score every
-# shipped template with spamassassin's local rules.
-DEBIAN_PACKAGES := chromium spamassassin
+# shipped template with spamassassin's local rules; the RabbitMQ ingest tests start and stop their own
+# rabbitmq-server (a private node, port and data directory).
+DEBIAN_PACKAGES := chromium spamassassin rabbitmq-server
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -29,7 +30,7 @@ help:
 	@echo "make venv    - .venv with what the demo and the CLI need; make venv-dev adds tests, lint, CDK, bench"
 	@echo "make lint    - ruff, mypy, and cfn-lint on a fresh synth (cdk-nag fails the synth on any finding)"
 	@echo "make synth   - synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
-	@echo "make schema  - regenerate schemas/ from the models: the request's JSON Schema, the API's OpenAPI document"
+	@echo "make schema  - regenerate schemas/ from the models: the request's JSON Schema, the API's OpenAPI document, the outcome events' schemas"
 	@echo "make bench   - benchmarks: bench/results.json, docs/benchmarks.md and its plots"
 	@echo "make chaos   - 10,000 requests with faults injected (bench/chaos.json), then a 60 s SES outage (bench/chaos_outage.json)"
 
@@ -118,6 +119,7 @@ chaos: $(STAMP)
 schema: $(LOCAL_STAMP)
 	$(BIN)/python -m mailwright.request > schemas/email-request.schema.json
 	$(BIN)/python -m mailwright.openapi > schemas/openapi.json
+	$(BIN)/python -m mailwright.outcome_events schemas/events
 
 clean:
 	rm -rf cdk.out build .cache .pytest_cache .mypy_cache .ruff_cache

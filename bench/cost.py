@@ -25,6 +25,7 @@ PRICES: dict[str, tuple[float, str]] = {
     "dynamodb_pitr_gb_month": (0.20, "DynamoDB point-in-time recovery (continuous backups), per GB-month"),
     "sns_publish": (0.50 / 1e6, "SNS standard topic, per publish (64 KB chunk); delivery to SQS is free"),
     "logs_ingest_gb": (0.50, "CloudWatch Logs ingestion (standard class), per GB"),
+    "eventbridge_event": (1.00 / 1e6, "EventBridge PutEvents to a custom bus, per event entry (64 KB chunk)"),
 }
 
 # Assumptions the measurements cannot give; each is printed in the doc. The SES events per email and
@@ -41,6 +42,30 @@ INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES 
 # the feedback function's history appends change neither of its keys and write nothing to it.
 RECIPIENT_INDEX_WRITES_PER_EMAIL = 1.0
 RECIPIENT_INDEX_ENTRY_BYTES = 150
+
+# Outcome events (mailwright.outcome_events). Per sent email, the SES-driven types follow the measured feedback
+# mix (`bench.ddb`); the other outcomes are per request and not measured here: these shares are assumptions.
+OUTCOME_EVENT_ASSUMED_SHARES: dict[str, float] = {
+    "EmailDeliveryDelayed": 0.01,
+    "EmailRejected": 0.005,
+    "EmailSuppressed": 0.01,
+    "EmailOptedOut": 0.005,
+    "EmailRateLimited": 0.002,
+    "EmailFailed": 0.0001,
+}
+# The SES event each feedback-driven detail-type announces (one event per logged SES event).
+OUTCOME_EVENT_SES_TYPES: dict[str, str] = {
+    "EmailDelivered": "Delivery",
+    "EmailBounced": "Bounce",
+    "EmailComplained": "Complaint",
+    "EmailOpened": "Open",
+    "EmailClicked": "Click",
+}
+# The events publisher reads the message log's stream (reads by Lambda cost nothing) in batches of up to 100;
+# estimate: 2 ms of a 256 MB function per change read, most of it PutEvents calls of ten entries.
+PUBLISHER_BATCH = 100
+PUBLISHER_MEMORY_GB = 0.25
+PUBLISHER_SECONDS_PER_CHANGE = 0.002
 
 
 def price(name: str) -> float:
@@ -95,6 +120,10 @@ def per_million(
     rows["DynamoDB recipient index (status API: writes, 90 days)"] = recipient_index_writes + recipient_index_storage
     rows["SNS"] = events * price("sns_publish") * million
     rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
+    # Outcome events as deployed by default (outcome_events: what went wrong), and their publisher.
+    events_cost = outcome_event_costs(ddb)
+    rows["EventBridge (outcome events, default set)"] = events_cost["default_set_usd_per_million_emails"]
+    rows["Lambda (events publisher, estimated)"] = events_cost["publisher_usd_per_million_emails"]
     overhead = sum(v for k, v in rows.items() if k != "SES")
     return {
         "rows": {k: round(v, 3) for k, v in rows.items()},
@@ -112,6 +141,50 @@ def per_million(
             "feedback_wru_per_email": feedback["write_units_per_sent_email"],
             "feedback_rru_per_email": feedback["read_units_per_sent_email"],
         },
+    }
+
+
+def outcome_event_costs(ddb: dict[str, Any]) -> dict[str, Any]:
+    """Dollars per million sent emails of publishing each detail-type, of the default set, of all, and the publisher.
+
+    PutEvents is $1 per million entries: a type published once per email (EmailSent, EmailDelivered) costs
+    $1 per million emails, 1% of SES's $100; the rare ones cost cents.
+    """
+    from mailwright.constants import DEFAULT_OUTCOME_EVENTS, OUTCOME_DETAIL_TYPES
+
+    feedback = ddb["feedback"]
+    sent = feedback["events"] / max(feedback["events_per_sent_email"], 1e-9)
+    by_ses_type = {name: count / max(sent, 1e-9) for name, count in feedback["by_type"].items()}
+    shares: dict[str, float] = {"EmailSent": 1.0}
+    for detail_type, ses_type in OUTCOME_EVENT_SES_TYPES.items():
+        shares[detail_type] = by_ses_type.get(ses_type, 0.0)
+    shares.update(OUTCOME_EVENT_ASSUMED_SHARES)
+    per_type = {
+        detail_type: {
+            "entries_per_email": round(shares[detail_type], 4),
+            "usd_per_million_emails": round(shares[detail_type] * price("eventbridge_event") * 1e6, 3),
+            "measured": detail_type == "EmailSent" or detail_type in OUTCOME_EVENT_SES_TYPES,
+        }
+        for detail_type in OUTCOME_DETAIL_TYPES
+        if detail_type in shares
+    }
+    # The publisher reads every write to a request item: its outcome, then each SES event appended to it.
+    logged_events = sum(count for name, count in by_ses_type.items() if name != "Send")
+    changes = 1.0 + logged_events
+    publisher = changes / PUBLISHER_BATCH * price("lambda_request")
+    publisher += changes * PUBLISHER_SECONDS_PER_CHANGE * PUBLISHER_MEMORY_GB * price("lambda_gb_second_arm64")
+
+    def total(types: tuple[str, ...]) -> float:
+        return round(sum(per_type[t]["usd_per_million_emails"] for t in types if t in per_type), 3)
+
+    return {
+        "per_type": per_type,
+        "default_set": list(DEFAULT_OUTCOME_EVENTS),
+        "default_set_usd_per_million_emails": total(DEFAULT_OUTCOME_EVENTS),
+        "all_usd_per_million_emails": total(OUTCOME_DETAIL_TYPES),
+        "publisher_usd_per_million_emails": round(publisher * 1e6, 3),
+        "message_log_changes_per_email": round(changes, 3),
+        "assumed_shares": dict(OUTCOME_EVENT_ASSUMED_SHARES),
     }
 
 
@@ -161,6 +234,7 @@ def estimate(
         },
         "paced": paced,
         "unpaced": unpaced,
+        "outcome_events": outcome_event_costs(ddb),
         "overhead_pct": paced["overhead_pct"],
     }
 

@@ -514,7 +514,7 @@ Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{c
 {_table(cost_rows, ["US$ per million emails", "paced", "unpaced"])}
 
 ![cost](cost.png)
-
+{_outcome_events_text(co)}
 Quantities: SQS {sp["sqs_requests_per_email"]} requests per email (producer `SendMessage`, the
 mapping's receives and deletes, SNS deliveries to the feedback queue and
 its receives and deletes), DynamoDB {sp["dynamodb_wru_per_email"]} WRU and {sp["dynamodb_rru_per_email"]} RRU per email, both paths
@@ -555,6 +555,7 @@ above and before any Lambda, storage or producer request:
 {_floor_text(co)}
 {chaos_section}
 {_failover_section(results.get("failover"), _outage_run())}
+{_csv_section(results.get("csv"))}
 {_api_section(results.get("api"))}
 {_findings(results, chaos)}
 ## Reproduce
@@ -659,6 +660,35 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outcome_events_text(cost: dict[str, Any]) -> str:
+    """Section 6's lines on outcome events: what each detail-type costs per million emails if published."""
+    events = cost.get("outcome_events")
+    if not events:
+        return ""
+    rows = [
+        [
+            name,
+            f"{v['entries_per_email']:g}",
+            f"{v['usd_per_million_emails']:.3f}",
+            "measured mix" if v["measured"] else "assumed",
+            "yes" if name in events["default_set"] else "",
+        ]
+        for name, v in events["per_type"].items()
+    ]
+    table = _table(rows, ["detail-type", "events per email", "US$ per million emails", "rate", "default"])
+    return f"""
+**Outcome events** (`outcome_events`): PutEvents costs $1 per million entries,
+so a detail-type published once per email costs 1% of SES. The default set
+(what went wrong) costs **${events["default_set_usd_per_million_emails"]:.3f}** per million emails; every type,
+${events["all_usd_per_million_emails"]:.2f}. The events publisher reads the message log's stream
+({events["message_log_changes_per_email"]} changes per email; stream reads by Lambda are free):
+${events["publisher_usd_per_million_emails"]:.3f} per million emails (estimated). Webhooks add, per delivery,
+an SQS message, a tenth of a receive and a delete, and the sender's share of an invocation.
+
+{table}
+"""
+
+
 def _send_path_pct(cost: dict[str, Any], regime: str) -> float:
     """The worker's Lambda, SQS and DynamoDB requests in percent of SES: the totals minus the feedback terms."""
     from bench.cost import FEEDBACK_BATCH, price
@@ -705,6 +735,33 @@ def _cdk_out_note(cs: dict[str, Any]) -> str:
     if not synth:
         return ""
     return f" The asset a previous `make synth` left in `{synth['path']}` holds {synth['unzipped_bytes']:,} bytes."
+
+
+def _csv_section(csv: dict[str, Any] | None) -> str:
+    """Bulk sends from a CSV file (`bench/csv_publish.py`), when this run measured them."""
+    if not csv:
+        return ""
+    met = csv["rows_per_second"] >= 1000
+    return f"""
+## Bulk sends from a CSV file
+
+**Method** (`bench/csv_publish.py`). A CSV file of {csv["rows"]:,} welcome
+emails is checked (schema and templates) and published through the SDK, as
+`mailwright send --csv` does, to {csv["target"]}: every row a
+SendMessageBatch entry answered by the real moto server
+(`mailwright_tools/local/moto_speedups.py` keeps its SendMessage from
+scanning the whole queue for every message).
+
+| rows | checked | published | overall | publishing alone | queued after | target |
+|---|---|---|---|---|---|---|
+| {csv["rows"]:,} | {csv["check_seconds"]} s | {csv["publish_seconds"]} s | {csv["rows_per_second"]:,} rows/s | \
+{csv["publish_rows_per_second"]:,} rows/s | {csv["queued"]:,} | >= 1,000 rows/s {_mark(met)} |
+
+CPU used: the CLI's side {csv.get("client_cpu_seconds")} s, the local stack's
+{csv.get("server_cpu_seconds")} s (load average {csv.get("load_average_at_start")} at the start);
+with a core for each, the busier of the two would allow
+{csv.get("rows_per_second_one_core_each")} rows/s.
+"""
 
 
 def _chaos_section(chaos: dict[str, Any] | None) -> str:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from bench import api, cold_start, cost, cpu, ddb, lanes, outage, pacing, report, throughput
+from bench import api, cold_start, cost, cpu, csv_publish, ddb, lanes, outage, pacing, report, throughput
 from bench.common import REPO, config, machine, quiet_logs
 
 RESULTS = REPO / "bench" / "results.json"
@@ -46,6 +46,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             boto_cpu_per_email=boto_cpu,
             progress=progress,
         )
+    progress("bulk sends from a CSV file, to the local stack in another process...")
+    results["csv"] = csv_publish.measure(rows=5_000 if quick else 50_000, progress=progress)
     progress("cold start and asset size...")
     results["cold_start"] = cold_start.measure(progress=progress)
     progress("failover: an SES outage with a relay as the secondary (real time, moto, cdk.json's breaker)...")

@@ -12,13 +12,21 @@
 | `<stack>-api-5xx`             | AWS/ApiGateway 5XXError of the stage (sum)     | >= 1 in 5 min                     |
 | `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
 | `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
+| `<stack>-age-<lane>-dlq`      | SQS ApproximateAgeOfOldestMessage (max)        | > 10 min, 3 min                   |
+| `<stack>-webhook-<name>-suspended` | Mailwright WebhookSuspended (max, 5 min)  | the endpoint is suspended         |
 
-Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
+Queues: the lanes', `feedback`, `ingest` (DLQ only), `breaker` (DLQ only) and, with `ingest.kafka`, `kafka`
+(the Kafka mapping's on-failure queue); with outcome events (infra/outcome_events.py) each lane's
+`dlq-<lane>` alarm watches its parked queue, `age-<lane>-dlq` its DLQ (which the dead-letter function
+drains), `dlq-events-publisher` the publisher's DLQ, and each webhook endpoint has `dlq-webhook-<name>`
+and `webhook-<name>-suspended`.
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway) and, with
-secondary providers, `provider-webhook` (a public URL); each alarm's
-description says what its failure means for the mail and what to do. The
-provider breaker alarms exist only with `providers` in context.
+URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway),
+`events-publisher`, `dead-letters` and `webhook-sender`, with secondary
+providers `provider-webhook` (a public URL), and with Kafka or RabbitMQ
+ingest `bridge`; each alarm's description says what its failure means for
+the mail and what to do. The provider breaker alarms exist only with
+`providers` in context.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -323,6 +331,118 @@ class Alarms(Construct):
             "retry them. A burst of events after a campaign, or a flood of forged posts (the WebhookRefused "
             "metric): check its log group; if the traffic is genuine, raise provider_webhook.reserved_concurrency.",
         )
+
+    def watch_bridge(self, function: lambda_.IFunction, *, kafka_failures: sqs.IQueue | None) -> None:
+        """Errors and throttles of the ingest bridge (`bridge`), and the Kafka mapping's failure queue (`kafka`)."""
+        self._function_alarms(
+            "bridge",
+            function,
+            on_error="The ingest bridge failed a batch (a lane queue kept refusing, or the message log or the "
+            "templates bucket was unreachable; an invalid record is never an error): the event source mapping "
+            "retries it. Kafka gives up after ingest.kafka.retry_attempts (see dlq-kafka); RabbitMQ redelivers "
+            "it from the broker. Read the bridge's log group for the error.",
+            on_throttle="Lambda throttled the ingest bridge: records wait in Kafka or RabbitMQ (nothing is lost, "
+            "latency grows). The account's concurrency is exhausted.",
+        )
+        if kafka_failures is not None:
+            self._dead_letter_queue(
+                "kafka",
+                kafka_failures,
+                description="The Kafka event source mapping gave up on a batch (retries exhausted or records older "
+                "than ingest.kafka.max_record_age_seconds) and skipped it. Each message names the topic, partition "
+                "and offsets: read them from the topic and publish them again once the bridge's errors are fixed "
+                "(duplicates are sent once), then delete the message (the queue is the stack output "
+                "KafkaFailureQueueUrl: `aws sqs receive-message --queue-url URL`).",
+            )
+
+    def watch_outcome_events(
+        self,
+        *,
+        publisher: lambda_.IFunction,
+        publisher_dead_letter_queue: sqs.IQueue,
+        dead_letters: lambda_.IFunction,
+        drained_dead_letter_queues: Mapping[str, sqs.IQueue],
+    ) -> None:
+        """Alarms of the events publisher (`events-publisher`) and the dead-letter function (`dead-letters`)."""
+        self._dead_letter_queue(
+            "events-publisher",
+            publisher_dead_letter_queue,
+            description="The events publisher gave up on message-log changes after retrying them for up to a day: "
+            "their outcome events were not published (the outcomes themselves are in the message log). Each "
+            "message names the stream records; read the publisher's log group for why (EventBridge refusing? a "
+            "bus policy?), then purge the queue once consumers have been told.",
+        )
+        self._function_alarms(
+            "events-publisher",
+            publisher,
+            on_error="The events publisher failed an invocation: its batch of message-log changes is retried "
+            "(bisected) from the stream, so events are late, not lost, unless it keeps failing for a day "
+            "(dlq-events-publisher). Read its log group.",
+            on_throttle="Lambda throttled the events publisher: outcome events wait in the message log's stream "
+            "(24 hours). The account's concurrency is exhausted.",
+        )
+        self._function_alarms(
+            "dead-letters",
+            dead_letters,
+            on_error="The dead-letter function failed an invocation: those requests stay in their DLQ and are "
+            "tried again, so EmailFailed is late, not lost. Read its log group.",
+            on_throttle="Lambda throttled the dead-letter function: dead letters wait in their DLQ.",
+        )
+        for name, dlq in drained_dead_letter_queues.items():
+            self._add(
+                f"age-{name}-dlq",
+                dlq.metric_approximate_age_of_oldest_message(period=QUEUE_PERIOD, statistic="Maximum"),
+                threshold=600,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=AGE_EVALUATION_PERIODS,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=f"A message waits in the {name} dead-letter queue for more than 10 minutes: the "
+                "dead-letter function is not moving it to the parked queue (no EmailFailed yet). Read the "
+                "dead-letters function's log group; `mailwright dlq list` shows both queues.",
+            )
+
+    def watch_webhooks(
+        self,
+        *,
+        function: lambda_.IFunction,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        namespace: str,
+        service: str,
+    ) -> None:
+        """Alarms of the webhook sender and of each endpoint: its DLQ, and whether it is suspended."""
+        self._function_alarms(
+            "webhook-sender",
+            function,
+            on_error="The webhook sender failed an invocation: its deliveries return to their endpoint's queue "
+            "and are tried again (after maxReceiveCount, the endpoint's DLQ). Read its log group.",
+            on_throttle="Lambda throttled the webhook sender: deliveries wait in their endpoints' queues.",
+        )
+        for name, dlq in dead_letter_queues.items():
+            self._dead_letter_queue(
+                f"webhook-{name}",
+                dlq,
+                description=f"Deliveries to webhook endpoint {name} wait in its dead-letter queue: the sender kept "
+                "failing on them, or EventBridge could not queue them. Read the webhook sender's log group, then "
+                f"`mailwright webhooks replay {name}`.",
+            )
+            self._add(
+                f"webhook-{name}-suspended",
+                cloudwatch.Metric(
+                    namespace=namespace,
+                    metric_name="WebhookSuspended",
+                    dimensions_map={"service": service, "endpoint": name},
+                    statistic="Maximum",
+                    period=FUNCTION_PERIOD,
+                ),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                # The sender reports the state with every batch; no traffic keeps the last state.
+                missing=cloudwatch.TreatMissingData.IGNORE,
+                description=f"Webhook endpoint {name} is suspended (it answered 410 Gone, or no delivery got through "
+                "for a day): its deliveries are archived, none is attempted. `mailwright webhooks list` says why; "
+                f"once it answers again, `mailwright webhooks resume {name}` then `mailwright webhooks replay {name}`.",
+            )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
         self._add(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.events_config import KNOWN_KEYS as EVENTS_KEYS
+from infra.events_config import EventsConfig, EventsConfigError, parse_events_config
 from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
@@ -167,6 +169,80 @@ class ApiConfig:
     waf: WafConfig | None = None
 
 
+# Kafka: bounded retries need the mapping's provisioned mode (its error-handling controls exist only there).
+KAFKA_AUTH_MSK = ("iam",)
+KAFKA_AUTH_SELF_MANAGED = ("sasl_scram_512", "sasl_scram_256", "mtls")
+_KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_KAFKA_SERVER = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+_MSK_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster/[^/\s]+/[^/\s]+$")
+_MQ_BROKER_ARN = re.compile(r"^arn:aws[a-z-]*:mq:[a-z0-9-]+:\d{12}:broker:[^:\s]+:b-[0-9a-f-]+$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/\S+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]+$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]+$")
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+
+
+@dataclass(frozen=True)
+class KafkaIngestConfig:
+    """A Kafka topic the bridge reads (`ingest.kafka`): an MSK cluster, or a self-managed cluster's brokers."""
+
+    topic: str
+    consumer_group: str = "mailwright"
+    # Exactly one of the two: MSK (IAM authentication) or self-managed brokers (SASL/SCRAM or mTLS).
+    cluster_arn: str = ""
+    bootstrap_servers: tuple[str, ...] = ()
+    auth: str = "iam"
+    # SASL/SCRAM credentials, or the client certificate and key for mTLS (self-managed only).
+    secret_arn: str = ""
+    # The customer managed key that encrypts that secret, if any: the mapping needs kms:Decrypt on it.
+    secret_kms_key_arn: str = ""
+    # Self-managed brokers inside a VPC: the mapping's network interfaces go in these.
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    starting_position: str = "TRIM_HORIZON"
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+    # A failing batch is retried this often (split in two each time), then recorded in the on-failure queue...
+    retry_attempts: int = 3
+    # ...as is a record older than this: a partition is never blocked for good.
+    max_record_age_seconds: int = 21600
+    # Provisioned mode: the minimum is paid for around the clock (Event Poller Units).
+    minimum_pollers: int = 1
+    maximum_pollers: int = 2
+
+    @property
+    def managed(self) -> bool:
+        """Whether the cluster is Amazon MSK (else self-managed brokers)."""
+        return bool(self.cluster_arn)
+
+
+@dataclass(frozen=True)
+class RabbitMQIngestConfig:
+    """An Amazon MQ for RabbitMQ queue the bridge reads (`ingest.rabbitmq`)."""
+
+    broker_arn: str
+    secret_arn: str
+    queue: str = "mailwright-requests"
+    virtual_host: str = "/"
+    secret_kms_key_arn: str = ""
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The optional doors beside SQS and EventBridge: Kafka and RabbitMQ, each through the ingest bridge."""
+
+    kafka: KafkaIngestConfig | None = None
+    rabbitmq: RabbitMQIngestConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the stack needs the ingest bridge at all."""
+        return self.kafka is not None or self.rabbitmq is not None
+
+
 @dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
@@ -204,6 +280,10 @@ class MailwrightConfig:
     providers: tuple[ProviderConfig, ...] = ()
     failover: dict[str, LaneFailoverConfig] = field(default_factory=lambda: default_failover())
     provider_webhook: ProviderWebhookConfig = field(default_factory=lambda: ProviderWebhookConfig())
+    # Kafka and RabbitMQ into the lanes through the ingest bridge (absent: no bridge).
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
+    events: EventsConfig = field(default_factory=EventsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -352,9 +432,15 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "providers",
         "failover",
         "provider_webhook",
+        "ingest",
+        *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
     providers = parse_providers(raw.get("providers"))
+    try:
+        events = parse_events_config(raw)
+    except EventsConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -370,11 +456,13 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         alarms=_alarm_settings(raw),
         unsubscribe=_unsubscribe_settings(raw),
         api=_api_settings(raw),
+        ingest=_ingest_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
         providers=providers,
         failover=parse_failover(raw.get("failover"), providers),
         provider_webhook=_provider_webhook_settings(raw),
+        events=events,
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
@@ -572,6 +660,139 @@ def _mail_from_domain(raw: dict[str, Any], domain: str) -> str:
     if not _DOMAIN.match(value) or not value.endswith("." + domain):
         raise ConfigError(f"{CONTEXT_KEY}.mail_from_domain must be a subdomain of {domain}, got {value!r}")
     return value
+
+
+def _ingest_settings(raw: dict[str, Any]) -> IngestConfig:
+    where = f"{CONTEXT_KEY}.ingest"
+    settings = raw.get("ingest")
+    if settings is None:
+        return IngestConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where} must be an object with kafka and/or rabbitmq")
+    unknown = set(settings) - {"kafka", "rabbitmq"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; known: kafka, rabbitmq")
+    kafka = settings.get("kafka")
+    rabbitmq = settings.get("rabbitmq")
+    return IngestConfig(
+        kafka=None if kafka is None else _kafka_settings(kafka, f"{where}.kafka"),
+        rabbitmq=None if rabbitmq is None else _rabbitmq_settings(rabbitmq, f"{where}.rabbitmq"),
+    )
+
+
+def _object_with(raw: Any, where: str, fields: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = set(raw) - {name for name in fields if name != "managed"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    return raw
+
+
+def _matching(raw: dict[str, Any], key: str, pattern: re.Pattern[str], what: str, where: str) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str) or (value and not pattern.match(value)):
+        raise ConfigError(f"{where}.{key} must be {what}, got {value!r}")
+    return value
+
+
+def _matching_list(raw: dict[str, Any], key: str, pattern: re.Pattern[str], what: str, where: str) -> tuple[str, ...]:
+    values = raw.get(key) or []
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    if not isinstance(values, list) or not all(isinstance(v, str) and pattern.match(v) for v in values):
+        raise ConfigError(f"{where}.{key} must be a list of {what}, got {raw.get(key)!r}")
+    return tuple(values)
+
+
+def _kafka_settings(raw: Any, where: str) -> KafkaIngestConfig:
+    raw = _object_with(raw, where, KafkaIngestConfig.__dataclass_fields__)
+    defaults = KafkaIngestConfig(topic="-")
+    topic = _matching(raw, "topic", _KAFKA_TOPIC, "a Kafka topic name", where)
+    if not topic:
+        raise ConfigError(f"{where}.topic is required (the topic producers publish requests to)")
+    group = _matching(raw, "consumer_group", _KAFKA_TOPIC, "a consumer group id", where) or defaults.consumer_group
+    cluster_arn = _matching(raw, "cluster_arn", _MSK_CLUSTER_ARN, "an MSK cluster ARN", where)
+    servers = _matching_list(raw, "bootstrap_servers", _KAFKA_SERVER, "host:port", where)
+    if bool(cluster_arn) == bool(servers):
+        raise ConfigError(f"{where}: give cluster_arn (Amazon MSK) or bootstrap_servers (self-managed), not both")
+    allowed = KAFKA_AUTH_MSK if cluster_arn else KAFKA_AUTH_SELF_MANAGED
+    auth = raw.get("auth", allowed[0])
+    if auth not in allowed:
+        kind = "an MSK cluster" if cluster_arn else "self-managed brokers"
+        raise ConfigError(f"{where}.auth for {kind} is one of {', '.join(allowed)}, got {auth!r}")
+    secret = _matching(raw, "secret_arn", _SECRET_ARN, "a Secrets Manager secret ARN", where)
+    if cluster_arn and secret:
+        raise ConfigError(f"{where}.secret_arn: an MSK cluster is read with IAM authentication, no secret")
+    if not cluster_arn and not secret:
+        raise ConfigError(f"{where}.secret_arn is required for {auth} (the credentials or client certificate)")
+    subnets = _matching_list(raw, "subnet_ids", _SUBNET, "subnet ids", where)
+    groups = _matching_list(raw, "security_group_ids", _SECURITY_GROUP, "security group ids", where)
+    if cluster_arn and (subnets or groups):
+        raise ConfigError(f"{where}: an MSK cluster's network comes from the cluster; subnet_ids are for self-managed")
+    if bool(subnets) != bool(groups):
+        raise ConfigError(f"{where}: subnet_ids and security_group_ids go together")
+    position = raw.get("starting_position", defaults.starting_position)
+    if position not in STARTING_POSITIONS:
+        raise ConfigError(f"{where}.starting_position is one of {', '.join(STARTING_POSITIONS)}, got {position!r}")
+    batch_size = _positive_int(raw, "batch_size", defaults.batch_size, where=where)
+    window = _positive_int(raw, "batching_window_seconds", defaults.batching_window_seconds, minimum=0, where=where)
+    retries = _positive_int(raw, "retry_attempts", defaults.retry_attempts, minimum=0, where=where)
+    age = _positive_int(raw, "max_record_age_seconds", defaults.max_record_age_seconds, minimum=60, where=where)
+    low = _positive_int(raw, "minimum_pollers", defaults.minimum_pollers, where=where)
+    high = _positive_int(raw, "maximum_pollers", max(low, defaults.maximum_pollers), where=where)
+    if batch_size > 10000 or window > 300 or retries > 10000 or age > 604800 or low > 200 or high > 2000:
+        raise ConfigError(
+            f"{where}: batch_size is at most 10000, batching_window_seconds 300, retry_attempts 10000, "
+            "max_record_age_seconds 604800, minimum_pollers 200 and maximum_pollers 2000 (Lambda's limits)"
+        )
+    if high < low:
+        raise ConfigError(f"{where}: maximum_pollers ({high}) must be >= minimum_pollers ({low})")
+    return KafkaIngestConfig(
+        topic=topic,
+        consumer_group=group,
+        cluster_arn=cluster_arn,
+        bootstrap_servers=servers,
+        auth=auth,
+        secret_arn=secret,
+        secret_kms_key_arn=_matching(raw, "secret_kms_key_arn", _KMS_KEY_ARN, "a KMS key ARN", where),
+        subnet_ids=subnets,
+        security_group_ids=groups,
+        starting_position=position,
+        batch_size=batch_size,
+        batching_window_seconds=window,
+        retry_attempts=retries,
+        max_record_age_seconds=age,
+        minimum_pollers=low,
+        maximum_pollers=high,
+    )
+
+
+def _rabbitmq_settings(raw: Any, where: str) -> RabbitMQIngestConfig:
+    raw = _object_with(raw, where, RabbitMQIngestConfig.__dataclass_fields__)
+    broker = _matching(raw, "broker_arn", _MQ_BROKER_ARN, "an Amazon MQ broker ARN", where)
+    secret = _matching(raw, "secret_arn", _SECRET_ARN, "a Secrets Manager secret ARN", where)
+    if not broker or not secret:
+        raise ConfigError(f"{where}: broker_arn and secret_arn (the broker user's credentials) are required")
+    defaults = RabbitMQIngestConfig(broker_arn=broker, secret_arn=secret)
+    queue = raw.get("queue", defaults.queue)
+    vhost = raw.get("virtual_host", defaults.virtual_host)
+    for key, value in (("queue", queue), ("virtual_host", vhost)):
+        if not isinstance(value, str) or not 0 < len(value) <= 255 or any(ch.isspace() for ch in value):
+            raise ConfigError(f"{where}.{key} must be a name of 1 to 255 characters without spaces, got {value!r}")
+    batch_size = _positive_int(raw, "batch_size", defaults.batch_size, where=where)
+    window = _positive_int(raw, "batching_window_seconds", defaults.batching_window_seconds, minimum=0, where=where)
+    if batch_size > 10000 or window > 300:
+        raise ConfigError(f"{where}: batch_size is at most 10000 and batching_window_seconds at most 300")
+    return RabbitMQIngestConfig(
+        broker_arn=broker,
+        secret_arn=secret,
+        queue=queue,
+        virtual_host=vhost,
+        secret_kms_key_arn=_matching(raw, "secret_kms_key_arn", _KMS_KEY_ARN, "a KMS key ARN", where),
+        batch_size=batch_size,
+        batching_window_seconds=window,
+    )
 
 
 def _feedback_settings(raw: dict[str, Any]) -> dict[str, Any]:
@@ -1178,4 +1399,30 @@ def provider_webhook_environment(*, config: MailwrightConfig, resources: Provide
         Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
         # Provider unsubscribes opt the user out of the email's category here.
         Env.PREFERENCES_TABLE: resources.preferences_table,
+    }
+
+
+# The ingest bridge: a small function; a batch of 100 records is a handful of SQS calls.
+BRIDGE_TIMEOUT_SECONDS = 60
+BRIDGE_MEMORY_MB = 256
+
+
+def bridge_environment(
+    *, config: MailwrightConfig, queue_urls: dict[str, str], templates_bucket: str, messages_table: str
+) -> dict[str, str]:
+    """The environment of the ingest bridge; deployed (CDK tokens) and local bridges get the same."""
+    return {
+        # Where each lane's requests go (the producer SDK reads the same variables).
+        **{Env.lane_queue_url(lane): url for lane, url in queue_urls.items()},
+        # Template bundles: a request without a priority goes to its template's lane, as the SDK routes it.
+        Env.TEMPLATES_BUCKET: templates_bucket,
+        # How long a template's priority is trusted before its ETag is checked again.
+        Env.TEMPLATE_CACHE_SECONDS: str(config.template_cache_seconds),
+        # Records that are not valid requests are logged `rejected` here, for `mailwright status`...
+        Env.MESSAGES_TABLE: messages_table,
+        # ...for as long as the workers keep their entries.
+        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
     }

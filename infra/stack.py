@@ -22,6 +22,7 @@ from infra.config import (
     ProviderWebhookResources,
     WorkerResources,
     api_environment,
+    bridge_environment,
     failover_lanes,
     lane_provider,
     provider_webhook_environment,
@@ -32,8 +33,10 @@ from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
 from infra.ingest import Ingest
+from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
+from infra.outcome_events import OutcomeEvents
 from infra.producer_api import ProducerApi, ProducersTable, RateLimitWaf
 from infra.providers import (
     ProviderSecrets,
@@ -45,12 +48,15 @@ from infra.providers import (
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
+from infra.webhooks import Webhooks
 from infra.workers import SendWorkers
 from mailwright.constants import (
     ADDRESS_KEY_MARKER,
     BREAKER_LANE,
     LANES,
+    METRICS_NAMESPACE,
     RECIPIENT_INDEX,
+    SERVICE_NAME,
     SES_MESSAGE_ID_INDEX,
     Outputs,
 )
@@ -159,6 +165,21 @@ class MailwrightStack(Stack):
                 stack_name=config.stack_name,
                 stages=[self.api.stage, self.producer_api.stage],
             )
+        # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
+        self.bridge = self._add_bridge(code) if config.ingest.enabled else None
+        # Telling producers: outcome events from the message log's stream, EmailFailed from the DLQs, webhooks.
+        self.outcome_events = OutcomeEvents(
+            self,
+            "OutcomeEvents",
+            config=config,
+            code=code,
+            bus=self.ingest.bus,
+            messages=self.storage.messages,
+            lane_dead_letter_queues=self.lanes.dead_letter_queues,
+            parked_queues=self.lanes.parked_queues,
+            ingest_dead_letter_queue=self.ingest.dead_letter_queue,
+        )
+        self.webhooks = Webhooks(self, "Webhooks", config=config, code=code, bus=self.ingest.bus)
 
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
@@ -193,6 +214,32 @@ class MailwrightStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
                 f"The message log's indexes, of this stack's table only: {SES_MESSAGE_ID_INDEX} and {RECIPIENT_INDEX}.",
             )
+
+    def _add_bridge(self, code: lambda_.Code) -> IngestBridge:
+        bridge = IngestBridge(
+            self,
+            "IngestBridge",
+            ingest=self.config.ingest,
+            code=code,
+            environment=bridge_environment(
+                config=self.config,
+                queue_urls={lane: queue.queue_url for lane, queue in self.lanes.queues.items()},
+                templates_bucket=self.templates.bucket.bucket_name,
+                messages_table=self.storage.messages.table_name,
+            ),
+        )
+        function = bridge.function
+        for queue in self.lanes.queues.values():
+            queue.grant_send_messages(function)
+        # Template priorities route requests that name no priority, as the producer SDK does.
+        self.templates.grant_read_templates(function)
+        # Rejected records only: new items written whole (BatchWriteItem of puts); nothing read or updated.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources=[self.storage.messages.table_arn]
+            )
+        )
+        return bridge
 
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
@@ -360,8 +407,9 @@ class MailwrightStack(Stack):
     def _add_operations(self, code: lambda_.Code) -> None:
         # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
         queues = {**self.lanes.queues, "feedback": self.feedback.queue}
+        # A lane's dead letters wait in its parked queue (the dead-letter function drains its DLQ into it).
         dead_letter_queues = {
-            **self.lanes.dead_letter_queues,
+            **self.outcome_events.parked_queues,
             "feedback": self.feedback.dead_letter_queue,
             "ingest": self.ingest.dead_letter_queue,
         }
@@ -380,6 +428,19 @@ class MailwrightStack(Stack):
                 "feedback": self.feedback.function,
             }
         )
+        self.alarms.watch_outcome_events(
+            publisher=self.outcome_events.publisher,
+            publisher_dead_letter_queue=self.outcome_events.publisher_dead_letter_queue,
+            dead_letters=self.outcome_events.dead_letters,
+            drained_dead_letter_queues=self.lanes.dead_letter_queues,
+        )
+        if self.webhooks.function is not None:
+            self.alarms.watch_webhooks(
+                function=self.webhooks.function,
+                dead_letter_queues={name: e.dead_letter_queue for name, e in self.webhooks.endpoints.items()},
+                namespace=METRICS_NAMESPACE,
+                service=SERVICE_NAME,
+            )
         self.alarms.watch_unsubscribe_endpoint(
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
@@ -395,6 +456,10 @@ class MailwrightStack(Stack):
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
+        if self.bridge is not None:
+            self.alarms.watch_bridge(self.bridge.function, kafka_failures=self.bridge.failure_queue)
+            if self.bridge.failure_queue is not None:
+                dead_letter_queues["kafka"] = self.bridge.failure_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -440,7 +505,26 @@ class MailwrightStack(Stack):
             **self.email.dns_records(),
         }
         values.update(self._provider_outputs())
+        if self.bridge is not None:
+            values[Outputs.BRIDGE_FUNCTION_NAME] = self.bridge.function.function_name
+            if self.bridge.failure_queue is not None:
+                values[Outputs.KAFKA_FAILURE_QUEUE_URL] = self.bridge.failure_queue.queue_url
+        values[Outputs.EVENTS_DLQ_URL] = self.outcome_events.publisher_dead_letter_queue.queue_url
+        values[Outputs.WEBHOOK_STATE_TABLE] = self.webhooks.state_table.table_name
+        values[Outputs.WEBHOOK_ARCHIVE_BUCKET] = self.webhooks.archive_bucket.bucket_name
+        for name, endpoint in self.webhooks.endpoints.items():
+            values[Outputs.webhook_endpoint(name)] = self.to_json_string(
+                {
+                    "name": name,
+                    "url": endpoint.endpoint.url,
+                    "detail_types": list(endpoint.endpoint.detail_types),
+                    "queue_url": endpoint.queue.queue_url,
+                    "dlq_url": endpoint.dead_letter_queue.queue_url,
+                    "secret_arn": endpoint.secret.secret_arn,
+                }
+            )
         for lane, queue in self.lanes.queues.items():
+            values[Outputs.parked_dlq_url(lane)] = self.outcome_events.parked_queues[lane].queue_url
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url
             values[Outputs.worker_name(lane)] = self.workers.functions[lane].function_name

@@ -21,6 +21,7 @@ def _table(
     ttl: bool = False,
     point_in_time_recovery: bool = False,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    stream: dynamodb.StreamViewType | None = None,
 ) -> dynamodb.Table:
     return dynamodb.Table(
         scope,
@@ -37,6 +38,7 @@ def _table(
         if point_in_time_recovery
         else None,
         removal_policy=removal_policy,
+        stream=stream,
     )
 
 
@@ -71,6 +73,8 @@ class Storage(Construct):
             sort_key=Keys.MESSAGES_SK,
             ttl=True,
             point_in_time_recovery=True,
+            # The outbox of outcome events (infra/outcome_events.py): each write, the item before and after.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
         # SES feedback names the SES message id, not ours; this index finds our record.
         # Keys only: readers take the request id from it and read the item itself, so

@@ -45,10 +45,12 @@ from mailwright.ports import (
     FeedbackRecord,
     IndexEntry,
     IndexPage,
+    LaneMessage,
     LoggedState,
     OutboundEmail,
     Outcome,
     Preferences,
+    RefusedMessage,
     Suppression,
     SuppressionEntry,
     with_feedback,
@@ -1148,3 +1150,246 @@ class FakeProviderEvents:
         """The (before, after) states of the changes, of one provider or all."""
         with self._lock:
             return [(c.before, c.after) for c in self.changes if provider is None or c.provider == provider]
+
+
+class FakeLanePublisher(_FakePort):
+    """LanePublisher keeping each lane's messages in order; `refuse(n)` makes the next n sends refuse every entry.
+
+    Like the SQS adapter it returns what is still refused after its retries:
+    a refusal lasting fewer than `attempts` sends is retried away.
+    """
+
+    def __init__(self, *, attempts: int = 4) -> None:
+        super().__init__()
+        self.queues: dict[str, list[str]] = {}
+        self._attempts = attempts
+        self._refusals = 0
+        self.refused_sends = 0
+
+    def refuse(self, sends: int) -> None:
+        """Refuse every entry of the next `sends` sends (each retry is a send)."""
+        with self._lock:
+            self._refusals = sends
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish in order; entries of a refused send are sent again, up to `attempts` sends in all."""
+        self._enter("publish")
+        with self._lock:
+            for _attempt in range(self._attempts):
+                if self._refusals <= 0:
+                    for message in messages:
+                        self.queues.setdefault(message.lane, []).append(message.body)
+                    return []
+                self._refusals -= 1
+                self.refused_sends += 1
+            return [RefusedMessage(m.key, "InternalError", "refused by the fake") for m in messages]
+
+    def bodies(self, lane: str) -> list[dict[str, Any]]:
+        """The requests published to a lane, parsed."""
+        with self._lock:
+            return [json.loads(body) for body in self.queues.get(lane, [])]
+
+
+# -- outcome events, dead letters and webhooks (mailwright.publishing, .dead_letters, .webhooks) ----------
+
+
+class FakeEventBus(_FakePort):
+    """EventBus that keeps every event put on it; `refuse` decides per event whether an entry is refused."""
+
+    def __init__(self, refuse: Callable[[Any], str | None] | None = None) -> None:
+        super().__init__()
+        self.events: list[Any] = []
+        self.refuse = refuse
+
+    def put(self, events: Sequence[Any]) -> list[str | None]:
+        """Keep the accepted events; the error code of each refused one."""
+        self._enter("put")
+        if len(events) > 10:
+            raise ValueError("PutEvents takes at most 10 entries")
+        codes: list[str | None] = []
+        with self._lock:
+            for event in events:
+                code = self.refuse(event) if self.refuse else None
+                codes.append(code)
+                if code is None:
+                    self.events.append(event)
+        return codes
+
+    def detail_types(self) -> Counter[str]:
+        """How many events of each detail-type were accepted."""
+        with self._lock:
+            return Counter(event.detail_type for event in self.events)
+
+
+class FakeFailureLog(_FakePort):
+    """FailureLog: one failure per key (as the adapter's conditional write), by request id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_by_request: dict[str, list[Any]] = {}
+        self._keys: set[str] = set()
+
+    def record_failure(self, failure: Any) -> bool:
+        """Keep the failure unless its key was recorded before."""
+        self._enter("record_failure")
+        with self._lock:
+            if failure.key in self._keys:
+                return False
+            self._keys.add(failure.key)
+            self.failures_by_request.setdefault(failure.request_id, []).append(failure)
+            return True
+
+
+class FakeParkingLot(_FakePort):
+    """ParkingLot keeping (queue URL, body, message attributes) of every parked message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: list[tuple[str, str, dict[str, Any]]] = []
+
+    def park(self, queue_url: str, letter: Any, body: str) -> None:
+        """Keep the message as parked."""
+        self._enter("park")
+        with self._lock:
+            self.parked.append((queue_url, body, dict(letter.message_attributes)))
+
+
+class FakeEndpointStates(_FakePort):
+    """EndpointStates in memory, with the adapter's semantics (failing_since set by the first failure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from mailwright.webhooks.ports import EndpointState
+
+        self._new = EndpointState
+        self.states: dict[str, Any] = {}
+        self.tests: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str) -> Any:
+        """The endpoint's state (active, no failures, when unknown)."""
+        self._enter("get")
+        with self._lock:
+            return self.states.get(name) or self._new(name=name)
+
+    def record_failure(self, name: str, *, at: float, error: str) -> Any:
+        """Count the failure; the state afterwards."""
+        self._enter("record_failure")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            state = replace(
+                state,
+                failing_since=state.failing_since if state.failing_since is not None else at,
+                failures=state.failures + 1,
+                last_error=error,
+                last_failure_at=at,
+            )
+            self.states[name] = state
+            return state
+
+    def record_success(self, name: str, *, at: float) -> None:
+        """Clear the failure count."""
+        self._enter("record_success")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            self.states[name] = replace(state, failing_since=None, failures=0, last_success_at=at)
+
+    def suspend(self, name: str, *, at: float, reason: str) -> None:
+        """Mark the endpoint suspended."""
+        self._enter("suspend")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            self.states[name] = replace(state, state="suspended", suspended_at=at, suspended_reason=reason)
+
+    def resume(self, name: str, *, at: float, actor: str) -> None:
+        """Mark the endpoint active, its failures cleared."""
+        self._enter("resume")
+        with self._lock:
+            self.states[name] = self._new(name=name, last_success_at=None)
+
+    def record_test(self, name: str, *, webhook_id: str, at: float, result: str) -> None:
+        """Keep the test delivery's result."""
+        self._enter("record_test")
+        with self._lock:
+            self.tests[name] = {"webhook_id": webhook_id, "at": at, "result": result}
+
+
+class FakeDeliveryArchive(_FakePort):
+    """DeliveryArchive in memory: records by (endpoint, webhook id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put(self, endpoint: str, webhook_id: str, record: Mapping[str, Any]) -> None:
+        """Keep the record (archiving again overwrites, as the adapter's object key does)."""
+        self._enter("put")
+        with self._lock:
+            self.records[(endpoint, webhook_id)] = dict(record)
+
+
+class StaticSigningKeys(_FakePort):
+    """SigningKeys with fixed `whsec_` secrets per secret ARN (default: one fresh secret for every ARN)."""
+
+    def __init__(self, secrets: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__()
+        from mailwright.webhooks.signing import new_secret
+
+        self.secrets: dict[str, list[str]] = {arn: list(values) for arn, values in (secrets or {}).items()}
+        self._new_secret = new_secret
+
+    def signer(self, secret_arn: str) -> Any:
+        """The signer of the ARN's secrets."""
+        from mailwright.webhooks.signing import Signer
+
+        self._enter("signer")
+        with self._lock:
+            found = self.secrets.setdefault(secret_arn, [self._new_secret()])
+            return Signer.from_secrets(found)
+
+
+@dataclass
+class FakePost:
+    """One POST a FakeTransport received."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeTransport(_FakePort):
+    """Transport that answers from a script: `answers[url]` is a list of statuses or exceptions, one per attempt.
+
+    The last answer repeats. URLs in `forbidden` raise ForbiddenTargetError on resolve, as the real guard would.
+    """
+
+    def __init__(self, answers: Mapping[str, Sequence[Any]] | None = None, *, forbidden: Collection[str] = ()) -> None:
+        super().__init__()
+        self.answers: dict[str, list[Any]] = {url: list(values) for url, values in (answers or {}).items()}
+        self.forbidden = set(forbidden)
+        self.posts: list[FakePost] = []
+        self.headers_by_status: dict[int, dict[str, str]] = {}
+
+    def resolve(self, url: str) -> Any:
+        """A Target for the URL (ForbiddenTargetError for the `forbidden` ones)."""
+        from mailwright.webhooks.errors import ForbiddenTargetError
+        from mailwright.webhooks.transport import Target
+
+        self._enter("resolve")
+        if url in self.forbidden:
+            raise ForbiddenTargetError("private_address", f"{url} resolves to 10.0.0.1")
+        return Target(scheme="https", host=url, port=443, path="/", address="203.0.113.10")
+
+    def post(
+        self, target: Any, headers: Mapping[str, str], body: bytes, *, connect_timeout: float, read_timeout: float
+    ) -> Any:
+        """The next scripted answer for the URL (200 when none is scripted)."""
+        from mailwright.webhooks.transport import Answer
+
+        self._enter("post")
+        with self._lock:
+            self.posts.append(FakePost(target.host, dict(headers), body))
+            script = self.answers.get(target.host) or [200]
+            answer = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(answer, Exception):
+            raise answer.with_traceback(None)
+        return Answer(status=int(answer), headers=self.headers_by_status.get(int(answer), {}))

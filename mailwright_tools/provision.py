@@ -101,6 +101,7 @@ def _table(
     ttl: bool,
     gsi: tuple[str, str] | None = None,
     sorted_gsi: tuple[str, str, str] | None = None,
+    stream: str | None = None,
 ) -> None:
     definitions = {k: "S" for k, _ in keys}
     params: dict[str, Any] = {
@@ -136,6 +137,8 @@ def _table(
     if indexes:
         params["GlobalSecondaryIndexes"] = indexes
     params["AttributeDefinitions"] = [{"AttributeName": k, "AttributeType": t} for k, t in definitions.items()]
+    if stream:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
     client.create_table(**params)
     if ttl:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": Keys.TTL})
@@ -271,6 +274,8 @@ def provision(
         ttl=True,
         gsi=(SES_MESSAGE_ID_INDEX, Keys.SES_MESSAGE_ID),
         sorted_gsi=(RECIPIENT_INDEX, Keys.RECIPIENT_HASH, Keys.COMPLETED_AT),
+        # The outbox of outcome events, as deployed (mailwright_tools.provision_events reads it).
+        stream="NEW_AND_OLD_IMAGES",
     )
 
     bucket = f"{prefix}-templates"

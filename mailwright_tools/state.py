@@ -81,8 +81,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def endpoint_answers(endpoint_url: str, *, timeout: float = 1.0) -> bool:
-    """Whether a moto server answers at `endpoint_url`."""
+def endpoint_answers(endpoint_url: str, *, timeout: float = 10.0) -> bool:
+    """Whether a moto server answers at `endpoint_url`.
+
+    A stopped stack refuses the connection at once; the timeout only bounds
+    the wait for one that is running but busy (a demo draining under load can
+    take seconds to answer), which must not be taken for no stack at all.
+    """
     if not endpoint_url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         return False  # the local stack only ever binds loopback
     try:

@@ -1,10 +1,13 @@
-"""Test-wide safety: no test can reach a real AWS account."""
+"""Test-wide safety: no test can reach a real AWS account; moto and Powertools state stay per test."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from aws_lambda_powertools import Metrics
+
+from mailwright_tools.local import moto_atomic
 
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -30,3 +33,13 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+# Conditional writes must be atomic, as DynamoDB's are, when tests run handlers in threads against moto.
+moto_atomic.apply()
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_from_earlier_tests() -> None:
+    """Powertools' Metrics instances share one metric set: what a test added without flushing stays out of the next."""
+    Metrics(namespace=FAKE_AWS["POWERTOOLS_METRICS_NAMESPACE"]).clear_metrics()

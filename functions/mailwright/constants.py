@@ -37,6 +37,43 @@ TERMINAL_STATUSES: tuple[str, ...] = (
 # detail is the request itself.
 EVENT_DETAIL_TYPE = "EmailRequested"
 
+# Outcome events (mailwright.outcome_events): what mailwright tells producers on the same bus.
+OUTCOME_EVENT_SOURCE = "mailwright"
+OUTCOME_DETAIL_TYPES: tuple[str, ...] = (
+    "EmailSent",
+    "EmailDelivered",
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailOpened",
+    "EmailClicked",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+    # Reserved for the timing issue's states (send_at, cancel_key, digest_key): nothing records them yet.
+    "EmailScheduled",
+    "EmailCancelled",
+    "EmailDigested",
+)
+# The default of `outcome_events`: what went wrong or may need the producer's action. Each is rare (a few
+# per hundred emails at most), so together they cost cents per million emails, where EmailSent and
+# EmailDelivered cost $1 each per million (one PutEvents entry per email) and opens and clicks more.
+DEFAULT_OUTCOME_EVENTS: tuple[str, ...] = (
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+)
+# A request that reached a dead-letter queue: recorded in the message log with this status (not terminal:
+# redriven, it is processed again) and announced as EmailFailed.
+STATUS_FAILED = "failed"
+
 # Where template bundles live in the templates bucket: <prefix><template_id>.json
 TEMPLATES_PREFIX = "templates/"
 
@@ -58,6 +95,11 @@ ADDRESS_KEY_MARKER = "meta#address-hashes"
 # names, so it keeps to lower-case letters, digits, _ and -. A POST /v1/messages holds 1 to this many requests.
 PRODUCER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_API_BATCH = 100
+
+
+# The ingest bridge (Kafka and RabbitMQ into the lanes) finds each lane's queue URL here; the producer
+# SDK's Publisher.from_env reads the same names.
+LANE_QUEUE_URL_VARIABLE = "MAILWRIGHT_{lane}_QUEUE_URL"
 
 
 class Env:
@@ -103,6 +145,21 @@ class Env:
     # table that maps an API key id to its producer.
     LANE_QUEUE_URLS = "MAILWRIGHT_LANE_QUEUE_URLS"
     PRODUCERS_TABLE = "MAILWRIGHT_PRODUCERS_TABLE"
+
+    @staticmethod
+    def lane_queue_url(lane: str) -> str:
+        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL (read by the ingest bridge)."""
+        return LANE_QUEUE_URL_VARIABLE.format(lane=lane.upper())
+
+    # Outcome events, webhooks and dead-lettered requests (mailwright.event_settings).
+    EVENT_BUS_NAME = "MAILWRIGHT_EVENT_BUS_NAME"
+    OUTCOME_EVENTS = "MAILWRIGHT_OUTCOME_EVENTS"
+    DEAD_LETTER_QUEUES = "MAILWRIGHT_DEAD_LETTER_QUEUES"
+    WEBHOOK_ENDPOINTS = "MAILWRIGHT_WEBHOOK_ENDPOINTS"
+    WEBHOOK_STATE_TABLE = "MAILWRIGHT_WEBHOOK_STATE_TABLE"
+    WEBHOOK_ARCHIVE_BUCKET = "MAILWRIGHT_WEBHOOK_ARCHIVE_BUCKET"
+    WEBHOOK_RETRY = "MAILWRIGHT_WEBHOOK_RETRY"
+    WEBHOOK_ALLOW_LOOPBACK = "MAILWRIGHT_WEBHOOK_ALLOW_LOOPBACK"
 
 
 class Keys:
@@ -158,6 +215,14 @@ class Outputs:
     # The HTTPS API (/v1/...): its stage's base URL and its id (for `aws apigateway test-invoke-method`).
     API_URL = "ApiUrl"
     API_ID = "ApiId"
+    # The ingest bridge (with ingest.kafka or ingest.rabbitmq), and where Kafka batches it gave up on are recorded.
+    BRIDGE_FUNCTION_NAME = "IngestBridgeName"
+    KAFKA_FAILURE_QUEUE_URL = "KafkaFailureQueueUrl"
+    # Outcome events: the publisher's DLQ; webhooks: their state table and archive (endpoints: `webhook_endpoint`).
+    EVENTS_DLQ_URL = "OutcomeEventsDlqUrl"
+    WEBHOOK_STATE_TABLE = "WebhookStateTableName"
+    WEBHOOK_ARCHIVE_BUCKET = "WebhookArchiveBucketName"
+    WEBHOOK_ENDPOINT_PREFIX = "WebhookEndpoint"
     # The producers' API (API keys, usage plans): its base URL and id, each declared producer's usage
     # plan id (JSON), the key-to-producer table, and the role EventBridge Scheduler deletes rotated keys with.
     PRODUCER_API_URL = "ProducerApiUrl"
@@ -175,6 +240,16 @@ class Outputs:
     def dlq_url(lane: str) -> str:
         """Output key of a lane's dead-letter queue URL, e.g. CriticalDlqUrl."""
         return f"{lane.capitalize()}DlqUrl"
+
+    @staticmethod
+    def parked_dlq_url(lane: str) -> str:
+        """Output key of the queue a lane's dead letters are parked in once recorded failed, e.g. CriticalParkedUrl."""
+        return f"{lane.capitalize()}ParkedUrl"
+
+    @staticmethod
+    def webhook_endpoint(name: str) -> str:
+        """Output key of one webhook endpoint (JSON: name, url, queue, DLQ, secret), e.g. WebhookEndpointShop."""
+        return Outputs.WEBHOOK_ENDPOINT_PREFIX + "".join(part.capitalize() for part in name.split("-"))
 
     @staticmethod
     def worker_name(lane: str) -> str:
@@ -219,6 +294,16 @@ FAILOVER_LANES: tuple[str, ...] = ("critical", "standard")
 METRIC_PROVIDER_BREAKER_OPEN = "ProviderBreakerOpen"
 METRIC_FAILED_OVER = "FailedOver"
 METRIC_PROVIDER_BREAKER_OPENED = "ProviderBreakerOpened"
+# The ingest bridge: Kafka (MSK, self-managed) and RabbitMQ (Amazon MQ) records into the lane queues.
+BRIDGE_HANDLER = "mailwright.handlers.bridge.handler"
+# What the bridge tells apart: the event sources Lambda names in `eventSource`.
+INGEST_SOURCES: tuple[str, ...] = ("kafka", "rabbitmq")
+# Outcome events: the message log's stream in, events on the bus out.
+EVENTS_PUBLISHER_HANDLER = "mailwright.handlers.events_publisher.handler"
+# Requests that reached a dead-letter queue: recorded as failed (EmailFailed) and parked for redrive.
+DEAD_LETTERS_HANDLER = "mailwright.handlers.dead_letters.handler"
+# Webhooks: each endpoint's queue in, signed POSTs out.
+WEBHOOK_SENDER_HANDLER = "mailwright.handlers.webhooks.handler"
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

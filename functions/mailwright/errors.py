@@ -122,3 +122,11 @@ class WebhookAuthError(MailwrightError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class IngestEventError(MailwrightError):
+    """An event given to the ingest bridge is neither a Kafka nor a RabbitMQ event as Lambda delivers them."""
+
+
+class IngestDeliveryError(TransientError):
+    """The bridge could not put every valid record on a lane queue (or record every rejection): retry the batch."""

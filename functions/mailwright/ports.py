@@ -617,4 +617,32 @@ class ReplayGuard(Protocol):
 
     def give_back(self, key: str) -> None:
         """Forget `key`, so the provider's retry of an event that failed is processed again."""
+
+
+# -- ingest (the bridge from Kafka and RabbitMQ) -------------------------------
+
+
+@dataclass(frozen=True)
+class LaneMessage:
+    """One request on its way to a lane queue: `key` names it within a publish call."""
+
+    key: str
+    lane: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RefusedMessage:
+    """A message the lane queue did not accept, after the publisher's own retries."""
+
+    key: str
+    code: str
+    message: str
+
+
+class LanePublisher(Protocol):
+    """Puts requests on the lane queues (SQS SendMessageBatch), retrying entries the service refused."""
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish every message to its lane's queue; return those still refused after the retries."""
         ...

@@ -558,3 +558,45 @@ class ProviderWebhookSettings:
             idempotency_table=env[Env.IDEMPOTENCY_TABLE],
             preferences_table=env[Env.PREFERENCES_TABLE],
         )
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """Everything the ingest bridge (Kafka and RabbitMQ into the lanes) reads from its environment."""
+
+    # Lane name -> queue URL, for every lane.
+    queue_urls: dict[str, str]
+    # Template bundles: each template's default priority routes requests that name none.
+    templates_bucket: str
+    # Records that are not valid requests are logged `rejected` here.
+    messages_table: str
+    message_log_ttl_days: int = 90
+    template_cache_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BridgeSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        queue_keys = {lane: Env.lane_queue_url(lane) for lane in LANES}
+        required = [*queue_keys.values(), Env.TEMPLATES_BUCKET, Env.MESSAGES_TABLE]
+        missing = [key for key in required if not env.get(key, "").strip()]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        numbers: dict[str, int] = {}
+        for name, key, default in (
+            ("message_log_ttl_days", Env.MESSAGE_LOG_TTL_DAYS, 90),
+            ("template_cache_seconds", Env.TEMPLATE_CACHE_SECONDS, 60),
+        ):
+            raw = env.get(key) or str(default)
+            try:
+                numbers[name] = int(raw)
+            except ValueError:
+                raise ConfigurationError(f"{key} must be a whole number, got {raw!r}") from None
+            if numbers[name] < 0:
+                raise ConfigurationError(f"{key} must not be negative, got {raw!r}")
+        return cls(
+            queue_urls={lane: env[key].strip() for lane, key in queue_keys.items()},
+            templates_bucket=env[Env.TEMPLATES_BUCKET],
+            messages_table=env[Env.MESSAGES_TABLE],
+            **numbers,
+        )

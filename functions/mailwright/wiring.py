@@ -35,13 +35,14 @@ from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.sendgrid import SendGridEmailSender
 from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
-from mailwright.adapters.sqs import SqsRetryScheduler
+from mailwright.adapters.sqs import SqsLanePublisher, SqsRetryScheduler
 from mailwright.api_services import ApiServices
 from mailwright.breaker import CircuitBreaker
 from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID, PROVIDER_SES
 from mailwright.errors import ConfigurationError
 from mailwright.failover import BreakerPolicy, FailoverSender, ProviderBreaker, ProviderEvents
 from mailwright.feedback import FeedbackService
+from mailwright.ingest_bridge import BridgeService, TemplatePriorities
 from mailwright.observability import ProviderMetrics
 from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender, ProviderBreakerStore
@@ -52,6 +53,7 @@ from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import (
     ApiSettings,
     BreakerSettings,
+    BridgeSettings,
     FailoverSettings,
     FeedbackSettings,
     ProviderSettings,
@@ -471,4 +473,18 @@ def build_provider_feedback_service(
         guard=DynamoReplayGuard(dynamodb, settings.idempotency_table, clock),
         providers=providers,
         clock=clock,
+    )
+
+
+def build_bridge(settings: BridgeSettings, *, session: boto3.session.Session | None = None) -> BridgeService:
+    """The ingest bridge: SendMessageBatch to the lane queues, the message log, template priorities from S3."""
+    session = session or boto3.session.Session()
+    sqs = session.client("sqs", config=client_config(max_attempts=3, pool=4))
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))
+    s3 = session.client("s3", config=client_config(max_attempts=3, pool=4))
+    templates = S3TemplateSource(s3, settings.templates_bucket, cache_seconds=settings.template_cache_seconds)
+    return BridgeService(
+        publisher=SqsLanePublisher(sqs, settings.queue_urls),
+        message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
+        template_priority=TemplatePriorities(templates),
     )

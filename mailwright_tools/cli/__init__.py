@@ -11,6 +11,7 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     producers,
     providers,
     templates,
+    webhooks,
 )
 from mailwright_tools.cli.app import app
 

@@ -44,6 +44,29 @@ def send(
         Path | None, typer.Option("--file", help="A JSON file holding one request or an array of them.")
     ] = None,
     via: Annotated[str, typer.Option("--via", help="queue (the lane queue) or bus (EventBridge).")] = "queue",
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="A CSV file: one request per row, sent with --template. Columns recipient_email, user_id and locale "
+            "are those fields; every other column is a template variable (a.b nests).",
+        ),
+    ] = None,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="COLUMN=FIELD for --csv: a request field, a template variable, or - to leave "
+            "the column out; repeatable.",
+        ),
+    ] = None,
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-id",
+            help="With --csv: names the batch in every row's idempotency key (default: TEMPLATE-FILENAME).",
+        ),
+    ] = None,
     no_template_check: Annotated[
         bool,
         typer.Option(
@@ -63,9 +86,16 @@ def send(
     from mailwright.sdk import InvalidRequestError, PartialBatchError, Publisher, template_priorities
     from mailwright_tools.request_checks import KnownTemplates, check_requests
 
-    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
     if via not in ("queue", "bus"):
         fail("--via is queue or bus", EXIT_USAGE)
+    if csv_file is not None:
+        others = (to, data, locale, idempotency_key, user_id, file)
+        _send_csv(ctx, csv_file, template, column_map, batch_id, priority, metadata, via, no_template_check,
+                  json_output, others=others)  # fmt: skip
+        return
+    if column_map or batch_id is not None:
+        fail("--map and --batch-id go with --csv", EXIT_USAGE)
+    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
     # Bad input is exit 2 whether or not a stack runs: check everything before looking for one.
     found = optional_project(ctx)
     templates = None if no_template_check or found is None else KnownTemplates.read(found.templates)
@@ -112,6 +142,52 @@ def send(
                 f"{item['lane']} lane, via {via})"
             )
         out.print(f"[dim]follow it with: mailwright status {sent[0]['request_id']} --wait[/]")
+
+
+def _send_csv(
+    ctx: typer.Context,
+    path: Path,
+    template: str | None,
+    column_map: list[str] | None,
+    batch_id: str | None,
+    priority: str | None,
+    metadata: list[str] | None,
+    via: str,
+    no_template_check: bool,
+    json_output: bool,
+    *,
+    others: tuple[Any, ...],
+) -> None:
+    """`send --csv`: --priority and --metadata apply to every row; the one-request flags do not go with it."""
+    from mailwright_tools.cli.bulk import send_csv
+
+    if any(value is not None for value in others):
+        fail("--csv takes --template, --map, --batch-id, --priority and --metadata; the columns give the rest",
+             EXIT_USAGE)  # fmt: skip
+    extra: dict[str, Any] = {"priority": priority} if priority is not None else {}
+    if metadata:
+        extra["metadata"] = _metadata_pairs(metadata)
+    send_csv(
+        ctx,
+        path=path,
+        template=template,
+        mapping=column_map or [],
+        batch_id=batch_id,
+        extra=extra,
+        via=via,
+        check_templates=not no_template_check,
+        json_output=json_output,
+    )
+
+
+def _metadata_pairs(metadata: list[str]) -> dict[str, str]:
+    pairs = {}
+    for pair in metadata:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--metadata {pair!r}: expected KEY=VALUE", EXIT_USAGE)
+        pairs[key] = value
+    return pairs
 
 
 def _invalid_requests(problems: list[tuple[int, str]], file: Path | None) -> str:
@@ -402,9 +478,10 @@ def _not_found(target: Target, session: Any, wanted: str, *, waited: float | Non
                 found = body_request_id(message["Body"])
                 if found == wanted or (_is_prefix(wanted) and found.startswith(wanted)):
                     receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    lane = name.removesuffix("-parked")  # a lane's parked queue is redriven with its DLQ
                     why = (
                         f"it waits in the {name} dead-letter queue after {receives} receives; "
-                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                        f"`mailwright dlq redrive --lane {lane}` sends it back"
                     )
                     _print_status({"request_id": found, "found": False, "dlq": name, "why": why}, json_output)
                     return
@@ -744,12 +821,17 @@ LaneOption = Annotated[
 
 
 def _dlqs(target: Target, lane: str | None) -> dict[str, str]:
+    from mailwright_tools.target import PARKED_SUFFIX
+
     queues = target.dead_letter_queues()
     if lane is None:
         return queues
-    if lane not in queues:
-        fail(f"no dead-letter queue {lane!r}; known: {', '.join(queues)}", EXIT_USAGE)
-    return {lane: queues[lane]}
+    # A lane's dead letters move from its DLQ to its parked queue once recorded as failed: --lane takes both.
+    chosen = {name: url for name, url in queues.items() if name in (lane, lane + PARKED_SUFFIX)}
+    if not chosen:
+        known = [name for name in queues if not name.endswith(PARKED_SUFFIX)]
+        fail(f"no dead-letter queue {lane!r}; known: {', '.join(known)}", EXIT_USAGE)
+    return chosen
 
 
 @dlq_app.command("list")

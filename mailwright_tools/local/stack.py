@@ -40,12 +40,14 @@ from typing import Any
 
 from infra.config import MailwrightConfig, lane_provider
 from mailwright.constants import BREAKER_LANE, LANES, Env
-from mailwright_tools.local import lane_api, moto_speedups, ses_outage
+from mailwright_tools.local import lane_api, moto_atomic, moto_speedups, ses_outage
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
+from mailwright_tools.local.hearing import LocalEvents
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
+from mailwright_tools.local.rabbitmq import DEFAULT_QUEUE, RabbitMQEventSource, RabbitMQSourceSettings, redacted
 from mailwright_tools.local.session import LocalSession
 from mailwright_tools.project import SOURCE_CHECKOUT
 from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
@@ -82,6 +84,14 @@ class LocalStackOptions:
     ses_event_delays: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SES_EVENT_DELAYS))
     # Run an SMTP server on loopback as the secondary provider (`--no-secondary`: SES alone).
     secondary: bool = True
+    # A RabbitMQ broker (amqp://USER:PASS@HOST:PORT/VHOST) whose queue the ingest bridge drains, as the
+    # deployed Amazon MQ mapping does; empty: no RabbitMQ door.
+    rabbitmq_url: str = ""
+    rabbitmq_queue: str = DEFAULT_QUEUE
+    # The detail-types put on the bus; None keeps cdk.json's outcome_events.
+    outcome_events: tuple[str, ...] | None = None
+    # `--webhook URL`: endpoints local-1, local-2... for every published detail-type (loopback http allowed).
+    webhooks: tuple[str, ...] = ()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -116,7 +126,10 @@ class LocalStack:
         self._lane_api: Any = None
         self.lambda_endpoint_url = ""
         self.breaker: LocalBreaker | None = None
+        self.rabbitmq: RabbitMQEventSource | None = None
         self._events: SesEventPublisher | None = None
+        # Outcome events, dead letters and webhooks (mailwright_tools.local.hearing).
+        self.hearing: LocalEvents | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
         # The secondary provider, and the switch that takes SES down (`mailwright local ses down`).
@@ -152,6 +165,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         moto_speedups.apply()
+        moto_atomic.apply()
 
         paths = self.options.state
         paths.logs.mkdir(parents=True, exist_ok=True)
@@ -176,10 +190,22 @@ class LocalStack:
         self.resources = resources
 
         from mailwright.handlers import breaker as breaker_handler
+        from mailwright.handlers import bridge as bridge_handler
+        from mailwright.handlers import dead_letters, events_publisher, send_worker, webhooks
         from mailwright.handlers import feedback as feedback_handler
-        from mailwright.handlers import send_worker
 
-        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler])
+        self._output = WorkerOutput(
+            paths.logs,
+            handler_modules=[
+                send_worker,
+                feedback_handler,
+                breaker_handler,
+                bridge_handler,
+                events_publisher,
+                dead_letters,
+                webhooks,
+            ],
+        )
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
         delays = self.options.ses_event_delays
@@ -234,12 +260,30 @@ class LocalStack:
             region=self.options.region,
             publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
         )
-        self.state = self._describe(resources, feedback, unsubscribe_url)
+        if self.options.rabbitmq_url:
+            self.rabbitmq = RabbitMQEventSource(
+                name="mailwright-bridge",
+                settings=self._rabbitmq_settings(),
+                handler_factory=self._bridge_handler_factory(bridge_handler, resources),
+            )
+        self.hearing = LocalEvents(
+            config=self.config,
+            resources=resources,
+            session_factory=self.session,
+            metrics=self._output.metrics,
+            region=self.options.region,
+            detail_types=self.options.outcome_events,
+            webhook_urls=self.options.webhooks,
+        )
+        self.state = {**self._describe(resources, feedback, unsubscribe_url), **self.hearing.describe()}
         if self.options.serve_api:
             self.state.update(self._serve_api(resources))
         for emulator in self.emulators.values():
             emulator.start()
+        self.hearing.start()
         self.breaker.start()
+        if self.rabbitmq is not None:
+            self.rabbitmq.start()  # connects first: a broker that cannot be reached stops `local up` here
         if self.options.record:
             paths.write_local(self.state)
 
@@ -251,12 +295,16 @@ class LocalStack:
             self._started = False
         if self.breaker is not None:
             self.breaker.stop()
+        if self.rabbitmq is not None:
+            self.rabbitmq.stop()
         for emulator in self.emulators.values():
             emulator.stop()
         with self._lock:
             services, self._services = self._services, []
         for service in services:
             service.close()
+        if self.hearing is not None:
+            self.hearing.stop()
         if self._lane_api is not None:
             self._lane_api.shutdown()
             self._lane_api.server_close()
@@ -402,6 +450,46 @@ class LocalStack:
 
         return cold_start
 
+    def _rabbitmq_settings(self) -> RabbitMQSourceSettings:
+        """The emulated Amazon MQ mapping: cdk.json's ingest.rabbitmq batching when set, else Lambda's defaults."""
+        deployed = self.config.ingest.rabbitmq
+        batching = (
+            {"batch_size": deployed.batch_size, "batching_window_seconds": deployed.batching_window_seconds}
+            if deployed is not None
+            else {}
+        )
+        return RabbitMQSourceSettings(url=self.options.rabbitmq_url, queue=self.options.rabbitmq_queue, **batching)
+
+    def _bridge_handler_factory(self, module: Any, resources: StackResources) -> Callable[[], Handler]:
+        from infra.config import bridge_environment
+        from mailwright.settings import BridgeSettings
+        from mailwright.wiring import build_bridge
+
+        # The environment the CDK app gives the deployed bridge, parsed now so a bad one stops `local up`.
+        settings = BridgeSettings.from_env(
+            bridge_environment(
+                config=self.config,
+                queue_urls=dict(resources.queues),
+                templates_bucket=resources.templates_bucket,
+                messages_table=resources.messages_table,
+            )
+        )
+        assert self._output is not None
+        output = self._output
+
+        def cold_start() -> Handler:
+            service = build_bridge(settings, session=self.session())
+
+            def invoke(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return module.handle_event(service, event)
+                finally:
+                    output.metrics.flush()
+
+            return invoke
+
+        return cold_start
+
     def _serve_unsubscribe(self, resources: StackResources) -> str:
         """Serve the unsubscribe endpoint on a free loopback port, as its function URL would; its base URL."""
         from infra.config import unsubscribe_environment
@@ -531,6 +619,12 @@ class LocalStack:
             "functions": {lane: self.emulators[lane].name for lane in LANES},
             "event_source_mappings": {lane: self.emulators[lane].uuid for lane in LANES},
             "reputation_alarms": list(self.breaker.alarm_names) if self.breaker else [],
+            # The RabbitMQ door, when on: the broker (password left out) and the queue the bridge drains.
+            "rabbitmq": (
+                {"url": redacted(self.options.rabbitmq_url), "queue": self.options.rabbitmq_queue}
+                if self.options.rabbitmq_url
+                else None
+            ),
             "ses_max_send_rate": self.config.ses_max_send_rate,
             # Secondary providers (the loopback relay), each lane's failover, and the SES outage switch.
             "providers": [{"name": p.name, "kind": p.kind} for p in self.config.providers],
@@ -558,10 +652,15 @@ class LocalStack:
             return False
         if self.mailbox is not None and not self.mailbox.idle:
             return False
+        if self.rabbitmq is not None and not self.rabbitmq.idle:
+            return False
+        sqs = sqs or self.session().client("sqs")
+        if self.hearing is not None and not self.hearing.idle(sqs):
+            return False
         # Feedback for a request not logged yet is failed on purpose and comes back after the
         # feedback queue's visibility timeout: that wait is not work in progress.
         deferred_ok = [self.state["feedback_queue"]] if self.state.get("feedback_queue") else []
-        return queues_empty(sqs or self.session().client("sqs"), self.queue_urls(), waiting_ok=deferred_ok)
+        return queues_empty(sqs, self.queue_urls(), waiting_ok=deferred_ok)
 
     def wait_until_drained(self, *, timeout: float, poll: float = 0.25) -> bool:
         """Block until `drained()` holds twice in a row (False on timeout)."""

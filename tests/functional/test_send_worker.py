@@ -434,8 +434,9 @@ def test_pooled_lanes_hold_a_short_send_rate_lease_while_sending(
     w.run_batch()
 
     calls = [c for c in w.api_calls if c == "dynamodb.UpdateItem"]
-    # A pooled worker takes its lease before the first send (one write; a fast batch needs no renewal).
-    assert len(calls) == (1 if pooled else 0)
+    # A pooled worker takes its lease before the first send (one write; a batch slowed down by a busy
+    # machine may renew it); a critical worker never takes one.
+    assert (len(calls) >= 1) if pooled else (calls == [])
     assert len(w.ses_calls) == 3
     item = boto3.client("dynamodb").get_item(TableName=stack.idempotency_table, Key={"pk": {"S": "pace#pool"}})
     leases = [float(value["N"]) for name, value in item.get("Item", {}).items() if name.startswith("w_")]

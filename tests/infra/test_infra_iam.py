@@ -92,7 +92,9 @@ def test_no_statement_in_the_stack_has_a_wildcard_action_but_cdks_own(synthesize
             else:
                 assert not wildcards, statement
             if "*" in as_list(statement["Resource"]):
-                assert is_tracing_statement(statement), statement
+                # The events publisher's stream mapping adds dynamodb:ListStreams, which has no resource type.
+                listed = [a for a in as_list(statement["Action"]) if a != "dynamodb:ListStreams"]
+                assert is_tracing_statement({**statement, "Action": listed}), statement
 
     assert cdk_wildcards == CDK_DEPLOYMENT_WILDCARDS
 

@@ -106,9 +106,9 @@ def test_only_roles_acknowledge_wildcards_and_only_functions_the_runtime(synthes
         if rule.startswith("AwsSolutions-IAM5"):
             assert path.endswith("Role"), (path, rule)
         if rule == "AwsSolutions-L1":
-            assert path.split("/")[-1] in {"CriticalWorker", "StandardWorker", "BulkWorker", "Worker", "Function"} or (
-                "CDKBucketDeployment" in path
-            ), path
+            functions = {"CriticalWorker", "StandardWorker", "BulkWorker", "Worker", "Function", "Publisher"}
+            functions |= {"DeadLetters", "Sender"}
+            assert path.split("/")[-1] in functions or ("CDKBucketDeployment" in path), path
 
 
 def test_the_pack_does_find_what_it_should() -> None:

@@ -351,19 +351,27 @@ def test_dlq_list_and_redrive(cli: Cli, local_stack: LocalStack) -> None:
     sqs = local_stack.session().client("sqs")
     sqs.send_message(QueueUrl=local_stack.state["dlqs"]["standard"], MessageBody=body)
 
-    # When listing the DLQs, it is there with its request id, and still there afterwards
+    # When listing the DLQs, it is there with its request id (moved by the dead-letter function, which
+    # recorded it as failed, to the lane's parked queue), and still there afterwards
+    wait_until(lambda: cli("dlq", "list", "--json").json()["queues"]["standard-parked"]["count"] == 1)
     listed = cli("dlq", "list", "--json").json()
     assert listed["total"] == 1
-    (message,) = listed["queues"]["standard"]["messages"]
+    (message,) = listed["queues"]["standard-parked"]["messages"]
     assert message["request_id"] == body_request_id(body)
     assert message["recipient"] == "k***@example.com"
     assert cli("dlq", "list", "--lane", "standard", "--json").json()["total"] == 1
+    assert cli("status", body_request_id(body), "--json").json()["status"] == "failed"
 
     # When redriving it, it goes back to its queue, unchanged, and gets sent
     redriven = cli("dlq", "redrive", "--lane", "standard", "--json")
     assert redriven.exit_code == 0, redriven.stderr
     assert redriven.json()["moved"] == 1
-    status = wait_until(lambda: settled(cli, body_request_id(body)))
+
+    def outcome() -> dict[str, Any] | None:  # the log says `failed` until the redriven request's outcome replaces it
+        found = settled(cli, body_request_id(body))
+        return found if found and found["status"] != "failed" else None
+
+    status = wait_until(outcome)
     assert status["status"] == "sent"
     assert cli("dlq", "list", "--json").json()["total"] == 0
 

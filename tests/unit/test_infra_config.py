@@ -65,8 +65,19 @@ def env_keys() -> set[str]:
     providers_only = {Env.PROVIDERS, Env.FAILOVER}
     # Read by the HTTPS API's function only (tests/unit/test_infra_config_producers.py covers them).
     api_only = {Env.LANE_QUEUE_URLS, Env.PRODUCERS_TABLE}
+    # Read by the events publisher, the dead-letter function and the webhook sender (test_event_settings.py).
+    events_only = {
+        Env.EVENT_BUS_NAME,
+        Env.OUTCOME_EVENTS,
+        Env.DEAD_LETTER_QUEUES,
+        Env.WEBHOOK_ENDPOINTS,
+        Env.WEBHOOK_STATE_TABLE,
+        Env.WEBHOOK_ARCHIVE_BUCKET,
+        Env.WEBHOOK_RETRY,
+        Env.WEBHOOK_ALLOW_LOOPBACK,
+    }
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only - providers_only - api_only
+    return declared - feedback_only - breaker_only - providers_only - events_only - api_only
 
 
 def test_cdk_json_context_parses() -> None:

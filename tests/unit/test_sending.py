@@ -709,15 +709,12 @@ def test_sends_run_concurrently(fake_service: FakeServiceFactory) -> None:
     latency = 0.05
     service, world = fake_service(sender=FakeEmailSender(latency_seconds=latency))
     messages = [body(to=f"u{i}@example.com") for i in range(10)]
-    sequential = latency * len(messages)
 
-    started = time.monotonic()
     report, _ = run(service, *messages)
-    elapsed = time.monotonic() - started
 
+    # Then the calls overlap: counted by the sender itself, not timed, so a busy machine cannot fail it
     assert len(report.outcomes) == 10
-    assert elapsed < 0.5 * sequential, f"batch took {elapsed:.3f}s; sequential sends would take {sequential:.3f}s"
-    assert world.sender.max_in_flight > 1
+    assert world.sender.max_in_flight >= 5
 
 
 # -- headers and tags ---------------------------------------------------------------------------
