@@ -58,6 +58,7 @@ from mailwright.ports import (
     SuppressionEntry,
     with_feedback,
 )
+from mailwright.producers import ProducerKey
 from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
@@ -514,6 +515,7 @@ class FakeMessageLog(_FakePort):
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
+            "producer": outcome.producer,
         }
         item.update({key: value for key, value in optional.items() if value})
         if outcome.received_at is not None:
@@ -629,6 +631,27 @@ class FakeRetryScheduler(_FakePort):
         with self._lock:
             found = [seconds for handle, seconds in self.delays if handle == receipt_handle]
         return found[-1] if found else None
+
+
+class FakeProducerDirectory(_FakePort):
+    """ProducerDirectory over a dict of API key ids (the producers table's items, without the table)."""
+
+    def __init__(self, keys: Iterable[ProducerKey] = ()) -> None:
+        super().__init__()
+        self.keys = {key.api_key_id: key for key in keys}
+
+    def add(self, api_key_id: str, producer: str, *, retires_at: float | None = None) -> ProducerKey:
+        """Record a key of `producer`, as `mailwright producers add` (or `rotate`, with retires_at) does."""
+        key = ProducerKey(api_key_id=api_key_id, producer=producer, created_at=time.time(), retires_at=retires_at)
+        with self._lock:
+            self.keys[api_key_id] = key
+        return key
+
+    def key(self, api_key_id: str) -> ProducerKey | None:
+        """The key's record, or None."""
+        self._enter("key")
+        with self._lock:
+            return self.keys.get(api_key_id)
 
 
 @dataclass

@@ -137,6 +137,8 @@ class Outcome:
     provider: str = PROVIDER_SES
     # The template's A/B variant the recipient got (None: the template has no variants).
     variant: str | None = None
+    # The producer that published it (the HTTPS API's caller, or the one the request names); None: unnamed.
+    producer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwright.addresses import InvalidAddressError, normalize_address
-from mailwright.constants import LANES
+from mailwright.constants import LANES, PRODUCER_PATTERN
 from mailwright.errors import RejectedError
 from mailwright.quiet_hours import InvalidTimezoneError, valid_timezone
 
 # SES message tags allow only these characters; metadata becomes tags.
 _TAG_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "variant", "ses", "aws"})
+# `producer` is a tag of its own (the request's producer field), so metadata may not take the name.
+RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "variant", "producer", "ses", "aws"})
 MAX_METADATA_TAGS = 10
 
 Priority = Literal["critical", "standard", "bulk"]
@@ -88,6 +89,14 @@ class EmailRequest(BaseModel):
         "hold none.",
         examples=["Europe/Paris"],
     )
+    producer: str | None = Field(
+        default=None,
+        pattern=PRODUCER_PATTERN,
+        description="The producer that published the request: the HTTPS API sets it from the caller's API key "
+        "(a request through it may name only its own). Recorded in the message log, tagged on the email, and "
+        "part of the request id, so two producers' idempotency keys never collide.",
+        examples=["billing"],
+    )
 
     @model_validator(mode="after")
     def _encodable(self) -> EmailRequest:
@@ -137,7 +146,9 @@ class EmailRequest(BaseModel):
     def request_id(self) -> str:
         """Stable id of this request: the same for every delivery of it, so duplicates collapse."""
         if self.idempotency_key is not None:
-            basis = "key:" + self.idempotency_key
+            # A producer's keys are its own (a producer name holds no ":"); without one, ids stay as they were.
+            scope = "" if self.producer is None else f"producer:{self.producer}:"
+            basis = scope + "key:" + self.idempotency_key
         else:
             basis = "content:" + _canonical(self.model_dump(exclude_none=True, exclude_defaults=True))
         return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]

@@ -9,6 +9,7 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     migrate,
     operations,
     preferences,
+    producers,
     providers,
     studio,
     templates,

@@ -433,6 +433,7 @@ class DynamoMessageLog:
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
+            "producer": outcome.producer,
         }
         for key, value in optional.items():
             if value:
