@@ -556,6 +556,7 @@ above and before any Lambda, storage or producer request:
 {chaos_section}
 {_failover_section(results.get("failover"), _outage_run())}
 {_csv_section(results.get("csv"))}
+{_api_section(results.get("api"))}
 {_findings(results, chaos)}
 ## Reproduce
 
@@ -843,6 +844,27 @@ def _breaker_rows(breakers: dict[str, Any]) -> list[list[Any]]:
         [lane, times.get("first_failure_to_open_s"), times.get("return_to_closed_s"), times.get("changes")]
         for lane, times in breakers.items()
     ]
+
+
+def _api_section(api: dict[str, Any] | None) -> str:
+    """The producers' API under load on loopback (bench/api.py): latency percentiles and lost requests."""
+    head = "\n## Producers' API latency (issue 15)\n\n"
+    if api is None:
+        return head + "No API measurement in bench/results.json yet: run `make bench` (or `python -m bench.api`).\n"
+    rows = [
+        ["requests (threads)", f"{api['answered']} ({api['threads']})"],
+        ["requests per second", api["requests_per_second"]],
+        ["p50 / p95 / p99 / max (ms)", f"{api['p50_ms']} / {api['p95_ms']} / {api['p99_ms']} / {api['max_ms']}"],
+        [f"p99 under {api['target_p99_ms']:g} ms", _mark(api["p99_ms"] < api["target_p99_ms"])],
+        ["accepted, lost, duplicated", f"{api['accepted']}, {api['lost']}, {api['duplicated']}"],
+    ]
+    return (
+        head + "Single-request POST /v1/messages with an x-api-key against the local producers' API on loopback "
+        "(usage-plan gate, producer lookup, template priority, SendMessageBatch to moto's lane queues, drained "
+        "as the workers would). Most of each request's time is moto emulating SQS in the same process.\n\n"
+        + _table(rows, ["measure", "value"])
+        + "\n"
+    )
 
 
 def _latency_rows(latency: dict[str, Any]) -> list[list[Any]]:

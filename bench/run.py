@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from bench import cold_start, cost, cpu, csv_publish, ddb, lanes, outage, pacing, report, throughput
+from bench import api, cold_start, cost, cpu, csv_publish, ddb, lanes, outage, pacing, report, throughput
 from bench.common import REPO, config, machine, quiet_logs
 
 RESULTS = REPO / "bench" / "results.json"
@@ -53,6 +53,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     progress("failover: an SES outage with a relay as the secondary (real time, moto, cdk.json's breaker)...")
     with quiet_logs():
         results["failover"] = outage.measure(quick=quick, progress=progress)
+    progress("producers' API: POST /v1/messages on loopback (4 threads, keep-alive)...")
+    with quiet_logs():
+        results["api"] = api.measure(requests=400 if quick else 2000, progress=progress)
     results["cost"] = cost.estimate(
         lanes=results["lanes"],
         throughput=results["throughput"],

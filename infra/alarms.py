@@ -208,6 +208,20 @@ class Alarms(Construct):
             "invocations and its log group; if the traffic is genuine, raise unsubscribe.reserved_concurrency.",
         )
 
+    def watch_producer_api(self, stage: apigateway.Stage) -> None:
+        """Server errors of the producers' API stage (its function is watched with the IAM API's, `api`)."""
+        self._add(
+            "producer-api-5xx",
+            stage.metric_server_error(period=FUNCTION_PERIOD, statistic="Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="The producers' API answered HTTP 5xx: its function failed (errors-api), no request of a "
+            "submission could be queued (503: SQS refused them; the producer was told to retry), or the message log "
+            "could not be read. Read the API function's log group and the stage's access log (`error`, `apiKeyId`).",
+        )
+
     def watch_api(self, stage: apigateway.Stage, function: lambda_.IFunction) -> None:
         """Server errors and client-error spikes of the HTTPS API's stage, and its function's errors (`api`)."""
         self._add(

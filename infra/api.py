@@ -1,5 +1,6 @@
 """The HTTPS API: a regional API Gateway REST API under /v1, in front of one Lambda function.
 
+    POST /v1/messages                one request or a batch (the IAM route for AWS callers; no producer)
     GET  /v1/messages/{request_id}   a request's status and history
     POST /v1/messages/search         the requests sent to an address (in the body: never in a URL or a log)
 
@@ -10,9 +11,8 @@ ERROR level only (no data trace), and is traced with X-Ray. API Gateway's own
 errors (a refused signature, throttling, a malformed body) come back in the
 function's error shape, `{"error": {"code", "message"}}`.
 
-Built to grow: the producers' POST /v1/messages, their API keys and usage
-plans, and WAF (issue 15) are more resources, methods and settings on this
-RestApi (`api`, `messages`), served by the same function and handler package.
+Producers without AWS credentials use the producers' API (infra/producer_api.py):
+the same function and paths behind API keys and usage plans.
 """
 
 from __future__ import annotations
@@ -55,15 +55,16 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
 
 # API Gateway's own answers (no integration ran) in the function's error shape. The templates allow
 # variable substitution only: the code is API Gateway's response type (ACCESS_DENIED, THROTTLED...).
-def _gateway_error(code: str) -> str:
+def gateway_error(code: str) -> str:
+    """A gateway response template: `code` and API Gateway's message in the function's error shape."""
     return '{"error": {"code": "%s", "message": $context.error.messageString}}' % code  # noqa: UP031 - a template
 
 
 GATEWAY_ERRORS: dict[str, tuple[apigateway.ResponseType, str]] = {
-    "Default4xx": (apigateway.ResponseType.DEFAULT_4_XX, _gateway_error("$context.error.responseType")),
-    "Default5xx": (apigateway.ResponseType.DEFAULT_5_XX, _gateway_error("$context.error.responseType")),
-    "Throttled": (apigateway.ResponseType.THROTTLED, _gateway_error("throttled")),
-    "BadRequestBody": (apigateway.ResponseType.BAD_REQUEST_BODY, _gateway_error("invalid_body")),
+    "Default4xx": (apigateway.ResponseType.DEFAULT_4_XX, gateway_error("$context.error.responseType")),
+    "Default5xx": (apigateway.ResponseType.DEFAULT_5_XX, gateway_error("$context.error.responseType")),
+    "Throttled": (apigateway.ResponseType.THROTTLED, gateway_error("throttled")),
+    "BadRequestBody": (apigateway.ResponseType.BAD_REQUEST_BODY, gateway_error("invalid_body")),
 }
 
 
@@ -88,10 +89,10 @@ class HttpsApi(Construct):
             self,
             "Function",
             log_group_id="Logs",
-            description="mailwright HTTPS API: the status of requests, by request id and by recipient",
+            description="mailwright HTTPS API: takes producers' requests; their status by request id and recipient",
             code=code,
             handler=API_HANDLER,
-            # A few DynamoDB reads per request; API Gateway gives up on an integration after 29 s.
+            # A few DynamoDB reads or an SQS batch per request; API Gateway gives up on an integration after 29 s.
             timeout=Duration.seconds(10),
             memory_mb=256,
             environment=environment,
@@ -101,7 +102,7 @@ class HttpsApi(Construct):
             self,
             "RestApi",
             rest_api_name=f"{stack_name}-api",
-            description="mailwright HTTPS API (/v1): request status by id and by recipient",
+            description="mailwright HTTPS API (/v1): submit requests, their status by id and by recipient (SigV4)",
             endpoint_configuration=apigateway.EndpointConfiguration(types=[apigateway.EndpointType.REGIONAL]),
             # API Gateway logs through one role per account and region, set in the account's settings.
             # Kept when the stack goes: other APIs of the account may log through it by then.
@@ -147,8 +148,20 @@ class HttpsApi(Construct):
                 schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT
             ),
         )
+        submit_body = self.api.add_model(
+            "SubmitBody",
+            content_type="application/json",
+            description='One request or a batch ({"requests": [...]}), a JSON object: the function validates each',
+            schema=apigateway.JsonSchema(
+                schema=apigateway.JsonSchemaVersion.DRAFT4,
+                type=apigateway.JsonSchemaType.OBJECT,
+            ),
+        )
         integration = apigateway.LambdaIntegration(self.function, proxy=True)
         self.messages = self.api.root.add_resource("v1").add_resource("messages")
+        self.messages.add_method(
+            "POST", integration, request_models={"application/json": submit_body}, request_validator=validator
+        )
         self.messages.add_resource("{request_id}").add_method(
             "GET",
             integration,
@@ -169,13 +182,13 @@ class HttpsApi(Construct):
         return self.api.url
 
     def _acknowledge(self, config: ApiConfig) -> None:
-        acknowledge(
-            self.stage,
-            "AwsSolutions-APIG3",
-            "No WAF web ACL: every method is IAM-authorized (SigV4) and the stage is throttled, so unsigned "
-            "floods are refused by API Gateway before any integration runs; a rate-based WAF rule in front comes "
-            "as a context option with the producers' API keys (issue 15).",
-        )
+        if config.waf is None:
+            acknowledge(
+                self.stage,
+                "AwsSolutions-APIG3",
+                "No WAF web ACL unless api.waf is set in context: every method is IAM-authorized (SigV4) and the "
+                "stage is throttled, so unsigned floods are refused by API Gateway before any integration runs.",
+            )
         for method in self.api.methods:
             acknowledge(
                 method,

@@ -23,6 +23,7 @@ from mailwright.constants import (
     LANES,
     METRICS_NAMESPACE,
     POOLED_LANES,
+    PRODUCER_PATTERN,
     PROVIDER_KIND_MAILGUN,
     PROVIDER_KIND_SENDGRID,
     PROVIDER_KIND_SES,
@@ -118,16 +119,54 @@ API_MAX_RATE_LIMIT = 10000.0
 API_MAX_BURST_LIMIT = 5000
 
 
+# A producer's usage plan unless context says otherwise: protection for the platform, not a billing meter.
+DEFAULT_PRODUCER_RATE_LIMIT = 10.0
+DEFAULT_PRODUCER_BURST_LIMIT = 20
+DEFAULT_PRODUCER_QUOTA_PER_DAY = 10000
+# AWS WAF's rate-based rule: requests per client IP within the evaluation window, and the windows it offers.
+DEFAULT_WAF_RATE_LIMIT = 1000
+DEFAULT_WAF_WINDOW_SECONDS = 300
+WAF_WINDOWS_SECONDS = (60, 120, 300, 600)
+WAF_MIN_RATE_LIMIT = 10
+# The producer the local stack makes a key for (`api_key` in .mailwright/local.json), unless context declares it.
+LOCAL_PRODUCER = "local"
+
+
+@dataclass(frozen=True)
+class ProducerPlanConfig:
+    """One producer's usage plan: steady rate and burst (requests per second), and requests per UTC day.
+
+    API Gateway applies these per API key, best effort: a protection, not a meter to bill by.
+    """
+
+    rate_limit: float = DEFAULT_PRODUCER_RATE_LIMIT
+    burst_limit: int = DEFAULT_PRODUCER_BURST_LIMIT
+    # None: no daily quota.
+    quota_per_day: int | None = DEFAULT_PRODUCER_QUOTA_PER_DAY
+
+
+@dataclass(frozen=True)
+class WafConfig:
+    """AWS WAF in front of the APIs: block a client IP above `rate_limit` requests per `window_seconds`."""
+
+    rate_limit: int = DEFAULT_WAF_RATE_LIMIT
+    window_seconds: int = DEFAULT_WAF_WINDOW_SECONDS
+
+
 @dataclass(frozen=True)
 class ApiConfig:
-    """The HTTPS API (the `api` context value): its stage throttle and its logging role."""
+    """The HTTPS APIs (the `api` context value): stage throttle, logging role, producers' plans, WAF."""
 
-    # Requests per second (steady) and the burst above it, for the whole stage.
+    # Requests per second (steady) and the burst above it, for each API's whole stage.
     throttling_rate_limit: float = DEFAULT_API_RATE_LIMIT
     throttling_burst_limit: int = DEFAULT_API_BURST_LIMIT
     # API Gateway writes its logs with one role per account and region: create it and set it in
     # the account's API Gateway settings, unless the account has one already (false).
     cloudwatch_role: bool = True
+    # The producers of the producers' API, each with its usage plan; their keys come from `mailwright producers`.
+    producers: dict[str, ProducerPlanConfig] = field(default_factory=dict)
+    # AWS WAF's rate-based rule in front of both APIs' stages; None: no web ACL.
+    waf: WafConfig | None = None
 
 
 # Kafka: bounded retries need the mapping's provisioned mode (its error-handling controls exist only there).
@@ -532,7 +571,102 @@ def _api_settings(raw: dict[str, Any]) -> ApiConfig:
     role = settings.get("cloudwatch_role", True)
     if not isinstance(role, bool):
         raise ConfigError(f"{where}.cloudwatch_role must be true or false, got {role!r}")
-    return ApiConfig(throttling_rate_limit=float(rate), throttling_burst_limit=burst, cloudwatch_role=role)
+    return ApiConfig(
+        throttling_rate_limit=float(rate),
+        throttling_burst_limit=burst,
+        cloudwatch_role=role,
+        producers=parse_producers(settings.get("producers"), where=f"{where}.producers"),
+        waf=parse_waf(settings.get("waf"), where=f"{where}.waf"),
+    )
+
+
+# -- the producers' API (issue 15): producers' usage plans and WAF ----------------
+
+_PRODUCER_NAME = re.compile(PRODUCER_PATTERN)
+
+
+def parse_producers(raw: Any, *, where: str) -> dict[str, ProducerPlanConfig]:
+    """`api.producers`: {name: {"rate_limit", "burst_limit", "quota_per_day"}}; ConfigError naming the key."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"billing": {{"rate_limit": 10, "quota_per_day": 5000}}}}')
+    plans = {}
+    for name, plan in raw.items():
+        if not isinstance(name, str) or not _PRODUCER_NAME.match(name):
+            raise ConfigError(
+                f"{where}: {name!r} is not a producer name (lower-case letters, digits, _ and -, at most 64)"
+            )
+        plans[name] = _producer_plan({} if plan is None else plan, where=f"{where}.{name}")
+    return plans
+
+
+def _producer_plan(raw: Any, *, where: str) -> ProducerPlanConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"rate_limit": 10, "burst_limit": 20}}')
+    unknown = set(raw) - set(ProducerPlanConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    rate = raw.get("rate_limit", DEFAULT_PRODUCER_RATE_LIMIT)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= API_MAX_RATE_LIMIT:
+        raise ConfigError(
+            f"{where}.rate_limit must be a number of requests per second above 0 and at most "
+            f"{API_MAX_RATE_LIMIT:g}, got {rate!r}"
+        )
+    burst = _positive_int(raw, "burst_limit", DEFAULT_PRODUCER_BURST_LIMIT, where=where)
+    if burst > API_MAX_BURST_LIMIT:
+        raise ConfigError(f"{where}.burst_limit is at most {API_MAX_BURST_LIMIT}, got {burst}")
+    quota: int | None = None
+    if raw.get("quota_per_day", DEFAULT_PRODUCER_QUOTA_PER_DAY) is not None:
+        quota = _positive_int(raw, "quota_per_day", DEFAULT_PRODUCER_QUOTA_PER_DAY, where=where)
+    return ProducerPlanConfig(rate_limit=float(rate), burst_limit=burst, quota_per_day=quota)
+
+
+def parse_waf(raw: Any, *, where: str) -> WafConfig | None:
+    """`api.waf`: false or absent (none), true (the defaults), or {"rate_limit", "window_seconds"}."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return WafConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} must be true, false or an object, e.g. {{"rate_limit": 1000}}')
+    unknown = set(raw) - set(WafConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    limit = _positive_int(raw, "rate_limit", DEFAULT_WAF_RATE_LIMIT, minimum=WAF_MIN_RATE_LIMIT, where=where)
+    window = raw.get("window_seconds", DEFAULT_WAF_WINDOW_SECONDS)
+    if window not in WAF_WINDOWS_SECONDS or isinstance(window, bool):
+        raise ConfigError(
+            f"{where}.window_seconds must be one of {', '.join(map(str, WAF_WINDOWS_SECONDS))}, got {window!r}"
+        )
+    return WafConfig(rate_limit=limit, window_seconds=int(window))
+
+
+def producer_plan_name(stack_name: str, producer: str) -> str:
+    """The name of a producer's usage plan on the producers' API (deployed and local)."""
+    return f"{stack_name}-producer-{producer}"
+
+
+def local_producers(config: MailwrightConfig) -> dict[str, ProducerPlanConfig]:
+    """The producers the local stack declares: context's, and the `local` one (`api_key`) unless context has it."""
+    return {LOCAL_PRODUCER: ProducerPlanConfig(rate_limit=100.0, burst_limit=200, quota_per_day=None)} | dict(
+        config.api.producers
+    )
+
+
+def submission_environment(
+    *, lane_queue_urls: Mapping[str, str], templates_bucket: str, producers_table: str, template_cache_seconds: int
+) -> dict[str, str]:
+    """What the HTTPS API's function reads, beyond api_environment, to take producers' requests."""
+    return {
+        # Accepted requests go straight onto their lane queue (JSON, lane -> URL).
+        Env.LANE_QUEUE_URLS: json.dumps(dict(lane_queue_urls), sort_keys=True, separators=(",", ":")),
+        # A template's lane is its bundle's priority, read from the bucket and cached this long.
+        Env.TEMPLATES_BUCKET: templates_bucket,
+        Env.TEMPLATE_CACHE_SECONDS: str(template_cache_seconds),
+        # API key id -> producer.
+        Env.PRODUCERS_TABLE: producers_table,
+    }
 
 
 def _variants_settings(raw: dict[str, Any]) -> VariantsConfig:

@@ -26,6 +26,7 @@ from infra.config import (
     failover_lanes,
     lane_provider,
     provider_webhook_environment,
+    submission_environment,
     unsubscribe_environment,
 )
 from infra.dashboard import OperationsDashboard
@@ -36,6 +37,7 @@ from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
 from infra.outcome_events import OutcomeEvents
+from infra.producer_api import ProducerApi, ProducersTable, RateLimitWaf
 from infra.providers import (
     ProviderSecrets,
     ProviderWebhook,
@@ -134,18 +136,39 @@ class MailwrightStack(Stack):
             ),
         )
 
+        self.producers = ProducersTable(self, "Producers")
         self.api = HttpsApi(
             self,
             "Api",
             config=config.api,
             stack_name=config.stack_name,
             code=code,
-            environment=api_environment(
-                messages_table=self.storage.messages.table_name,
-                address_key_secret_arn=self.address_key.secret.secret_arn,
-                suppression_table=self.storage.suppression.table_name,
-            ),
+            environment={
+                **api_environment(
+                    messages_table=self.storage.messages.table_name,
+                    address_key_secret_arn=self.address_key.secret.secret_arn,
+                    suppression_table=self.storage.suppression.table_name,
+                ),
+                **submission_environment(
+                    lane_queue_urls={lane: queue.queue_url for lane, queue in self.lanes.queues.items()},
+                    templates_bucket=self.templates.bucket.bucket_name,
+                    producers_table=self.producers.table.table_name,
+                    template_cache_seconds=config.template_cache_seconds,
+                ),
+            },
         )
+        # The same function behind API keys and usage plans, for producers without AWS credentials.
+        self.producer_api = ProducerApi(
+            self, "ProducerApi", config=config.api, stack_name=config.stack_name, function=self.api.function
+        )
+        if config.api.waf is not None:
+            self.waf = RateLimitWaf(
+                self,
+                "Waf",
+                config=config.api.waf,
+                stack_name=config.stack_name,
+                stages=[self.api.stage, self.producer_api.stage],
+            )
         # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
         self.bridge = self._add_bridge(code) if config.ingest.enabled else None
         # Telling producers: outcome events from the message log's stream, EmailFailed from the DLQs, webhooks.
@@ -288,9 +311,15 @@ class MailwrightStack(Stack):
             )
 
     def _grant_api(self) -> None:
-        # Read only: a request's item (Query on its partition), a page's items (BatchGetItem) and
-        # the recipient index; not the SES message id index, no write, no Scan.
+        # Submissions: send to the lane queues (SendMessage covers SendMessageBatch), read template bundles
+        # for their priority, and find an API key's producer (one item at a time: no Scan, no write).
         function = self.api.function
+        for queue in self.lanes.queues.values():
+            queue.grant_send_messages(function)
+        self.templates.grant_read_templates(function)
+        self.producers.table.grant(function, "dynamodb:GetItem")
+        # Lookups read only: a request's item (Query on its partition), a page's items (BatchGetItem) and
+        # the recipient index; not the SES message id index, no write, no Scan.
         self.address_key.secret.grant_read(function)
         function.add_to_role_policy(
             iam.PolicyStatement(
@@ -428,6 +457,7 @@ class MailwrightStack(Stack):
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
         self.alarms.watch_api(self.api.stage, self.api.function)
+        self.alarms.watch_producer_api(self.producer_api.stage)
         # Secondary providers: SES's breaker open too long on a lane, and the provider webhook.
         self.alarms.watch_provider_breakers(self.config)
         if self.provider_webhook is not None:
@@ -479,6 +509,13 @@ class MailwrightStack(Stack):
             Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
             Outputs.API_URL: self.api.url,
             Outputs.API_ID: self.api.api.rest_api_id,
+            Outputs.PRODUCER_API_URL: self.producer_api.url,
+            Outputs.PRODUCER_API_ID: self.producer_api.api.rest_api_id,
+            Outputs.PRODUCER_PLANS: self.to_json_string(
+                {name: plan.usage_plan_id for name, plan in self.producer_api.plans.items()}
+            ),
+            Outputs.PRODUCERS_TABLE: self.producers.table.table_name,
+            Outputs.KEY_RETIREMENT_ROLE_ARN: self.producer_api.retirement_role.role_arn,
             **self.email.dns_records(),
         }
         values.update(self._provider_outputs())

@@ -49,12 +49,16 @@ from mailwright.ports import (
     LoggedState,
     OutboundEmail,
     Outcome,
+    PreferenceAudit,
+    PreferenceRecord,
     Preferences,
     RefusedMessage,
+    Schedule,
     Suppression,
     SuppressionEntry,
     with_feedback,
 )
+from mailwright.producers import ProducerKey
 from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
@@ -511,6 +515,7 @@ class FakeMessageLog(_FakePort):
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
+            "producer": outcome.producer,
         }
         item.update({key: value for key, value in optional.items() if value})
         if outcome.received_at is not None:
@@ -626,6 +631,27 @@ class FakeRetryScheduler(_FakePort):
         with self._lock:
             found = [seconds for handle, seconds in self.delays if handle == receipt_handle]
         return found[-1] if found else None
+
+
+class FakeProducerDirectory(_FakePort):
+    """ProducerDirectory over a dict of API key ids (the producers table's items, without the table)."""
+
+    def __init__(self, keys: Iterable[ProducerKey] = ()) -> None:
+        super().__init__()
+        self.keys = {key.api_key_id: key for key in keys}
+
+    def add(self, api_key_id: str, producer: str, *, retires_at: float | None = None) -> ProducerKey:
+        """Record a key of `producer`, as `mailwright producers add` (or `rotate`, with retires_at) does."""
+        key = ProducerKey(api_key_id=api_key_id, producer=producer, created_at=time.time(), retires_at=retires_at)
+        with self._lock:
+            self.keys[api_key_id] = key
+        return key
+
+    def key(self, api_key_id: str) -> ProducerKey | None:
+        """The key's record, or None."""
+        self._enter("key")
+        with self._lock:
+            return self.keys.get(api_key_id)
 
 
 @dataclass
@@ -1431,3 +1457,93 @@ class FakeTransport(_FakePort):
         if isinstance(answer, Exception):
             raise answer.with_traceback(None)
         return Answer(status=int(answer), headers=self.headers_by_status.get(int(answer), {}))
+
+
+# -- preferences changed by producers (mailwright.preference_changes) -----------
+
+
+class FakePreferenceTable(_FakePort):
+    """The preferences table as every port sees it: PreferenceStore, PreferenceWriter and PreferenceLedger.
+
+    One record per user id, with the adapters' semantics: the page's writes
+    (`add_opt_out`, `set_choices`) make choices the user's own and bump the
+    version; ledger writes are conditional on versions, all or nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, PreferenceRecord] = {}
+        self.trails: dict[str, list[PreferenceAudit]] = {}
+
+    def get_many(self, user_ids: Collection[str]) -> dict[str, Preferences]:
+        """Preferences of the given users that have a record."""
+        self._enter("get_many")
+        with self._lock:
+            return {u: self.records[u].preferences for u in user_ids if u in self.records}
+
+    def _page_write(self, user_id: str, change: Callable[[PreferenceRecord], PreferenceRecord]) -> Preferences:
+        with self._lock:
+            record = self.records.get(user_id) or PreferenceRecord(Preferences(user_id))
+            record = change(record)
+            self.records[user_id] = replace(record, version=record.version + 1)
+            return record.preferences
+
+    def add_opt_out(self, user_id: str, category: str, *, source: str, updated_at: float) -> Preferences:
+        """Add the category to the user's own opt-outs."""
+        self._enter("add_opt_out")
+        return self._page_write(
+            user_id,
+            lambda r: replace(
+                r,
+                preferences=replace(r.preferences, opted_out=r.preferences.opted_out | {category}),
+                producer_opt_outs=r.producer_opt_outs - {category},
+                updated_at=updated_at,
+                source=source,
+            ),
+        )
+
+    def set_choices(
+        self,
+        user_id: str,
+        *,
+        opted_out: frozenset[str],
+        unsubscribed_all: bool,
+        source: str,
+        updated_at: float,
+        schedule: Schedule | None = None,
+    ) -> Preferences:
+        """Replace the user's choices (all now their own), and the schedule when given."""
+        self._enter("set_choices")
+
+        def change(record: PreferenceRecord) -> PreferenceRecord:
+            preferences = replace(record.preferences, opted_out=opted_out, unsubscribed_all=unsubscribed_all)
+            if schedule is not None:
+                preferences = replace(preferences, timezone=schedule.timezone, quiet_hours=schedule.quiet_hours)
+            return PreferenceRecord(preferences, updated_at=updated_at, source=source, version=record.version)
+
+        return self._page_write(user_id, change)
+
+    def read(self, user_ids: Collection[str]) -> dict[str, PreferenceRecord]:
+        """The stored records of the given user ids."""
+        self._enter("read")
+        with self._lock:
+            return {u: self.records[u] for u in user_ids if u in self.records}
+
+    def write(self, records: Sequence[tuple[PreferenceRecord, int | None]], *, audit: PreferenceAudit) -> bool:
+        """Store the records and the audit record if every stored version is the expected one."""
+        self._enter("write")
+        with self._lock:
+            for record, expected in records:
+                stored = self.records.get(record.preferences.user_id)
+                if (stored is None) != (expected is None) or (stored is not None and stored.version != expected):
+                    return False
+            for record, _ in records:
+                self.records[record.preferences.user_id] = record
+            self.trails.setdefault(audit.user_id, []).append(audit)
+            return True
+
+    def audit(self, user_id: str) -> list[PreferenceAudit]:
+        """The user id's audit trail, in the order written."""
+        self._enter("audit")
+        with self._lock:
+            return list(self.trails.get(user_id, []))

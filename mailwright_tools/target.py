@@ -143,6 +143,8 @@ def local_target(state: dict[str, Any]) -> Target:
             "providers": list(state.get("providers", [])),
             "failover": dict(state.get("failover", {})),
             "ses_control_url": str(state.get("ses_control_url", "")),
+            # The producers' API: its table, each producer's usage plan, the key-retirement role (`producers`).
+            "producer_api": dict(state.get("producer_api", {})),
         },
     )
 
@@ -193,7 +195,19 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
         address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),
         # Secondary providers (JSON outputs, only on stacks with `providers` in context).
-        extra={"providers": optional("PROVIDERS"), "failover": optional("FAILOVER")},
+        extra={
+            "providers": optional("PROVIDERS"),
+            "failover": optional("FAILOVER"),
+            # The producers' API (stacks deployed before it have none).
+            "producer_api": {
+                "url": optional("PRODUCER_API_URL"),
+                "api_id": optional("PRODUCER_API_ID"),
+                "table": optional("PRODUCERS_TABLE"),
+                "plans": optional("PRODUCER_PLANS"),
+                "retirement_role_arn": optional("KEY_RETIREMENT_ROLE_ARN"),
+                "partition": "aws-cn" if (session.region_name or "").startswith("cn-") else "aws",
+            },
+        },
         parked_dlqs={lane: url for lane in LANES if (url := output(Outputs.parked_dlq_url(lane)))},
         webhooks=_webhook_outputs(outputs),
         webhook_state_table=optional("WEBHOOK_STATE_TABLE"),

@@ -107,6 +107,11 @@ REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
 # The suppression table's item recording the oldest address-key version items may still be stored under.
 ADDRESS_KEY_MARKER = "meta#address-hashes"
 
+# Producers of the HTTPS API (issue 15): a name is an SES tag value and part of API key and usage plan
+# names, so it keeps to lower-case letters, digits, _ and -. A POST /v1/messages holds 1 to this many requests.
+PRODUCER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_API_BATCH = 100
+
 
 # The ingest bridge (Kafka and RabbitMQ into the lanes) finds each lane's queue URL here; the producer
 # SDK's Publisher.from_env reads the same names.
@@ -156,6 +161,10 @@ class Env:
     # workers and the feedback function; the feedback function also gets IDEMPOTENCY_TABLE, where the
     # variants' counters and states live.
     VARIANTS = "MAILWRIGHT_VARIANTS"
+    # Read by the HTTPS API's function only: the lane queues it publishes to (JSON, lane -> URL) and the
+    # table that maps an API key id to its producer.
+    LANE_QUEUE_URLS = "MAILWRIGHT_LANE_QUEUE_URLS"
+    PRODUCERS_TABLE = "MAILWRIGHT_PRODUCERS_TABLE"
 
     @staticmethod
     def lane_queue_url(lane: str) -> str:
@@ -186,6 +195,8 @@ class Keys:
     RECIPIENT_HASH = "recipient_hash"
     COMPLETED_AT = "completed_at"
     TTL = "expires_at"
+    # The producers table: one item per API key, naming its producer.
+    PRODUCERS_PK = "api_key_id"
 
 
 class Outputs:
@@ -232,6 +243,13 @@ class Outputs:
     WEBHOOK_STATE_TABLE = "WebhookStateTableName"
     WEBHOOK_ARCHIVE_BUCKET = "WebhookArchiveBucketName"
     WEBHOOK_ENDPOINT_PREFIX = "WebhookEndpoint"
+    # The producers' API (API keys, usage plans): its base URL and id, each declared producer's usage
+    # plan id (JSON), the key-to-producer table, and the role EventBridge Scheduler deletes rotated keys with.
+    PRODUCER_API_URL = "ProducerApiUrl"
+    PRODUCER_API_ID = "ProducerApiId"
+    PRODUCER_PLANS = "ProducerPlans"
+    PRODUCERS_TABLE = "ProducersTableName"
+    KEY_RETIREMENT_ROLE_ARN = "KeyRetirementRoleArn"
 
     @staticmethod
     def queue_url(lane: str) -> str:

@@ -3,8 +3,10 @@
 `schemas/openapi.json` is this document (`make schema`, or `python -m
 mailwright.openapi > schemas/openapi.json`); a test fails when it drifts.
 Each operation is declared once in `OPERATIONS`, by its models, and the
-handler (mailwright.handlers.api) routes exactly these: a new operation
-(the producers' POST /v1/messages) is one more entry here and one more route.
+handler (mailwright.handlers.api) routes exactly these: a new operation is
+one more entry here and one more route. Every operation is served twice: on
+the IAM-authorized API (SigV4, the `ApiUrl` output) and on the producers' API
+(an `x-api-key` header, the `ProducerApiUrl` output).
 """
 
 from __future__ import annotations
@@ -20,18 +22,23 @@ from pydantic.json_schema import models_json_schema
 from mailwright import __version__
 from mailwright.constants import REQUEST_ID_PATTERN
 from mailwright.status_models import ErrorBody, MessageStatus, SearchPage, SearchRequest
+from mailwright.submission_models import Submission, SubmitErrorBody, SubmitResult
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 SIGV4 = "sigv4"
+API_KEY = "api_key"
 
 # Every operation may answer these; the bodies are ErrorBody. API Gateway answers 403 (refused
-# signature), 429 (throttled) and some 5xx itself, in the same shape (its gateway responses).
+# signature or API key), 429 (throttled, over quota) and some 5xx itself, in the same shape (its gateway responses).
 COMMON_ERRORS: dict[int, str] = {
-    403: "The caller may not use the API (a missing or refused SigV4 signature; an API key naming no producer).",
-    429: "Throttled: the stage's rate or burst limit was reached; retry with backoff.",
+    403: "The caller may not use the API: a missing or refused SigV4 signature, a missing, unknown or revoked "
+    "API key (invalid_api_key), or a key naming no producer (forbidden).",
+    429: "Throttled (throttled: the stage's or the key's usage plan's rate or burst) or over the key's quota for "
+    "the period (quota_exceeded); retry with backoff, or after the period.",
     500: "The request failed on the server; it was logged.",
-    503: "The message log cannot be read right now (throttled or unreachable); retry after Retry-After seconds.",
+    503: "A dependency cannot be reached right now (the message log; the lane queues, for a submission of which "
+    "nothing was queued); retry after Retry-After seconds.",
 }
 
 
@@ -48,9 +55,34 @@ class Operation:
     request: type[BaseModel] | None = None
     parameters: tuple[dict[str, Any], ...] = ()
     errors: dict[int, str] = field(default_factory=dict)
+    # The status of a success, and the body of every error (a superset of ErrorBody where it says more).
+    status: int = 200
+    error_body: type[BaseModel] = ErrorBody
 
 
 OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        method="post",
+        path="/v1/messages",
+        operation_id="submitMessages",
+        summary="Send email: one request, or a batch of up to 100",
+        description="Every request is validated at once with the request model and routed to its lane "
+        "(its priority, else its template's). 202 means each request in `accepted` is on its lane queue; "
+        "`failed` lists valid requests the queue refused after retries (not queued: submit them again, "
+        "their request ids stay the same). A batch with an invalid request is refused whole (400, each "
+        "invalid request named in `error.items`) unless it says `partial: true`: then the valid ones are "
+        "queued and the invalid ones listed in `rejected`. Through the producers' API, each request is "
+        "recorded with the key's producer (`producer` may be left out, or name that producer).",
+        response=SubmitResult,
+        request=Submission,
+        status=202,
+        error_body=SubmitErrorBody,
+        errors={
+            400: "The body is not JSON (invalid_json), not a request or batch, or a batch of no or over 100 "
+            "requests (invalid_body), or requests are invalid (invalid_requests: `error.items` names each, "
+            "with its index, code and reason); nothing was queued.",
+        },
+    ),
     Operation(
         method="get",
         path="/v1/messages/{request_id}",
@@ -96,14 +128,18 @@ def openapi_document() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [(ErrorBody, "serialization")]
     for operation in OPERATIONS:
         models.append((operation.response, "serialization"))
+        models.append((operation.error_body, "serialization"))
         if operation.request is not None:
             models.append((operation.request, "validation"))
-    refs, definitions = models_json_schema(models, ref_template=REF_TEMPLATE)
+    refs, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=REF_TEMPLATE)
     paths: dict[str, dict[str, Any]] = {}
     for operation in OPERATIONS:
-        responses: dict[str, Any] = {"200": _json_content("OK", refs[(operation.response, "serialization")])}
+        success = "Accepted" if operation.status == 202 else "OK"
+        responses: dict[str, Any] = {
+            str(operation.status): _json_content(success, refs[(operation.response, "serialization")])
+        }
         for status, description in sorted({**operation.errors, **COMMON_ERRORS}.items()):
-            responses[str(status)] = _json_content(description, refs[(ErrorBody, "serialization")])
+            responses[str(status)] = _json_content(description, refs[(operation.error_body, "serialization")])
         entry: dict[str, Any] = {
             "operationId": operation.operation_id,
             "summary": operation.summary,
@@ -122,27 +158,31 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "mailwright API",
             "version": __version__,
-            "description": "The status of email requests: by request id, and by recipient. Deployed, every "
-            "operation needs a SigV4 signature (service execute-api) of an IAM principal allowed to invoke "
-            "it; the local stack's API on loopback accepts unsigned requests.",
+            "description": "Email requests: submit them, and ask what became of them (by request id, by "
+            "recipient). Two deployed APIs serve every operation: the IAM-authorized one (the ApiUrl output), "
+            "where a SigV4 signature (service execute-api) of an IAM principal allowed to invoke it is the "
+            "platform team's (every request visible), and the producers' one (ProducerApiUrl), where an "
+            "`x-api-key` header names a producer (its own requests only; usage plan throttles and quotas). "
+            "The local stack serves both on loopback: status_api_url unsigned, api_url with api_key.",
         },
         "servers": [
             {
                 "url": "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}",
-                "description": "A deployed stack: its ApiUrl output.",
+                "description": "A deployed stack: its ApiUrl output (SigV4) or its ProducerApiUrl output (API keys).",
                 "variables": {
-                    "api_id": {"default": "api_id", "description": "The stack's ApiId output."},
+                    "api_id": {"default": "api_id", "description": "The stack's ApiId or ProducerApiId output."},
                     "region": {"default": "us-east-1"},
                     "stage": {"default": "prod"},
                 },
             },
             {
                 "url": "http://127.0.0.1:{port}",
-                "description": "The local stack: status_api_url in .mailwright/local.json.",
+                "description": "The local stack: status_api_url (unsigned) or api_url (x-api-key) in "
+                ".mailwright/local.json.",
                 "variables": {"port": {"default": "8000"}},
             },
         ],
-        "security": [{SIGV4: []}],
+        "security": [{SIGV4: []}, {API_KEY: []}],
         "paths": paths,
         "components": {
             "schemas": definitions["$defs"],
@@ -153,7 +193,9 @@ def openapi_document() -> dict[str, Any]:
                     "name": "Authorization",
                     "in": "header",
                     "x-amazon-apigateway-authtype": "awsSigv4",
-                }
+                },
+                # A producer's API Gateway API key, on the producers' API.
+                API_KEY: {"type": "apiKey", "name": "x-api-key", "in": "header"},
             },
         },
     }

@@ -142,6 +142,11 @@ class OutcomeEvent(BaseModel):
     metadata: dict[str, str] = Field(
         default_factory=dict, description="The producer's metadata from the request: match your own events on it."
     )
+    producer: str | None = Field(
+        default=None,
+        description="The producer that published the request (an HTTPS API key's, or the one the request named), "
+        "when known: a rule may match it.",
+    )
     recipient_masked: str | None = Field(default=None, description="The recipient, masked (j***@example.com).")
     ses_message_id: str | None = Field(default=None, description="The provider's message id, once sent.")
     provider: str | None = Field(default=None, description="Who sent it (ses), when it was sent.")
@@ -252,6 +257,7 @@ def _event(request_id: str, entry: Mapping[str, Any], item: Mapping[str, Any]) -
         "variant": _text(item.get("variant")),
         "category": _text(item.get("category")),
         "metadata": {str(k): str(v) for k, v in metadata.items()},
+        "producer": _text(item.get("producer")),
         "recipient_masked": _text(item.get("recipient_masked")),
         "ses_message_id": ses_message_id,
         "details": {str(k): str(v) for k, v in details.items()},

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailwright.address_keys import AddressHasher
 from mailwright.constants import ESSENTIAL_CATEGORIES, PROVIDER_SES, STATUS_SENT
+from mailwright.quiet_hours import QuietHours
 from mailwright.settings import RateLimit
-from mailwright.templates import TemplateBundle
+
+if TYPE_CHECKING:
+    # Only named in annotations: the producer SDK (mailwright.preference_client) reads these ports without Jinja2.
+    from mailwright.templates import TemplateBundle
 
 # Suppression scopes: ALL blocks every email; NON_ESSENTIAL lets security and
 # transactional mail through (a complaint should not block a password reset).
@@ -39,12 +43,15 @@ class Suppression:
 
 @dataclass(frozen=True)
 class Preferences:
-    """A user's consent: global unsubscribe, opted-out categories, preferred locale."""
+    """A user's consent: global unsubscribe, opted-out categories, preferred locale, time zone and quiet hours."""
 
     user_id: str
     unsubscribed_all: bool = False
     opted_out: frozenset[str] = frozenset()
     locale: str | None = None
+    # An IANA name (Europe/Paris); None: the request's `timezone`, if any, applies.
+    timezone: str | None = None
+    quiet_hours: QuietHours | None = None
 
     def allows(self, category: str) -> bool:
         """Whether the user accepts mail of `category`; essential categories always pass."""
@@ -55,13 +62,16 @@ class Preferences:
     def merged(self, older: Preferences) -> Preferences:
         """These preferences with an older form of the same user's (stored under an older key version).
 
-        Consent only narrows: an opt-out or unsubscribe in either counts; the locale of these wins.
+        Consent only narrows: an opt-out or unsubscribe in either counts; the locale, time zone and
+        quiet hours of these win.
         """
         return Preferences(
             user_id=self.user_id,
             unsubscribed_all=self.unsubscribed_all or older.unsubscribed_all,
             opted_out=self.opted_out | older.opted_out,
             locale=self.locale or older.locale,
+            timezone=self.timezone or older.timezone,
+            quiet_hours=self.quiet_hours or older.quiet_hours,
         )
 
 
@@ -127,6 +137,8 @@ class Outcome:
     provider: str = PROVIDER_SES
     # The template's A/B variant the recipient got (None: the template has no variants).
     variant: str | None = None
+    # The producer that published it (the HTTPS API's caller, or the one the request names); None: unnamed.
+    producer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,9 @@ class PreferenceWriter(Protocol):
 
     Both methods record when (`updated_at`, epoch seconds) and through what
     (`source`) the change was made, and return the preferences as stored afterwards.
+    They are the user's own choices (the page, a one-click POST, a provider's
+    unsubscribe): what they set is no longer marked as the producer's, and the
+    stored version (see `PreferenceLedger`) is bumped.
     """
 
     def add_opt_out(self, user_id: str, category: str, *, source: str, updated_at: float) -> Preferences:
@@ -279,10 +294,25 @@ class PreferenceWriter(Protocol):
         ...
 
     def set_choices(
-        self, user_id: str, *, opted_out: frozenset[str], unsubscribed_all: bool, source: str, updated_at: float
+        self,
+        user_id: str,
+        *,
+        opted_out: frozenset[str],
+        unsubscribed_all: bool,
+        source: str,
+        updated_at: float,
+        schedule: Schedule | None = None,
     ) -> Preferences:
-        """Replace the user's opt-outs and global unsubscribe with these choices."""
+        """Replace the user's opt-outs and global unsubscribe with these choices (and the schedule, when given)."""
         ...
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a user takes mail: a time zone and quiet hours; None clears either."""
+
+    timezone: str | None = None
+    quiet_hours: QuietHours | None = None
 
 
 # -- suppression lifecycle and SES feedback -----------------------------------
@@ -666,4 +696,59 @@ class LanePublisher(Protocol):
 
     def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
         """Publish every message to its lane's queue; return those still refused after the retries."""
+        ...
+
+
+# -- preferences changed by the producer (CLI, SDK, bulk import) ---------------
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    """One stored form of a user's preferences, with who made its opt-outs and its version.
+
+    Opt-outs (and an unsubscribe from all) made by the producer are marked;
+    every other one is the user's own choice, which only the user, or an
+    explicit, audited override, may lift.
+    """
+
+    preferences: Preferences
+    producer_opt_outs: frozenset[str] = frozenset()
+    producer_unsubscribe: bool = False
+    updated_at: float | None = None
+    source: str = ""
+    # Bumped by every write, the page's included, for optimistic concurrency (0: never versioned).
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class PreferenceAudit:
+    """One change of a user's preferences made by a producer: when, who, through what, why, and what changed."""
+
+    user_id: str
+    at: float
+    actor: str
+    source: str
+    changes: tuple[str, ...]
+    note: str = ""
+    # A choice the user made themselves (an opt-out, an unsubscribe from all) was lifted.
+    overrode_user_choice: bool = False
+
+
+class PreferenceLedger(Protocol):
+    """The preferences table as producers change it: whole records, versioned, with an audit trail per user."""
+
+    def read(self, user_ids: Collection[str]) -> dict[str, PreferenceRecord]:
+        """The stored records of the given user ids (read consistently)."""
+        ...
+
+    def write(self, records: Sequence[tuple[PreferenceRecord, int | None]], *, audit: PreferenceAudit) -> bool:
+        """Store each record if its stored version is the expected one (None: no item), and append `audit`.
+
+        All or nothing; False when another writer moved first. Attributes a
+        record does not hold (an email address, say) are kept.
+        """
+        ...
+
+    def audit(self, user_id: str) -> list[PreferenceAudit]:
+        """The user id's audit trail, in the order written."""
         ...

@@ -16,7 +16,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mailwright.constants import CATEGORIES, ESSENTIAL_CATEGORIES
-from mailwright.ports import AddressKeySource, Preferences, PreferenceStore, PreferenceWriter
+from mailwright.ports import AddressKeySource, Preferences, PreferenceStore, PreferenceWriter, Schedule
+from mailwright.quiet_hours import QuietHours, valid_timezone
 from mailwright.tokens import UnsubscribeClaim
 
 # Where a change came from, recorded with it: an RFC 8058 POST from a mail
@@ -40,6 +41,24 @@ class CategoryNotAllowedError(ValueError):
         reason = "is essential" if category in ESSENTIAL_CATEGORIES else "is not a known category"
         super().__init__(f"{category!r} {reason}")
         self.category = category
+
+
+class InvalidScheduleError(ValueError):
+    """The page's time zone or quiet hours are not valid; nothing was changed."""
+
+
+def parse_schedule(timezone: str, quiet_hours: str) -> Schedule:
+    """The page's time zone and quiet hours ("" for none); raise InvalidScheduleError when either is invalid."""
+    start, dash, end = quiet_hours.partition("-")
+    if dash and bool(start.strip()) != bool(end.strip()):
+        raise InvalidScheduleError("Quiet hours need both a start and an end (or neither, for none)")
+    try:
+        return Schedule(
+            timezone=valid_timezone(timezone) if timezone.strip() else None,
+            quiet_hours=QuietHours.parse(quiet_hours) if quiet_hours.strip() else None,
+        )
+    except ValueError as exc:
+        raise InvalidScheduleError(str(exc)) from None
 
 
 class PreferenceService:
@@ -91,14 +110,21 @@ class PreferenceService:
         opted_out: Collection[str],
         unsubscribed_all: bool,
         source: str = SOURCE_PREFERENCE_CENTER,
+        schedule: Schedule | None = None,
     ) -> Preferences:
-        """Replace the user's choices; essential and unknown categories in `opted_out` are ignored."""
+        """Replace the user's choices (and schedule, when given); essential and unknown categories are ignored."""
         kept = frozenset(opted_out) & frozenset(OPTIONAL_CATEGORIES)
         current, *older = self._address_keys.hasher().user_key_forms(user_id)
         stored = self._store.get_many(set(older)) if older else {}
+        extra = {"schedule": schedule} if schedule is not None else {}
         for form in [current, *(form for form in older if form in stored)]:
             self._writer.set_choices(
-                form, opted_out=kept, unsubscribed_all=unsubscribed_all, source=source, updated_at=self._clock()
+                form,
+                opted_out=kept,
+                unsubscribed_all=unsubscribed_all,
+                source=source,
+                updated_at=self._clock(),
+                **extra,
             )
         return self.get(user_id)
 
@@ -141,13 +167,29 @@ class UnsubscribeService:
         preferences = self._preferences.opt_out(claim.user_id, claim.category, source=source)
         return PreferenceView(claim, preferences, DONE_UNSUBSCRIBED)
 
-    def save(self, token: str, *, receive: Collection[str], unsubscribe_all: bool = False) -> PreferenceView:
+    def save(
+        self,
+        token: str,
+        *,
+        receive: Collection[str],
+        unsubscribe_all: bool = False,
+        timezone: str | None = None,
+        quiet_hours: str | None = None,
+    ) -> PreferenceView:
         """Apply the preference form: mail of the `receive` categories only, or no optional mail at all.
 
         Saving the form is the user's whole answer, so it also lifts an earlier
-        "unsubscribe from all" unless `unsubscribe_all` is set again.
+        "unsubscribe from all" unless `unsubscribe_all` is set again. The time
+        zone and quiet hours ("" clears either) are saved when the form has them
+        (a page rendered before they existed has not); an invalid one raises
+        InvalidScheduleError and changes nothing.
         """
         claim = self._verify(token)
+        schedule = None
+        if timezone is not None or quiet_hours is not None:
+            schedule = parse_schedule(timezone or "", quiet_hours or "")
         opted_out = frozenset(OPTIONAL_CATEGORIES) - frozenset(receive)
-        preferences = self._preferences.update(claim.user_id, opted_out=opted_out, unsubscribed_all=unsubscribe_all)
+        preferences = self._preferences.update(
+            claim.user_id, opted_out=opted_out, unsubscribed_all=unsubscribe_all, schedule=schedule
+        )
         return PreferenceView(claim, preferences, DONE_UNSUBSCRIBED_ALL if unsubscribe_all else DONE_SAVED)

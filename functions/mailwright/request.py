@@ -21,13 +21,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwright.addresses import InvalidAddressError, normalize_address
-from mailwright.constants import LANES
+from mailwright.constants import LANES, PRODUCER_PATTERN
 from mailwright.errors import RejectedError
+from mailwright.quiet_hours import InvalidTimezoneError, valid_timezone
 
 # SES message tags allow only these characters; metadata becomes tags.
 _TAG_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "variant", "ses", "aws"})
+# `producer` is a tag of its own (the request's producer field), so metadata may not take the name.
+RESERVED_TAGS = frozenset({"template", "category", "request_id", "lane", "variant", "producer", "ses", "aws"})
 MAX_METADATA_TAGS = 10
 
 Priority = Literal["critical", "standard", "bulk"]
@@ -80,6 +82,21 @@ class EmailRequest(BaseModel):
         default_factory=dict,
         description="String tags passed to SES and the message log (letters, digits, _ and -; at most 10).",
     )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The recipient's IANA time zone (e.g. Europe/Paris), for quiet hours when their preferences "
+        "hold none.",
+        examples=["Europe/Paris"],
+    )
+    producer: str | None = Field(
+        default=None,
+        pattern=PRODUCER_PATTERN,
+        description="The producer that published the request: the HTTPS API sets it from the caller's API key "
+        "(a request through it may name only its own). Recorded in the message log, tagged on the email, and "
+        "part of the request id, so two producers' idempotency keys never collide.",
+        examples=["billing"],
+    )
 
     @model_validator(mode="after")
     def _encodable(self) -> EmailRequest:
@@ -101,12 +118,17 @@ class EmailRequest(BaseModel):
     @field_validator("locale")
     @classmethod
     def _valid_locale(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_locale(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not _LOCALE.match(value.replace("_", "-")):
-            raise ValueError("a locale looks like en, fr or fr-CA")
-        language, *rest = value.replace("_", "-").split("-")
-        return "-".join([language.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
+        try:
+            return valid_timezone(value)
+        except InvalidTimezoneError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("metadata")
     @classmethod
@@ -124,7 +146,9 @@ class EmailRequest(BaseModel):
     def request_id(self) -> str:
         """Stable id of this request: the same for every delivery of it, so duplicates collapse."""
         if self.idempotency_key is not None:
-            basis = "key:" + self.idempotency_key
+            # A producer's keys are its own (a producer name holds no ":"); without one, ids stay as they were.
+            scope = "" if self.producer is None else f"producer:{self.producer}:"
+            basis = scope + "key:" + self.idempotency_key
         else:
             basis = "content:" + _canonical(self.model_dump(exclude_none=True, exclude_defaults=True))
         return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
@@ -134,6 +158,14 @@ class EmailRequest(BaseModel):
         """Hash of everything that shapes the email; tells a reused idempotency key from a redelivery."""
         payload = self.model_dump(exclude={"idempotency_key"}, exclude_none=True, exclude_defaults=True)
         return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()[:32]
+
+
+def normalize_locale(value: str) -> str:
+    """A BCP 47 locale as mailwright stores it (fr_ca -> fr-CA); raise ValueError when it is not one."""
+    if not _LOCALE.match(value.replace("_", "-")):
+        raise ValueError("a locale looks like en, fr or fr-CA")
+    language, *rest = value.replace("_", "-").split("-")
+    return "-".join([language.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
 
 
 def _canonical(payload: dict[str, Any]) -> str:

@@ -17,17 +17,23 @@ A batch is published ten entries per call; entries the service did not accept
 are retried once, and those still refused raise `PartialBatchError`, which
 names them (and the request ids that were accepted).
 
+`Publisher.prepare` and `Publisher.publish` are the two halves of
+`send_batch` for callers that keep the valid requests of a batch with some
+invalid ones (the HTTPS API's partial acceptance).
+
 The returned request id is the one the worker logs the request under (the
 `messages` table key and the `request_id` tag on the email). `StatusClient`
 (from `mailwright.status_client`, re-exported here) asks the status API what
-became of it.
+became of it. `Preferences` (from `mailwright.preference_client`) reads and
+changes users' preferences, each change audited.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from pydantic import ValidationError
 
 from mailwright.constants import DEFAULT_LANE, EVENT_DETAIL_TYPE, LANES
 from mailwright.errors import MailwrightError
+from mailwright.preference_client import PreferenceError, PreferencesClient, UserChoiceError
 from mailwright.request import EmailRequest, describe_validation_error
 from mailwright.status_client import MessageNotFoundError, StatusApiError, StatusClient
 
@@ -46,17 +53,31 @@ __all__ = [
     "InvalidRequestError",
     "MessageNotFoundError",
     "PartialBatchError",
+    "PreferenceError",
+    "Preferences",
+    "PreferencesClient",
+    "PreparedBatch",
+    "PreparedRequest",
+    "Problem",
     "Publisher",
     "StatusApiError",
     "StatusClient",
+    "UserChoiceError",
     "send",
     "send_batch",
     "template_priorities",
 ]
 
+# Users' preferences, read and changed by the producer (see mailwright.preference_client).
+Preferences = PreferencesClient
+
 # SQS and EventBridge both take at most 10 entries and 256 KiB per call.
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
+# The most one request may carry once published (room is left for the entry's other fields).
+MAX_REQUEST_BYTES = MAX_BATCH_BYTES - 1024
+# Sends per refused entry: the first and one retry.
+DEFAULT_ATTEMPTS = 2
 DEFAULT_SOURCE = "mailwright.sdk"
 
 # Where `Publisher.from_env()` (and `send()` without a target) finds the stack.
@@ -116,11 +137,30 @@ class PartialBatchError(MailwrightError):
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class PreparedRequest:
+    """A valid request ready to publish: its index in the input, the request as the worker will parse it, its lane."""
+
     index: int
     request: EmailRequest
     lane: str
     body: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the request at `index` cannot be published: a `code` (invalid_request, invalid_address...) and a reason."""
+
+    index: int
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """The requests of a batch that can be published, and what is wrong with the others."""
+
+    requests: list[PreparedRequest]
+    problems: list[Problem]
 
 
 def template_priorities(templates_dir: Path) -> dict[str, str]:
@@ -138,7 +178,12 @@ class Publisher:
     The lane of a request is its `priority`, else its template's default
     priority when `template_priorities` knows the template, else `standard`.
     Through EventBridge the lane travels as `detail.priority` (the bus rules
-    route on it), so it is written into the published request.
+    route on it), so it is written into the published request. `priority_of`
+    (template id, pinned version -> lane or None) is asked before
+    `template_priorities`, for callers that read templates where they live.
+
+    An entry the service refuses is sent again, `attempts` sends in all, after
+    `retry_pause` seconds (doubled for each further attempt).
     """
 
     def __init__(
@@ -152,6 +197,11 @@ class Publisher:
         session: boto3.session.Session | None = None,
         sqs_client: Any = None,
         events_client: Any = None,
+        priority_of: Callable[[str, str | None], str | None] | None = None,
+        attempts: int = DEFAULT_ATTEMPTS,
+        retry_pause: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         given = [
             name
@@ -166,7 +216,14 @@ class Publisher:
         self._queue_urls = dict(queue_urls or {})
         self._queue_url = queue_url
         self._event_bus = event_bus
+        if attempts < 1:
+            raise ValueError("attempts is at least 1")
         self._priorities = dict(template_priorities or {})
+        self._priority_of = priority_of
+        self._attempts = attempts
+        self._retry_pause = retry_pause
+        self._sleep = sleep
+        self._clock = clock
         self._source = source
         session = session or boto3.session.Session()
         self._sqs = sqs_client
@@ -190,7 +247,10 @@ class Publisher:
 
     def lane_of(self, request: EmailRequest) -> str:
         """The lane a request travels in."""
-        return request.priority or self._priorities.get(request.template_id, DEFAULT_LANE)
+        if request.priority:
+            return request.priority
+        found = self._priority_of(request.template_id, request.template_version) if self._priority_of else None
+        return found or self._priorities.get(request.template_id, DEFAULT_LANE)
 
     def send(self, request: RequestLike) -> str:
         """Validate and publish one request; return its request id."""
@@ -198,68 +258,79 @@ class Publisher:
 
     def send_batch(self, requests: Iterable[RequestLike]) -> list[str]:
         """Validate every request, then publish them; return the request ids in input order."""
-        prepared = self._prepare(list(requests))
-        if self._event_bus:
-            failed = self._publish(prepared, self._put_events)
-        else:
-            failed = self._publish(prepared, self._send_messages)
-        request_ids = [item.request.request_id for item in prepared]
+        batch = self.prepare(list(requests))
+        if batch.problems:
+            raise InvalidRequestError([(problem.index, problem.reason) for problem in batch.problems])
+        failed = self.publish(batch.requests)
+        request_ids = [item.request.request_id for item in batch.requests]
         if failed:
-            raise PartialBatchError(sorted(failed, key=lambda entry: entry.index), request_ids)
+            raise PartialBatchError(failed, request_ids)
         return request_ids
 
     # -- validation -----------------------------------------------------
 
-    def _prepare(self, requests: list[RequestLike]) -> list[_Prepared]:
+    def prepare(self, requests: Sequence[RequestLike]) -> PreparedBatch:
+        """Validate and route every request; publish nothing. Indexes are positions in `requests`."""
         prepared, problems = [], []
         for index, raw in enumerate(requests):
-            try:
-                request = raw if isinstance(raw, EmailRequest) else EmailRequest.model_validate(dict(raw))
-                lane = self.lane_of(request)
-                if self._event_bus and request.priority is None:
-                    request = request.model_copy(update={"priority": lane})
-                # Publish what the worker will parse, and take the id from that parse, so the id
-                # returned is the id logged (values such as dates become JSON strings on the way).
-                body = request.model_dump_json(exclude_none=True, exclude_defaults=True)
-                request = EmailRequest.model_validate_json(body)
-            except ValidationError as exc:
-                problems.append((index, describe_validation_error(exc)))
-                continue
-            except (TypeError, ValueError) as exc:
-                problems.append((index, f"not a request object ({exc})"))
-                continue
-            if lane not in LANES:
-                problems.append((index, f"unknown priority {lane!r} for template {request.template_id!r}"))
-                continue
-            if not self._event_bus and not self._queue_url and lane not in self._queue_urls:
-                problems.append((index, f"no queue URL for the {lane} lane"))
-                continue
-            if len(body.encode("utf-8")) > MAX_BATCH_BYTES - 1024:
-                problems.append((index, "larger than 255 KiB, the most one message may carry"))
-                continue
-            prepared.append(_Prepared(index=index, request=request, lane=lane, body=body))
-        if problems:
-            raise InvalidRequestError(problems)
-        return prepared
+            item = self._prepare_one(index, raw)
+            if isinstance(item, Problem):
+                problems.append(item)
+            else:
+                prepared.append(item)
+        return PreparedBatch(prepared, problems)
+
+    def _prepare_one(self, index: int, raw: RequestLike) -> PreparedRequest | Problem:
+        try:
+            request = raw if isinstance(raw, EmailRequest) else EmailRequest.model_validate(dict(raw))
+            lane = self.lane_of(request)
+            if self._event_bus and request.priority is None:
+                request = request.model_copy(update={"priority": lane})
+            # Publish what the worker will parse, and take the id from that parse, so the id
+            # returned is the id logged (values such as dates become JSON strings on the way).
+            body = request.model_dump_json(exclude_none=True, exclude_defaults=True)
+            request = EmailRequest.model_validate_json(body)
+        except ValidationError as exc:
+            bad_address = any(e["loc"] == ("recipient_email",) and e["type"] != "missing" for e in exc.errors())
+            return Problem(
+                index, "invalid_address" if bad_address else "invalid_request", describe_validation_error(exc)
+            )
+        except (TypeError, ValueError) as exc:
+            return Problem(index, "invalid_request", f"not a request object ({exc})")
+        if lane not in LANES:
+            return Problem(index, "unknown_priority", f"unknown priority {lane!r} for template {request.template_id!r}")
+        if not self._event_bus and not self._queue_url and lane not in self._queue_urls:
+            return Problem(index, "no_queue", f"no queue URL for the {lane} lane")
+        if len(body.encode("utf-8")) > MAX_REQUEST_BYTES:
+            return Problem(index, "too_large", "larger than 255 KiB, the most one message may carry")
+        return PreparedRequest(index=index, request=request, lane=lane, body=body)
 
     # -- publishing -----------------------------------------------------
 
-    def _publish(self, prepared: list[_Prepared], call: Any) -> list[FailedEntry]:
-        """Publish in batches, retry the refused entries once, return those still refused."""
-        failed: list[FailedEntry] = []
-        for chunk in _chunks(prepared, by_lane=not self._event_bus and not self._queue_url):
-            refused = call(chunk)
-            if refused:
-                again = [item for item in chunk if item.index in refused]
-                refused = call(again)
-                failed.extend(
-                    FailedEntry(item.index, item.request.request_id, *refused[item.index])
-                    for item in again
-                    if item.index in refused
-                )
-        return failed
+    def publish(self, prepared: Sequence[PreparedRequest], *, within: float | None = None) -> list[FailedEntry]:
+        """Publish prepared requests in batches, retry refused entries; return those still refused, by index.
 
-    def _send_messages(self, chunk: list[_Prepared]) -> dict[int, tuple[str, str]]:
+        With `within` (seconds), no call starts after that long: what is left is returned as refused (`timeout`).
+        """
+        call = self._put_events if self._event_bus else self._send_messages
+        deadline = None if within is None else self._clock() + within
+        failed: list[FailedEntry] = []
+        for chunk in _chunks(list(prepared), by_lane=not self._event_bus and not self._queue_url):
+            pending: list[PreparedRequest] = chunk
+            refused: dict[int, tuple[str, str]] = {item.index: _TIMED_OUT for item in chunk}
+            for attempt in range(self._attempts):
+                if attempt and self._retry_pause:
+                    self._sleep(self._retry_pause * 2 ** (attempt - 1))
+                if deadline is not None and self._clock() >= deadline:
+                    break
+                refused = call(pending)
+                pending = [item for item in pending if item.index in refused]
+                if not pending:
+                    break
+            failed.extend(FailedEntry(item.index, item.request.request_id, *refused[item.index]) for item in pending)
+        return sorted(failed, key=lambda entry: entry.index)
+
+    def _send_messages(self, chunk: list[PreparedRequest]) -> dict[int, tuple[str, str]]:
         queue_url = self._queue_url or self._queue_urls[chunk[0].lane]
         entries = [{"Id": str(item.index), "MessageBody": item.body} for item in chunk]
         try:
@@ -271,7 +342,7 @@ class Publisher:
             for failure in response.get("Failed", [])
         }
 
-    def _put_events(self, chunk: list[_Prepared]) -> dict[int, tuple[str, str]]:
+    def _put_events(self, chunk: list[PreparedRequest]) -> dict[int, tuple[str, str]]:
         entries = [
             {
                 "EventBusName": self._event_bus,
@@ -293,6 +364,10 @@ class Publisher:
         }
 
 
+# What an entry left unsent by `publish(within=...)` is refused with.
+_TIMED_OUT = ("timeout", "not sent: the time for publishing ran out")
+
+
 def _call_error(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ClientError):
         error: Any = exc.response.get("Error", {})
@@ -300,14 +375,14 @@ def _call_error(exc: Exception) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
-def _chunks(prepared: list[_Prepared], *, by_lane: bool) -> list[list[_Prepared]]:
+def _chunks(prepared: list[PreparedRequest], *, by_lane: bool) -> list[list[PreparedRequest]]:
     """Batches of at most 10 entries and 256 KiB, one lane per batch when publishing to lane queues."""
-    groups: dict[str, list[_Prepared]] = {}
+    groups: dict[str, list[PreparedRequest]] = {}
     for item in prepared:
         groups.setdefault(item.lane if by_lane else "", []).append(item)
-    chunks: list[list[_Prepared]] = []
+    chunks: list[list[PreparedRequest]] = []
     for items in groups.values():
-        current: list[_Prepared] = []
+        current: list[PreparedRequest] = []
         size = 0
         for item in items:
             item_size = len(item.body.encode("utf-8")) + 256  # entry overhead: id, bus, source, detail-type

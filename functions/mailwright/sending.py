@@ -480,6 +480,7 @@ class SendService:
             ("lane", self.policy.lane),
             # The feedback function counts events per variant by this tag, and outcome events carry it.
             *((("variant", work.variant),) if work.variant else ()),
+            *((("producer", request.producer),) if request.producer else ()),
             *sorted(request.metadata.items()),
         )
         return OutboundEmail(
@@ -666,4 +667,5 @@ class SendService:
             evaluation=work.evaluation,
             provider=provider_of(ses_message_id or ""),
             variant=work.variant,
+            producer=request.producer if request else None,
         )

@@ -290,6 +290,44 @@ class ApiSettings:
         return cls(**{name: env[key] for name, key in required.items()})
 
 
+@dataclass(frozen=True)
+class SubmissionSettings:
+    """What the HTTPS API's function reads to accept producers' requests (POST /v1/messages)."""
+
+    # Lane -> queue URL: where accepted requests go, routed as the SDK routes them.
+    lane_queue_urls: dict[str, str]
+    # Templates' priorities are read from their bundles (cached like the workers' templates).
+    templates_bucket: str
+    # API key id -> producer.
+    producers_table: str
+    template_cache_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SubmissionSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        keys = (Env.LANE_QUEUE_URLS, Env.TEMPLATES_BUCKET, Env.PRODUCERS_TABLE)
+        missing = [key for key in keys if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        try:
+            queues = json.loads(env[Env.LANE_QUEUE_URLS])
+        except ValueError:
+            raise ConfigurationError(f"{Env.LANE_QUEUE_URLS} is not JSON") from None
+        if not isinstance(queues, dict) or set(queues) != set(LANES) or not all(queues.values()):
+            raise ConfigurationError(f"{Env.LANE_QUEUE_URLS} must map every lane ({', '.join(LANES)}) to a queue URL")
+        try:
+            cache_seconds = int(env.get(Env.TEMPLATE_CACHE_SECONDS, "60"))
+        except ValueError:
+            raise ConfigurationError(f"{Env.TEMPLATE_CACHE_SECONDS} is not a whole number of seconds") from None
+        return cls(
+            lane_queue_urls={str(lane): str(url) for lane, url in queues.items()},
+            templates_bucket=env[Env.TEMPLATES_BUCKET],
+            producers_table=env[Env.PRODUCERS_TABLE],
+            template_cache_seconds=cache_seconds,
+        )
+
+
 # -- secondary providers and failover -------------------------------------------
 
 # Hosts an unencrypted SMTP relay or a plain-HTTP API base URL may point at: this machine only

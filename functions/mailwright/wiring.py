@@ -28,6 +28,7 @@ from mailwright.adapters.dynamodb import (
     DynamoSuppressionStore,
 )
 from mailwright.adapters.mailgun import MailgunEmailSender
+from mailwright.adapters.producers import DynamoProducerDirectory
 from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore, DynamoReplayGuard
 from mailwright.adapters.recipient_index import DynamoRecipientIndex
 from mailwright.adapters.s3 import S3TemplateSource
@@ -36,6 +37,7 @@ from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
 from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
 from mailwright.adapters.sqs import SqsLanePublisher, SqsRetryScheduler
 from mailwright.adapters.variants import DynamoVariantLedger
+from mailwright.api_services import ApiServices
 from mailwright.breaker import CircuitBreaker
 from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID, PROVIDER_SES
 from mailwright.errors import ConfigurationError
@@ -47,6 +49,7 @@ from mailwright.pacing import Pacer, PooledPacer, SendPacer
 from mailwright.ports import EmailSender, ProviderBreakerStore
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
+from mailwright.sdk import Publisher
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import (
     ApiSettings,
@@ -59,10 +62,12 @@ from mailwright.settings import (
     SendGridSettings,
     SesRegionSettings,
     SmtpSettings,
+    SubmissionSettings,
     UnsubscribeSettings,
     WorkerSettings,
 )
 from mailwright.status import StatusService
+from mailwright.submission import SubmissionService, TemplateLanes
 from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 from mailwright.variants import VariantService
@@ -392,6 +397,38 @@ def build_status_service(settings: ApiSettings, *, session: boto3.session.Sessio
         DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=1),
         DynamoRecipientIndex(dynamodb, settings.messages_table),
         address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
+    )
+
+
+# The HTTPS API's publisher: three sends per refused entry, 50 ms then 100 ms apart.
+SUBMIT_ATTEMPTS = 3
+SUBMIT_RETRY_PAUSE_SECONDS = 0.05
+
+
+def build_api_services(
+    settings: ApiSettings, submission: SubmissionSettings, *, session: boto3.session.Session | None = None
+) -> ApiServices:
+    """The HTTPS API's services: status lookups, submissions to the lane queues, and the producers' keys."""
+    session = session or boto3.session.Session()
+    # A caller is waiting: each call fails fast, and the publisher retries refused entries itself.
+    fast = client_config(max_attempts=2, pool=10, read_timeout=3.0)
+    sqs = session.client("sqs", config=fast)
+    templates = S3TemplateSource(
+        session.client("s3", config=fast),
+        submission.templates_bucket,
+        cache_seconds=submission.template_cache_seconds,
+    )
+    publisher = Publisher(
+        queue_urls=submission.lane_queue_urls,
+        sqs_client=sqs,
+        priority_of=TemplateLanes(templates),
+        attempts=SUBMIT_ATTEMPTS,
+        retry_pause=SUBMIT_RETRY_PAUSE_SECONDS,
+    )
+    return ApiServices(
+        status=build_status_service(settings, session=session),
+        submissions=SubmissionService(publisher),
+        producers=DynamoProducerDirectory(session.client("dynamodb", config=fast), submission.producers_table),
     )
 
 

@@ -8,6 +8,8 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     local_ses,
     migrate,
     operations,
+    preferences,
+    producers,
     providers,
     studio,
     templates,

@@ -229,6 +229,11 @@ def _print_banner(stack: LocalStack) -> None:
         table.add_row("unsubscribe", state["unsubscribe_url"])
     if state.get("status_api_url"):
         table.add_row("status API", f"{state['status_api_url']}/v1/messages/ID (unsigned on loopback)")
+    if state.get("api_url"):
+        table.add_row(
+            "producers' API",
+            f"POST {state['api_url']}/v1/messages, header x-api-key: `api_key` in {stack.options.state.local_json}",
+        )
     if state.get("lambda_endpoint_url"):
         table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
     if state.get("secondary_smtp"):

@@ -1,19 +1,23 @@
-"""The HTTPS API on loopback: a small threaded HTTP server in front of the API function's handler.
+"""The HTTPS APIs on loopback: small threaded HTTP servers in front of the API function's handler.
 
 Each request becomes the proxy event an API Gateway REST API delivers to its
 Lambda integration and goes to `mailwright.handlers.api.handle`, so the local
 stack answers with the deployed code path::
 
-    server, base_url = start(build_status_service(settings))
+    server, base_url = start(build_api_services(settings, submission))
     urllib.request.urlopen(f"{base_url}/v1/messages/{request_id}")
     server.shutdown()
     server.server_close()
 
-Requests are not signed here: whoever can reach the loopback port is the
-platform team (the event names a local IAM caller), as the local stack's
-moto endpoint accepts any credentials. Requests are answered one at a time,
-as one Lambda container would (the Powertools resolver keeps the current
-event on the class).
+Without a gate, the server stands for the IAM-authorized API: requests are
+not signed here, and whoever can reach the loopback port is the platform
+team (the event names a local IAM caller), as the local stack's moto
+endpoint accepts any credentials. With a `UsagePlanGate` it stands for the
+producers' API: a request needs an `x-api-key` the gate admits (API
+Gateway's key check and usage plan, emulated), and the event carries the
+key's id, as API Gateway's does. Requests are answered one at a time across
+every server of the process, as one Lambda container would (the Powertools
+resolver keeps the current event on the class).
 """
 
 from __future__ import annotations
@@ -27,11 +31,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from mailwright.api_services import ApiServices
 from mailwright.handlers.api import handle
-from mailwright.status import StatusService
+from mailwright_tools.local.usage_plans import Admission, UsagePlanGate
 
-# API Gateway passes these bodies as text; others base64-encoded (binary media types are not configured).
-MAX_BODY_BYTES = 64 * 1024
+# A synchronous Lambda invocation carries at most 6 MB (API Gateway would take 10): a batch of requests fits.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+API_KEY_HEADER = "x-api-key"
+# The handler's resolver is one per process: every server answers through it one request at a time.
+_HANDLER_LOCK = threading.Lock()
 # The caller every loopback request is taken for: the platform team, as an IAM user would be deployed.
 LOCAL_CALLER_ARN = "arn:aws:iam::123456789012:user/mailwright-local"
 LOCAL_STAGE = "local"
@@ -45,8 +53,14 @@ def rest_api_event(
     headers: Mapping[str, str] | None = None,
     source_ip: str = "127.0.0.1",
     caller_arn: str | None = LOCAL_CALLER_ARN,
+    api_key: Admission | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway's REST API (Lambda proxy integration) delivers for this request."""
+    """The event API Gateway's REST API (Lambda proxy integration) delivers for this request.
+
+    With `api_key` (a producers' API request), the identity carries the key and its id, and no IAM caller.
+    """
+    if api_key is not None:
+        caller_arn = None
     url = urlsplit(path_and_query)
     path = url.path or "/"
     single = dict(headers or {})
@@ -87,8 +101,8 @@ def rest_api_event(
                 "caller": caller_arn,
                 "user": caller_arn,
                 "accountId": "123456789012" if caller_arn else None,
-                "apiKey": None,
-                "apiKeyId": None,
+                "apiKey": api_key.api_key if api_key else None,
+                "apiKeyId": api_key.api_key_id if api_key else None,
             },
             "authorizer": None,
         },
@@ -100,6 +114,9 @@ def rest_api_event(
 class _Handler(BaseHTTPRequestHandler):
     server: _ApiServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body would wait for the client's
+    # delayed ACK (40 ms a request on Linux).
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         try:
@@ -110,11 +127,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, {"error": {"code": "too_large", "message": f"a body is at most {MAX_BODY_BYTES} bytes"}})
             return
         body = self.rfile.read(length) if length else b""
+        admitted = None
+        if self.server.gate is not None:
+            verdict = self.server.gate.admit(self.headers.get(API_KEY_HEADER))
+            if not isinstance(verdict, Admission):
+                # API Gateway's gateway responses, in the function's error shape (infra/api.py).
+                self._answer(verdict.status, {"error": {"code": verdict.code, "message": verdict.message}}, keep=True)
+                return
+            admitted = verdict
         event = rest_api_event(
-            self.command, self.path, body=body, headers=dict(self.headers.items()), source_ip=self.client_address[0]
+            self.command,
+            self.path,
+            body=body,
+            headers=dict(self.headers.items()),
+            source_ip=self.client_address[0],
+            api_key=admitted,
         )
-        with self.server.lock:
-            answer = handle(self.server.service, event)
+        with _HANDLER_LOCK:
+            answer = handle(self.server.services, event)
         payload = str(answer.get("body") or "").encode("utf-8")
         if answer.get("isBase64Encoded"):
             payload = base64.b64decode(payload)
@@ -130,15 +160,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
+    def _answer(self, status: int, body: dict[str, Any], *, keep: bool = False) -> None:
+        """Answer without the handler; the connection closes unless `keep` (the request body was read)."""
         payload = json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
+        if not keep:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
-        self.close_connection = True
+        self.close_connection = not keep
 
     # http.server dispatches on these names; every method reaches the handler, which routes it.
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
@@ -150,17 +182,22 @@ class _Handler(BaseHTTPRequestHandler):
 class _ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], service: StatusService) -> None:
+    def __init__(self, address: tuple[str, int], services: ApiServices, gate: UsagePlanGate | None) -> None:
         super().__init__(address, _Handler)
-        self.service = service
-        self.lock = threading.Lock()
+        self.services = services
+        self.gate = gate
 
 
-def start(service: StatusService, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
-    """Serve `service` on a background thread; the server (shut it down when done) and its base URL (no `/v1`)."""
+def start(
+    services: ApiServices, host: str = "127.0.0.1", port: int = 0, *, gate: UsagePlanGate | None = None
+) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `services` on a background thread; the server (shut it down when done) and its base URL (no `/v1`).
+
+    With `gate`, the producers' API (API keys and usage plans); without, the IAM-authorized one, unsigned.
+    """
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the local API accepts unsigned requests: it binds loopback only")
-    server = _ApiServer((host, port), service)
+    server = _ApiServer((host, port), services, gate)
     threading.Thread(target=server.serve_forever, name="api-server", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host!s}]" if ":" in str(bound_host) else str(bound_host)

@@ -75,7 +75,8 @@ class LocalStackOptions:
     # The SES account send rate the workers share; None keeps cdk.json's ses_max_send_rate.
     ses_rate: float | None = None
     serve_unsubscribe: bool = True
-    # The HTTPS API (status lookups) on another loopback port, unsigned: `status_api_url` in local.json.
+    # The HTTPS APIs on two more loopback ports: the IAM one unsigned (`status_api_url` in local.json) and the
+    # producers' one with API keys and usage plans (`api_url`, and a key of the `local` producer, `api_key`).
     serve_api: bool = True
     # Write .mailwright/local.json so the CLI and other processes find the stack.
     record: bool = True
@@ -121,6 +122,7 @@ class LocalStack:
         self._server: Any = None
         self._unsubscribe_server: Any = None
         self._api_server: Any = None
+        self._producer_api_server: Any = None
         self._lane_api: Any = None
         self.lambda_endpoint_url = ""
         self.breaker: LocalBreaker | None = None
@@ -275,7 +277,7 @@ class LocalStack:
         )
         self.state = {**self._describe(resources, feedback, unsubscribe_url), **self.hearing.describe()}
         if self.options.serve_api:
-            self.state["status_api_url"] = self._serve_api(resources)
+            self.state.update(self._serve_api(resources))
         for emulator in self.emulators.values():
             emulator.start()
         self.hearing.start()
@@ -322,10 +324,11 @@ class LocalStack:
             self._unsubscribe_server.shutdown()
             self._unsubscribe_server.server_close()
             self._unsubscribe_server = None
-        if self._api_server is not None:
-            self._api_server.shutdown()
-            self._api_server.server_close()
-            self._api_server = None
+        for server in (self._api_server, self._producer_api_server):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._api_server = self._producer_api_server = None
         if self.options.record:
             self.options.state.clear_local(pid=os.getpid())
         if self._output is not None:
@@ -504,21 +507,76 @@ class LocalStack:
         self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
         return base_url
 
-    def _serve_api(self, resources: StackResources) -> str:
-        """Serve the HTTPS API's function on a free loopback port, as API Gateway would; its base URL (no /v1)."""
-        from infra.config import api_environment
-        from mailwright.settings import ApiSettings
-        from mailwright.wiring import build_status_service
-        from mailwright_tools.local import api_server
+    def _serve_api(self, resources: StackResources) -> dict[str, Any]:
+        """Serve the HTTPS APIs' function on two free loopback ports, as API Gateway would; what local.json records.
 
-        environment = api_environment(
-            messages_table=resources.messages_table,
-            address_key_secret_arn=resources.address_key_secret_arn,
-            suppression_table=resources.suppression_table,
+        One container serves both: the IAM API (unsigned here) and the producers' API (API keys, usage plans).
+        The `local` producer gets a key, issued as `mailwright producers add local` would.
+        """
+        from infra.config import LOCAL_PRODUCER, api_environment, local_producers, submission_environment
+        from mailwright.adapters.producers import DynamoProducerDirectory
+        from mailwright.settings import ApiSettings, SubmissionSettings
+        from mailwright.wiring import build_api_services
+        from mailwright_tools.local import api_server
+        from mailwright_tools.local.usage_plans import UsagePlanGate
+        from mailwright_tools.producers import ProducerAdmin, ProducerTarget
+        from mailwright_tools.provision_producers import provision_producers
+
+        session = self.session()
+        producers = provision_producers(
+            local_producers(self.config), stack_name=self.config.stack_name, session=session
         )
-        service = build_status_service(ApiSettings.from_env(environment), session=self.session())
-        self._api_server, base_url = api_server.start(service, host=self.options.host, port=0)
-        return base_url
+        environment = {
+            **api_environment(
+                messages_table=resources.messages_table,
+                address_key_secret_arn=resources.address_key_secret_arn,
+                suppression_table=resources.suppression_table,
+            ),
+            **submission_environment(
+                lane_queue_urls=resources.queues,
+                templates_bucket=resources.templates_bucket,
+                producers_table=producers.table,
+                template_cache_seconds=self.config.template_cache_seconds,
+            ),
+        }
+        services = build_api_services(
+            ApiSettings.from_env(environment), SubmissionSettings.from_env(environment), session=session
+        )
+        self._api_server, status_url = api_server.start(services, host=self.options.host, port=0)
+        gate = UsagePlanGate(
+            session.client("apigateway"),
+            plan_ids=list(producers.plans.values()),
+            directory=DynamoProducerDirectory(session.client("dynamodb"), producers.table, cache_seconds=1.0),
+        )
+        self._producer_api_server, api_url = api_server.start(services, host=self.options.host, port=0, gate=gate)
+        target = ProducerTarget(
+            stack_name=self.config.stack_name,
+            plans=producers.plans,
+            table=producers.table,
+            retirement_role_arn=producers.retirement_role_arn,
+            api_url=api_url,
+        )
+        admin = ProducerAdmin(
+            target,
+            apigateway=session.client("apigateway"),
+            dynamodb=session.client("dynamodb"),
+            scheduler=session.client("scheduler"),
+        )
+        issued = admin.add(LOCAL_PRODUCER)
+        return {
+            "status_api_url": status_url,
+            "api_url": api_url,
+            # The local producer's key: a secret on a deployed stack, shown once; here, for local use only.
+            "api_key": issued.value,
+            "api_producer": LOCAL_PRODUCER,
+            "producer_api": {
+                "url": api_url,
+                "api_id": producers.api_id,
+                "table": producers.table,
+                "plans": producers.plans,
+                "retirement_role_arn": producers.retirement_role_arn,
+            },
+        }
 
     def _provision_feedback(self, session: LocalSession, resources: StackResources) -> FeedbackPath:
         """The SES events topic, the feedback queue (+DLQ) and the feedback function's environment."""

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.config import api_environment
+from infra.config import api_environment, submission_environment
 from mailwright.constants import RECIPIENT_INDEX, Keys
 from mailwright.handlers import api
 from mailwright.request import parse_request
@@ -41,11 +41,21 @@ def request_id(request: dict[str, Any]) -> str:
 @pytest.fixture
 def call(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[int, Any]]]:
     """Invoke the deployed handler with a proxy event; its service is built from the function's environment."""
-    for key, value in api_environment(
-        messages_table=stack.messages_table,
-        address_key_secret_arn=stack.address_key_secret_arn,
-        suppression_table=stack.suppression_table,
-    ).items():
+    environment = {
+        **api_environment(
+            messages_table=stack.messages_table,
+            address_key_secret_arn=stack.address_key_secret_arn,
+            suppression_table=stack.suppression_table,
+        ),
+        # The function takes submissions too (its producers table is never read by an IAM caller).
+        **submission_environment(
+            lane_queue_urls=stack.queues,
+            templates_bucket=stack.templates_bucket,
+            producers_table="mailwright-producers",
+            template_cache_seconds=60,
+        ),
+    }
+    for key, value in environment.items():
         monkeypatch.setenv(key, value)
     api.service.cache_clear()
 
@@ -167,3 +177,22 @@ def _iso(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def test_an_iam_caller_submits_and_the_worker_sends_what_was_queued(
+    call: Callable[..., tuple[int, Any]], worker: Make, stack: StackResources
+) -> None:
+    status, body = call("POST", "/v1/messages", {"requests": [password_reset(1), password_reset(2)]})
+
+    assert status == 202, body
+    assert [item["lane"] for item in body["accepted"]] == ["critical", "critical"]
+    assert [item["request_id"] for item in body["accepted"]] == [
+        request_id(password_reset(1)),
+        request_id(password_reset(2)),
+    ]
+    # Every accepted request is on its lane queue: the critical worker finds and sends both.
+    batch = worker("critical").run_batch()
+    assert (batch["received"], batch["batchItemFailures"]) == (2, [])
+    for item in body["accepted"]:
+        found, logged = call("GET", f"/v1/messages/{item['request_id']}")
+        assert (found, logged["status"]) == (200, "sent")

@@ -34,7 +34,8 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     It also switches on the settings that are off or empty in cdk.json (mirroring to
     SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
     recipients, other alarm thresholds) and takes the unsubscribe endpoint's concurrency
-    cap away and the API's logging role (an account that has one), so one more synth covers them all.
+    cap away and the API's logging role (an account that has one), declares producers and WAF, so one more
+    synth covers them all.
     """
     return synthesize(
         tmp_path_factory.mktemp("cdk.out-domain"),
@@ -47,5 +48,11 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         ses_daily_quota=200000,
         max_message_age_seconds={"critical": 120, "feedback": 600},
         unsubscribe={"reserved_concurrency": None},
-        api={"throttling_rate_limit": 7.5, "throttling_burst_limit": 15, "cloudwatch_role": False},
+        api={
+            "throttling_rate_limit": 7.5,
+            "throttling_burst_limit": 15,
+            "cloudwatch_role": False,
+            "producers": {"billing": {"rate_limit": 5, "burst_limit": 10, "quota_per_day": 2000}, "crm": {}},
+            "waf": {"rate_limit": 500, "window_seconds": 60},
+        },
     )

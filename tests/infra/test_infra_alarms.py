@@ -141,6 +141,7 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         f"{prefix}-api-5xx",
         f"{prefix}-api-4xx-rate",
         f"{prefix}-variant-disabled",
+        f"{prefix}-producer-api-5xx",
     }
 
     assert names == expected

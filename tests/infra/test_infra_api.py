@@ -13,6 +13,7 @@ from infra.alarms import API_4XX_MIN_REQUESTS, API_4XX_RATE_PERCENT
 from mailwright.constants import (
     ADDRESS_KEY_MARKER,
     API_HANDLER,
+    LANES,
     RECIPIENT_INDEX,
     Env,
     Keys,
@@ -37,10 +38,23 @@ def _api_id(synthesized: Synthesized) -> str:
     return synthesized.output_ref(Outputs.API_ID)
 
 
+def _of_api(synthesized: Synthesized, resource_type: str) -> dict[str, Resource]:
+    """The resources of a type that belong to the IAM-authorized API (the producers' API has its own)."""
+    api = {"Ref": _api_id(synthesized)}
+    return {
+        logical_id: resource
+        for logical_id, resource in synthesized.resources(resource_type).items()
+        if resource["Properties"].get("RestApiId") == api
+    }
+
+
+def _stage_id(synthesized: Synthesized) -> str:
+    (stage_id,) = _of_api(synthesized, "AWS::ApiGateway::Stage")
+    return stage_id
+
+
 def _stage(synthesized: Synthesized) -> dict[str, Any]:
-    (stage,) = synthesized.resources("AWS::ApiGateway::Stage").values()
-    props: dict[str, Any] = stage["Properties"]
-    assert props["RestApiId"] == {"Ref": _api_id(synthesized)}
+    props: dict[str, Any] = _of_api(synthesized, "AWS::ApiGateway::Stage")[_stage_id(synthesized)]["Properties"]
     return props
 
 
@@ -56,15 +70,19 @@ def _methods(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
 
     return {
         f"{props['HttpMethod']} {path_of(props['ResourceId'])}": props
-        for props in (m["Properties"] for m in synthesized.resources("AWS::ApiGateway::Method").values())
+        for props in (m["Properties"] for m in _of_api(synthesized, "AWS::ApiGateway::Method").values())
     }
 
 
-def test_the_api_is_regional_with_exactly_the_two_v1_operations(synthesized: Synthesized) -> None:
-    (api,) = synthesized.resources("AWS::ApiGateway::RestApi").values()
+def test_the_api_is_regional_with_exactly_the_three_v1_operations(synthesized: Synthesized) -> None:
+    api = synthesized.resources("AWS::ApiGateway::RestApi")[_api_id(synthesized)]
 
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
-    assert set(_methods(synthesized)) == {"GET /v1/messages/{request_id}", "POST /v1/messages/search"}
+    assert set(_methods(synthesized)) == {
+        "POST /v1/messages",
+        "GET /v1/messages/{request_id}",
+        "POST /v1/messages/search",
+    }
 
 
 def test_every_method_needs_a_sigv4_signature_and_proxies_to_the_api_function(synthesized: Synthesized) -> None:
@@ -78,8 +96,10 @@ def test_every_method_needs_a_sigv4_signature_and_proxies_to_the_api_function(sy
 
 def test_api_gateway_checks_the_path_and_that_a_search_body_is_an_object(synthesized: Synthesized) -> None:
     methods = _methods(synthesized)
-    (validator_id, validator), *others = synthesized.resources("AWS::ApiGateway::RequestValidator").items()
-    (model,) = synthesized.resources("AWS::ApiGateway::Model").values()
+    (validator_id, validator), *others = _of_api(synthesized, "AWS::ApiGateway::RequestValidator").items()
+    models = _of_api(synthesized, "AWS::ApiGateway::Model")
+    model = models[methods["POST /v1/messages/search"]["RequestModels"]["application/json"]["Ref"]]
+    submit = models[methods["POST /v1/messages"]["RequestModels"]["application/json"]["Ref"]]
 
     assert others == []
     assert validator["Properties"]["ValidateRequestBody"] is True
@@ -88,7 +108,9 @@ def test_api_gateway_checks_the_path_and_that_a_search_body_is_an_object(synthes
     assert get["RequestParameters"] == {"method.request.path.request_id": True}
     assert get["RequestValidatorId"] == search["RequestValidatorId"] == {"Ref": validator_id}
     assert model["Properties"]["Schema"]["type"] == "object"
-    assert search["RequestModels"]["application/json"]["Ref"] in synthesized.resources("AWS::ApiGateway::Model")
+    # A submission is one request or a batch ({"requests": [...]}): an object; the function validates each request.
+    assert submit["Properties"]["Schema"]["type"] == "object"
+    assert methods["POST /v1/messages"]["RequestValidatorId"] == {"Ref": validator_id}
 
 
 def test_the_stage_is_throttled_as_configured(synthesized: Synthesized, domain_synthesized: Synthesized) -> None:
@@ -116,11 +138,12 @@ def test_access_logs_are_json_with_no_body_and_execution_logs_are_errors_only(sy
 
 
 def test_the_execution_log_group_exists_first_with_a_retention(synthesized: Synthesized) -> None:
-    (stage_id,) = synthesized.resources("AWS::ApiGateway::Stage")
+    stage_id = _stage_id(synthesized)
     (group_id,) = [
         logical_id
         for logical_id, group in synthesized.resources("AWS::Logs::LogGroup").items()
         if "API-Gateway-Execution-Logs_" in json.dumps(group["Properties"].get("LogGroupName", ""))
+        and _api_id(synthesized) in json.dumps(group["Properties"]["LogGroupName"])
     ]
     group = synthesized.resources("AWS::Logs::LogGroup")[group_id]["Properties"]
 
@@ -145,7 +168,7 @@ def test_the_logging_role_is_set_only_when_asked(synthesized: Synthesized, domai
 def test_api_gateway_errors_come_back_in_the_functions_error_shape(synthesized: Synthesized) -> None:
     responses = {
         r["Properties"]["ResponseType"]: r["Properties"]["ResponseTemplates"]["application/json"]
-        for r in synthesized.resources("AWS::ApiGateway::GatewayResponse").values()
+        for r in _of_api(synthesized, "AWS::ApiGateway::GatewayResponse").values()
     }
 
     assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED", "BAD_REQUEST_BODY"}
@@ -183,10 +206,13 @@ def test_the_recipient_index_is_keys_only_by_hash_and_completion_time(synthesize
     )
 
 
-def test_the_function_only_reads_the_message_log_its_index_the_keyring_and_the_marker(
+def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_and_sends_to_the_lanes(
     synthesized: Synthesized,
 ) -> None:
     function_id, function = _function(synthesized)
+    templates = synthesized.output_ref(Outputs.TEMPLATES_BUCKET)
+    producers = synthesized.output_ref(Outputs.PRODUCERS_TABLE)
+    lanes = sorted(synthesized.output_ref(Outputs.queue_url(lane)) for lane in LANES)
     messages = synthesized.output_ref(Outputs.MESSAGES_TABLE)
     suppression = synthesized.output_ref(Outputs.SUPPRESSION_TABLE)
     keyring = synthesized.secret_id("address keyring")
@@ -207,6 +233,18 @@ def test_the_function_only_reads_the_message_log_its_index_the_keyring_and_the_m
             (("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"), (f"${{{keyring}}}",), "null"),
             (("dynamodb:BatchGetItem", "dynamodb:Query"), (f"${{{messages}.Arn}}",), "null"),
             (("dynamodb:Query",), (f"${{{messages}.Arn}}/index/{RECIPIENT_INDEX}",), "null"),
+            # Submissions: the producers table one item at a time, template bundles, and the lane queues.
+            (("dynamodb:GetItem",), (f"${{{producers}.Arn}}",), "null"),
+            (
+                ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"),
+                (f"${{{templates}.Arn}}", f"${{{templates}.Arn}}/templates/*"),
+                "null",
+            ),
+            (
+                ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
+                tuple(f"${{{queue}.Arn}}" for queue in lanes),
+                "null",
+            ),
             (
                 ("dynamodb:GetItem",),
                 (f"${{{suppression}.Arn}}",),
@@ -235,6 +273,11 @@ def test_the_function_runs_the_shared_code_and_is_told_where_to_read(synthesized
     assert variables[Env.MESSAGES_TABLE] == {"Ref": synthesized.output_ref(Outputs.MESSAGES_TABLE)}
     assert variables[Env.SUPPRESSION_TABLE] == {"Ref": synthesized.output_ref(Outputs.SUPPRESSION_TABLE)}
     assert variables[Env.ADDRESS_KEY_SECRET_ARN] == {"Ref": synthesized.secret_id("address keyring")}
+    assert variables[Env.PRODUCERS_TABLE] == {"Ref": synthesized.output_ref(Outputs.PRODUCERS_TABLE)}
+    assert variables[Env.TEMPLATES_BUCKET] == {"Ref": synthesized.output_ref(Outputs.TEMPLATES_BUCKET)}
+    lane_urls = render(variables[Env.LANE_QUEUE_URLS])
+    for lane in LANES:
+        assert f'"{lane}":"${{{synthesized.output_ref(Outputs.queue_url(lane))}}}"' in lane_urls
 
 
 def _alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
@@ -248,7 +291,7 @@ def _alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
 
 def test_any_server_error_of_the_stage_alarms(synthesized: Synthesized) -> None:
     alarm = _alarm(synthesized, "api-5xx")
-    (stage_id,) = synthesized.resources("AWS::ApiGateway::Stage")
+    stage_id = _stage_id(synthesized)
 
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/ApiGateway", "5XXError", "Sum")
     assert {"Name": "Stage", "Value": {"Ref": stage_id}} in alarm["Dimensions"]
@@ -275,7 +318,7 @@ def test_a_spike_in_the_share_of_client_errors_alarms(synthesized: Synthesized) 
 
 def test_the_outputs_name_the_stage_url_and_the_api(synthesized: Synthesized) -> None:
     url = render(synthesized.json["Outputs"][Outputs.API_URL]["Value"])
-    (stage_id,) = synthesized.resources("AWS::ApiGateway::Stage")
+    stage_id = _stage_id(synthesized)
 
     assert url == (
         f"https://${{{_api_id(synthesized)}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage_id}}}/"

@@ -168,3 +168,28 @@ def test_every_handler_imports_from_the_asset_and_the_aws_sdk_alone(native_asset
     assert report["failures"] == {}, "a handler needs something functions/requirements.txt does not ship"
     assert report["strays"] == []
     assert not (native_asset / "boto3").exists()
+
+
+ZONE_PROBE = """
+import sys, zoneinfo
+from datetime import datetime, UTC
+sys.path.insert(0, sys.argv[1])
+zoneinfo.reset_tzpath(to=[])  # as on an image without /usr/share/zoneinfo
+print(datetime(2026, 7, 1, tzinfo=UTC).astimezone(zoneinfo.ZoneInfo("Europe/Paris")).utcoffset().seconds)
+"""
+
+
+def test_the_asset_brings_its_own_time_zone_data(worker_asset: Path, native_asset: Path) -> None:
+    # Quiet hours need IANA zones, and the asset does not rely on the Lambda image having them
+    assert (worker_asset / "tzdata" / "zoneinfo" / "Europe" / "Paris").is_file()
+
+    result = subprocess.run(  # noqa: S603 - our own interpreter and probe
+        [sys.executable, "-I", "-S", "-B", "-c", ZONE_PROBE, str(native_asset)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "7200"

@@ -41,27 +41,35 @@ def _expected_rules(synthesized: Synthesized) -> set[str]:
         if synthesized.config.api.cloudwatch_role
         else set()
     )
-    return logging_role | {
-        # Every function: Python 3.12 pinned with the bundling; X-Ray's "*".
-        "AwsSolutions-L1",
-        "AwsSolutions-IAM5[Resource::*]",
-        # Workers: templates under their prefix, the message log's one index.
-        f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/*]",
-        # The templates deploy function: the bundles CDK's deployment staged.
-        f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/_deploy/*]",
-        f"AwsSolutions-IAM5[Resource::<{messages}.Arn>/index/*]",
-        # CDK's BucketDeployment.
-        f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
-        *CDK_DEPLOYMENT_FINDINGS,
-        # The templates bucket's access logs, the link-signing key's rotation, the ingest DLQ, dedupe PITR.
-        "AwsSolutions-S1",
-        "AwsSolutions-SMG4",
-        "AwsSolutions-SQS3",
-        "AwsSolutions-DDB3",
-        # The HTTPS API: no WAF yet (an issue-15 option), IAM rather than Cognito.
-        "AwsSolutions-APIG3",
-        "AwsSolutions-COG4",
-    }
+    # Without api.waf, both APIs' stages say why they have no web ACL.
+    no_waf = {"AwsSolutions-APIG3"} if synthesized.config.api.waf is None else set()
+    return (
+        logging_role
+        | no_waf
+        | {
+            # Every function: Python 3.12 pinned with the bundling; X-Ray's "*".
+            "AwsSolutions-L1",
+            "AwsSolutions-IAM5[Resource::*]",
+            # Workers: templates under their prefix, the message log's one index.
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/*]",
+            # The templates deploy function: the bundles CDK's deployment staged.
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/templates/_deploy/*]",
+            f"AwsSolutions-IAM5[Resource::<{messages}.Arn>/index/*]",
+            # CDK's BucketDeployment.
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
+            *CDK_DEPLOYMENT_FINDINGS,
+            # The templates bucket's access logs, the link-signing key's rotation, the ingest DLQ, dedupe PITR.
+            "AwsSolutions-S1",
+            "AwsSolutions-SMG4",
+            "AwsSolutions-SQS3",
+            "AwsSolutions-DDB3",
+            # The HTTPS APIs: IAM or API keys rather than Cognito; the producers' API authorizes by API key.
+            "AwsSolutions-COG4",
+            "AwsSolutions-APIG4",
+            # The key-retirement role deletes API keys created after deployment (their ids unknown here).
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/apikeys/*]",
+        }
+    )
 
 
 @pytest.mark.parametrize("variant", ["default", "domain"])

@@ -64,6 +64,8 @@ def test_worker_environment_names_every_setting_for_its_lane(
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
     # ... and those set only with secondary providers (test_infra_providers.py).
     providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    # ... and those only the HTTPS API's function reads (test_infra_api.py).
+    api_only = {Env.LANE_QUEUE_URLS, Env.PRODUCERS_TABLE}
     declared = {value for name, value in vars(Env).items() if name.isupper()}
     # ... and those of the events publisher, the dead-letter function and the webhook sender
     # (test_infra_outcome_events.py).
@@ -77,7 +79,7 @@ def test_worker_environment_names_every_setting_for_its_lane(
         Env.WEBHOOK_RETRY,
         Env.WEBHOOK_ALLOW_LOOPBACK,
     }
-    keys = declared - feedback_only - breaker_only - providers_only - events_only
+    keys = declared - feedback_only - breaker_only - providers_only - events_only - api_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]

@@ -8,12 +8,19 @@ from typing import Any
 
 import pytest
 
+from mailwright.api_services import ApiServices
 from mailwright.constants import STATUS_SENT
 from mailwright.errors import TransientError
 from mailwright.handlers import api
 from mailwright.ports import Outcome
 from mailwright.status import StatusService
-from mailwright_tools.fakes import FAKE_HASHER, FakeMessageLog, FakeRecipientIndex, StaticAddressKeys
+from mailwright_tools.fakes import (
+    FAKE_HASHER,
+    FakeMessageLog,
+    FakeProducerDirectory,
+    FakeRecipientIndex,
+    StaticAddressKeys,
+)
 from mailwright_tools.local.api_server import rest_api_event
 
 RID = "ab" * 16
@@ -47,7 +54,7 @@ def svc(log: FakeMessageLog) -> StatusService:
 
 def call(svc: StatusService, method: str, path: str, body: Any = None, **event: Any) -> tuple[int, dict[str, Any]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
-    answer = api.handle(svc, rest_api_event(method, path, body=raw, **event))
+    answer = api.handle(ApiServices(status=svc), rest_api_event(method, path, body=raw, **event))
     assert headers(answer)["Content-Type"] == "application/json"
     assert headers(answer)["Cache-Control"] == "no-store"
     return int(answer["statusCode"]), json.loads(answer["body"])
@@ -114,7 +121,7 @@ def test_a_base64_body_is_read_as_api_gateway_passes_it(svc: StatusService) -> N
     event["body"] = base64.b64encode(event["body"].encode()).decode()
     event["isBase64Encoded"] = True
 
-    answer = api.handle(svc, event)
+    answer = api.handle(ApiServices(status=svc), event)
 
     assert answer["statusCode"] == 200
     assert len(json.loads(answer["body"])["items"]) == 4
@@ -123,7 +130,7 @@ def test_a_base64_body_is_read_as_api_gateway_passes_it(svc: StatusService) -> N
 def test_an_unreadable_message_log_is_503_with_retry_after(log: FakeMessageLog, svc: StatusService) -> None:
     log.failures["get"] = TransientError("throttled", "dynamodb: ProvisionedThroughputExceededException")
 
-    answer = api.handle(svc, rest_api_event("GET", f"/v1/messages/{RID}"))
+    answer = api.handle(ApiServices(status=svc), rest_api_event("GET", f"/v1/messages/{RID}"))
 
     assert answer["statusCode"] == 503
     assert headers(answer)["Retry-After"] == "1"
@@ -150,23 +157,38 @@ def test_an_api_key_that_names_no_producer_never_gets_the_platform_view(svc: Sta
     event = rest_api_event("GET", f"/v1/messages/{RID}", caller_arn=None)
     event["requestContext"]["identity"]["apiKeyId"] = "k3y1d"
 
-    answer = api.handle(svc, event)
+    answer = api.handle(ApiServices(status=svc), event)
 
     assert answer["statusCode"] == 403
 
 
-def test_a_producer_named_by_the_authorizer_sees_only_its_own_requests(svc: StatusService) -> None:
-    # What issue 15's key authorizer will put in the request context; requests logged before carry no producer.
+def test_a_producer_named_by_its_api_key_sees_only_its_own_requests(log: FakeMessageLog, svc: StatusService) -> None:
+    # API Gateway passes the id of the key it admitted; requests logged before carry no producer.
+    producers = FakeProducerDirectory()
+    producers.add("k3y1d", "shop")
+    log.record([Outcome(request_id="ef" * 16, status=STATUS_SENT, lane="standard", producer="shop", completed_at=1.0)])
+    services = ApiServices(status=svc, producers=producers)
+
+    def keyed(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
+        event = rest_api_event(method, path, body=body, caller_arn=None)
+        event["requestContext"]["identity"]["apiKeyId"] = "k3y1d"
+        return event
+
+    assert api.handle(services, keyed("GET", f"/v1/messages/{RID}"))["statusCode"] == 404
+    assert api.handle(services, keyed("GET", f"/v1/messages/{'ef' * 16}"))["statusCode"] == 200
+    search = keyed("POST", "/v1/messages/search", json.dumps({"recipient": JANE}).encode())
+    assert json.loads(api.handle(services, search)["body"])["items"] == []
+
+
+def test_a_retired_key_names_no_producer(svc: StatusService) -> None:
+    producers = FakeProducerDirectory()
+    producers.add("old", "shop", retires_at=1.0)  # retired by a rotation long ago
     event = rest_api_event("GET", f"/v1/messages/{RID}", caller_arn=None)
-    event["requestContext"]["authorizer"] = {"producer": "shop"}
-    event["requestContext"]["identity"]["apiKeyId"] = "k3y1d"
+    event["requestContext"]["identity"]["apiKeyId"] = "old"
 
-    answer = api.handle(svc, event)
+    answer = api.handle(ApiServices(status=svc, producers=producers), event)
 
-    assert answer["statusCode"] == 404
-    search = rest_api_event("POST", "/v1/messages/search", body=json.dumps({"recipient": JANE}).encode())
-    search["requestContext"]["authorizer"] = {"producer": "shop"}
-    assert json.loads(api.handle(svc, search)["body"])["items"] == []
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (403, "forbidden")
 
 
 def test_the_lambda_handler_builds_its_service_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,8 @@ def env_keys() -> set[str]:
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
     # Optional: unset means SES alone (tests/unit/test_provider_settings.py covers them).
     providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    # Read by the HTTPS API's function only (tests/unit/test_infra_config_producers.py covers them).
+    api_only = {Env.LANE_QUEUE_URLS, Env.PRODUCERS_TABLE}
     # Read by the events publisher, the dead-letter function and the webhook sender (test_event_settings.py).
     events_only = {
         Env.EVENT_BUS_NAME,
@@ -75,7 +77,7 @@ def env_keys() -> set[str]:
         Env.WEBHOOK_ALLOW_LOOPBACK,
     }
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only - providers_only - events_only
+    return declared - feedback_only - breaker_only - providers_only - events_only - api_only
 
 
 def test_cdk_json_context_parses() -> None:

@@ -6,8 +6,9 @@ from collections.abc import Collection
 from typing import Any
 
 from mailwright.constants import Keys
-from mailwright.ports import Preferences
+from mailwright.ports import Preferences, Schedule
 from mailwright.preferences import PreferenceService, UnsubscribeService
+from mailwright.quiet_hours import QuietHours
 from mailwright.tokens import TokenSigner
 from mailwright_tools.fakes import StaticAddressKeys
 
@@ -32,6 +33,8 @@ class MemoryPreferences:
             unsubscribed_all=bool(item.get("unsubscribed_all", False)),
             opted_out=frozenset(item.get("opted_out") or ()),
             locale=item.get("locale"),
+            timezone=item.get("timezone"),
+            quiet_hours=QuietHours.parse(item["quiet_hours"]) if item.get("quiet_hours") else None,
         )
 
     def get_many(self, user_ids: Collection[str]) -> dict[str, Preferences]:
@@ -47,7 +50,14 @@ class MemoryPreferences:
         return self._preferences(item)
 
     def set_choices(
-        self, user_id: str, *, opted_out: frozenset[str], unsubscribed_all: bool, source: str, updated_at: float
+        self,
+        user_id: str,
+        *,
+        opted_out: frozenset[str],
+        unsubscribed_all: bool,
+        source: str,
+        updated_at: float,
+        schedule: Schedule | None = None,
     ) -> Preferences:
         """SET the choices; an empty set removes the attribute, as DynamoDB requires."""
         self.writes += 1
@@ -57,6 +67,12 @@ class MemoryPreferences:
             item["opted_out"] = set(opted_out)
         else:
             item.pop("opted_out", None)
+        if schedule is not None:
+            for name, value in (("timezone", schedule.timezone), ("quiet_hours", schedule.quiet_hours)):
+                if value is None:
+                    item.pop(name, None)
+                else:
+                    item[name] = str(value)
         item.update(updated_at=updated_at, source=source)
         return self._preferences(item)
 

@@ -33,10 +33,12 @@ from mailwright.ports import (
     LoggedState,
     Outcome,
     Preferences,
+    Schedule,
     Suppression,
     SuppressionEntry,
     with_feedback,
 )
+from mailwright.quiet_hours import InvalidQuietHoursError, QuietHours
 from mailwright.settings import RateLimit
 
 _deserializer = TypeDeserializer()
@@ -139,9 +141,16 @@ class DynamoPreferenceStore:
     def get_many(self, user_ids: Collection[str]) -> dict[str, Preferences]:
         """Preferences of the given users that have any."""
         keys = [{Keys.PREFERENCES_PK: {"S": u}} for u in sorted(user_ids)]
-        names = {"#k": Keys.PREFERENCES_PK, "#u": "unsubscribed_all", "#o": "opted_out", "#l": "locale"}
+        names = {
+            "#k": Keys.PREFERENCES_PK,
+            "#u": "unsubscribed_all",
+            "#o": "opted_out",
+            "#l": "locale",
+            "#tz": "timezone",
+            "#q": "quiet_hours",
+        }
         found = {}
-        for raw in self._reader.read(self._table, keys, "#k, #u, #o, #l", names):
+        for raw in self._reader.read(self._table, keys, "#k, #u, #o, #l, #tz, #q", names):
             preferences = _preferences(_plain(raw))
             found[preferences.user_id] = preferences
         return found
@@ -424,6 +433,7 @@ class DynamoMessageLog:
             "recipient_hash": outcome.recipient_hash,
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
+            "producer": outcome.producer,
         }
         for key, value in optional.items():
             if value:
@@ -555,7 +565,22 @@ def _preferences(item: dict[str, Any]) -> Preferences:
         unsubscribed_all=bool(item.get("unsubscribed_all", False)),
         opted_out=frozenset(item.get("opted_out") or ()),
         locale=item.get("locale"),
+        timezone=item.get("timezone") or None,
+        quiet_hours=_quiet_hours(item.get("quiet_hours")),
     )
+
+
+def _quiet_hours(value: Any) -> QuietHours | None:
+    # Written validated; an item edited by hand into garbage means no quiet hours, not a failed send.
+    try:
+        return QuietHours.parse(value) if isinstance(value, str) and value else None
+    except InvalidQuietHoursError:
+        return None
+
+
+def preferences_from_item(item: dict[str, Any]) -> Preferences:
+    """A preferences item as DynamoDB returns it (typed values) as the worker reads it."""
+    return _preferences(_plain(item))
 
 
 class DynamoPreferenceWriter:
@@ -571,34 +596,52 @@ class DynamoPreferenceWriter:
         self._table = table
 
     def add_opt_out(self, user_id: str, category: str, *, source: str, updated_at: float) -> Preferences:
-        """Add `category` to `opted_out` with ADD: concurrent opt-outs of other categories are not lost."""
+        """Add `category` to `opted_out` with ADD: concurrent opt-outs of other categories are not lost.
+
+        The opt-out is now the user's own, so it leaves the producer's marks.
+        """
         return self._update(
             user_id,
-            "ADD #o :category SET #at = :at, #src = :src",
-            {"#o": "opted_out"},
+            "ADD #o :category, #ver :one SET #at = :at, #src = :src DELETE #po :category",
+            {"#o": "opted_out", "#po": "producer_opt_outs"},
             {":category": {"SS": [category]}},
             source=source,
             updated_at=updated_at,
         )
 
     def set_choices(
-        self, user_id: str, *, opted_out: frozenset[str], unsubscribed_all: bool, source: str, updated_at: float
+        self,
+        user_id: str,
+        *,
+        opted_out: frozenset[str],
+        unsubscribed_all: bool,
+        source: str,
+        updated_at: float,
+        schedule: Schedule | None = None,
     ) -> Preferences:
-        """Set `unsubscribed_all` and replace `opted_out` (removing it when empty)."""
+        """Set `unsubscribed_all` and replace `opted_out` (removing it when empty), and the schedule when given.
+
+        The user's whole answer: none of it is marked as the producer's any more.
+        """
+        names = {"#u": "unsubscribed_all", "#o": "opted_out", "#po": "producer_opt_outs", "#pu": "producer_unsubscribe"}
         values: dict[str, Any] = {":all": {"BOOL": unsubscribed_all}}
+        sets = ["#u = :all", "#at = :at", "#src = :src"]
+        removes = ["#po", "#pu"]
         if opted_out:
             values[":opted"] = {"SS": sorted(opted_out)}
-            expression = "SET #u = :all, #o = :opted, #at = :at, #src = :src"
+            sets.append("#o = :opted")
         else:
-            expression = "SET #u = :all, #at = :at, #src = :src REMOVE #o"
-        return self._update(
-            user_id,
-            expression,
-            {"#u": "unsubscribed_all", "#o": "opted_out"},
-            values,
-            source=source,
-            updated_at=updated_at,
-        )
+            removes.append("#o")
+        if schedule is not None:
+            names.update({"#tz": "timezone", "#q": "quiet_hours"})
+            for name, value in (("#tz", schedule.timezone), ("#q", schedule.quiet_hours)):
+                if value is None:
+                    removes.append(name)
+                else:
+                    values[":" + name[1:]] = {"S": str(value)}
+                    sets.append(f"{name} = :{name[1:]}")
+        expression = f"SET {', '.join(sets)} REMOVE {', '.join(removes)} ADD #ver :one"
+        return self._update(user_id, expression, names, values, source=source, updated_at=updated_at)
 
     def _update(
         self,
@@ -611,12 +654,19 @@ class DynamoPreferenceWriter:
         updated_at: float,
     ) -> Preferences:
         try:
+            # Every write bumps the version (`#ver`, ADD), so a producer's change made meanwhile
+            # (a read, then a conditional write) cannot overwrite it.
             response = self._client.update_item(
                 TableName=self._table,
                 Key={Keys.PREFERENCES_PK: {"S": user_id}},
                 UpdateExpression=expression,
-                ExpressionAttributeNames={**names, "#at": "updated_at", "#src": "source"},
-                ExpressionAttributeValues={**values, ":at": {"N": f"{updated_at:.3f}"}, ":src": {"S": source}},
+                ExpressionAttributeNames={**names, "#at": "updated_at", "#src": "source", "#ver": "version"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":at": {"N": f"{updated_at:.3f}"},
+                    ":src": {"S": source},
+                    ":one": {"N": "1"},
+                },
                 # The page shows the stored result; a read after the write could be stale.
                 ReturnValues="ALL_NEW",
             )

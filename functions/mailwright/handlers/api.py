@@ -1,33 +1,39 @@
-"""The HTTPS API (API Gateway REST API, Lambda proxy integration): the status API under /v1.
+"""The HTTPS API (API Gateway REST API, Lambda proxy integration): producers' submissions and the status API, /v1.
 
+    POST /v1/messages                one request or a batch -> 202 SubmitResult (mailwright.submission)
     GET  /v1/messages/{request_id}   the request's status and history (MessageStatus)
     POST /v1/messages/search         {"recipient": ..., "since": ..., "limit": ..., "next": ...} -> SearchPage
 
 The search is a POST so the address travels in the body, never in a URL
 that access logs keep. Every error is `{"error": {"code": ..., "message": ...}}`.
-Deployed, every method is IAM-authorized (SigV4), so API Gateway has
-checked the caller before this function runs; `viewer_of` turns its
-identity into a `Viewer`. The local stack's loopback server builds the same
-proxy events and calls `handle` (mailwright_tools/local/api_server.py).
+Two REST APIs front this function: one IAM-authorized (SigV4), whose caller
+is the platform team, and the producers' one, where API Gateway has checked
+the caller's API key and usage plan before this function runs; `viewer_of`
+turns the caller's identity into a `Viewer` (an API key's producer, through
+the producer directory). The local stack's loopback servers build the same
+proxy events and call `handle` (mailwright_tools/local/api_server.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from mailwright.api_services import ApiServices
 from mailwright.errors import MailwrightError, TransientError
-from mailwright.observability import service_logger, service_tracer
-from mailwright.settings import ApiSettings
+from mailwright.observability import MetricsSink, service_logger, service_metrics, service_tracer
+from mailwright.settings import ApiSettings, SubmissionSettings
 from mailwright.status import (
     PLATFORM,
     InvalidLookupError,
@@ -37,10 +43,17 @@ from mailwright.status import (
     parse_search,
 )
 from mailwright.status_models import ApiError, ErrorBody
-from mailwright.wiring import build_status_service
+from mailwright.submission import (
+    InvalidRequestsError,
+    QueueUnavailableError,
+    SubmissionError,
+)
+from mailwright.submission_models import SubmitError, SubmitErrorBody, SubmitResult
+from mailwright.wiring import build_api_services
 
 logger = service_logger()
 tracer = service_tracer()
+metrics = service_metrics()
 app = APIGatewayRestResolver()
 # Powertools' exception_handler and append_context carry no annotations: strict typing reaches them through Any.
 _untyped: Any = app
@@ -50,12 +63,22 @@ JSON = "application/json"
 # Answers hold request details: no cache along the way may keep them.
 NO_STORE = {"Cache-Control": "no-store"}
 RETRY_AFTER_SECONDS = 1
-# What a Lambda authorizer (the producers' API keys, issue 15) puts in its context to name the producer.
+# What a Lambda authorizer in front of the function would put in its context to name the producer (none is
+# deployed: API Gateway checks the keys, and the function maps a key id to its producer itself).
 AUTHORIZER_PRODUCER_KEY = "producer"
+# Submissions' metrics (dimension `producer`; IAM callers that name none count as IAM_CALLER).
+METRIC_ACCEPTED = "ApiRequestsAccepted"
+METRIC_REJECTED = "ApiRequestsRejected"
+METRIC_REFUSED = "ApiRequestsRefused"
+IAM_CALLER = "iam"
 
 
 class AccessDeniedError(MailwrightError):
     """The caller's identity does not say whose requests it may see."""
+
+
+class SubmissionsUnavailableError(MailwrightError):
+    """This deployment of the function was given no submission service."""
 
 
 def _on_error(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
@@ -64,9 +87,9 @@ def _on_error(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
 
 
 @cache
-def service() -> StatusService:
-    """The container's status service, built (and its settings checked) on the first request."""
-    return build_status_service(ApiSettings.from_env())
+def service() -> ApiServices:
+    """The container's services, built (and their settings checked) on the first request."""
+    return build_api_services(ApiSettings.from_env(), SubmissionSettings.from_env())
 
 
 # Answers are request details (masked addresses, never plain ones): not copied into traces.
@@ -74,27 +97,61 @@ def service() -> StatusService:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Answer one API Gateway proxy request."""
-    return handle(service(), event, context)
+    try:
+        return handle(service(), event, context, metrics=metrics)
+    finally:
+        # Only submissions count something: a lookup writes no empty metrics document.
+        if metrics.metric_set:
+            metrics.flush_metrics()
 
 
-def handle(svc: StatusService, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """Answer a REST API proxy event with `svc` (the local server and the tests call this too; one at a time)."""
-    _untyped.append_context(service=svc)
+def handle(
+    services: ApiServices, event: Mapping[str, Any], context: Any = None, *, metrics: MetricsSink | None = None
+) -> dict[str, Any]:
+    """Answer a REST API proxy event with `services` (the local servers and the tests call this too; one at a time).
+
+    Submissions are counted into `metrics` when given (the Lambda handler's).
+    """
+    _untyped.append_context(services=services, metrics=metrics)
     return app.resolve(dict(event), context)
 
 
 def viewer_of(event: APIGatewayProxyEvent) -> Viewer:
-    """Who asks: a producer named by an authorizer, else an IAM caller (the platform team)."""
+    """Who asks: the producer of the caller's API key (or an authorizer's), else an IAM caller (the platform team)."""
     request_context = event.request_context
     producer = request_context.authorizer.get(AUTHORIZER_PRODUCER_KEY)
     if producer:
         return Viewer(producer=str(producer))
-    if request_context.identity.api_key_id:
-        # An API key the authorizer did not map to a producer must never get the platform view.
+    api_key_id = request_context.identity.api_key_id
+    if api_key_id:
+        key = _services().producers.key(api_key_id)
+        if key is not None and key.active(time.time()):
+            return Viewer(producer=key.producer)
+        # A key that names no producer (or no longer does) must never get the platform view.
         raise AccessDeniedError("this API key names no producer")
     if request_context.identity.user_arn:
         return PLATFORM
     raise AccessDeniedError("the request carries no caller identity")
+
+
+@app.post("/v1/messages")
+def submit_messages() -> Response[str]:
+    """Validate one request or a batch and put them on their lane queues."""
+    viewer = viewer_of(app.current_event)
+    submissions = _services().submissions
+    if submissions is None:
+        raise SubmissionsUnavailableError("this API takes no submissions")
+    result = submissions.submit(_body(app.current_event), producer=viewer.producer)
+    _count(viewer, result)
+    logger.info(
+        "requests accepted",
+        producer=viewer.producer,
+        accepted=len(result.accepted),
+        rejected=len(result.rejected),
+        failed=len(result.failed),
+        request_ids=[item.request_id for item in result.accepted],
+    )
+    return _json(202, result)
 
 
 @app.get("/v1/messages/<request_id>")
@@ -131,6 +188,33 @@ def _denied(exc: AccessDeniedError) -> Response[str]:
     return _error(403, "forbidden", str(exc))
 
 
+@_on_error(InvalidRequestsError)
+def _invalid_requests(exc: InvalidRequestsError) -> Response[str]:
+    _count_rejected(len(exc.items))
+    logger.info("requests refused as invalid", invalid=len(exc.items), codes=sorted({i.code for i in exc.items}))
+    body = SubmitErrorBody(error=SubmitError(code=exc.code, message=exc.message, items=exc.items))
+    return _json(400, body)
+
+
+@_on_error(SubmissionError)
+def _unreadable_submission(exc: SubmissionError) -> Response[str]:
+    return _json(400, SubmitErrorBody(error=SubmitError(code=exc.code, message=exc.message)))
+
+
+@_on_error(QueueUnavailableError)
+def _not_queued(exc: QueueUnavailableError) -> Response[str]:
+    _count_refused(len(exc.failed))
+    logger.warning("no request could be queued", failed=len(exc.failed), error=str(exc))
+    answer = _error(503, "unavailable", f"nothing was queued: {exc}; submit again in a moment")
+    answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return answer
+
+
+@_on_error(SubmissionsUnavailableError)
+def _no_submissions(exc: SubmissionsUnavailableError) -> Response[str]:
+    return _error(503, "unavailable", str(exc))
+
+
 @_on_error(TransientError)
 def _unavailable(exc: TransientError) -> Response[str]:
     logger.warning("lookup failed for now", error=str(exc))
@@ -141,7 +225,11 @@ def _unavailable(exc: TransientError) -> Response[str]:
 
 @app.not_found
 def _no_route(exc: Exception) -> Response[str]:
-    return _error(404, "unknown_route", "no such operation: GET /v1/messages/{request_id}, POST /v1/messages/search")
+    return _error(
+        404,
+        "unknown_route",
+        "no such operation: POST /v1/messages, GET /v1/messages/{request_id}, POST /v1/messages/search",
+    )
 
 
 @_on_error(Exception)
@@ -161,9 +249,43 @@ def _body(event: APIGatewayProxyEvent) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
+def _services() -> ApiServices:
+    services: ApiServices = app.context["services"]
+    return services
+
+
 def _service() -> StatusService:
-    svc: StatusService = app.context["service"]
-    return svc
+    return _services().status
+
+
+def _metrics() -> MetricsSink | None:
+    sink: MetricsSink | None = app.context.get("metrics")
+    return sink
+
+
+def _count(viewer: Viewer, result: SubmitResult) -> None:
+    sink = _metrics()
+    if sink is None:
+        return
+    sink.add_dimension("producer", viewer.producer or IAM_CALLER)
+    for name, count in (
+        (METRIC_ACCEPTED, len(result.accepted)),
+        (METRIC_REJECTED, len(result.rejected)),
+        (METRIC_REFUSED, len(result.failed)),
+    ):
+        sink.add_metric(name=name, unit=MetricUnit.Count, value=count)
+
+
+def _count_rejected(count: int) -> None:
+    sink = _metrics()
+    if sink is not None:
+        sink.add_metric(name=METRIC_REJECTED, unit=MetricUnit.Count, value=count)
+
+
+def _count_refused(count: int) -> None:
+    sink = _metrics()
+    if sink is not None:
+        sink.add_metric(name=METRIC_REFUSED, unit=MetricUnit.Count, value=count)
 
 
 def _json(status: int, body: BaseModel) -> Response[str]:

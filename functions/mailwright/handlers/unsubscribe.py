@@ -19,7 +19,13 @@ from mailwright.addresses import mask_address
 from mailwright.constants import ESSENTIAL_CATEGORIES
 from mailwright.observability import service_logger, service_tracer
 from mailwright.pages import PageRenderer, category_text
-from mailwright.preferences import SOURCE_PREFERENCE_CENTER, CategoryNotAllowedError, PreferenceView, UnsubscribeService
+from mailwright.preferences import (
+    SOURCE_PREFERENCE_CENTER,
+    CategoryNotAllowedError,
+    InvalidScheduleError,
+    PreferenceView,
+    UnsubscribeService,
+)
 from mailwright.settings import UnsubscribeSettings
 from mailwright.tokens import ExpiredTokenError, InvalidTokenError
 from mailwright.web import HTML, TEXT, WebRequest, response
@@ -63,6 +69,9 @@ def handle(svc: UnsubscribeService, event: Mapping[str, Any]) -> dict[str, Any]:
     except InvalidTokenError:
         logger.info("unsubscribe link not valid", method=request.method)
         return _error(400, "This link is not valid", "The link is incomplete or was changed, perhaps when copying it.")
+    except InvalidScheduleError as exc:
+        logger.info("refused a time zone or quiet hours", method=request.method)
+        return _error(400, "These settings were not saved", f"{exc}. Go back and correct them.")
     except CategoryNotAllowedError as exc:
         logger.info("refused to opt out of a category", category=exc.category)
         return _error(400, *_refusal(exc.category))
@@ -84,11 +93,28 @@ def _answer(svc: UnsubscribeService, request: WebRequest, token: str) -> dict[st
     if action == "unsubscribe":
         view = svc.one_click(token, source=SOURCE_PREFERENCE_CENTER)
     elif action in ("save", "unsubscribe_all"):
-        view = svc.save(token, receive=request.form.get("receive", []), unsubscribe_all=action == "unsubscribe_all")
+        view = svc.save(
+            token,
+            receive=request.form.get("receive", []),
+            unsubscribe_all=action == "unsubscribe_all",
+            timezone=request.form_value("timezone"),
+            quiet_hours=_quiet_hours_field(request),
+        )
     else:
         return _error(400, "This request was not understood", "Use the buttons on the preferences page.")
     _log_change(view)
     return response(200, pages.preferences(view, token=token, show_unsubscribe=False), HTML)
+
+
+def _quiet_hours_field(request: WebRequest) -> str | None:
+    """The form's quiet hours as `HH:MM-HH:MM`, "" for none, or None when the form has no such fields."""
+    start, end = request.form_value("quiet_start"), request.form_value("quiet_end")
+    if start is None and end is None:
+        return None
+    # A time input sends HH:MM, or HH:MM:SS when a browser keeps seconds.
+    start, end = (start or "").strip()[:5], (end or "").strip()[:5]
+    # Checked by the service, after the token: one side alone is refused there.
+    return f"{start}-{end}" if start or end else ""
 
 
 def _error(status: int, title: str, message: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import jinja2
 
 from mailwright.constants import CATEGORIES, ESSENTIAL_CATEGORIES
 from mailwright.preferences import OPTIONAL_CATEGORIES, PreferenceView
+from mailwright.quiet_hours import known_timezones
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ def category_text(category: str) -> CategoryText:
     return CATEGORY_TEXT.get(category, CategoryText(category, ""))
 
 
+def _timezone_choices() -> list[str]:
+    """The time zones the page offers: IANA names of places (Europe/Paris), then UTC."""
+    places = sorted(name for name in known_timezones() if "/" in name and not name.startswith(("Etc/", "SystemV/")))
+    return [*places, "UTC"]
+
+
 class PageRenderer:
     """Renders the endpoint's pages; templates are compiled once per container."""
 
@@ -67,6 +74,7 @@ class PageRenderer:
             show_unsubscribe=show_unsubscribe,
             optional=[(c, category_text(c)) for c in OPTIONAL_CATEGORIES],
             essential=[(c, category_text(c)) for c in CATEGORIES if c in ESSENTIAL_CATEGORIES],
+            timezones=_timezone_choices(),
         )
 
     def error(self, title: str, message: str, *, unchanged: bool = True) -> str:

@@ -1,0 +1,18 @@
+"""What the HTTPS API's function serves with: status lookups, submissions, and who an API key belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailwright.producers import NoProducers, ProducerDirectory
+from mailwright.status import StatusService
+from mailwright.submission import SubmissionService
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The services of one API container; `submissions` is None where producers cannot submit (a status-only API)."""
+
+    status: StatusService
+    submissions: SubmissionService | None = None
+    producers: ProducerDirectory = field(default_factory=NoProducers)
