@@ -41,11 +41,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailwright.constants import RENDER_REASON_CODES, STATUS_REJECTED, STATUS_SENT, Env
 from mailwright.errors import ConfigurationError
-from mailwright.templates import TemplateBundle, VariantSpec
+
+if TYPE_CHECKING:  # annotations only: settings import this module, and the SDK must not need jinja2
+    from mailwright.templates import TemplateBundle, VariantSpec
 
 logger = logging.getLogger(__name__)
 
