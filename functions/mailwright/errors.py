@@ -57,6 +57,10 @@ class ThrottledError(TransientError):
     """A service said to slow down."""
 
 
+class DailyQuotaExceededError(TransientError):
+    """SES refused a send because the account's 24-hour quota is used up (not a rate problem)."""
+
+
 class ConfigurationError(MailwrightError):
     """The function's environment is missing a setting or holds a bad one."""
 

@@ -28,6 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
     METRICS_NAMESPACE,
+    QUOTA_USED_METRIC,
     SERVICE_NAME,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
@@ -177,8 +178,9 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     """The send worker's metrics for one batch.
 
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
-    RenderFailed, Throttled and SendLatency (ms from publish to send). Per lane:
-    Retried, Duplicates and LeaseTakeovers.
+    RenderFailed, Throttled and SendLatency (ms from the producer's publish to
+    the send, across deferrals). Per lane: Retried, Deferred, Duplicates and
+    LeaseTakeovers. Without dimensions: QuotaUsedPercent, when SES's quota is known.
     """
     metrics = MetricGroups()
     for outcome in report.outcomes:
@@ -189,11 +191,16 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
         if outcome.status == STATUS_SENT and outcome.received_at:
             latency = max(0.0, (now - outcome.received_at) * 1000)
             metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
-    for message_id, reason in report.retry_reasons.items():
-        if reason == "throttled":
-            category = report.retry_categories.get(message_id, UNKNOWN)
-            metrics.count("Throttled", lane=lane, category=category)
+    throttled = [m for m, reason in report.retry_reasons.items() if reason == "throttled"]
+    throttled += [m for m, reason in report.deferred.items() if reason == "throttled"]
+    for message_id in throttled:
+        metrics.count("Throttled", lane=lane, category=report.retry_categories.get(message_id, UNKNOWN))
     metrics.count("Retried", len(report.failed), lane=lane)
+    # Handed back to the queue by pacing (not failures): a backlog waiting for the account's rate or quota.
+    metrics.count("Deferred", len(report.deferred), lane=lane)
+    if report.quota_used is not None:
+        # The share of SES's daily quota used (percent), as SES last reported it: the quota alarms watch it.
+        metrics.add(QUOTA_USED_METRIC, round(100 * report.quota_used, 2), MetricUnit.Percent)
     metrics.count("Duplicates", report.duplicates, lane=lane)
     metrics.count("LeaseTakeovers", report.lease_takeovers, lane=lane)
     return metrics

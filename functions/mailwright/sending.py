@@ -1,10 +1,18 @@
 """The send pipeline: a batch of queue records in, one terminal outcome (or a retry) per record out.
 
-Per record: parse -> dedupe -> suppression -> consent -> template -> render ->
-per-user rate limit -> send -> log. The batch is the unit of I/O: lookups are
-batched per table, claims and sends run concurrently on shared clients, and
-the outcomes are written together. Failures are contained per record: a bad
-record never fails its batch mates.
+Per record: parse -> pace -> dedupe -> suppression -> consent -> template ->
+render -> per-user rate limit -> send -> log. The batch is the unit of I/O:
+lookups are batched per table, claims and sends run concurrently on shared
+clients. Each sent email's outcome is written as soon as SES accepts it (a
+crash re-sends at most the emails in flight); the other outcomes are written
+together. Failures are contained per record: a bad record never fails its
+batch mates.
+
+Pacing comes right after parsing: the batch takes the tokens it may use now
+from the account's shared bucket, and the records without one are handed back
+to the queue with a delay (`Deferrals`: a new message, so the receive count
+that leads to the DLQ is not used up) before any claim or lookup is paid for.
+A send SES throttles is handed back the same way. Only failures are retried.
 
 Powertools' BatchProcessor handles records one at a time, which would forbid
 batched lookups and concurrent sends, so this module builds the partial batch
@@ -35,11 +43,20 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     TERMINAL_STATUSES,
 )
-from mailwright.errors import HeaderInjectionError, RejectedError, TemplateNotFoundError, TransientError
-from mailwright.pacing import SendPacer
+from mailwright.errors import (
+    DailyQuotaExceededError,
+    HeaderInjectionError,
+    RejectedError,
+    TemplateNotFoundError,
+    ThrottledError,
+    TransientError,
+)
+from mailwright.pacing import REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
 from mailwright.ports import (
     ClaimRecord,
     ClaimStore,
+    Deferral,
+    Deferrals,
     EmailSender,
     MessageLog,
     OutboundEmail,
@@ -63,6 +80,9 @@ LinkMaker = Callable[[str, str], dict[str, str]]
 # Seconds kept in hand before the function's deadline: no send starts later than this.
 DEADLINE_MARGIN_SECONDS = 3.0
 DEFAULT_LEASE_SECONDS = 900
+# A request handed back this many times is retried as a failure instead (a safety net: at up to
+# 15 minutes a deferral, that is days; only a pacing fault would get there).
+MAX_DEFERRALS = 500
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,10 @@ class QueueRecord:
     receipt_handle: str
     body: str
     receive_count: int = 1
+    # When the producer published the request (for a deferred one: its first publish), epoch seconds.
     sent_at: float | None = None
+    # How many times the request was handed back to its queue by pacing (not failures).
+    deferrals: int = 0
 
 
 def partial_batch_response(failed: Sequence[str]) -> dict[str, list[dict[str, str]]]:
@@ -102,10 +125,14 @@ class BatchReport:
     failed: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     retry_reasons: dict[str, str] = field(default_factory=dict)
-    # The template category of each retried record whose template was loaded (metrics are kept per category).
+    # The template category of each retried or deferred record whose template was loaded (metrics are per category).
     retry_categories: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     lease_takeovers: int = 0
+    # Records handed back to the queue with a delay (not failures), message id -> why (paced, throttled...).
+    deferred: dict[str, str] = field(default_factory=dict)
+    # Share of the SES daily quota used, as the pacer last saw it (None: not known).
+    quota_used: float | None = None
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -128,10 +155,15 @@ class _Work:
     retry: str | None = None
     duplicate: bool = False
     sent: bool = False
+    # Pacing: when this record's token is usable (monotonic clock), or the delay and reason it is handed back with.
+    start: float | None = None
+    attempted: bool = False
+    defer: tuple[int, str] | None = None
+    recorded: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.outcome is None and self.retry is None and not self.duplicate
+        return self.outcome is None and self.retry is None and not self.duplicate and self.defer is None
 
 
 class SendService:
@@ -149,6 +181,7 @@ class SendService:
         message_log: MessageLog,
         sender: EmailSender,
         retries: RetryScheduler,
+        deferrals: Deferrals,
         links: LinkMaker,
         pacer: SendPacer,
         executor: Executor,
@@ -165,6 +198,7 @@ class SendService:
         self._log = message_log
         self._sender = sender
         self._retries = retries
+        self._deferrals = deferrals
         self._links = links
         self._pacer = pacer
         self._executor = executor
@@ -183,6 +217,7 @@ class SendService:
         report = BatchReport()
         works = [self._parse(record) for record in records]
         self._drop_batch_duplicates(works, report)
+        self._pace(self._pending(works), deadline)
         # The consent reads do not depend on the dedupe claims: start them first so the
         # two round trips overlap instead of adding up.
         lookups = self._start_lookups(self._pending(works))
@@ -413,26 +448,57 @@ class SendService:
         for future in futures:
             future.result()  # acquire() contains its own failures
 
+    def _pace(self, works: list[_Work], deadline: float | None) -> None:
+        """Tokens for the records that may be sent now; the others are handed back with a delay."""
+        if not works:
+            return
+        # Oldest first: mail that was deferred before keeps its place ahead of newer mail.
+        ordered = sorted(works, key=lambda w: w.record.sent_at or 0.0)
+        try:
+            grant = self._pacer.take(len(ordered), deadline=deadline)
+        except Exception as exc:
+            self._retry_all(ordered, "pacing_failed", exc)
+            return
+        for work, start in zip(ordered, grant.starts, strict=False):
+            work.start = start
+        for work, seconds in zip(ordered[grant.granted :], grant.defer_seconds, strict=True):
+            work.defer = (seconds, grant.reason)
+
     def _send(self, works: list[_Work], deadline: float | None) -> None:
         def send(work: _Work) -> None:
             assert work.email is not None
-            if not self._pacer.acquire(deadline=deadline):
-                work.retry = "deadline"  # out of time: leave it for the next invocation
+            if work.start is not None:
+                self._pacer.wait_for(work.start)
+            work.attempted = True
+            try:
+                message_id = self._sender.send(work.email)
+            except DailyQuotaExceededError:
+                work.defer = (self._pacer.quota_exceeded(), REASON_QUOTA_EXHAUSTED)
                 return
-            message_id = self._sender.send(work.email)
+            except ThrottledError:
+                # SES said slow down: the rate is cut and the record comes back shortly, its receive count unused.
+                work.defer = (self._pacer.throttled(), REASON_THROTTLED)
+                return
             work.sent = True
             self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
+            self._record_sent(work)
 
-        if not works:
-            return
-        self._pacer.begin()
+        self._each(works, send, stage="send")
+
+    def _record_sent(self, work: _Work) -> None:
+        """Write a sent email's outcome at once, so a crash now re-sends nothing else of the batch."""
+        assert work.outcome is not None
         try:
-            self._each(works, send, stage="send")
-        finally:
-            self._pacer.end()
+            self._log.record([work.outcome])
+        except Exception as exc:  # left for the batch's write in _finish, which retries it once more
+            logger.warning(
+                "could not record a sent email yet", extra={"request_id": work.request_id, "error": str(exc)}
+            )
+            return
+        work.recorded = True
 
     def _finish(self, works: list[_Work], report: BatchReport) -> None:
-        outcomes = [w.outcome for w in works if w.outcome is not None]
+        outcomes = [w.outcome for w in works if w.outcome is not None and not w.recorded]
         if outcomes:
             try:
                 self._log.record(outcomes)
@@ -441,9 +507,14 @@ class SendService:
                 # waits out the lease instead of sending again at once.
                 logger.exception("could not record outcomes", extra={"count": len(outcomes), "error": str(exc)})
                 for work in works:
-                    if work.outcome is not None:
+                    if work.outcome is not None and not work.recorded:
                         work.retry, work.outcome = "log_write_failed", None
         report.outcomes = [w.outcome for w in works if w.outcome is not None]
+        unused = sum(1 for w in works if w.start is not None and not w.attempted)
+        if unused:
+            self._pacer.give_back(unused)
+        self._hand_back(works, report)
+        report.quota_used = getattr(self._pacer, "quota_used", lambda: None)()
         retried = [w for w in works if w.retry is not None]
         for work in retried:
             report.failed.append(work.record.message_id)
@@ -468,6 +539,47 @@ class SendService:
             except Exception:
                 # Not fatal: the message comes back after its visibility timeout anyway.
                 logger.exception("could not delay retries", extra={"count": len(delays)})
+
+    def _hand_back(self, works: list[_Work], report: BatchReport) -> None:
+        """Enqueue the deferred records again as new messages; those that could not be are retried instead."""
+        deferred = [w for w in works if w.defer is not None and w.outcome is None and w.retry is None]
+        for work in deferred:
+            if work.record.deferrals >= MAX_DEFERRALS:
+                work.retry, work.defer = "deferred_too_often", None
+        deferred = [w for w in deferred if w.defer is not None]
+        if not deferred:
+            return
+        items = [
+            Deferral(
+                message_id=w.record.message_id,
+                body=w.record.body,
+                seconds=w.defer[0],
+                reason=w.defer[1],
+                deferrals=w.record.deferrals + 1,
+                published_at=w.record.sent_at,
+            )
+            for w in deferred
+            if w.defer is not None
+        ]
+        try:
+            failed = self._deferrals.defer(items)
+        except Exception as exc:
+            logger.exception("could not defer records", extra={"count": len(items), "error": str(exc)})
+            failed = {item.message_id for item in items}
+        for work in deferred:
+            assert work.defer is not None
+            if work.record.message_id in failed:
+                work.retry = "defer_failed"
+                continue
+            report.deferred[work.record.message_id] = work.defer[1]
+            if work.bundle is not None:
+                report.retry_categories[work.record.message_id] = work.bundle.metadata.category
+            # Not sent: the new copy must be able to claim the request at once.
+            if work.lease_id is not None and not work.sent:
+                try:
+                    self._claims.release(work.request_id, work.lease_id)
+                except Exception:
+                    logger.exception("could not release claim", extra={"request_id": work.request_id})
 
     # -- helpers --------------------------------------------------------
 

@@ -20,17 +20,17 @@ from mailwright.adapters.dynamodb import (
     DynamoPreferenceStore,
     DynamoPreferenceWriter,
     DynamoRateLimiter,
-    DynamoRateShares,
     DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
+from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.s3 import S3TemplateSource
-from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
-from mailwright.adapters.sqs import SqsRetryScheduler
+from mailwright.adapters.ses import SesAccountReader, SesEmailSender, SesSuppressionMirror
+from mailwright.adapters.sqs import SqsDeferrals, SqsRetryScheduler
 from mailwright.breaker import CircuitBreaker
 from mailwright.feedback import FeedbackService
-from mailwright.pacing import Pacer, PooledPacer, SendPacer
-from mailwright.ports import EmailSender
+from mailwright.pacing import AccountPacer
+from mailwright.ports import AccountReader, EmailSender
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
@@ -81,10 +81,12 @@ def build_send_service(
     *,
     session: boto3.session.Session | None = None,
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
+    account_reader: AccountReader | None = None,
 ) -> SendService:
     """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
 
-    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator).
+    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator);
+    `account_reader` replaces SES GetAccount (which the local stack's moto does not have).
     """
     session = session or boto3.session.Session()
     pool = max(settings.send_concurrency, 10) + 4
@@ -114,21 +116,27 @@ def build_send_service(
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
         sender=wrap_sender(SesEmailSender(ses)) if wrap_sender else SesEmailSender(ses),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
+        deferrals=SqsDeferrals(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
-        pacer=_pacer(settings, dynamodb),
+        pacer=account_pacer(settings, dynamodb, account_reader or SesAccountReader(ses)),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
     )
 
 
-def _pacer(settings: WorkerSettings, dynamodb: Any) -> SendPacer:
-    """A pooled share for the standard and bulk lanes, a fixed one for the critical lane."""
-    if settings.send_pool_rate >= settings.send_rate_per_worker:
-        return PooledPacer(
-            settings.send_pool_rate,
-            floor_rate=settings.send_rate_per_worker,
-            shares=DynamoRateShares(dynamodb, settings.idempotency_table),
-        )
-    return Pacer(settings.send_rate_per_worker)
+def account_pacer(settings: WorkerSettings, dynamodb: Any, account: AccountReader) -> AccountPacer:
+    """The lane's view of the account's shared token bucket (in the idempotency table) and SES's quota."""
+    return AccountPacer(
+        lane=settings.lane,
+        registry=DynamoRateRegistry(dynamodb, settings.idempotency_table, shards=settings.pacing_shards),
+        account=account,
+        ceiling=settings.ses_max_send_rate,
+        # Until SES has answered: the ceiling, or SES's own rate for a new account (sandbox: 1/s).
+        fallback_rate=settings.ses_max_send_rate or 1.0,
+        fallback_share=settings.send_rate_per_worker,
+        max_wait=settings.pacing_max_wait_seconds,
+        quota_holds=settings.quota_holds,
+        refresh_seconds=settings.quota_refresh_seconds,
+    )
 
 
 def build_unsubscribe_service(

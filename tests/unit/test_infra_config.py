@@ -87,7 +87,7 @@ def test_defaults_fill_an_almost_empty_context() -> None:
     assert config.sender == "ops@example.com"
     assert config.lanes["standard"] == LaneConfig(name="standard")
     assert config.rate_limits == {}
-    assert config.ses_max_send_rate == 14
+    assert config.ses_max_send_rate is None  # no ceiling: SES's MaxSendRate decides
 
 
 def test_domain_makes_the_identity() -> None:
@@ -203,14 +203,31 @@ def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
     assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
 
 
-def test_standard_and_bulk_pool_what_the_critical_lanes_fixed_shares_leave() -> None:
-    # Given cdk.json: 4 critical workers at 1.75/s each; 2 standard + 2 bulk workers
-    config = parse_config(CONTEXT)
+def test_ses_max_send_rate_is_an_optional_ceiling() -> None:
+    assert parse_config(CONTEXT).ses_max_send_rate == 14.0
+    config = parse_config(context(ses_max_send_rate=None))
+    assert config.ses_max_send_rate is None
+    # Without a ceiling the fallback share assumes SES's sandbox rate, 1/s, across every worker
+    assert config.send_rate_per_worker == 1 / config.total_max_concurrency
 
-    # The pool is the other 7/s: one bulk worker alone may use all of it; all four together, 1.75/s each
-    assert config.send_pool_rate == 7.0
-    critical = config.lanes["critical"].max_concurrency * config.send_rate_per_worker
-    assert critical + config.send_pool_rate == config.ses_max_send_rate
+
+def test_pacing_settings_have_defaults_per_lane_and_are_checked() -> None:
+    config = parse_config(CONTEXT)
+    assert {name: lane.pacing_max_wait for name, lane in config.lanes.items()} == {
+        "critical": 1.0,
+        "standard": 0.25,
+        "bulk": 0.1,
+    }
+    assert config.quota_holds == {"bulk": 0.9, "standard": 0.97}
+    assert (config.pacing_shards, config.quota_refresh_seconds) == (1, 300)
+    custom = parse_config(context(quota_holds={"bulk": 0.8}, pacing_shards=4))
+    assert (custom.quota_holds, custom.pacing_shards) == ({"bulk": 0.8}, 4)
+    for bad in ({"quota_holds": {"bulk": 0}}, {"quota_holds": {"express": 0.5}}, {"pacing_shards": 0}):
+        with pytest.raises(ConfigError):
+            parse_config(context(**bad))
+    lanes = {"bulk": {"batch_size": 10, "pacing_max_wait_seconds": 9}}
+    with pytest.raises(ConfigError, match="pacing_max_wait_seconds"):
+        parse_config(context(lanes=lanes))
 
 
 @pytest.mark.parametrize("rate", [10, 0.01, 1])

@@ -6,14 +6,22 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mailwright.adapters.aws import as_transient, error_code
-from mailwright.errors import RejectedError
-from mailwright.ports import OutboundEmail
+from mailwright.adapters.aws import THROTTLING_CODES, as_transient, error_code
+from mailwright.errors import DailyQuotaExceededError, RejectedError
+from mailwright.ports import OutboundEmail, SendQuota
 
 # SES refuses these messages for good; anything else may pass on a retry, or
 # is a deployment problem (unverified MAIL FROM, missing configuration set)
 # whose records are better kept in the DLQ, redrivable once it is fixed.
 PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException"})
+# SES reports the daily quota with the same throttling code as the rate: only the message tells them apart.
+DAILY_QUOTA_MESSAGE = "daily message quota exceeded"
+
+
+def is_daily_quota(exc: ClientError) -> bool:
+    """Whether SES refused the send for the 24-hour quota (not the send rate)."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return error_code(exc) in THROTTLING_CODES and DAILY_QUOTA_MESSAGE in message.lower()
 
 
 class SesEmailSender:
@@ -46,10 +54,31 @@ class SesEmailSender:
             if code in PERMANENT_CODES:
                 message = exc.response.get("Error", {}).get("Message", code)
                 raise RejectedError("ses_rejected", f"SES refused the message: {code}: {message}") from None
+            if is_daily_quota(exc):
+                raise DailyQuotaExceededError("daily_quota", "SES: daily message quota exceeded") from None
             raise as_transient(exc, "ses") from None
         except BotoCoreError as exc:
             raise as_transient(exc, "ses") from None
         return str(response["MessageId"])
+
+
+class SesAccountReader:
+    """AccountReader over SESv2 GetAccount: the account's send rate and daily quota."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self) -> SendQuota:
+        """The account's `SendQuota`."""
+        try:
+            quota = self._client.get_account()["SendQuota"]
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "ses") from None
+        return SendQuota(
+            max_send_rate=float(quota.get("MaxSendRate", 0.0)),
+            max_24_hour_send=float(quota.get("Max24HourSend", 0.0)),
+            sent_last_24_hours=float(quota.get("SentLast24Hours", 0.0)),
+        )
 
 
 class SesSuppressionMirror:
