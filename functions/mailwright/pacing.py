@@ -115,6 +115,10 @@ class SendPacer(Protocol):
         """SES refused a send for the daily quota; the delay to hand the refused record back with."""
         ...
 
+    def quota_report(self) -> float | None:
+        """The share of the daily quota used, once after each time this worker read it from SES (else None)."""
+        ...
+
 
 def clamp_delay(seconds: float) -> int:
     """A delay SQS accepts (DelaySeconds): a whole number of seconds, 1 to 900."""
@@ -244,6 +248,10 @@ class Pacer:
         """The daily quota is out: try again in a while."""
         return int(QUOTA_REFRESH_EXHAUSTED_SECONDS)
 
+    def quota_report(self) -> float | None:
+        """A local bucket knows nothing of the quota."""
+        return None
+
 
 def cubic_rate(congestion_rate: float, seconds_since: float) -> float:
     """The adaptive rate `seconds_since` a throttle at `congestion_rate`: cut by CUBIC_BETA, back after RECOVER."""
@@ -319,6 +327,7 @@ class AccountPacer:
         self._local = Pacer(fallback_share, max_wait=max_wait, clock=clock, sleep=sleep)
         self._lock = threading.Lock()
         self._started = False
+        self._fresh_quota = False
         self.state = AccountState()
 
     # -- what the pipeline calls ------------------------------------------------------
@@ -335,6 +344,12 @@ class AccountPacer:
     def quota_used(self) -> float | None:
         """The share of the daily quota used, as last read from SES (None: unknown)."""
         return quota_used(self.state)
+
+    def quota_report(self) -> float | None:
+        """The share of the daily quota used, once after this worker read it from SES (one metric per read)."""
+        with self._lock:
+            fresh, self._fresh_quota = self._fresh_quota, False
+        return quota_used(self.state) if fresh else None
 
     def take(self, count: int, *, deadline: float | None = None) -> Grant:
         """Tokens from the account's bucket for up to `count` sends; the rest get booked delays."""
@@ -465,6 +480,7 @@ class AccountPacer:
             return
         with self._lock:
             self.state = state
+            self._fresh_quota = True
         logger.info(
             "SES sending quota",
             extra={

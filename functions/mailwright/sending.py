@@ -131,7 +131,7 @@ class BatchReport:
     lease_takeovers: int = 0
     # Records handed back to the queue with a delay (not failures), message id -> why (paced, throttled...).
     deferred: dict[str, str] = field(default_factory=dict)
-    # Share of the SES daily quota used, as the pacer last saw it (None: not known).
+    # Share of the SES daily quota used, when this worker read it from SES during the batch (else None).
     quota_used: float | None = None
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
@@ -514,7 +514,7 @@ class SendService:
         if unused:
             self._pacer.give_back(unused)
         self._hand_back(works, report)
-        report.quota_used = getattr(self._pacer, "quota_used", lambda: None)()
+        report.quota_used = self._pacer.quota_report()
         retried = [w for w in works if w.retry is not None]
         for work in retried:
             report.failed.append(work.record.message_id)
