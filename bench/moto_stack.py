@@ -32,6 +32,7 @@ from mailwright.constants import Env, Keys
 from mailwright.sending import SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
+from mailwright_tools.fakes import FakeAccountReader
 from mailwright_tools.provision import StackResources, provision
 
 # (operation "service.Operation", params) -> a (http response, parsed) pair to short-circuit the call, or None.
@@ -211,9 +212,9 @@ class MotoStack:
         if not env.get(Env.UNSUBSCRIBE_BASE_URL):
             env[Env.UNSUBSCRIBE_BASE_URL] = "https://example.com/unsubscribe"
         if send_rate is not None:
+            # The account's rate (every worker shares one bucket in DynamoDB) and the fallback share.
+            env[Env.SES_MAX_SEND_RATE] = str(send_rate * self.config.total_max_concurrency)
             env[Env.SEND_RATE_PER_WORKER] = str(send_rate)
-            if float(env.get(Env.SEND_POOL_RATE, "0")) > 0:  # pooled lanes keep their lease writes
-                env[Env.SEND_POOL_RATE] = str(2 * send_rate)
         if max_backoff is not None:
             env[Env.MAX_BACKOFF_SECONDS] = str(max_backoff)
         return env
@@ -223,4 +224,6 @@ class MotoStack:
     ) -> SendService:
         """One emulated Lambda container's send service, from the deployed composition root."""
         settings = WorkerSettings.from_env(self.environment(lane, send_rate=send_rate, max_backoff=max_backoff))
-        return build_send_service(settings, session=session)
+        # moto has no SES GetAccount: the account allows the ceiling (or cdk.json's rate).
+        account = FakeAccountReader(settings.ses_max_send_rate or self.config.ses_max_send_rate or 1.0)
+        return build_send_service(settings, session=session, account_reader=account)

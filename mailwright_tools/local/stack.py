@@ -243,6 +243,7 @@ class LocalStack:
         from mailwright.handlers import send_worker
         from mailwright.settings import WorkerSettings
         from mailwright.wiring import build_send_service
+        from mailwright_tools.fakes import FakeAccountReader
 
         # Parsed now, so a bad setting stops `local up` instead of the first batch.
         settings = WorkerSettings.from_env(self.lane_environment(lane))
@@ -250,7 +251,11 @@ class LocalStack:
         mailbox, output = self.mailbox, self._output
 
         def cold_start() -> Handler:
-            service = build_send_service(settings, session=self.session(), wrap_sender=mailbox.wrap)
+            # moto has no SES GetAccount: the account allows what the settings say (cdk.json's rate).
+            account = FakeAccountReader(self.config.ses_max_send_rate or 1.0)
+            service = build_send_service(
+                settings, session=self.session(), wrap_sender=mailbox.wrap, account_reader=account
+            )
 
             def invoke(event: dict[str, Any], context: Any) -> Any:
                 try:
