@@ -65,6 +65,10 @@ QUOTA_REFRESH_AFTER_THROTTLE_SECONDS = 10.0
 QUOTA_REFRESH_EXHAUSTED_SECONDS = 60.0
 # Within this share of a hold threshold, the quota is read at the faster pace.
 NEAR_HOLD_MARGIN = 0.05
+# A batch granted at least this share of what one take may get (the lane's reach and wait) was only
+# larger than a burst: its rest comes back right after, unbooked. A smaller grant means the bucket is
+# busy, and the rest takes booked slots. (An event source's batch of 25 at 14/s is twice a burst.)
+FLOWING_SHARE = 0.75
 # A throttled send comes back after 1-3 s, when the rate has been cut.
 THROTTLE_DEFER_SECONDS = (1, 3)
 # The daily quota is tracked by default from these shares of Max24HourSend on (critical: never held).
@@ -384,11 +388,16 @@ class AccountPacer:
         if not rest:
             return Grant(starts)
         # The first moment this lane could take again: after what it was just granted.
-        earliest = max(
-            now + MIN_DEFER_SECONDS,
-            token_start(result.base, result.granted, now=now, interval=interval, reach=self._reach),
-        )
-        return Grant(starts, self._book(rest, earliest, interval, now), reason if result.granted == 0 else REASON_PACED)
+        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=self._reach)
+        cap = (self._reach + max_wait) / interval
+        if result.granted >= FLOWING_SHARE * cap:
+            # The lane is sending; the batch was only larger than one take may be (the burst): the rest
+            # comes back right after, unbooked, and the next batches share the tokens as they come.
+            delays = tuple(clamp_delay(earliest - now + i * interval) for i in range(rest))
+            return Grant(starts, delays, REASON_PACED)
+        # Nothing within reach: the lane waits behind higher-priority mail or its own backlog, so the
+        # records take slots in the lane's schedule and come back when theirs is due.
+        return Grant(starts, self._book(rest, max(now + MIN_DEFER_SECONDS, earliest), interval, now), reason)
 
     def wait_for(self, start: float) -> None:
         """Sleep until a granted send's start."""

@@ -245,27 +245,36 @@ def test_standard_goes_before_bulk_and_what_it_leaves_goes_to_bulk() -> None:
     assert 115 <= bulk_granted <= 130  # the rest of 10/s over 20 s
 
 
-def test_nothing_waits_longer_than_max_wait_and_the_rest_gets_booked_slots() -> None:
+def test_nothing_waits_longer_than_max_wait_and_a_batch_larger_than_a_burst_comes_back_right_after() -> None:
     fleet = Fleet(10.0)
     bulk = fleet.worker("bulk", max_wait=0.2)
     first = bulk.take(25)
     assert first.granted == 10  # the reach of bulk (0.7 s) and the wait (0.2 s) at 10/s
     assert max(first.starts) - fleet.clock() <= 0.2 + 1e-6
     assert len(first.defer_seconds) == 15 and first.reason == "paced"
-    # The deferred records come back one slot apart (in whole seconds), from when the lane can send again
-    assert first.defer_seconds[0] == 1 and first.defer_seconds[-1] == 3
+    # The lane is flowing (a full take): the rest comes back right after, one token apart, unbooked
+    assert first.defer_seconds[0] == 1 and first.defer_seconds[-1] == 2
+    assert fleet.registry.schedules == {}
 
-    # A second batch at once finds nothing within reach: booked after the first batch's deferrals
+
+def test_a_lane_that_finds_nothing_within_reach_books_slots_in_its_schedule() -> None:
+    fleet = Fleet(10.0)
+    bulk = fleet.worker("bulk", max_wait=0.2)
+    bulk.take(25)
+    # A second batch at once finds nothing within reach: its records take booked slots, one token apart
     second = bulk.take(25)
-    assert second.granted == 0
-    assert second.defer_seconds[0] >= first.defer_seconds[-1]
-    assert second.defer_seconds[-1] == 5  # 1 s + 15 slots, then 25 more at 10/s
+    assert (second.granted, second.reason) == (0, "paced")
+    assert second.defer_seconds[0] == 1 and second.defer_seconds[-1] == 4
+    # And the next batch is booked after those
+    third = bulk.take(10)
+    assert third.defer_seconds[0] >= second.defer_seconds[-1] and third.defer_seconds[-1] == 5
 
 
 def test_a_full_schedule_sends_mail_back_at_the_horizon() -> None:
     fleet = Fleet(1.0)
     bulk = fleet.worker("bulk")
-    bulk.take(900)  # books the next 15 minutes at 1/s
+    bulk.take(1)
+    bulk.take(900)  # nothing within reach: books the next 15 minutes at 1/s
     late = bulk.take(10)
     assert late.defer_seconds == (MAX_DEFER_SECONDS,) * 10
 
