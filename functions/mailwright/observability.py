@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -37,8 +37,10 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     UNKNOWN,
 )
-from mailwright.feedback import EVENT_TYPES, FeedbackReport
-from mailwright.sending import BatchReport
+
+if TYPE_CHECKING:  # the send worker never loads the feedback module (cold start)
+    from mailwright.feedback import FeedbackReport
+    from mailwright.sending import BatchReport
 
 # One metric per terminal state of a request.
 METRIC_BY_STATUS: dict[str, str] = {
@@ -214,6 +216,8 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     (FeedbackBounce, FeedbackRenderingFailure, ...) and what was suppressed,
     ignored, failed or deferred.
     """
+    from mailwright.feedback import EVENT_TYPES
+
     metrics = MetricGroups()
     for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
         for (lane, category), value in counter.items():

@@ -6,36 +6,35 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from mailwright.adapters.aws import client_config
-from mailwright.adapters.awslambda import EventSourceMappingSwitch
-from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
-    DynamoFeedbackLog,
     DynamoMessageLog,
     DynamoPreferenceStore,
-    DynamoPreferenceWriter,
     DynamoRateLimiter,
-    DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
 from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.s3 import S3TemplateSource
-from mailwright.adapters.ses import SesAccountReader, SesEmailSender, SesSuppressionMirror
+from mailwright.adapters.ses import SesAccountReader, SesEmailSender
 from mailwright.adapters.sqs import SqsDeferrals, SqsRetryScheduler
-from mailwright.breaker import CircuitBreaker
-from mailwright.feedback import FeedbackService
 from mailwright.pacing import AccountPacer
 from mailwright.ports import AccountReader, EmailSender
-from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
-from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
+
+# The other functions' services are imported where they are built: a send worker's cold start loads
+# only what sending needs.
+if TYPE_CHECKING:
+    from mailwright.breaker import CircuitBreaker
+    from mailwright.feedback import FeedbackService
+    from mailwright.preferences import UnsubscribeService
+    from mailwright.suppression import SoftBouncePolicy, SuppressionService
 
 
 class SecretSigner:
@@ -143,6 +142,9 @@ def build_unsubscribe_service(
     settings: UnsubscribeSettings, *, session: boto3.session.Session | None = None
 ) -> UnsubscribeService:
     """An UnsubscribeService wired to AWS (the preferences table and the signing secret), once per container."""
+    from mailwright.adapters.dynamodb import DynamoPreferenceWriter
+    from mailwright.preferences import PreferenceService, UnsubscribeService
+
     session = session or boto3.session.Session()
     # A recipient is waiting for the page: fail fast rather than retry for long.
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
@@ -176,6 +178,10 @@ def _suppression_service(
     clock: Callable[[], float],
     soft_bounce: SoftBouncePolicy | None,
 ) -> SuppressionService:
+    from mailwright.adapters.dynamodb import DynamoSuppressionLedger
+    from mailwright.adapters.ses import SesSuppressionMirror
+    from mailwright.suppression import SuppressionService
+
     mirror = None
     if mirror_to_ses:
         mirror = SesSuppressionMirror(session.client("sesv2", config=client_config(max_attempts=3)))
@@ -191,6 +197,10 @@ def build_feedback_service(
     clock: Callable[[], float] = time.time,
 ) -> FeedbackService:
     """A FeedbackService wired to the suppression and messages tables (and SES, when mirroring)."""
+    from mailwright.adapters.dynamodb import DynamoFeedbackLog
+    from mailwright.feedback import FeedbackService
+    from mailwright.suppression import SoftBouncePolicy
+
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
     soft_bounce = SoftBouncePolicy(
@@ -210,6 +220,10 @@ def build_feedback_service(
 
 def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:
     """The reputation circuit breaker, switching the lane's event source mapping through the Lambda API."""
+    from mailwright.adapters.awslambda import EventSourceMappingSwitch
+    from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
+    from mailwright.breaker import CircuitBreaker
+
     session = session or boto3.session.Session()
     config = client_config(max_attempts=5, pool=2)
     return CircuitBreaker(
