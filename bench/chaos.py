@@ -57,7 +57,6 @@ from botocore.awsrequest import AWSResponse
 from bench.common import REPO, config_with, request
 from bench.moto_stack import MotoStack, moto_stack
 from infra.config import MailwrightConfig
-from mailwright.addresses import address_hash
 from mailwright.constants import ESSENTIAL_CATEGORIES, LANES, TERMINAL_STATUSES, Keys
 from mailwright.handlers import send_worker
 from mailwright.request import parse_request
@@ -378,10 +377,15 @@ def workload(settings: ChaosSettings) -> Workload:
 
 def seed_consent(stack: MotoStack, work: Workload) -> None:
     """Write the suppressions and preferences the workload refers to."""
+    hasher = stack.hasher()
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     for address, scope in work.suppressed.items():
         reason = "BOUNCE" if scope == "all" else "COMPLAINT"
-        item = {Keys.SUPPRESSION_PK: {"S": address_hash(address)}, "reason": {"S": reason}, "scope": {"S": scope}}
+        item = {
+            Keys.SUPPRESSION_PK: {"S": hasher.address_hash(address)},
+            "reason": {"S": reason},
+            "scope": {"S": scope},
+        }
         dynamodb.put_item(TableName=stack.resources.suppression_table, Item=item)
     for user, categories in work.opted_out.items():
         item: dict[str, Any] = {Keys.PREFERENCES_PK: {"S": user}}

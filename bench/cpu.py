@@ -29,7 +29,13 @@ from mailwright.settings import RateLimit, WorkerSettings
 from mailwright.templates import Renderer, TemplateBundle
 from mailwright.tokens import TokenSigner
 from mailwright.wiring import build_send_service
-from mailwright_tools.fakes import DEFAULT_SIGNING_KEY, FakeTemplateSource, build_fake_service, queue_record
+from mailwright_tools.fakes import (
+    DEFAULT_SIGNING_KEY,
+    FAKE_HASHER,
+    FakeTemplateSource,
+    build_fake_service,
+    queue_record,
+)
 
 TEMPLATES = FakeTemplateSource.from_directory()
 BATCH = 10
@@ -99,7 +105,7 @@ def stage_cpu(repeat: int = 2000) -> dict[str, Any]:
 
         def parse(body: str = body) -> Any:
             request = parse_request(body)
-            return request.request_id, request.content_hash, request.recipient_hash
+            return request.request_id, request.content_hash, FAKE_HASHER.address_hashes(request.recipient_email)
 
         def render(bundle: TemplateBundle = bundle, request: Any = request, provided: Any = provided) -> Any:
             return renderer.render(bundle, locale=None, data=request.template_data, provided=provided)

@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from bench.common import config, request
 from bench.moto_stack import ApiLedger, MotoStack, item_size, moto_stack
-from mailwright.addresses import address_hash
 from mailwright.constants import LANES, Env, Keys
 from mailwright.handlers import send_worker
 from mailwright.settings import FeedbackSettings
@@ -36,11 +35,16 @@ PLATFORM_LOG_BYTES_PER_INVOCATION = 330
 
 def seed_consent(stack: MotoStack, *, suppressed: list[str], opted_out: list[str], unsubscribed: list[str]) -> None:
     """Suppressions and preferences, written directly (not counted: the feedback loop and users wrote them)."""
+    hasher = stack.hasher()
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     for address in suppressed:
         dynamodb.put_item(
             TableName=stack.resources.suppression_table,
-            Item={Keys.SUPPRESSION_PK: {"S": address_hash(address)}, "reason": {"S": "BOUNCE"}, "scope": {"S": "all"}},
+            Item={
+                Keys.SUPPRESSION_PK: {"S": hasher.address_hash(address)},
+                "reason": {"S": "BOUNCE"},
+                "scope": {"S": "all"},
+            },
         )
     for user in opted_out:
         dynamodb.put_item(

@@ -28,6 +28,8 @@ import boto3
 
 from bench.common import REPO
 from infra.config import MailwrightConfig
+from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
+from mailwright.address_keys import AddressHasher
 from mailwright.constants import Env, Keys
 from mailwright.sending import SendService
 from mailwright.settings import WorkerSettings
@@ -166,6 +168,13 @@ class MotoStack:
 
     config: MailwrightConfig
     resources: StackResources
+
+    def hasher(self) -> AddressHasher:
+        """The stack's address hasher (its keyring in moto's Secrets Manager), to seed suppressions as stored."""
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        marker = DynamoAddressKeyMarker(client, self.resources.suppression_table)
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        return SecretAddressKeys(secrets, self.resources.address_key_secret_arn, marker).hasher()
 
     def session(
         self,

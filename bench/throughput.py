@@ -168,8 +168,9 @@ class PrefetchingSendService(SendService):
                 requests.append(parse_request(record.body))
             except Exception:  # noqa: S112 - the real pass rejects it with its reason; nothing to look up
                 continue
-        self._suppressions.prefetch({r.recipient_hash for r in requests})  # type: ignore[attr-defined]
-        self._preferences.prefetch({r.effective_user_id for r in requests})  # type: ignore[attr-defined]
+        hasher = self._address_keys.hasher()
+        self._suppressions.prefetch({hasher.address_hash(r.recipient_email) for r in requests})  # type: ignore[attr-defined]
+        self._preferences.prefetch({r.user_id or hasher.user_key(r.recipient_email) for r in requests})  # type: ignore[attr-defined]
         return super().process(records, **kwargs)
 
 
@@ -216,6 +217,7 @@ def build_worker(
         suppressions=world.suppressions,
         preferences=world.preferences,
         claims=world.claims,
+        address_keys=world.address_keys,
         rate_limiter=world.rate_limiter,
         message_log=world.message_log,
         sender=world.sender,

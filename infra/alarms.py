@@ -11,6 +11,10 @@
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
 | `<stack>-ses-quota-hold`      | Mailwright QuotaUsedPercent (max, 15 min)      | >= the bulk lane's quota hold     |
 
+Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
+Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
+URL) and `breaker` (invoked by EventBridge); each alarm's description says what
+its failure means for the mail and what to do.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -28,6 +32,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.breaker import FUNCTION_MAX_EVENT_AGE_HOURS, FUNCTION_RETRY_ATTEMPTS
 from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, QUOTA_ALARM_RATIO, MailwrightConfig
 from infra.topics import encrypted_topic
 from mailwright.constants import METRICS_NAMESPACE, QUOTA_USED_METRIC, SERVICE_NAME
@@ -101,7 +106,12 @@ class Alarms(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
         for name, dlq in watched.dead_letter_queues.items():
-            self._dead_letter_queue(name, dlq)
+            self._dead_letter_queue(
+                name,
+                dlq,
+                description=f"Messages wait in the {name} dead-letter queue. Look with `mailwright dlq list --lane "
+                f"{name}`, fix the cause, then `mailwright dlq redrive --lane {name}`.",
+            )
         for name, queue in watched.queues.items():
             self._queue_age(name, queue, config.alarms.max_message_age_seconds[name])
         self.bounce_rate = self._reputation(
@@ -159,30 +169,81 @@ class Alarms(Construct):
         return [self.bounce_rate, self.complaint_rate]
 
     def watch_functions(self, functions: Mapping[str, lambda_.IFunction]) -> None:
-        """An errors and a throttles alarm for each function, by a short name (`critical-worker`, `breaker`...)."""
+        """Errors and throttles alarms for the functions an SQS queue feeds, by short name (`critical-worker`...)."""
         for name, function in functions.items():
-            self._add(
-                f"errors-{name}",
-                function.metric_errors(period=FUNCTION_PERIOD, statistic="Sum"),
-                threshold=1,
-                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-                description=f"The {name} function failed an invocation (a crash or timeout, not a rejected "
-                "request): its batch returns to the queue. Read its log group for the error.",
-            )
-            self._add(
-                f"throttles-{name}",
-                function.metric_throttles(period=FUNCTION_PERIOD, statistic="Sum"),
-                threshold=1,
-                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-                description=f"Lambda throttled the {name} function: the account's concurrency is exhausted, "
-                "or reserved concurrency is below the event source's maximum concurrency.",
+            self._function_alarms(
+                name,
+                function,
+                on_error=f"The {name} function failed an invocation (a crash or timeout, not a rejected request): "
+                "its batch returns to the queue, is retried, and ends in the dead-letter queue if it keeps failing. "
+                "Read its log group for the error.",
+                on_throttle=f"Lambda throttled the {name} function: its messages wait in the queue. The account's "
+                "concurrency is exhausted, or reserved concurrency is below the event source's maximum concurrency.",
             )
 
-    def _dead_letter_queue(self, name: str, dlq: sqs.IQueue) -> None:
+    def watch_unsubscribe_endpoint(self, function: lambda_.IFunction, *, reserved_concurrency: int | None) -> None:
+        """Errors and throttles alarms for the public unsubscribe endpoint (`unsubscribe`)."""
+        cap = (
+            f"its reserved concurrency (unsubscribe.reserved_concurrency, {reserved_concurrency})"
+            if reserved_concurrency is not None
+            else "the account's unreserved concurrency (unsubscribe.reserved_concurrency is null)"
+        )
+        self._function_alarms(
+            "unsubscribe",
+            function,
+            on_error="The unsubscribe endpoint failed a request (a crash or timeout; a bad or expired link is not an "
+            "error): the caller got an HTTP 5xx and the opt-out may not be recorded. Nothing retries it: the "
+            "recipient must use the link again. Read its log group for the error.",
+            on_throttle=f"The unsubscribe endpoint was called beyond {cap}: those callers got HTTP 429 and nothing "
+            "was recorded for them. A burst of clicks after a campaign, or a flood of requests: check the function's "
+            "invocations and its log group; if the traffic is genuine, raise unsubscribe.reserved_concurrency.",
+        )
+
+    def watch_breaker(self, function: lambda_.IFunction, *, dead_letter_queue: sqs.IQueue) -> None:
+        """Errors, throttles and dead-letter alarms for the reputation circuit breaker (`breaker`)."""
+        self._dead_letter_queue(
+            "breaker",
+            dead_letter_queue,
+            # Not requests but alarm state changes, with no queue to send them back to.
+            description="A reputation alarm's state change waits in the breaker's dead-letter queue: EventBridge "
+            "could not deliver it, or the breaker failed on it, so the bulk lane may not have been paused or "
+            "resumed. Check `mailwright lanes status` and the reputation alarms, pause or resume bulk by hand, "
+            "read the breaker's log group and `mailwright dlq list --lane breaker`, then purge the queue.",
+        )
+        self._function_alarms(
+            "breaker",
+            function,
+            on_error="The breaker failed on a reputation alarm's state change (a crash or timeout): Lambda retries "
+            f"it {FUNCTION_RETRY_ATTEMPTS} times, then the event goes to the breaker's dead-letter queue "
+            "(dlq-breaker), and the bulk lane may not have been paused or resumed. Check `mailwright lanes status` "
+            "and read the breaker's log group.",
+            on_throttle="Lambda throttled the breaker: the account's concurrency is exhausted. Lambda retries the "
+            f"state change for up to {FUNCTION_MAX_EVENT_AGE_HOURS} hours (then dead-letters it); meanwhile the bulk "
+            "lane is not paused or resumed: check `mailwright lanes status` and the reputation alarms, and pause "
+            "bulk by hand (`mailwright lanes pause bulk`) if one is in ALARM.",
+        )
+
+    def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
+        self._add(
+            f"errors-{name}",
+            function.metric_errors(period=FUNCTION_PERIOD, statistic="Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=on_error,
+        )
+        self._add(
+            f"throttles-{name}",
+            function.metric_throttles(period=FUNCTION_PERIOD, statistic="Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=on_throttle,
+        )
+
+    def _dead_letter_queue(self, name: str, dlq: sqs.IQueue, *, description: str) -> None:
         self._add(
             f"dlq-{name}",
             dlq.metric_approximate_number_of_messages_visible(period=QUEUE_PERIOD, statistic="Maximum"),
@@ -191,8 +252,7 @@ class Alarms(Construct):
             evaluation_periods=1,
             # An empty, idle queue stops reporting: no data means nothing is waiting.
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description=f"Messages wait in the {name} dead-letter queue. Look with `mailwright dlq list {name}`, "
-            f"fix the cause, then `mailwright dlq redrive {name}`.",
+            description=description,
         )
 
     def _queue_age(self, name: str, queue: sqs.IQueue, seconds: int) -> None:

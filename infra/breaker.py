@@ -5,6 +5,14 @@ bus. A rule there matches the changes of the bounce-rate and complaint-rate
 alarms (by ARN) and invokes a small function, which may do exactly one thing:
 enable or disable the bulk worker's event source mapping (and read the two
 alarms' states, to resume only when both are OK).
+
+A state change that never reaches the function, or that the function fails
+on, would leave the bulk lane running through a reputation alarm: both land
+in the breaker's dead-letter queue (alarmed as `dlq-breaker`). EventBridge
+invokes Lambda asynchronously, so there are two ways to fail: EventBridge
+cannot hand the event to Lambda (the rule target's retries and DLQ), or
+Lambda accepted it and every attempt of the function failed (the function's
+asynchronous retries and its on-failure destination, the same queue).
 """
 
 from __future__ import annotations
@@ -17,19 +25,31 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import MailwrightConfig, breaker_environment
 from infra.functions import python_function
+from infra.nag import acknowledge
 from mailwright.constants import BREAKER_HANDLER, BREAKER_LANE
 
 # What CloudWatch publishes on the default bus when an alarm changes state (AWS's names).
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 ACTED_ON_STATES = ["ALARM", "OK"]
+# Pausing must not be lost to a passing error: EventBridge retries delivery for an hour...
+DELIVERY_RETRY_ATTEMPTS = 20
+DELIVERY_MAX_EVENT_AGE = Duration.hours(1)
+# ...and Lambda retries a failed invocation twice (its own maximum), and a throttled one for
+# up to six hours (its own maximum too), before the event is dead-lettered.
+FUNCTION_RETRY_ATTEMPTS = 2
+FUNCTION_MAX_EVENT_AGE_HOURS = 6
+# Long enough for an operator to read why the lane was not paused or resumed.
+DLQ_RETENTION = Duration.days(14)
 
 
 class ReputationBreaker(Construct):
-    """The breaker's function (`function`) and the rule (`rule`) that feeds it alarm state changes."""
+    """The breaker's function (`function`), the rule that feeds it (`rule`), and its `dead_letter_queue`."""
 
     def __init__(
         self,
@@ -49,6 +69,20 @@ class ReputationBreaker(Construct):
             resource_name=mapping_id,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "Dlq",
+            retention_period=DLQ_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself a dead-letter queue: of the breaker rule's Lambda target and the breaker "
+            "function's failed asynchronous invocations (cdk-nag only recognises queues named in another queue's "
+            "redrive policy). Its messages are alarmed on (dlq-breaker).",
+        )
         self.function = python_function(
             self,
             "Function",
@@ -61,6 +95,12 @@ class ReputationBreaker(Construct):
             environment=breaker_environment(
                 config=config, mapping_id=mapping_id, alarm_names=[alarm.alarm_name for alarm in alarms]
             ),
+        )
+        # Lambda's own retries of a failed invocation; then the event goes to the DLQ, not nowhere.
+        self.function.configure_async_invoke(
+            retry_attempts=FUNCTION_RETRY_ATTEMPTS,
+            max_event_age=Duration.hours(FUNCTION_MAX_EVENT_AGE_HOURS),
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
         # One mapping, the bulk lane's: the breaker can never stop critical or standard mail.
         self.function.add_to_role_policy(
@@ -88,9 +128,10 @@ class ReputationBreaker(Construct):
             targets=[
                 targets.LambdaFunction(
                     self.function,
-                    # Pausing must not be lost to a passing Lambda error: EventBridge retries for an hour.
-                    retry_attempts=20,
-                    max_event_age=Duration.hours(1),
+                    retry_attempts=DELIVERY_RETRY_ATTEMPTS,
+                    max_event_age=DELIVERY_MAX_EVENT_AGE,
+                    # Events EventBridge could not deliver; CDK adds the queue policy letting this rule send.
+                    dead_letter_queue=self.dead_letter_queue,
                 )
             ],
         )

@@ -103,6 +103,19 @@ class AlarmConfig:
         return self.ses_daily_quota * QUOTA_ALARM_RATIO
 
 
+# The public unsubscribe endpoint's share of the account's concurrency: enough for a burst of
+# clicks after a campaign, small enough that a flood cannot starve the workers, feedback and breaker.
+DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY = 5
+
+
+@dataclass(frozen=True)
+class UnsubscribeConfig:
+    """The public unsubscribe endpoint (the `unsubscribe` context value)."""
+
+    # None: no reservation (an account limited to 10 concurrent executions cannot reserve any).
+    reserved_concurrency: int | None = DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY
+
+
 @dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
@@ -129,6 +142,8 @@ class MailwrightConfig:
     mirror_ses_suppression_list: bool = False
     # Operations: alarm routing and thresholds, and the reputation circuit breaker.
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    # The public unsubscribe endpoint's concurrency cap.
+    unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
     # SES sandbox: the recipient identities (addresses or domains) workers may send to meanwhile.
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
@@ -286,6 +301,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "pacing_shards",
         "quota_holds",
         "quota_refresh_seconds",
+        "unsubscribe",
     }
     feedback = _feedback_settings(raw)
     return MailwrightConfig(
@@ -301,6 +317,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         rate_limits=rate_limits,
         lanes=lanes,
         alarms=_alarm_settings(raw),
+        unsubscribe=_unsubscribe_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
         pacing_shards=_positive_int(raw, "pacing_shards", 1, where=CONTEXT_KEY),
@@ -355,6 +372,25 @@ def _quota_holds(raw: dict[str, Any]) -> dict[str, float]:
             raise ConfigError(f"{where}.{lane} must be a share of the daily quota in (0, 1], got {share!r}")
         parsed[lane] = float(share)
     return parsed
+
+
+def _unsubscribe_settings(raw: dict[str, Any]) -> UnsubscribeConfig:
+    where = f"{CONTEXT_KEY}.unsubscribe"
+    settings = raw.get("unsubscribe")
+    if settings is None:
+        return UnsubscribeConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"reserved_concurrency": 5}}')
+    unknown = set(settings) - set(UnsubscribeConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    if settings.get("reserved_concurrency", DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY) is None:
+        return UnsubscribeConfig(reserved_concurrency=None)
+    return UnsubscribeConfig(
+        reserved_concurrency=_positive_int(
+            settings, "reserved_concurrency", DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY, where=where
+        )
+    )
 
 
 def _sandbox_recipients(raw: dict[str, Any]) -> tuple[str, ...]:
@@ -436,6 +472,7 @@ class WorkerResources:
     messages_table: str
     configuration_set: str
     unsubscribe_secret_arn: str
+    address_key_secret_arn: str
     # The stack's own unsubscribe endpoint (the function URL); links point here
     # unless `unsubscribe_base_url` in the settings names a custom domain.
     unsubscribe_base_url: str = ""
@@ -471,8 +508,10 @@ def worker_environment(
         Env.FROM_ADDRESS: config.from_address,
         # List-Unsubscribe links point here: the configured URL, else the stack's endpoint.
         Env.UNSUBSCRIBE_BASE_URL: config.unsubscribe_base_url or resources.unsubscribe_base_url,
-        # The HMAC key of those links, read once per cold start.
+        # The key of those links, read once per cold start.
         Env.UNSUBSCRIBE_SECRET_ARN: resources.unsubscribe_secret_arn,
+        # The keys of address hashes (suppressions, user keys), re-read every few minutes.
+        Env.ADDRESS_KEY_SECRET_ARN: resources.address_key_secret_arn,
         # Bulk mail must carry a physical address (CAN-SPAM).
         Env.POSTAL_ADDRESS: config.postal_address,
         # The pace that keeps all workers under the ceiling while the shared token bucket is unreachable.
@@ -506,13 +545,19 @@ def worker_environment(
     }
 
 
-def unsubscribe_environment(*, preferences_table: str, unsubscribe_secret_arn: str) -> dict[str, str]:
+def unsubscribe_environment(
+    *, preferences_table: str, unsubscribe_secret_arn: str, address_key_secret_arn: str, suppression_table: str
+) -> dict[str, str]:
     """The environment of the unsubscribe endpoint's function; the local server's service reads the same."""
     return {
         # Consent: the endpoint reads and updates one user's item.
         Env.PREFERENCES_TABLE: preferences_table,
-        # The HMAC key that proves a link genuine, read once per cold start.
+        # The key that proves a link genuine, read once per cold start.
         Env.UNSUBSCRIBE_SECRET_ARN: unsubscribe_secret_arn,
+        # Address-derived user ids in old links are carried forward to the current key version...
+        Env.ADDRESS_KEY_SECRET_ARN: address_key_secret_arn,
+        # ...and the suppression table's marker says which versions are still stored.
+        Env.SUPPRESSION_TABLE: suppression_table,
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -537,6 +582,7 @@ class FeedbackResources:
 
     suppression_table: str
     messages_table: str
+    address_key_secret_arn: str
     queue_url: str = ""
 
 
@@ -545,6 +591,8 @@ def feedback_environment(*, config: MailwrightConfig, resources: FeedbackResourc
     return {
         # Bounces and complaints suppress addresses here (audit trails and soft-bounce counts too).
         Env.SUPPRESSION_TABLE: resources.suppression_table,
+        # ...under keyed address hashes.
+        Env.ADDRESS_KEY_SECRET_ARN: resources.address_key_secret_arn,
         # Every event is appended to its request's history here.
         Env.MESSAGES_TABLE: resources.messages_table,
         # Event items expire with the requests they belong to.

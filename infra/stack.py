@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.address_key import AddressKeySecret
 from infra.alarms import Alarms, MonitoredQueues
 from infra.breaker import ReputationBreaker
 from infra.bundling import templates_source, worker_code
@@ -24,7 +25,7 @@ from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
 from infra.workers import SendWorkers
-from mailwright.constants import BREAKER_LANE, SES_MESSAGE_ID_INDEX, Outputs
+from mailwright.constants import ADDRESS_KEY_MARKER, BREAKER_LANE, SES_MESSAGE_ID_INDEX, Outputs
 
 
 class MailwrightStack(Stack):
@@ -46,6 +47,7 @@ class MailwrightStack(Stack):
             sandbox_recipients=config.sandbox_recipients,
         )
         self.unsubscribe = UnsubscribeSecret(self, "Unsubscribe")
+        self.address_key = AddressKeySecret(self, "AddressKey")
         # One asset for every function: bundled once, uploaded once.
         code = worker_code()
         self.unsubscribe_endpoint = UnsubscribeEndpoint(
@@ -55,7 +57,10 @@ class MailwrightStack(Stack):
             environment=unsubscribe_environment(
                 preferences_table=self.storage.preferences.table_name,
                 unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
+                address_key_secret_arn=self.address_key.secret.secret_arn,
+                suppression_table=self.storage.suppression.table_name,
             ),
+            reserved_concurrency=config.unsubscribe.reserved_concurrency,
         )
         self.ingest = Ingest(self, "Ingest", bus_name=config.stack_name, queues=self.lanes.queues)
         self.workers = SendWorkers(
@@ -72,6 +77,7 @@ class MailwrightStack(Stack):
                 messages_table=self.storage.messages.table_name,
                 configuration_set=self.email.configuration_set.configuration_set_name,
                 unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
+                address_key_secret_arn=self.address_key.secret.secret_arn,
                 unsubscribe_base_url=self.unsubscribe_endpoint.url.url,
             ),
         )
@@ -85,6 +91,7 @@ class MailwrightStack(Stack):
             resources=FeedbackResources(
                 suppression_table=self.storage.suppression.table_name,
                 messages_table=self.storage.messages.table_name,
+                address_key_secret_arn=self.address_key.secret.secret_arn,
             ),
         )
 
@@ -122,6 +129,7 @@ class MailwrightStack(Stack):
             self.storage.messages.grant_read_write_data(worker)
             self.templates.grant_read_templates(worker)
             self.unsubscribe.secret.grant_read(worker)
+            self.address_key.secret.grant_read(worker)
             worker.add_to_role_policy(send_email)
             acknowledge(
                 worker.role or worker,
@@ -132,12 +140,23 @@ class MailwrightStack(Stack):
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
         self.unsubscribe.secret.grant_read(function)
-        # Read and update one user's item; no Scan or Query: a public endpoint never lists users.
+        self.address_key.secret.grant_read(function)
+        # Read and update one user's items (its key in each readable address-key version); no Scan or
+        # Query: a public endpoint never lists users. No Put or Delete: it never removes consent.
         self.storage.preferences.grant(function, "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # The address-key marker only (which key versions are still stored): nothing else of that table.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[self.storage.suppression.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ADDRESS_KEY_MARKER]}},
+            )
+        )
 
     def _grant_feedback(self) -> None:
         # Queue consumption comes with the function's SQS event source.
         function = self.feedback.function
+        self.address_key.secret.grant_read(function)
         # Suppressions, their audit trail and soft-bounce counts: conditional writes and
         # transactions (TransactWriteItems needs the item actions it carries). No Scan, no Delete.
         function.add_to_role_policy(
@@ -196,10 +215,14 @@ class MailwrightStack(Stack):
             {
                 **{f"{lane}-worker": function for lane, function in self.workers.functions.items()},
                 "feedback": self.feedback.function,
-                "unsubscribe": self.unsubscribe_endpoint.function,
-                "breaker": self.breaker.function,
             }
         )
+        self.alarms.watch_unsubscribe_endpoint(
+            self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
+        )
+        # The breaker follows the reputation alarms, so the alarms on it come after it.
+        self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
+        dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -222,6 +245,7 @@ class MailwrightStack(Stack):
             Outputs.CONFIGURATION_SET: self.email.configuration_set.configuration_set_name,
             Outputs.INGEST_DLQ_URL: self.ingest.dead_letter_queue.queue_url,
             Outputs.UNSUBSCRIBE_URL: self.unsubscribe_endpoint.url.url,
+            Outputs.ADDRESS_KEY_SECRET_ARN: self.address_key.secret.secret_arn,
             Outputs.FEEDBACK_QUEUE_URL: self.feedback.queue.queue_url,
             Outputs.FEEDBACK_DLQ_URL: self.feedback.dead_letter_queue.queue_url,
             Outputs.FEEDBACK_TOPIC_ARN: self.feedback.topic.topic_arn,
@@ -229,6 +253,7 @@ class MailwrightStack(Stack):
             Outputs.ALARM_TOPIC_ARN: self.alarms.topic.topic_arn,
             Outputs.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
             Outputs.REPUTATION_ALARMS: ",".join(alarm.alarm_name for alarm in self.alarms.reputation_alarms),
+            Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
             **self.email.dns_records(),
         }
         for lane, queue in self.lanes.queues.items():

@@ -50,7 +50,13 @@ class UnsubscribeEndpoint(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, code: lambda_.Code, environment: Mapping[str, str]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        reserved_concurrency: int | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = python_function(
@@ -64,6 +70,10 @@ class UnsubscribeEndpoint(Construct):
             timeout=Duration.seconds(10),
             memory_mb=256,
             environment=environment,
+            # Anyone may call it: a flood must not take the account's unreserved concurrency,
+            # which the feedback function and the breaker share. Beyond the cap, callers get
+            # HTTP 429 (and the throttles-unsubscribe alarm fires).
+            reserved_concurrency=reserved_concurrency,
         )
         self.url = self.function.add_function_url(
             # Public on purpose: mail clients (RFC 8058) and recipients call it without

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mailwright.addresses import address_hash
+from mailwright.address_keys import AddressHasher, AddressKeyring
 from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer, SendPacer, gcra_grant
@@ -42,6 +42,7 @@ from mailwright.ports import (
     ClaimResult,
     Deferral,
     FeedbackRecord,
+    LoggedState,
     OutboundEmail,
     Outcome,
     Preferences,
@@ -55,11 +56,15 @@ from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
 from mailwright.tokens import TokenSigner
+from mailwright_tools.project import SOURCE_CHECKOUT
 
 # The templates shipped with the repository.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = SOURCE_CHECKOUT / "templates"
 # Signs unsubscribe links in fake worlds; never a real secret.
 DEFAULT_SIGNING_KEY = b"mailwright-fake-signing-key-0123456789"
+# Keys address hashes in fake worlds (one key version, nothing legacy stored); never a real secret.
+FAKE_ADDRESS_KEYRING = AddressKeyring(keys={1: b"mailwright-fake-address-key-0123456789"}, current=1)
+FAKE_HASHER = AddressHasher(FAKE_ADDRESS_KEYRING, readable_from=1)
 
 FailureRule = Callable[[OutboundEmail], Exception | None]
 
@@ -110,6 +115,19 @@ class _FakePort:
         """Forget the call counts (the stored data stays)."""
         with self._lock:
             self.calls.clear()
+
+
+class StaticAddressKeys(_FakePort):
+    """AddressKeySource with a fixed hasher (default: one key version, no legacy items readable)."""
+
+    def __init__(self, hasher: AddressHasher = FAKE_HASHER) -> None:
+        super().__init__()
+        self.current = hasher
+
+    def hasher(self) -> AddressHasher:
+        """The fixed hasher (or the injected failure)."""
+        self._enter("hasher")
+        return self.current
 
 
 class FakeEmailSender(_FakePort):
@@ -178,10 +196,17 @@ class FakeSuppressionStore(_FakePort):
             self.items[suppression.address_hash] = suppression
 
     def suppress(
-        self, address: str, reason: str = "BOUNCE", *, scope: str = SCOPE_ALL, expires_at: int | None = None
+        self,
+        address: str,
+        reason: str = "BOUNCE",
+        *,
+        scope: str = SCOPE_ALL,
+        expires_at: int | None = None,
+        hasher: AddressHasher = FAKE_HASHER,
     ) -> Suppression:
         """Suppress an address given in clear (it is hashed as the worker hashes it)."""
-        suppression = Suppression(address_hash=address_hash(address), reason=reason, scope=scope, expires_at=expires_at)
+        key = hasher.address_hash(address)
+        suppression = Suppression(address_hash=key, reason=reason, scope=scope, expires_at=expires_at)
         self.put(suppression)
         return suppression
 
@@ -277,6 +302,21 @@ class FakeClaimStore(_FakePort):
             self._records[record.request_id] = (updated, expires)
             return lease_id
 
+    def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
+        """Take the claim for evaluation `evaluation`, unless its lease id changed (or it is gone)."""
+        self._enter("reclaim")
+        with self._lock:
+            now = self._clock()
+            current = self._live(record.request_id, now)
+            if current is None or current.lease_id != record.lease_id:
+                return None
+            lease_id = uuid.uuid4().hex
+            updated = replace(
+                current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)), evaluation=evaluation
+            )
+            self._records[record.request_id] = (updated, float(int(now + max(ttl_seconds, lease_seconds))))
+            return lease_id
+
     def release(self, request_id: str, lease_id: str) -> None:
         """Delete the claim if `lease_id` still holds it; otherwise do nothing."""
         self._enter("release")
@@ -320,15 +360,30 @@ class FakeRateLimiter(_FakePort):
         """The start of the fixed window holding `now`."""
         return int(now // limit.window_seconds) * limit.window_seconds
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
-        """Count `request_id` once; False (nothing counted) when the window already holds `limit` others."""
+    def acquire(
+        self,
+        user_id: str,
+        category: str,
+        limit: RateLimit,
+        *,
+        now: float,
+        request_id: str,
+        older_user_ids: Sequence[str] = (),
+    ) -> bool:
+        """Count `request_id` once; False (nothing counted) when the window, older keys included, is full."""
         self._enter("acquire")
-        key = (user_id, category, self.window_start(limit, now))
+        window = self.window_start(limit, now)
         with self._lock:
-            ids = self.counted.get(key)
-            if ids is not None and request_id not in ids and len(ids) >= limit.limit:
+            earlier: set[str] = set()
+            for older in older_user_ids:
+                earlier |= self.counted.get((older, category, window), set())
+            if request_id in earlier:
+                return True
+            room = limit.limit - len(earlier)
+            ids = self.counted.get((user_id, category, window))
+            if room <= 0 or (ids is not None and request_id not in ids and len(ids) >= room):
                 return False
-            self.counted.setdefault(key, set()).add(request_id)
+            self.counted.setdefault((user_id, category, window), set()).add(request_id)
             return True
 
     def count(self, user_id: str, category: str, limit: RateLimit, *, now: float) -> int:
@@ -467,13 +522,32 @@ def _number(value: float) -> int | float:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
+def _outcome_entry(outcome: Outcome) -> dict[str, Any]:
+    """An outcome's history entry, as the adapter writes it."""
+    entry: dict[str, Any] = {
+        "status": outcome.status,
+        "at": _number(outcome.completed_at),
+        "evaluation": outcome.evaluation,
+    }
+    if outcome.reason_code:
+        entry["reason_code"] = outcome.reason_code
+    return entry
+
+
 class FakeMessageLog(_FakePort):
-    """MessageLog keeping the latest outcome per request (a put replaces the item, as in DynamoDB)."""
+    """MessageLog keeping the latest outcome per request, as the adapter does.
+
+    A first evaluation's write replaces the item (a put); a later evaluation's
+    replaces its state and joins the history of the earlier ones, unless that
+    evaluation (or a later one) is already recorded.
+    """
 
     def __init__(self, *, ttl_days: int = 90) -> None:
         super().__init__()
         self._ttl_seconds = ttl_days * 86400
         self._items: dict[str, Outcome] = {}
+        # The outcomes of earlier evaluations of each request, oldest first.
+        self._earlier: dict[str, list[Outcome]] = {}
         # Appended by the feedback log: entries of the request's history, events stored beside it.
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
@@ -485,14 +559,29 @@ class FakeMessageLog(_FakePort):
         with self._lock:
             for outcome in outcomes:
                 copy = replace(outcome, metadata=dict(outcome.metadata))
+                before = self._items.get(outcome.request_id)
+                if outcome.evaluation > 1 and before is not None:
+                    if before.evaluation >= outcome.evaluation:
+                        continue
+                    self._earlier.setdefault(outcome.request_id, []).append(before)
+                elif outcome.evaluation <= 1:
+                    self._earlier.pop(outcome.request_id, None)
                 self._items[outcome.request_id] = copy
                 self.writes.append(copy)
 
-    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
-        """Recorded status by request id."""
-        self._enter("statuses")
+    def states(self, request_ids: Collection[str]) -> dict[str, LoggedState]:
+        """Recorded status and evaluation by request id."""
+        self._enter("states")
         with self._lock:
-            return {rid: self._items[rid].status for rid in request_ids if rid in self._items}
+            return {
+                rid: LoggedState(self._items[rid].status, self._items[rid].evaluation)
+                for rid in request_ids
+                if rid in self._items
+            }
+
+    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
+        """Recorded status by request id (a convenience of the fake for tests)."""
+        return {rid: state.status for rid, state in self.states(request_ids).items()}
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The request item with its SES `events` and `delivery` state, shaped as the adapter returns it."""
@@ -503,6 +592,7 @@ class FakeMessageLog(_FakePort):
                 return None
             appended = [dict(entry) for entry in self._history.get(request_id, [])]
             events = [dict(event) for event in self._events.get(request_id, [])]
+            evaluations = [*self._earlier.get(request_id, []), outcome]
         done = outcome.completed_at
         item: dict[str, Any] = {
             Keys.MESSAGES_PK: outcome.request_id,
@@ -511,7 +601,8 @@ class FakeMessageLog(_FakePort):
             "lane": outcome.lane,
             "completed_at": _number(done),
             "attempts": outcome.attempts,
-            "history": [{"status": outcome.status, "at": _number(done)}, *appended],
+            "evaluation": outcome.evaluation,
+            "history": [*map(_outcome_entry, evaluations), *appended],
             Keys.TTL: int(done + self._ttl_seconds),
         }
         optional = {
@@ -649,6 +740,7 @@ class FakeWorld:
     suppressions: FakeSuppressionStore
     preferences: FakePreferenceStore
     claims: FakeClaimStore
+    address_keys: StaticAddressKeys
     rate_limiter: FakeRateLimiter
     message_log: FakeMessageLog
     sender: FakeEmailSender
@@ -677,6 +769,7 @@ def build_fake_service(
     suppressions: FakeSuppressionStore | None = None,
     preferences: FakePreferenceStore | None = None,
     claims: FakeClaimStore | None = None,
+    address_keys: StaticAddressKeys | None = None,
     rate_limiter: FakeRateLimiter | None = None,
     message_log: FakeMessageLog | None = None,
     sender: FakeEmailSender | None = None,
@@ -716,6 +809,7 @@ def build_fake_service(
         suppressions=suppressions if suppressions is not None else FakeSuppressionStore(),
         preferences=preferences if preferences is not None else FakePreferenceStore(),
         claims=claims if claims is not None else FakeClaimStore(clock=clock),
+        address_keys=address_keys if address_keys is not None else StaticAddressKeys(),
         rate_limiter=rate_limiter if rate_limiter is not None else FakeRateLimiter(),
         message_log=message_log if message_log is not None else FakeMessageLog(),
         sender=sender if sender is not None else FakeEmailSender(),
@@ -736,6 +830,7 @@ def build_fake_service(
         suppressions=world.suppressions,
         preferences=world.preferences,
         claims=world.claims,
+        address_keys=world.address_keys,
         rate_limiter=world.rate_limiter,
         message_log=world.message_log,
         sender=world.sender,
@@ -851,6 +946,12 @@ class FakeSuppressionLedger(_FakePort):
             marks = self.soft_bounces.setdefault(address_hash, {})
             marks.setdefault(key, at)
             return sorted(marks.values())
+
+    def soft_bounce_times(self, address_hash: str) -> list[float]:
+        """The times of the soft bounces counted for the address."""
+        self._enter("soft_bounce_times")
+        with self._lock:
+            return sorted(self.soft_bounces.get(address_hash, {}).values())
 
     def reset_soft_bounces(self, address_hash: str) -> None:
         """Forget the address's soft bounces."""

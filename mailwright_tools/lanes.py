@@ -1,4 +1,4 @@
-"""Pause, resume and inspect the lanes of a deployed stack.
+"""Pause, resume and inspect the lanes of a stack, deployed or local.
 
 A lane is paused by disabling its worker's SQS event source mapping: its
 queue keeps accepting requests, nothing consumes them, and they are sent once
@@ -11,21 +11,25 @@ module is how an operator looks and resumes:
     control.set_enabled("bulk", True)
 
 Each lane's mapping is found through its worker, whose name the stack outputs
-(`BulkWorkerName`...). The local stack has no mappings (it polls the queues
-itself), so lanes are a deployed-stack operation only.
+(`BulkWorkerName`...). The local stack's emulated mappings answer the same
+Lambda calls on their own loopback endpoint (`mailwright_tools.local.lane_api`,
+`lambda_endpoint_url` in local.json), so `LaneControl.for_target` works on both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from mailwright.constants import LANES, Outputs
+
+if TYPE_CHECKING:
+    from mailwright_tools.target import Target
 
 # Mapping states in which a lane consumes nothing, or soon will not.
 PAUSED_STATES = frozenset({"Disabled", "Disabling"})
@@ -34,6 +38,10 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 
 class LanesError(Exception):
     """A lane could not be found, read or switched."""
+
+
+class UnknownLaneError(LanesError):
+    """The lane named is not one of the stack's lanes."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,11 @@ class LaneControl:
     @classmethod
     def for_stack(cls, stack_name: str, *, session: boto3.session.Session) -> LaneControl:
         """The lanes of the deployed stack `stack_name`, found through its outputs."""
-        outputs = stack_outputs(session.client("cloudformation", config=_CONFIG), stack_name)
+        try:
+            cloudformation = session.client("cloudformation", config=_CONFIG)
+        except NoRegionError:
+            raise LanesError(f"stack {stack_name!r}: no AWS region; pass --region or set AWS_DEFAULT_REGION") from None
+        outputs = stack_outputs(cloudformation, stack_name)
         return cls(
             session.client("lambda", config=_CONFIG),
             worker_functions(outputs),
@@ -106,9 +118,25 @@ class LaneControl:
             reputation_alarms=reputation_alarm_names(outputs),
         )
 
+    @classmethod
+    def for_target(cls, target: Target) -> LaneControl:
+        """The lanes of a resolved target: a deployed stack by its outputs, the local stack by its local.json."""
+        if not target.local:
+            return cls.for_stack(target.name, session=target.session())
+        functions = target.extra.get("functions") or {}
+        if "lambda" not in target.service_endpoints or set(functions) != set(LANES):
+            raise LanesError("the running local stack records no event source mappings: restart it with this version")
+        session = target.session()
+        return cls(
+            session.client("lambda", config=_CONFIG),
+            {lane: str(functions[lane]) for lane in LANES},
+            cloudwatch=session.client("cloudwatch", config=_CONFIG),
+            reputation_alarms=list(target.extra.get("reputation_alarms") or []),
+        )
+
     def _lane(self, lane: str) -> str:
         if lane not in self.functions:
-            raise LanesError(f"unknown lane {lane!r}; lanes are {', '.join(self.functions)}")
+            raise UnknownLaneError(f"unknown lane {lane!r}; lanes are {', '.join(self.functions)}")
         return self.functions[lane]
 
     def _mapping(self, lane: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from infra.config import (
     priority_filter,
     worker_environment,
 )
+from mailwright.adapters.address_keys import DynamoAddressKeyMarker
 from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
 from mailwright.templates import bundle_directory
 
@@ -49,6 +51,7 @@ class StackResources:
     messages_table: str
     configuration_set: str
     unsubscribe_secret_arn: str
+    address_key_secret_arn: str
     # Where unsubscribe links point unless the settings name a base URL; the local
     # stack sets its own endpoint's (mailwright_tools.unsubscribe_server).
     unsubscribe_base_url: str = "https://example.com/unsubscribe"
@@ -70,6 +73,7 @@ class StackResources:
                 messages_table=self.messages_table,
                 configuration_set=self.configuration_set,
                 unsubscribe_secret_arn=self.unsubscribe_secret_arn,
+                address_key_secret_arn=self.address_key_secret_arn,
                 unsubscribe_base_url=self.unsubscribe_base_url,
             ),
         )
@@ -247,6 +251,10 @@ def provision(
     secret_arn = secrets_client.create_secret(
         Name=f"{prefix}/unsubscribe-signing-key", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
+    keyring = json.dumps({"current": "1", "1": secrets.token_urlsafe(48)})
+    address_key_arn = secrets_client.create_secret(Name=f"{prefix}/address-keyring", SecretString=keyring)["ARN"]
+    # Fresh tables hold no hash of an older key version: lookups need only the current one.
+    DynamoAddressKeyMarker(dynamodb, names["suppression"]).set_readable_from(1, at=time.time(), actor="provision")
 
     return StackResources(
         region=session.region_name or "us-east-1",
@@ -259,6 +267,7 @@ def provision(
         messages_table=names["messages"],
         configuration_set=configuration_set,
         unsubscribe_secret_arn=secret_arn,
+        address_key_secret_arn=address_key_arn,
         event_bus=event_bus,
         ingest_dlq=ingest_dlq,
         sender_identity=config.identity,
@@ -318,7 +327,10 @@ def provision_feedback(
     environment = feedback_environment(
         config=config,
         resources=FeedbackResources(
-            suppression_table=resources.suppression_table, messages_table=resources.messages_table, queue_url=queue_url
+            suppression_table=resources.suppression_table,
+            messages_table=resources.messages_table,
+            address_key_secret_arn=resources.address_key_secret_arn,
+            queue_url=queue_url,
         ),
     )
     return FeedbackPath(topic_arn=topic_arn, queue_url=queue_url, dlq_url=dlq_url, environment=environment)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from mailwright.constants import LANES, Env, Outputs
+from mailwright_tools.project import Project, find_project
 from mailwright_tools.state import StateDir, live_local_stack
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class TargetError(Exception):
@@ -37,8 +35,14 @@ class Target:
     ingest_dlq: str = ""
     feedback_queue: str = ""
     feedback_dlq: str = ""
+    # Alarm state changes the reputation breaker never acted on (deployed stacks only).
+    breaker_dlq: str = ""
     configuration_set: str = ""
     unsubscribe_url: str = ""
+    # The address keyring: suppression commands and the migration hash addresses with it.
+    address_key_secret: str = ""
+    # Services served elsewhere than `endpoint_url` on the local stack ({"lambda": ...}: the lanes' mappings).
+    service_endpoints: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,16 +59,18 @@ class Target:
         if self.local:
             from mailwright_tools.local.session import LocalSession
 
-            return LocalSession(self.endpoint_url or "", self.region)
+            return LocalSession(self.endpoint_url or "", self.region, service_endpoints=self.service_endpoints)
         return boto3.session.Session(region_name=self.region)
 
     def dead_letter_queues(self) -> dict[str, str]:
-        """Every DLQ by name: the lanes', then `feedback` and `ingest` where the stack has them."""
+        """Every DLQ by name: the lanes', then `feedback`, `ingest` and `breaker` where the stack has them."""
         queues = dict(self.dlqs)
         if self.feedback_dlq:
             queues["feedback"] = self.feedback_dlq
         if self.ingest_dlq:
             queues["ingest"] = self.ingest_dlq
+        if self.breaker_dlq:
+            queues["breaker"] = self.breaker_dlq
         return queues
 
     def source_queue(self, dlq_name: str) -> str | None:
@@ -78,16 +84,16 @@ class Target:
         return {
             Env.SUPPRESSION_TABLE: self.tables["suppression"],
             Env.MESSAGES_TABLE: self.tables["messages"],
+            Env.ADDRESS_KEY_SECRET_ARN: self.address_key_secret,
         }
 
 
-def default_stack_name(cdk_json: Path = REPO / "cdk.json") -> str:
-    """The stack name cdk.json gives (`mailwright.stack_name`), else Mailwright."""
-    try:
-        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
-        return str(context.get("mailwright", {}).get("stack_name") or "Mailwright")
-    except (OSError, ValueError, AttributeError):
-        return "Mailwright"
+def default_stack_name(project: Project | None = None) -> str:
+    """The stack name the project's cdk.json gives (`mailwright.stack_name`), else Mailwright.
+
+    Without `project`, the one `find_project` finds (ProjectNotFoundError when there is none).
+    """
+    return (project or find_project()).stack_name()
 
 
 def local_target(state: dict[str, Any]) -> Target:
@@ -108,7 +114,15 @@ def local_target(state: dict[str, Any]) -> Target:
         feedback_dlq=str(state.get("feedback_dlq", "")),
         configuration_set=str(state.get("configuration_set", "")),
         unsubscribe_url=str(state.get("unsubscribe_url", "")),
-        extra={"outbox": state.get("outbox", ""), "pid": state.get("pid"), "ses_rate": state.get("ses_max_send_rate")},
+        address_key_secret=str(state.get("address_key_secret_arn", "")),
+        service_endpoints={"lambda": str(state["lambda_endpoint_url"])} if state.get("lambda_endpoint_url") else {},
+        extra={
+            "outbox": state.get("outbox", ""),
+            "pid": state.get("pid"),
+            "ses_rate": state.get("ses_max_send_rate"),
+            "functions": dict(state.get("functions", {})),
+            "reputation_alarms": list(state.get("reputation_alarms", [])),
+        },
     )
 
 
@@ -153,17 +167,25 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         ingest_dlq=output(Outputs.INGEST_DLQ_URL),
         feedback_queue=optional("FEEDBACK_QUEUE_URL"),
         feedback_dlq=optional("FEEDBACK_DLQ_URL"),
+        breaker_dlq=optional("BREAKER_DLQ_URL"),
         configuration_set=output(Outputs.CONFIGURATION_SET),
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
+        address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),
     )
 
 
-def resolve_target(state_dir: StateDir, *, stack_name: str | None = None, region: str | None = None) -> Target:
-    """The running local stack recorded in `state_dir`, else the deployed stack `stack_name` (default: cdk.json's)."""
+def resolve_target(
+    state_dir: StateDir, *, stack_name: str | None = None, region: str | None = None, project_dir: Path | None = None
+) -> Target:
+    """The running local stack recorded in `state_dir`, else the deployed stack `stack_name` (default: cdk.json's).
+
+    The default stack name is read from the project `project_dir` names or `find_project` finds
+    (ProjectNotFoundError when there is none).
+    """
     state = live_local_stack(state_dir)
     if state is not None and stack_name is None:
         return local_target(state)
-    name = stack_name or default_stack_name()
+    name = stack_name or default_stack_name(find_project(project_dir))
     try:
         return deployed_target(name, region)
     except TargetError as exc:

@@ -1,12 +1,12 @@
-"""Email address normalisation, hashing and masking.
+"""Email address normalisation and masking.
 
-Addresses are stored and logged only as a hash (lookup key) or a masked form
-(for people): `jane@example.com` -> `j***@example.com`.
+Addresses are stored and logged only as a keyed hash (lookup key, see
+`mailwright.address_keys`) or a masked form (for people):
+`jane@example.com` -> `j***@example.com`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 # Deliberately pragmatic: RFC 5321 sizes, a dot-atom local part and a
@@ -40,11 +40,6 @@ def normalize_address(address: str) -> str:
     if tld.isdigit() or (len(tld) < 2):
         raise InvalidAddressError("the domain has no valid top-level domain")
     return f"{local}@{domain}"
-
-
-def address_hash(address: str) -> str:
-    """The suppression key of an address: SHA-256 of its normalised form, hex."""
-    return hashlib.sha256(normalize_address(address).encode("utf-8")).hexdigest()
 
 
 def mask_address(address: str) -> str:

@@ -15,7 +15,8 @@ DEFAULT_LANE = "standard"
 CATEGORIES: tuple[str, ...] = ("security", "transactional", "product", "marketing")
 ESSENTIAL_CATEGORIES: frozenset[str] = frozenset({"security", "transactional"})
 
-# Terminal states of a request, as recorded in the message log.
+# Terminal states of a request, as recorded in the message log. A `rejected` request that is
+# published or delivered again is evaluated again; the others are final for the dedupe window.
 STATUS_SENT = "sent"
 STATUS_SUPPRESSED = "suppressed"
 STATUS_OPTED_OUT = "opted_out"
@@ -48,6 +49,9 @@ TEMPLATES_PREFIX = "templates/"
 MESSAGE_LOG_REQUEST_SK = "request"
 SES_MESSAGE_ID_INDEX = "by-ses-message-id"
 
+# The suppression table's item recording the oldest address-key version items may still be stored under.
+ADDRESS_KEY_MARKER = "meta#address-hashes"
+
 
 class Env:
     """Environment variable keys the CDK app sets on the worker functions."""
@@ -63,6 +67,8 @@ class Env:
     FROM_ADDRESS = "MAILWRIGHT_FROM_ADDRESS"
     UNSUBSCRIBE_BASE_URL = "MAILWRIGHT_UNSUBSCRIBE_BASE_URL"
     UNSUBSCRIBE_SECRET_ARN = "MAILWRIGHT_UNSUBSCRIBE_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+    # The keyring that keys address hashes (mailwright.address_keys); read by the workers, feedback and unsubscribe.
+    ADDRESS_KEY_SECRET_ARN = "MAILWRIGHT_ADDRESS_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     POSTAL_ADDRESS = "MAILWRIGHT_POSTAL_ADDRESS"
     SEND_RATE_PER_WORKER = "MAILWRIGHT_SEND_RATE_PER_WORKER"
     SES_MAX_SEND_RATE = "MAILWRIGHT_SES_MAX_SEND_RATE"
@@ -115,10 +121,14 @@ class Outputs:
     FEEDBACK_TOPIC_ARN = "FeedbackTopicArn"
     FEEDBACK_WORKER_NAME = "FeedbackWorkerName"
     UNSUBSCRIBE_URL = "UnsubscribeUrl"
+    # The address keyring secret (the CLI hashes addresses with it: suppression commands, migration).
+    ADDRESS_KEY_SECRET_ARN = "AddressKeySecretArn"  # noqa: S105 - an output name, not a secret
     # Operations: where alarms go, the dashboard, and the alarms that pause the bulk lane (comma-separated).
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     DASHBOARD_NAME = "DashboardName"
     REPUTATION_ALARMS = "ReputationAlarmNames"
+    # Alarm state changes the breaker never acted on (undelivered, or its function failed on them).
+    BREAKER_DLQ_URL = "BreakerDlqUrl"
     # DNS records to publish when the stack has a sending domain (zone-file lines).
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"

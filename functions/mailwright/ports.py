@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mailwright.address_keys import AddressHasher
 from mailwright.constants import ESSENTIAL_CATEGORIES, STATUS_SENT
 from mailwright.settings import RateLimit
 from mailwright.templates import TemplateBundle
@@ -51,6 +52,18 @@ class Preferences:
             return True
         return not self.unsubscribed_all and category not in self.opted_out
 
+    def merged(self, older: Preferences) -> Preferences:
+        """These preferences with an older form of the same user's (stored under an older key version).
+
+        Consent only narrows: an opt-out or unsubscribe in either counts; the locale of these wins.
+        """
+        return Preferences(
+            user_id=self.user_id,
+            unsubscribed_all=self.unsubscribed_all or older.unsubscribed_all,
+            opted_out=self.opted_out | older.opted_out,
+            locale=self.locale or older.locale,
+        )
+
 
 @dataclass(frozen=True)
 class ClaimRecord:
@@ -60,6 +73,8 @@ class ClaimRecord:
     content_hash: str
     lease_id: str
     lease_until: float
+    # Which evaluation of the request holds the claim: a request recorded `rejected` is evaluated again.
+    evaluation: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,16 @@ class Outcome:
     received_at: float | None = None
     completed_at: float = 0.0
     attempts: int = 1
+    # 1 for the first evaluation; a request evaluated again after a rejection has a higher one.
+    evaluation: int = 1
+
+
+@dataclass(frozen=True)
+class LoggedState:
+    """A request's recorded status, and the evaluation that recorded it."""
+
+    status: str
+    evaluation: int = 1
 
 
 class EmailSender(Protocol):
@@ -143,16 +168,35 @@ class ClaimStore(Protocol):
         """Drop a claim so a retry can claim the request again (after a transient failure)."""
         ...
 
+    def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
+        """Start evaluation number `evaluation` of a request whose last one was rejected.
+
+        Conditional on the record's lease id (every claim, take-over and reclaim sets a new
+        one), so of two deliveries only one proceeds: the new lease id, or None if the record
+        changed meanwhile. The claim's dedupe window starts again.
+        """
+        ...
+
 
 class RateLimiter(Protocol):
     """Counts emails per user and category in fixed windows."""
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
+    def acquire(
+        self,
+        user_id: str,
+        category: str,
+        limit: RateLimit,
+        *,
+        now: float,
+        request_id: str,
+        older_user_ids: Sequence[str] = (),
+    ) -> bool:
         """Take one slot for `request_id`; False when the window is full.
 
         Idempotent per request: a request that already holds a slot in the window
         (an earlier attempt that sent, then crashed before recording) gets True again
-        without taking a second one.
+        without taking a second one. Slots counted under `older_user_ids` (the same
+        user's key in an older key version) count too.
         """
         ...
 
@@ -160,13 +204,23 @@ class RateLimiter(Protocol):
 class MessageLog(Protocol):
     """The per-request log: terminal states, looked up by request id."""
 
-    def record(self, outcomes: Sequence[Outcome]) -> None: ...
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Store the outcomes. A later evaluation replaces an earlier one's state; the history keeps both."""
+        ...
 
-    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
-        """The recorded status of each request id that has one."""
+    def states(self, request_ids: Collection[str]) -> dict[str, LoggedState]:
+        """The recorded state of each request id that has one."""
         ...
 
     def get(self, request_id: str) -> dict[str, Any] | None: ...
+
+
+class AddressKeySource(Protocol):
+    """The keyed address hasher: the current keyring and the oldest key version items may be stored under."""
+
+    def hasher(self) -> AddressHasher:
+        """The hasher to use now; raise TransientError when the keyring cannot be read."""
+        ...
 
 
 class TemplateSource(Protocol):
@@ -280,6 +334,10 @@ class SuppressionLedger(Protocol):
 
     def add_soft_bounce(self, address_hash: str, *, key: str, at: float, expires_at: int) -> list[float]:
         """Count one soft bounce at `at`, once per `key`; return the times of all soft bounces kept."""
+        ...
+
+    def soft_bounce_times(self, address_hash: str) -> list[float]:
+        """The times of the soft bounces counted for the address (read only)."""
         ...
 
     def reset_soft_bounces(self, address_hash: str) -> None: ...

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mailwright.constants import CATEGORIES, ESSENTIAL_CATEGORIES
-from mailwright.ports import Preferences, PreferenceStore, PreferenceWriter
+from mailwright.ports import AddressKeySource, Preferences, PreferenceStore, PreferenceWriter
 from mailwright.tokens import UnsubscribeClaim
 
 # Where a change came from, recorded with it: an RFC 8058 POST from a mail
@@ -43,24 +43,46 @@ class CategoryNotAllowedError(ValueError):
 
 
 class PreferenceService:
-    """Reads and changes one user's consent through the preference ports."""
+    """Reads and changes one user's consent through the preference ports.
+
+    A user id derived from an address may be given in any key version (an old
+    link carries an old one): it is read in every readable version and merged
+    (consent only narrows). An opt-out is written under the current key; a
+    saved form, which may also lift opt-outs, is written to every stored form,
+    so the merge never keeps a choice the user undid. Nothing is deleted: the
+    migration command folds older items in.
+    """
 
     def __init__(
-        self, store: PreferenceStore, writer: PreferenceWriter, *, clock: Callable[[], float] = time.time
+        self,
+        store: PreferenceStore,
+        writer: PreferenceWriter,
+        *,
+        address_keys: AddressKeySource,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._writer = writer
+        self._address_keys = address_keys
         self._clock = clock
 
     def get(self, user_id: str) -> Preferences:
         """The user's preferences; a user without a record receives everything."""
-        return self._store.get_many({user_id}).get(user_id) or Preferences(user_id)
+        forms = self._address_keys.hasher().user_key_forms(user_id)
+        found = self._store.get_many(set(forms))
+        preferences = Preferences(forms[0])
+        for form in forms:
+            if form in found:
+                preferences = preferences.merged(found[form])
+        return preferences
 
     def opt_out(self, user_id: str, category: str, *, source: str = SOURCE_ONE_CLICK) -> Preferences:
         """Stop mail of one category; raise CategoryNotAllowedError for an essential or unknown one."""
         if category not in OPTIONAL_CATEGORIES:
             raise CategoryNotAllowedError(category)
-        return self._writer.add_opt_out(user_id, category, source=source, updated_at=self._clock())
+        current = self._address_keys.hasher().user_key_forms(user_id)[0]
+        self._writer.add_opt_out(current, category, source=source, updated_at=self._clock())
+        return self.get(user_id)
 
     def update(
         self,
@@ -72,9 +94,13 @@ class PreferenceService:
     ) -> Preferences:
         """Replace the user's choices; essential and unknown categories in `opted_out` are ignored."""
         kept = frozenset(opted_out) & frozenset(OPTIONAL_CATEGORIES)
-        return self._writer.set_choices(
-            user_id, opted_out=kept, unsubscribed_all=unsubscribed_all, source=source, updated_at=self._clock()
-        )
+        current, *older = self._address_keys.hasher().user_key_forms(user_id)
+        stored = self._store.get_many(set(older)) if older else {}
+        for form in [current, *(form for form in older if form in stored)]:
+            self._writer.set_choices(
+                form, opted_out=kept, unsubscribed_all=unsubscribed_all, source=source, updated_at=self._clock()
+            )
+        return self.get(user_id)
 
 
 @dataclass(frozen=True)

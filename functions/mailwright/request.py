@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailwright.addresses import InvalidAddressError, address_hash, normalize_address
+from mailwright.addresses import InvalidAddressError, normalize_address
 from mailwright.constants import LANES
 from mailwright.errors import RejectedError
 
@@ -57,7 +57,7 @@ class EmailRequest(BaseModel):
         min_length=1,
         max_length=128,
         pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="Key for preferences and per-user limits. Defaults to a hash of the normalised address.",
+        description="Key for preferences and per-user limits. Defaults to a keyed hash of the normalised address.",
     )
     locale: str | None = Field(
         default=None,
@@ -119,16 +119,6 @@ class EmailRequest(BaseModel):
             if not _TAG_TEXT.match(key) or not _TAG_TEXT.match(item):
                 raise ValueError(f"metadata {key!r}: keys and values may hold only letters, digits, _ and -")
         return value
-
-    @property
-    def recipient_hash(self) -> str:
-        """Suppression key of the recipient."""
-        return address_hash(self.recipient_email)
-
-    @property
-    def effective_user_id(self) -> str:
-        """The user the preferences and rate limits belong to."""
-        return self.user_id or f"addr:{self.recipient_hash[:40]}"
 
     @property
     def request_id(self) -> str:

@@ -1,12 +1,13 @@
 """The send pipeline: a batch of queue records in, one terminal outcome (or a retry) per record out.
 
 Per record: parse -> pace -> dedupe -> suppression -> consent -> template ->
-render -> per-user rate limit -> send -> log. The batch is the unit of I/O:
-lookups are batched per table, claims and sends run concurrently on shared
-clients. Each sent email's outcome is written as soon as SES accepts it (a
-crash re-sends at most the emails in flight); the other outcomes are written
-together. Failures are contained per record: a bad record never fails its
-batch mates.
+render -> per-user rate limit -> send -> log. Addresses are looked up by their
+keyed hashes (`mailwright.address_keys`), in every key version items may still
+be stored under. The batch is the unit of I/O: lookups are batched per table,
+claims and sends run concurrently on shared clients. Each sent email's outcome
+is written as soon as SES accepts it (a crash re-sends at most the emails in
+flight); the other outcomes are written together. Failures are contained per
+record: a bad record never fails its batch mates.
 
 Pacing comes right after parsing: the batch takes the tokens it may use now
 from the account's shared bucket, and the records without one are handed back
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from email.utils import formataddr
 from typing import Any, TypeVar
 
+from mailwright.address_keys import AddressHasher
 from mailwright.addresses import mask_address
 from mailwright.backoff import retry_delay
 from mailwright.constants import (
@@ -53,6 +55,7 @@ from mailwright.errors import (
 )
 from mailwright.pacing import REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
 from mailwright.ports import (
+    AddressKeySource,
     ClaimRecord,
     ClaimStore,
     Deferral,
@@ -133,6 +136,8 @@ class BatchReport:
     deferred: dict[str, str] = field(default_factory=dict)
     # Share of the SES daily quota used, when this worker read it from SES during the batch (else None).
     quota_used: float | None = None
+    # Requests recorded `rejected` before and evaluated again in this batch.
+    reevaluations: int = 0
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -146,8 +151,12 @@ class _Work:
     record: QueueRecord
     request: EmailRequest | None = None
     request_id: str = ""
+    # The recipient's keyed address hashes and user keys: the current form first, then older readable ones.
+    address_hashes: tuple[str, ...] = ()
+    user_keys: tuple[str, ...] = ()
     lease_id: str | None = None
     existing: ClaimRecord | None = None
+    evaluation: int = 1
     bundle: TemplateBundle | None = None
     email: OutboundEmail | None = None
     locale: str | None = None
@@ -165,6 +174,11 @@ class _Work:
     def pending(self) -> bool:
         return self.outcome is None and self.retry is None and not self.duplicate and self.defer is None
 
+    @property
+    def user_key(self) -> str:
+        """The user the preferences, rate limits and links belong to (current key version)."""
+        return self.user_keys[0]
+
 
 class SendService:
     """Runs batches of queue records through the pipeline, against ports."""
@@ -177,6 +191,7 @@ class SendService:
         suppressions: SuppressionStore,
         preferences: PreferenceStore,
         claims: ClaimStore,
+        address_keys: AddressKeySource,
         rate_limiter: RateLimiter,
         message_log: MessageLog,
         sender: EmailSender,
@@ -194,6 +209,7 @@ class SendService:
         self._suppressions = suppressions
         self._preferences = preferences
         self._claims = claims
+        self._address_keys = address_keys
         self._rate_limiter = rate_limiter
         self._log = message_log
         self._sender = sender
@@ -216,6 +232,7 @@ class SendService:
         lease_seconds = DEFAULT_LEASE_SECONDS if remaining_seconds is None else int(remaining_seconds()) + 10
         report = BatchReport()
         works = [self._parse(record) for record in records]
+        self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
         self._pace(self._pending(works), deadline)
         # The consent reads do not depend on the dedupe claims: start them first so the
@@ -250,6 +267,20 @@ class SendService:
                 exc = RejectedError("invalid_request", f"message body could not be read ({type(exc).__name__})")
             self._reject(work, exc)
         return work
+
+    def _hash_addresses(self, works: list[_Work]) -> None:
+        if not works:
+            return
+        try:
+            hasher: AddressHasher = self._address_keys.hasher()
+        except Exception as exc:
+            self._retry_all(works, "address_keys_unavailable", exc)
+            return
+        for work in works:
+            assert work.request is not None
+            work.address_hashes = hasher.address_hashes(work.request.recipient_email)
+            user_id = work.request.user_id
+            work.user_keys = hasher.user_keys(work.request.recipient_email) if user_id is None else (user_id,)
 
     def _drop_batch_duplicates(self, works: list[_Work], report: BatchReport) -> None:
         first: dict[str, _Work] = {}
@@ -288,16 +319,51 @@ class SendService:
         if not contested:
             return
         try:
-            statuses = self._log.statuses([w.request_id for w in contested])
+            states = self._log.states([w.request_id for w in contested])
         except Exception as exc:
             self._retry_all(contested, "message_log_unavailable", exc)
             return
+        rejected: list[tuple[_Work, int]] = []
         for work in contested:
-            assert work.request is not None
-            if statuses.get(work.request_id) in TERMINAL_STATUSES:
+            state = states.get(work.request_id)
+            # An evaluation the log has not recorded yet is in flight elsewhere, or crashed.
+            if work.existing is None or state is None or state.status not in TERMINAL_STATUSES:
+                continue
+            if state.evaluation < work.existing.evaluation:
+                continue
+            if state.status == STATUS_REJECTED:
+                # A rejection is final for that evaluation only: the template may have been fixed or uploaded.
+                rejected.append((work, state.evaluation + 1))
+            else:
                 work.duplicate = True
                 report.duplicates += 1
-        self._take_over(self._pending(contested), lease_seconds, report)
+        self._reevaluate(rejected, lease_seconds, report)
+        self._take_over([w for w in contested if w.pending and w.lease_id is None], lease_seconds, report)
+
+    def _reevaluate(self, works: list[tuple[_Work, int]], lease_seconds: int, report: BatchReport) -> None:
+        """Claim requests recorded `rejected` for their next evaluation; of two deliveries, one wins."""
+        for work, evaluation in works:
+            assert work.existing is not None
+            try:
+                lease = self._claims.reclaim(
+                    work.existing,
+                    evaluation=evaluation,
+                    lease_seconds=lease_seconds,
+                    ttl_seconds=self.policy.idempotency_ttl_seconds,
+                )
+            except Exception as exc:
+                self._retry_one(work, "claim_failed", exc)
+                continue
+            if lease is None:
+                work.retry = "claim_contended"
+                continue
+            work.lease_id = lease
+            work.evaluation = evaluation
+            report.reevaluations += 1
+            logger.info(
+                "evaluating a rejected request again",
+                extra={"request_id": work.request_id, "evaluation": work.evaluation},
+            )
 
     def _take_over(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
         """Requests claimed before but never finished: in flight elsewhere, or crashed attempts."""
@@ -320,6 +386,7 @@ class SendService:
                     work.retry = "claim_contended"
                 else:
                     work.lease_id = lease
+                    work.evaluation = existing.evaluation
                     report.lease_takeovers += 1
                     logger.warning("took over an expired claim", extra={"request_id": work.request_id})
 
@@ -343,12 +410,11 @@ class SendService:
 
     def _start_lookups(self, works: list[_Work]) -> tuple[Future[Any], Future[Any]] | None:
         """Batched reads of suppressions and preferences for every pending request, in the background."""
-        requests = [w.request for w in works if w.request]
-        if not requests:
+        if not works:
             return None
         return (
-            self._executor.submit(self._suppressions.get_many, {r.recipient_hash for r in requests}),
-            self._executor.submit(self._preferences.get_many, {r.effective_user_id for r in requests}),
+            self._executor.submit(self._suppressions.get_many, {h for w in works for h in w.address_hashes}),
+            self._executor.submit(self._preferences.get_many, {u for w in works for u in w.user_keys}),
         )
 
     def _check_consent(self, works: list[_Work], lookups: tuple[Future[Any], Future[Any]] | None) -> None:
@@ -363,9 +429,13 @@ class SendService:
         for work in works:
             assert work.request is not None and work.bundle is not None
             category = work.bundle.metadata.category
-            suppression = suppressions.get(work.request.recipient_hash)
-            prefs = preferences.get(work.request.effective_user_id) or Preferences(work.request.effective_user_id)
-            if suppression is not None and suppression.blocks(category, now):
+            found = [suppressions[h] for h in work.address_hashes if h in suppressions]
+            suppression = next((s for s in found if s.blocks(category, now)), None)
+            prefs = Preferences(work.user_key)
+            for key in work.user_keys:  # older key versions only narrow consent
+                if key in preferences:
+                    prefs = prefs.merged(preferences[key])
+            if suppression is not None:
                 self._finish_as(work, STATUS_SUPPRESSED, "suppressed", f"address suppressed ({suppression.reason})")
             elif not prefs.allows(category):
                 why = (
@@ -379,19 +449,21 @@ class SendService:
         for work in works:
             assert work.request is not None and work.bundle is not None
             try:
-                work.email = self._compose(work.request, work.bundle, work.locale)
+                work.email = self._compose(work, work.bundle, work.locale)
                 work.locale = work.bundle.resolve_locale(work.locale)
             except RejectedError as exc:
                 self._reject(work, exc)
             except Exception as exc:  # e.g. the unsubscribe secret could not be read
                 self._retry_one(work, "render_failed", exc)
 
-    def _compose(self, request: EmailRequest, bundle: TemplateBundle, locale: str | None) -> OutboundEmail:
+    def _compose(self, work: _Work, bundle: TemplateBundle, locale: str | None) -> OutboundEmail:
+        request = work.request
+        assert request is not None
         meta = bundle.metadata
         provided = {"recipient_email": request.recipient_email, "postal_address": self.policy.postal_address}
         headers: tuple[tuple[str, str], ...] = ()
         if meta.category not in ESSENTIAL_CATEGORIES:
-            links = self._links(request.effective_user_id, meta.category)
+            links = self._links(work.user_key, meta.category)
             provided.update(links)
             headers = (
                 ("List-Unsubscribe", f"<{links['unsubscribe_url']}>"),
@@ -430,13 +502,20 @@ class SendService:
             meta = work.bundle.metadata
             critical = self.policy.lane == "critical" or meta.priority == "critical"
             if not critical and meta.category in self.policy.rate_limits:
-                counters.setdefault((work.request.effective_user_id, meta.category), []).append(work)
+                counters.setdefault((work.user_key, meta.category), []).append(work)
 
         def acquire(user_id: str, category: str, group: list[_Work]) -> None:
             limit = self.policy.rate_limits[category]
             for work in group:
                 try:
-                    allowed = self._rate_limiter.acquire(user_id, category, limit, now=now, request_id=work.request_id)
+                    allowed = self._rate_limiter.acquire(
+                        user_id,
+                        category,
+                        limit,
+                        now=now,
+                        request_id=work.request_id,
+                        older_user_ids=work.user_keys[1:],
+                    )
                 except Exception as exc:
                     self._retry_one(work, "rate_limit_failed", exc)
                     continue
@@ -638,11 +717,12 @@ class SendService:
             template_version=bundle.version if bundle else None,
             category=bundle.metadata.category if bundle else None,
             locale=work.locale,
-            user_id=request.effective_user_id if request else None,
-            recipient_hash=request.recipient_hash if request else None,
+            user_id=work.user_key if work.user_keys else None,
+            recipient_hash=work.address_hashes[0] if work.address_hashes else None,
             recipient_masked=mask_address(request.recipient_email) if request else None,
             metadata=dict(request.metadata) if request else {},
             received_at=work.record.sent_at,
             completed_at=self._clock(),
             attempts=work.record.receive_count,
+            evaluation=work.evaluation,
         )

@@ -34,6 +34,7 @@ class WorkerSettings:
     from_address: str
     unsubscribe_base_url: str
     unsubscribe_secret_arn: str
+    address_key_secret_arn: str
     postal_address: str = ""
     # The share of the account rate that is safe with every worker busy: used only while the shared
     # rate registry cannot be reached (and as the account rate until SES has been asked, times workers).
@@ -70,6 +71,7 @@ class WorkerSettings:
             "from_address": Env.FROM_ADDRESS,
             "unsubscribe_base_url": Env.UNSUBSCRIBE_BASE_URL,
             "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
         }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
@@ -167,12 +169,21 @@ class UnsubscribeSettings:
 
     preferences_table: str
     unsubscribe_secret_arn: str
+    # Links carry address-derived user keys: the keyring carries old ones forward, the
+    # suppression table holds the marker of which key versions are still stored.
+    address_key_secret_arn: str
+    suppression_table: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> UnsubscribeSettings:
         """Parse the environment; raise ConfigurationError naming every missing key."""
         env = os.environ if environ is None else environ
-        required = {"preferences_table": Env.PREFERENCES_TABLE, "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN}
+        required = {
+            "preferences_table": Env.PREFERENCES_TABLE,
+            "unsubscribe_secret_arn": Env.UNSUBSCRIBE_SECRET_ARN,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+            "suppression_table": Env.SUPPRESSION_TABLE,
+        }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
@@ -189,6 +200,7 @@ class FeedbackSettings:
 
     suppression_table: str
     messages_table: str
+    address_key_secret_arn: str
     message_log_ttl_days: int = 90
     soft_bounce_threshold: int = 3
     soft_bounce_window_days: int = 7
@@ -201,7 +213,11 @@ class FeedbackSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FeedbackSettings:
         """Parse the environment; raise ConfigurationError naming every missing or bad key."""
         env = os.environ if environ is None else environ
-        required = {"suppression_table": Env.SUPPRESSION_TABLE, "messages_table": Env.MESSAGES_TABLE}
+        required = {
+            "suppression_table": Env.SUPPRESSION_TABLE,
+            "messages_table": Env.MESSAGES_TABLE,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+        }
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
@@ -226,6 +242,7 @@ class FeedbackSettings:
         return cls(
             suppression_table=env[Env.SUPPRESSION_TABLE],
             messages_table=env[Env.MESSAGES_TABLE],
+            address_key_secret_arn=env[Env.ADDRESS_KEY_SECRET_ARN],
             mirror_ses_suppression=mirror in _TRUE,
             queue_url=env.get(Env.QUEUE_URL, ""),
             **values,

@@ -1,9 +1,12 @@
 """The suppression lifecycle: which addresses must not be mailed, why, until when, and who said so.
 
-Addresses come in as text and are stored only as a hash (the key the send
-worker looks up) and a masked form for people (`j***@example.com`). Every
-change is written together with an audit record (when, who, why) that
-outlives the suppression itself.
+Addresses come in as text and are stored only as a keyed hash (the key the
+send worker looks up, see `mailwright.address_keys`) and a masked form for
+people (`j***@example.com`). Every change is written together with an audit
+record (when, who, why) that outlives the suppression itself. An entry stored
+under an older key version is read in every readable version; a change to it
+is written under the current key (the old item stays until `mailwright migrate
+address-hashes` folds it in, so the feedback function never deletes anything).
 
 One address has at most one suppression; when a second reason arrives the
 stronger one wins and the other is remembered in `reasons`:
@@ -17,7 +20,7 @@ stronger one wins and the other is remembered in `reasons`:
 
 Example::
 
-    service = build_suppression_service(suppression_table="mailwright-suppression")
+    service = build_suppression_service(suppression_table="mailwright-suppression", address_key_secret=ARN)
     service.add("Jane@Example.com", actor="ops@example.com", note="asked by phone")
     service.check("jane@example.com").masked  # 'j***@example.com'
     service.remove("jane@example.com", actor="ops@example.com", note="consent renewed")
@@ -30,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mailwright.addresses import address_hash, mask_address, normalize_address, scrub_addresses
+from mailwright.addresses import mask_address, normalize_address, scrub_addresses
 from mailwright.errors import ComplaintRemovalError, NotSuppressedError, SuppressionError, TransientError
 from mailwright.ports import (
     REASON_BOUNCE,
@@ -40,6 +43,7 @@ from mailwright.ports import (
     SCOPE_ALL,
     SCOPE_NON_ESSENTIAL,
     SUPPRESSION_REASONS,
+    AddressKeySource,
     AuditRecord,
     SuppressionEntry,
     SuppressionLedger,
@@ -154,11 +158,13 @@ class SuppressionService:
         self,
         ledger: SuppressionLedger,
         *,
+        address_keys: AddressKeySource,
         mirror: SuppressionMirror | None = None,
         soft_bounce: SoftBouncePolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
+        self._address_keys = address_keys
         self._mirror = mirror
         self.soft_bounce = soft_bounce or SoftBouncePolicy()
         self._clock = clock
@@ -188,8 +194,9 @@ class SuppressionService:
         if reason == REASON_SOFT_BOUNCE and expires_at is None:
             expires_at = int(now + self.soft_bounce.suppression_seconds)
         note = _clean_note(note)
+        forms = self._forms(normalized)
         incoming = SuppressionEntry(
-            address_hash=address_hash(normalized),
+            address_hash=forms[0],
             masked=mask_address(normalized),
             reason=reason,
             scope=scope_of(reason),
@@ -202,8 +209,12 @@ class SuppressionService:
             note=note,
         )
         for _ in range(SAVE_ATTEMPTS):
-            existing = self._ledger.get(incoming.address_hash)
+            existing, found_under = self._find(forms)
             entry, outcome = _merge(existing, incoming, now)
+            expected = existing.version if existing is not None else None
+            if existing is not None and found_under != forms[0]:
+                # Stored under an older key version: the change is a new item under the current key.
+                entry, expected = replace(entry, address_hash=forms[0], version=1), None
             audit = AuditRecord(
                 address_hash=entry.address_hash,
                 at=now,
@@ -220,7 +231,6 @@ class SuppressionService:
                 if source == SOURCE_MANUAL:
                     self._ledger.append_audit(audit)
                 break
-            expected = existing.version if existing is not None else None
             if self._ledger.write(entry, expected_version=expected, audit=audit):
                 break
         else:
@@ -235,9 +245,12 @@ class SuppressionService:
         normalized = normalize_address(address)
         now = self._clock()
         policy = self.soft_bounce
+        current, *older = self._forms(normalized)
         times = self._ledger.add_soft_bounce(
-            address_hash(normalized), key=key, at=at, expires_at=int(max(now, at) + policy.window_seconds)
+            current, key=key, at=at, expires_at=int(max(now, at) + policy.window_seconds)
         )
+        for form in older:  # counted before the key changed
+            times += self._ledger.soft_bounce_times(form)
         # The window is measured between bounces, not from now: replayed or late feedback counts the same.
         count = sum(1 for t in times if at - policy.window_seconds < t <= at)
         if count < policy.threshold:
@@ -256,45 +269,69 @@ class SuppressionService:
         """Lift an address's suppression, audited; a complaint needs `force=True`. Returns the removed entry."""
         actor = self._actor(actor)
         normalized = normalize_address(address)
-        key = address_hash(normalized)
+        forms = self._forms(normalized)
         note = _clean_note(note)
-        for _ in range(SAVE_ATTEMPTS):
-            now = self._clock()
-            entry = self._ledger.get(key)
-            if entry is None or not entry.active(now):
-                raise NotSuppressedError(mask_address(normalized))
-            complained = REASON_COMPLAINT in entry.reasons | {entry.reason}
-            if complained and not force:
-                raise ComplaintRemovalError(entry.masked)
-            audit = AuditRecord(
-                address_hash=key,
-                at=now,
-                action=ACTION_REMOVE,
-                reason=entry.reason,
-                actor=actor,
-                note=note,
-                source=SOURCE_MANUAL,
-                outcome=OUTCOME_FORCED if complained else OUTCOME_REMOVED,
-                masked=entry.masked,
-            )
-            if self._ledger.delete(key, expected_version=entry.version, audit=audit):
-                break
-        else:
-            raise TransientError("suppression_conflict", f"{mask_address(normalized)}: suppression kept changing")
+        removed: SuppressionEntry | None = None
+        # An address has one entry, but it may still sit under an older key version too: lift each.
+        for form in forms:
+            for _ in range(SAVE_ATTEMPTS):
+                now = self._clock()
+                entry = self._ledger.get(form)
+                if entry is None or not entry.active(now):
+                    break
+                complained = REASON_COMPLAINT in entry.reasons | {entry.reason}
+                if complained and not force:
+                    raise ComplaintRemovalError(entry.masked)
+                audit = AuditRecord(
+                    address_hash=form,
+                    at=now,
+                    action=ACTION_REMOVE,
+                    reason=entry.reason,
+                    actor=actor,
+                    note=note,
+                    source=SOURCE_MANUAL,
+                    outcome=OUTCOME_FORCED if complained else OUTCOME_REMOVED,
+                    masked=entry.masked,
+                )
+                if self._ledger.delete(form, expected_version=entry.version, audit=audit):
+                    removed = removed or entry
+                    break
+            else:
+                raise TransientError("suppression_conflict", f"{mask_address(normalized)}: suppression kept changing")
+        if removed is None:
+            raise NotSuppressedError(mask_address(normalized))
         # A fresh start: old soft bounces must not re-suppress the address on its next one.
-        self._ledger.reset_soft_bounces(key)
+        for form in forms:
+            self._ledger.reset_soft_bounces(form)
         if self._mirror is not None:
             self._mirror.delete(normalized)
-        return entry
+        return removed
 
     def check(self, address: str) -> SuppressionEntry | None:
         """The address's active suppression, or None (an expired soft bounce no longer counts)."""
-        entry = self._ledger.get(address_hash(address))
-        return entry if entry is not None and entry.active(self._clock()) else None
+        now = self._clock()
+        for form in self._forms(normalize_address(address)):
+            entry = self._ledger.get(form)
+            if entry is not None and entry.active(now):
+                return entry
+        return None
 
     def history(self, address: str) -> builtins.list[AuditRecord]:
         """Every audited change to the address's suppression, oldest first, including removed ones."""
-        return sorted(self._ledger.audit(address_hash(address)), key=lambda record: record.at)
+        records = [record for form in self._forms(normalize_address(address)) for record in self._ledger.audit(form)]
+        return sorted(records, key=lambda record: record.at)
+
+    def _forms(self, normalized: str) -> tuple[str, ...]:
+        """The keys the address may be stored under: the current key version first."""
+        return self._address_keys.hasher().address_hashes(normalized)
+
+    def _find(self, forms: tuple[str, ...]) -> tuple[SuppressionEntry | None, str]:
+        """The entry stored under the newest form that has one, and that form."""
+        for form in forms:
+            entry = self._ledger.get(form)
+            if entry is not None:
+                return entry, form
+        return None, forms[0]
 
     def list(self, *, limit: int = 100) -> builtins.list[SuppressionEntry]:
         """Active suppressions, newest first, at most `limit`."""

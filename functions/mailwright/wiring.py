@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
 from mailwright.adapters.aws import client_config
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
@@ -111,6 +112,7 @@ def build_send_service(
         suppressions=DynamoSuppressionStore(dynamodb, settings.suppression_table),
         preferences=DynamoPreferenceStore(dynamodb, settings.preferences_table),
         claims=DynamoClaimStore(dynamodb, settings.idempotency_table),
+        address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
         rate_limiter=DynamoRateLimiter(dynamodb, settings.idempotency_table),
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
         sender=wrap_sender(SesEmailSender(ses)) if wrap_sender else SesEmailSender(ses),
@@ -138,6 +140,11 @@ def account_pacer(settings: WorkerSettings, dynamodb: Any, account: AccountReade
     )
 
 
+def address_keys(secrets: Any, secret_arn: str, dynamodb: Any, suppression_table: str) -> SecretAddressKeys:
+    """The address keyring from its secret, with the suppression table's marker of the key versions still stored."""
+    return SecretAddressKeys(secrets, secret_arn, DynamoAddressKeyMarker(dynamodb, suppression_table))
+
+
 def build_unsubscribe_service(
     settings: UnsubscribeSettings, *, session: boto3.session.Session | None = None
 ) -> UnsubscribeService:
@@ -152,6 +159,7 @@ def build_unsubscribe_service(
     preferences = PreferenceService(
         DynamoPreferenceStore(dynamodb, settings.preferences_table),
         DynamoPreferenceWriter(dynamodb, settings.preferences_table),
+        address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
     )
     return UnsubscribeService(preferences, SecretSigner(secrets, settings.unsubscribe_secret_arn).verify)
 
@@ -159,6 +167,7 @@ def build_unsubscribe_service(
 def build_suppression_service(
     *,
     suppression_table: str,
+    address_key_secret: str,
     session: boto3.session.Session | None = None,
     mirror_to_ses: bool = False,
     clock: Callable[[], float] = time.time,
@@ -167,13 +176,16 @@ def build_suppression_service(
     """A SuppressionService on the suppression table; with `mirror_to_ses`, kept in step with SES's own list."""
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
-    return _suppression_service(dynamodb, session, suppression_table, mirror_to_ses, clock, soft_bounce)
+    return _suppression_service(
+        dynamodb, session, suppression_table, address_key_secret, mirror_to_ses, clock, soft_bounce
+    )
 
 
 def _suppression_service(
     dynamodb: Any,
     session: boto3.session.Session,
     suppression_table: str,
+    address_key_secret: str,
     mirror_to_ses: bool,
     clock: Callable[[], float],
     soft_bounce: SoftBouncePolicy | None,
@@ -185,8 +197,13 @@ def _suppression_service(
     mirror = None
     if mirror_to_ses:
         mirror = SesSuppressionMirror(session.client("sesv2", config=client_config(max_attempts=3)))
+    secrets = session.client("secretsmanager", config=client_config(max_attempts=3))
     return SuppressionService(
-        DynamoSuppressionLedger(dynamodb, suppression_table), mirror=mirror, soft_bounce=soft_bounce, clock=clock
+        DynamoSuppressionLedger(dynamodb, suppression_table),
+        address_keys=address_keys(secrets, address_key_secret, dynamodb, suppression_table),
+        mirror=mirror,
+        soft_bounce=soft_bounce,
+        clock=clock,
     )
 
 
@@ -209,7 +226,13 @@ def build_feedback_service(
         suppression_seconds=settings.soft_bounce_suppression_days * 86400,
     )
     suppressions = _suppression_service(
-        dynamodb, session, settings.suppression_table, settings.mirror_ses_suppression, clock, soft_bounce
+        dynamodb,
+        session,
+        settings.suppression_table,
+        settings.address_key_secret_arn,
+        settings.mirror_ses_suppression,
+        clock,
+        soft_bounce,
     )
     log = DynamoFeedbackLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days, clock=clock)
     retries = None

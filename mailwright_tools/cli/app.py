@@ -13,10 +13,13 @@ from typing import Annotated
 
 import typer
 
+from mailwright_tools.cli.errors import GuardedGroup
+from mailwright_tools.project import PROJECT_DIR_ENV
 from mailwright_tools.state import STATE_DIR_ENV, StateDir
 
 app = typer.Typer(
     name="mailwright",
+    cls=GuardedGroup,  # an error no command handled becomes one line and an exit code
     help="Operate mailwright: the local stack, templates, suppressions, dead-letter queues and requests.\n\n"
     "Commands target the local stack when one is running (see `mailwright local up`), "
     "else the deployed stack found through its CloudFormation outputs.",
@@ -24,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 local_app = typer.Typer(
     help="Run mailwright on this machine: moto on loopback, the functions in-process.", no_args_is_help=True
@@ -49,6 +53,26 @@ class CliContext:
     state: StateDir
     stack_name: str | None
     region: str | None
+    # None: $MAILWRIGHT_PROJECT_DIR, the working directory or the source checkout (mailwright_tools.project).
+    project_dir: Path | None = None
+
+
+def package_version() -> str:
+    """The installed mailwright distribution's version (the runtime package's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailwright")
+    except PackageNotFoundError:
+        from mailwright import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mailwright {package_version()}")
+        raise typer.Exit
 
 
 @app.callback()
@@ -65,8 +89,22 @@ def _global_options(
         ),
     ] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region of the deployed stack.")] = None,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            help=f"The mailwright project (cdk.json, templates/); default: ${PROJECT_DIR_ENV}, "
+            "else the working directory if it is one, else the checkout the CLI runs from.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
-    ctx.obj = CliContext(state=StateDir.resolve(state_dir), stack_name=stack_name, region=region)
+    ctx.obj = CliContext(
+        state=StateDir.resolve(state_dir), stack_name=stack_name, region=region, project_dir=project_dir
+    )
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

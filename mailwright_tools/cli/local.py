@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mailwright_tools.cli.app import JsonOption, cli_context, local_app
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, fail
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, fail, project
 
 if TYPE_CHECKING:
     from mailwright_tools.local.stack import LocalStack
+    from mailwright_tools.project import Project
     from mailwright_tools.state import StateDir
-
-REPO = Path(__file__).resolve().parents[2]
 
 PortOption = Annotated[int, typer.Option("--port", help="Port of the local endpoint on 127.0.0.1 (0: any free port).")]
 SesRateOption = Annotated[
@@ -26,10 +25,15 @@ SesRateOption = Annotated[
         "--ses-rate", help="SES send rate (emails/s) the workers share; default: cdk.json's ses_max_send_rate."
     ),
 ]
+TemplatesDirOption = Annotated[
+    Path | None, typer.Option("--templates-dir", help="The templates to upload (default: the project's templates/).")
+]
 
 
-def _start_stack(state: StateDir, *, port: int, ses_rate: float | None, templates_dir: Path) -> LocalStack:
-    from infra.config import ConfigError, load_config
+def _start_stack(
+    state: StateDir, found: Project, *, port: int, ses_rate: float | None, templates_dir: Path | None
+) -> LocalStack:
+    from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
     from mailwright_tools.state import live_local_stack
 
@@ -42,11 +46,13 @@ def _start_stack(state: StateDir, *, port: int, ses_rate: float | None, template
     if ses_rate is not None and not ses_rate > 0:
         fail("--ses-rate must be positive", EXIT_USAGE)
     try:
-        config = load_config(REPO / "cdk.json")
+        config = found.config()
     except (OSError, ConfigError) as exc:
-        fail(f"cdk.json: {exc}")
+        fail(f"{found.cdk_json}: {exc}")
     stack = LocalStack(
-        LocalStackOptions(state=state, config=config, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+        LocalStackOptions(
+            state=state, config=config, port=port, ses_rate=ses_rate, templates_dir=templates_dir or found.templates
+        )
     )
     try:
         stack.start()
@@ -69,7 +75,7 @@ def up(
     ctx: typer.Context,
     port: PortOption = 0,
     ses_rate: SesRateOption = None,
-    templates_dir: Annotated[Path, typer.Option(help="The templates to upload.")] = REPO / "templates",
+    templates_dir: TemplatesDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -79,8 +85,9 @@ def up(
     AWS_ENDPOINT_URL and any credentials.
     """
     state = cli_context(ctx).state
+    found = project(ctx)
     _stop_on_sigterm()
-    stack = _start_stack(state, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
     try:
         if json_output:
             emit_json(stack.state)
@@ -110,6 +117,8 @@ def _print_banner(stack: LocalStack) -> None:
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
+    if state.get("lambda_endpoint_url"):
+        table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()
@@ -117,6 +126,10 @@ def _print_banner(stack: LocalStack) -> None:
     out.print(
         f"Producers: export AWS_ENDPOINT_URL={state['endpoint_url']} AWS_DEFAULT_REGION={state['region']} "
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+    )
+    out.print(
+        "State lives in memory: suppressions, preferences, the message log and queued requests are lost when "
+        "this stack stops (the outbox's files stay until the next start)."
     )
 
 
@@ -149,7 +162,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the request mix (the same mix for the same seed).")] = 1,
     timeout: Annotated[float, typer.Option("--timeout", help="Give up draining after this many seconds.")] = 600.0,
     port: PortOption = 0,
-    templates_dir: Annotated[Path, typer.Option(help="The shipped templates.")] = REPO / "templates",
+    templates_dir: TemplatesDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
@@ -162,11 +175,13 @@ def demo(
     from mailwright_tools.target import local_target
 
     state = cli_context(ctx).state
+    found = project(ctx)
+    templates_dir = templates_dir or found.templates
     started = time.time()
     running = live_local_stack(state)
     stack = None
     if running is None:
-        stack = _start_stack(state, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+        stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
         running = stack.state
     elif ses_rate is not None:
         fail("--ses-rate applies only when the demo starts its own stack; stop the running one first", EXIT_USAGE)
@@ -188,6 +203,8 @@ def demo(
     finally:
         if stack is not None:
             stack.stop()
+    # A stack the demo started is gone now, with its state: ids and unsubscribe links need a running one.
+    report["stack_stopped"] = stack is not None
     if json_output:
         emit_json(report)
     else:
@@ -315,3 +332,32 @@ def _print_report(report: dict[str, Any]) -> None:
     out.print(f"Outbox: {report['outbox']['path']} ({report['outbox']['emails']} emails)")
     if report["unaccounted"]:
         out.print(f"[bold red]Unaccounted request ids:[/] {', '.join(report['unaccounted_ids'])}")
+    _print_next_steps(report)
+
+
+EXAMPLE_LABELS = {
+    "sent": "sent",
+    "bounced": "sent, then bounced (bounce@simulator)",
+    "suppressed": "suppressed",
+    "rejected": "rejected: a template problem",
+}
+
+
+def _print_next_steps(report: dict[str, Any]) -> None:
+    """The demo's closing lines: requests to follow with `status`, and what the stack's end means for them."""
+    out = console()
+    shown = {key: report["examples"][key] for key in EXAMPLE_LABELS if key in report.get("examples", {})}
+    if report.get("stack_stopped"):
+        out.print(
+            "The demo's stack stopped when it finished, and its state with it: the outbox's unsubscribe links "
+            "no longer answer, and the requests below are gone."
+        )
+        out.print(
+            "To keep a stack running: `mailwright local up` (until Ctrl-C), then `mailwright local demo` in "
+            "another terminal; it uses that stack. Then follow a request:"
+        )
+    elif shown:
+        out.print("The stack keeps running (and the outbox's unsubscribe links work while it does). Follow a request:")
+    width = max(map(len, shown.values()), default=0)
+    for key, request_id in shown.items():
+        out.print(f"  mailwright status {request_id:<{width}}  # {EXAMPLE_LABELS[key]}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,19 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mailwright_tools.cli.app import JsonOption, app, dlq_app, feedback_app, suppression_app
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, resolve
+from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, optional_project, resolve
 
 if TYPE_CHECKING:
     from mailwright_tools.target import Target
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _when(epoch: Any) -> str:
-    try:
-        return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "-"
 
 
 def _aws_errors() -> tuple[type[BaseException], ...]:
@@ -51,17 +44,37 @@ def send(
         Path | None, typer.Option("--file", help="A JSON file holding one request or an array of them.")
     ] = None,
     via: Annotated[str, typer.Option("--via", help="queue (the lane queue) or bus (EventBridge).")] = "queue",
+    no_template_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-template-check",
+            help="Publish even if templates/ has no such template or it needs other data "
+            "(e.g. a template only the deployed bucket holds).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Publish one request built from flags, or the request(s) in --file, through the producer SDK."""
+    """Publish one request built from flags, or the request(s) in --file, through the producer SDK.
+
+    Every request is checked first, against the request schema and, when
+    templates/ is readable, its template id and required variables; if any
+    fails, each problem is listed, nothing is published, and the exit code is 2.
+    """
     from mailwright.sdk import InvalidRequestError, PartialBatchError, Publisher, template_priorities
+    from mailwright_tools.request_checks import KnownTemplates, check_requests
 
     requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
     if via not in ("queue", "bus"):
         fail("--via is queue or bus", EXIT_USAGE)
+    # Bad input is exit 2 whether or not a stack runs: check everything before looking for one.
+    found = optional_project(ctx)
+    templates = None if no_template_check or found is None else KnownTemplates.read(found.templates)
+    problems = check_requests(requests, templates=templates)
+    if problems:
+        fail(_invalid_requests(problems, file), EXIT_USAGE)
     target = resolve(ctx)
     session = target.session()
-    priorities = template_priorities(REPO / "templates") if (REPO / "templates").is_dir() else {}
+    priorities = template_priorities(found.templates) if found is not None else {}
     if via == "bus":
         if not target.event_bus:
             fail(f"the {target.describe()} has no event bus")
@@ -98,7 +111,15 @@ def send(
                 f"published [bold]{item['request_id']}[/] ({item['template_id']} to {item['recipient']}, "
                 f"{item['lane']} lane, via {via})"
             )
-        out.print(f"[dim]follow it with: mailwright status {sent[0]['request_id']}[/]")
+        out.print(f"[dim]follow it with: mailwright status {sent[0]['request_id']} --wait[/]")
+
+
+def _invalid_requests(problems: list[tuple[int, str]], file: Path | None) -> str:
+    """One line naming every problem; with flags (one request) without its index."""
+    if file is None:
+        return f"{'; '.join(reason for _, reason in problems)}; nothing was published"
+    listed = "; ".join(f"request {index}: {reason}" for index, reason in problems)
+    return f"--file {file}: {len(problems)} invalid request(s), nothing was published: {listed}"
 
 
 def _requests_from(
@@ -152,74 +173,247 @@ def _requests_from(
 
 # -- status -----------------------------------------------------------------
 
+# A request id is 32 hex characters; at least this many of them are taken as a prefix of one.
+MIN_PREFIX = 8
+REQUEST_ID_LENGTH = 32
+_HEX = re.compile(r"^[0-9a-f]+$")
+WAIT_POLL_SECONDS = 0.5
+
 
 @app.command("status")
 def status(
     ctx: typer.Context,
-    request_id: Annotated[str, typer.Argument(help="A request id (from send or the SDK), or an SES message id.")],
+    request_id: Annotated[
+        str,
+        typer.Argument(
+            help="A request id (from send or the SDK), its first 8+ characters (local stack), or an SES message id."
+        ),
+    ],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Poll until the request reaches a terminal state; exit 1 if --timeout passes."),
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds --wait waits at most.")] = 60.0,
     json_output: JsonOption = False,
 ) -> None:
-    """A request's whole history: its message-log entry, its SES events, and why it was not sent."""
-    from mailwright.adapters.dynamodb import DynamoMessageLog
-    from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
-    from mailwright_tools.queues import body_request_id, peek_queue
+    """A request's whole history: its message-log entry, its SES events, and why it was not sent.
+
+    Exits 0 when the request is in the message log, 1 when it is not (it may
+    not be processed yet, wait in a dead-letter queue, or never have been
+    published: the answer says which is likely). With --wait it polls until
+    the request reaches a terminal state, whichever, and exits 1 if --timeout
+    seconds pass first.
+    """
+    from mailwright.constants import TERMINAL_STATUSES
 
     target = resolve(ctx)
     session = target.session()
     dynamodb = session.client("dynamodb")
-    table = target.tables["messages"]
+    wanted = request_id.strip()
+    deadline = time.monotonic() + timeout
     try:
-        item = DynamoMessageLog(dynamodb, table, ttl_days=1).get(request_id)
-        if item is None:  # perhaps an SES message id
-            found = dynamodb.query(
-                TableName=table,
-                IndexName=SES_MESSAGE_ID_INDEX,
-                KeyConditionExpression="#m = :id",
-                ExpressionAttributeNames={"#m": Keys.SES_MESSAGE_ID},
-                ExpressionAttributeValues={":id": {"S": request_id}},
-            ).get("Items", [])
-            if found:
-                item = DynamoMessageLog(dynamodb, table, ttl_days=1).get(found[0][Keys.MESSAGES_PK]["S"])
+        while True:
+            item = _find_request(target, dynamodb, wanted)
+            if item is not None and item.get("status") in TERMINAL_STATUSES:
+                break
+            if not wait or time.monotonic() >= deadline:
+                break
+            time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
     except _aws_errors() as exc:
         fail(f"could not read the message log: {exc}")
     if item is None:
-        sqs = session.client("sqs")
-        for name, url in target.dead_letter_queues().items():
-            for message in peek_queue(sqs, url, limit=2000):
-                if body_request_id(message["Body"]) == request_id:
-                    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
-                    why = (
-                        f"it waits in the {name} dead-letter queue after {receives} receives; "
-                        f"`mailwright dlq redrive --lane {name}` sends it back"
-                    )
-                    _print_status({"request_id": request_id, "found": False, "dlq": name, "why": why}, json_output)
-                    raise typer.Exit(EXIT_FAILED)
-        why = "not in the message log or any dead-letter queue: not processed yet, never published, or expired"
-        _print_status({"request_id": request_id, "found": False, "why": why}, json_output)
+        _not_found(target, session, wanted, waited=timeout if wait else None, json_output=json_output)
         raise typer.Exit(EXIT_FAILED)
     result = {
-        "request_id": item.get("pk", request_id),
+        "request_id": item.get("pk", wanted),
         "found": True,
         "status": item.get("status"),
         "why": _why_not_sent(item),
         **{k: v for k, v in item.items() if k not in ("pk", "sk", "status", "history", "events")},
         "history": item.get("history", []),
-        "events": [_event_summary(event) for event in item.get("events", [])],
+        "events": item.get("events", []),
     }
-    _print_status(result, json_output)
+    _print_status(_with_iso_times(result), json_output)
+    if item.get("status") not in TERMINAL_STATUSES:  # only --wait gets here: it ran out of time
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _find_request(target: Target, dynamodb: Any, wanted: str) -> dict[str, Any] | None:
+    """The message-log item of a request id, a unique prefix of one, or an SES message id; None if none."""
+    from mailwright.adapters.dynamodb import DynamoMessageLog
+    from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
+
+    log = DynamoMessageLog(dynamodb, target.tables["messages"], ttl_days=1)
+    request_id = _full_request_id(target, dynamodb, wanted)
+    if request_id is None:
+        return None
+    item = log.get(request_id)
+    if item is None:  # perhaps an SES message id
+        found = dynamodb.query(
+            TableName=target.tables["messages"],
+            IndexName=SES_MESSAGE_ID_INDEX,
+            KeyConditionExpression="#m = :id",
+            ExpressionAttributeNames={"#m": Keys.SES_MESSAGE_ID},
+            ExpressionAttributeValues={":id": {"S": wanted}},
+        ).get("Items", [])
+        if found:
+            item = log.get(found[0][Keys.MESSAGES_PK]["S"])
+    return item
+
+
+def _is_prefix(value: str) -> bool:
+    return MIN_PREFIX <= len(value) < REQUEST_ID_LENGTH and bool(_HEX.match(value))
+
+
+def _full_request_id(target: Target, dynamodb: Any, wanted: str) -> str | None:
+    """`wanted`, or the one request id it is a prefix of (None when none has it yet); exits 2 when ambiguous."""
+    from mailwright.constants import MESSAGE_LOG_REQUEST_SK, Keys
+
+    if not _is_prefix(wanted):
+        return wanted
+    if not target.local:
+        # A prefix needs a scan of the whole table: cheap on the local stack, not on a deployed one.
+        fail(
+            f"{wanted!r} is a prefix: on a deployed stack give the whole {REQUEST_ID_LENGTH}-character request id "
+            "(`send` prints it; the email's X-Mailwright-Request-Id header holds it)",
+            EXIT_USAGE,
+        )
+    matches: list[str] = []
+    paginator = dynamodb.get_paginator("scan")
+    for page in paginator.paginate(
+        TableName=target.tables["messages"],
+        FilterExpression="begins_with(#pk, :prefix) AND #sk = :request",
+        ProjectionExpression="#pk",
+        ExpressionAttributeNames={"#pk": Keys.MESSAGES_PK, "#sk": Keys.MESSAGES_SK},
+        ExpressionAttributeValues={":prefix": {"S": wanted}, ":request": {"S": MESSAGE_LOG_REQUEST_SK}},
+    ):
+        matches += [item[Keys.MESSAGES_PK]["S"] for item in page.get("Items", [])]
+    if len(matches) > 1:
+        shown = ", ".join(sorted(matches)[:5])
+        fail(f"{wanted!r} is the start of {len(matches)} request ids ({shown}): give more of it", EXIT_USAGE)
+    return matches[0] if matches else None
+
+
+def _not_found(target: Target, session: Any, wanted: str, *, waited: float | None, json_output: bool) -> None:
+    """Say where a request that is not in the message log is, or what is likely."""
+    from mailwright_tools.queues import body_request_id, peek_queue, queue_depth
+
+    sqs = session.client("sqs")
+    try:
+        for name, url in target.dead_letter_queues().items():
+            for message in peek_queue(sqs, url, limit=2000):
+                found = body_request_id(message["Body"])
+                if found == wanted or (_is_prefix(wanted) and found.startswith(wanted)):
+                    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    why = (
+                        f"it waits in the {name} dead-letter queue after {receives} receives; "
+                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                    )
+                    _print_status({"request_id": found, "found": False, "dlq": name, "why": why}, json_output)
+                    return
+        pending = {lane: queue_depth(sqs, url) for lane, url in target.queues.items()}
+    except _aws_errors() as exc:
+        fail(f"could not read the queues: {exc}")
+    waiting = sum(pending.values())
+    looks_like_id = _is_prefix(wanted) or (len(wanted) == REQUEST_ID_LENGTH and bool(_HEX.match(wanted)))
+    waited_for = f"after waiting {waited:g} s" if waited is not None else ""
+    if looks_like_id and waiting:
+        lanes = ", ".join(f"{lane} {count}" for lane, count in pending.items() if count)
+        why = (
+            f"not in the message log {waited_for or 'yet'}: most likely not processed yet, the lanes hold "
+            f"{waiting} message(s) ({lanes})"
+            + ("; is a lane paused? `mailwright lanes status`" if waited is not None else "; try --wait")
+        )
+    else:
+        why = (
+            f"not in the message log or any dead-letter queue {waited_for}".rstrip() + ": "
+            "not processed yet, never published, or expired" + ("" if waited is not None else " (--wait waits for it)")
+        )
+    _print_status({"request_id": wanted, "found": False, "pending_in_lanes": pending, "why": why}, json_output)
 
 
 def _why_not_sent(item: dict[str, Any]) -> str | None:
-    if item.get("status") == "sent":
+    """The recorded reason, with its code when the code adds something (`suppressed` says nothing new)."""
+    status = item.get("status")
+    if status == "sent":
         return None
-    reason = item.get("reason") or item.get("reason_code") or item.get("status")
-    return f"{item.get('status')}: {reason}" + (f" ({item['reason_code']})" if item.get("reason_code") else "")
+    reason, code = item.get("reason"), item.get("reason_code")
+    if not reason:
+        return str(code or status)
+    return str(reason) if not code or code == status or code in reason else f"{reason} ({code})"
 
 
-def _event_summary(event: dict[str, Any]) -> dict[str, Any]:
-    keep = ("sk", "event_type", "type", "status", "at", "timestamp", "detail", "details", "ses_message_id", "reason")
-    summary = {key: event[key] for key in keep if key in event}
-    return summary or dict(event)
+def _iso(epoch: Any) -> str:
+    """An epoch time as ISO 8601 in UTC with milliseconds (2024-05-01T10:00:00.123Z); `-` when not a time."""
+    try:
+        return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
+def _is_time_key(key: str) -> bool:
+    return key == "at" or key.endswith("_at")
+
+
+def _with_iso_times(value: Any) -> Any:
+    """A copy with an ISO twin (`at_iso`, `completed_at_iso`...) beside every epoch time, at any depth."""
+    if isinstance(value, list):
+        return [_with_iso_times(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        result[key] = _with_iso_times(item)
+        if _is_time_key(str(key)) and isinstance(item, (int, float)) and not isinstance(item, bool):
+            result[f"{key}_iso"] = _iso(item)
+    return result
+
+
+# Shown in this order above the history; any other field is in --json.
+STATUS_FIELDS = (
+    "lane",
+    "template_id",
+    "template_version",
+    "category",
+    "locale",
+    "recipient_masked",
+    "user_id",
+    "metadata",
+    "ses_message_id",
+    "attempts",
+    "evaluation",
+    "delivery",
+    "received_at",
+    "completed_at",
+)
+# What a history line says in its own columns, or not at all.
+_LINE_KEYS = frozenset({"at", "status", "event", "type", "rank", "recipients", "detail"})
+
+
+def _timeline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The worker's history entries and the SES events (from the history and beside it), by time."""
+    entries = [entry for entry in result.get("history", []) if isinstance(entry, dict) and "event" not in entry]
+    entries += [event for event in result.get("events", []) if isinstance(event, dict)]
+    return sorted(entries, key=lambda entry: float(entry.get("at") or 0))
+
+
+def _timeline_line(entry: dict[str, Any]) -> str:
+    """One history entry as `time  status  type · to ... · key: value ...`, whatever fields it holds."""
+    parts = []
+    kind = entry.get("type") or entry.get("event")
+    if kind:
+        parts.append(str(kind))
+    if entry.get("recipients"):
+        parts.append("to " + ", ".join(map(str, entry["recipients"])))
+    detail = entry.get("detail")
+    details: dict[str, Any] = detail if isinstance(detail, dict) else {}
+    extra = {k: v for k, v in entry.items() if k not in _LINE_KEYS and not k.endswith("_iso")}
+    for key, value in {**details, **extra}.items():
+        if value in (None, "", [], {}):
+            continue
+        shown = _iso(value) if _is_time_key(str(key)) and isinstance(value, (int, float)) else value
+        parts.append(f"{key}: {shown}")
+    return f"{_iso(entry.get('at'))}  {entry.get('status', '?')!s:<12} {' · '.join(map(str, parts))}".rstrip()
 
 
 def _print_status(result: dict[str, Any], json_output: bool) -> None:
@@ -240,31 +434,23 @@ def _print_status(result: dict[str, Any], json_output: bool) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
-    for key in (
-        "lane",
-        "template_id",
-        "category",
-        "locale",
-        "recipient_masked",
-        "user_id",
-        "ses_message_id",
-        "attempts",
-        "delivery",
-        "received_at",
-        "completed_at",
-    ):
-        if key in result:
-            value = _when(result[key]) if key.endswith("_at") else str(result[key])
-            table.add_row(key, escape(value))
+    for key in STATUS_FIELDS:
+        if key not in result:
+            continue
+        value = result[key]
+        if _is_time_key(key):
+            shown = _iso(value)
+        elif isinstance(value, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in value.items())
+        else:
+            shown = str(value)
+        table.add_row(key, escape(shown))
     out.print(table)
-    if result["history"]:
-        out.print("history:")
-        for entry in result["history"]:
-            out.print(f"  {_when(entry.get('at'))}  {escape(str(entry.get('status')))}")
-    if result["events"]:
-        out.print("SES events:")
-        for event in result["events"]:
-            out.print(f"  {escape(json.dumps(event, default=str))}")
+    timeline = _timeline(result)
+    if timeline:
+        out.print("history (UTC):")
+        for entry in timeline:
+            out.print(f"  {escape(_timeline_line(entry))}")
 
 
 # -- suppression ------------------------------------------------------------
@@ -285,8 +471,13 @@ def _suppression_service(ctx: typer.Context, mirror_ses: bool) -> tuple[Any, Tar
     target = resolve(ctx)
     if mirror_ses and target.local:
         fail("--mirror-ses needs a deployed stack: the local stack has no SES suppression list", EXIT_USAGE)
+    if not target.address_key_secret:
+        fail(f"{target.describe()} has no address keyring (output AddressKeySecretArn): deploy this version first")
     service = build_suppression_service(
-        suppression_table=target.tables["suppression"], session=target.session(), mirror_to_ses=mirror_ses
+        suppression_table=target.tables["suppression"],
+        address_key_secret=target.address_key_secret,
+        session=target.session(),
+        mirror_to_ses=mirror_ses,
     )
     return service, target
 
@@ -349,14 +540,14 @@ def suppression_check(
     if entry is None:
         out.print("[green]not suppressed[/]")
     else:
-        expires = f", until {_when(entry.expires_at)}" if entry.expires_at else ""
+        expires = f", until {_iso(entry.expires_at)}" if entry.expires_at else ""
         out.print(
-            f"[red]suppressed[/]: {entry.reason} ({entry.scope}{expires}) since {_when(entry.created_at)}, "
+            f"[red]suppressed[/]: {entry.reason} ({entry.scope}{expires}) since {_iso(entry.created_at)}, "
             f"source {entry.source}"
         )
     for record in result["history"]:
         out.print(
-            f"  [dim]{_when(record['at'])}[/] {record['action']} {record['reason']} "
+            f"  [dim]{_iso(record['at'])}[/] {record['action']} {record['reason']} "
             f"by {escape(str(record['actor']))}: {escape(str(record['note']))}"
         )
 
@@ -440,8 +631,8 @@ def suppression_list(
             entry.masked,
             entry.reason,
             entry.scope,
-            _when(entry.created_at),
-            _when(entry.expires_at) if entry.expires_at else "never",
+            _iso(entry.created_at),
+            _iso(entry.expires_at) if entry.expires_at else "never",
             entry.source,
         )
     console().print(table)
@@ -506,7 +697,7 @@ def dlq_list(
             for column in ("request", "template / event", "recipient", "receives", "first sent"):
                 table.add_column(column)
             for m in queue["messages"]:
-                table.add_row(m.request_id, m.template_id, m.recipient, str(m.receive_count), _when(m.sent_at))
+                table.add_row(m.request_id, m.template_id, m.recipient, str(m.receive_count), _iso(m.sent_at))
             out.print(table)
     out.print(f"{total} message(s) in dead-letter queues")
 

@@ -7,33 +7,51 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mailwright_tools.cli.app import JsonOption, cli_context, templates_app
-from mailwright_tools.cli.output import EXIT_FAILED, EXIT_USAGE, console, emit_json, fail, resolve
+from mailwright_tools.cli.output import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    console,
+    emit_json,
+    fail,
+    optional_project,
+    project,
+    resolve,
+)
 
-REPO = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from mailwright_tools.project import Project
+
 CHROMIUM_ENV = "MAILWRIGHT_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
-TemplatesDirOption = Annotated[Path, typer.Option("--templates-dir", help="The templates directory.")]
+TemplatesDirOption = Annotated[
+    Path | None, typer.Option("--templates-dir", help="The templates directory (default: the project's templates/).")
+]
 
 
-def _settings() -> tuple[str, str]:
-    """Postal address and unsubscribe base URL from cdk.json, for rendering like the workers."""
-    try:
-        context = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))["context"]["mailwright"]
-    except (OSError, ValueError, KeyError):
-        context = {}
+def _templates(ctx: typer.Context, templates_dir: Path | None) -> tuple[Path, Project | None]:
+    """The templates to work on (--templates-dir, else the project's) and the project, when there is one."""
+    if templates_dir is not None:
+        return templates_dir, optional_project(ctx)
+    found = project(ctx)
+    return found.templates, found
+
+
+def _settings(found: Project | None) -> tuple[str, str]:
+    """Postal address and unsubscribe base URL from the project's cdk.json, for rendering like the workers."""
+    context = found.context() if found is not None else {}
     postal = str(context.get("postal_address") or "Example Co., 1 Example Street, Springfield, USA")
     base_url = str(context.get("unsubscribe_base_url") or "https://example.com/unsubscribe")
     return postal, base_url
 
 
 @templates_app.command("validate")
-def validate(templates_dir: TemplatesDirOption = REPO / "templates", json_output: JsonOption = False) -> None:
+def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_output: JsonOption = False) -> None:
     """Render every template with its sample data in every locale; report problems with file and line.
 
     Exits 1 when any template has a problem (a missing variable, an unknown
@@ -43,9 +61,10 @@ def validate(templates_dir: TemplatesDirOption = REPO / "templates", json_output
 
     from mailwright_tools.template_checks import check_tree
 
+    templates_dir, found = _templates(ctx, templates_dir)
     if not templates_dir.is_dir():
         fail(f"{templates_dir} is not a directory", EXIT_USAGE)
-    postal, base_url = _settings()
+    postal, base_url = _settings(found)
     checks = check_tree(templates_dir, postal_address=postal, base_url=base_url)
     ok = all(check.ok for check in checks)
     if json_output:
@@ -111,7 +130,7 @@ def preview(
     data: Annotated[Path | None, typer.Option("--data", help="JSON file with the template data.")] = None,
     to: Annotated[str, typer.Option("--to", help="Recipient shown in the email.")] = "jane.doe@example.com",
     png: Annotated[bool, typer.Option("--png", help="Also take a screenshot with headless Chromium.")] = False,
-    templates_dir: TemplatesDirOption = REPO / "templates",
+    templates_dir: TemplatesDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Render TEMPLATE to .mailwright/preview/ (HTML, text, subject; PNG with --png)."""
@@ -119,6 +138,7 @@ def preview(
     from mailwright.templates import Renderer, load_template_dir
     from mailwright_tools.template_checks import provided_variables, render_parts
 
+    templates_dir, found = _templates(ctx, templates_dir)
     path = templates_dir / template
     if not (path / "template.json").is_file():
         fail(f"no template {template!r} in {templates_dir}", EXIT_USAGE)
@@ -136,7 +156,7 @@ def preview(
             fail(f"--data {data}: must hold a JSON object", EXIT_USAGE)
         values = loaded
     resolved = bundle.resolve_locale(locale)
-    postal, base_url = _settings()
+    postal, base_url = _settings(found)
     provided = provided_variables(bundle, recipient=to, postal_address=postal, base_url=base_url)
     rendered, problems = render_parts(Renderer(), bundle, resolved, values, provided)
     if problems:
@@ -174,15 +194,14 @@ def preview(
 
 
 @templates_app.command("upload")
-def upload(
-    ctx: typer.Context, templates_dir: TemplatesDirOption = REPO / "templates", json_output: JsonOption = False
-) -> None:
+def upload(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_output: JsonOption = False) -> None:
     """Bundle every template and upload it to the target stack's templates bucket (new S3 versions)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from mailwright.errors import TemplateFormatError
     from mailwright_tools.provision import upload_template_versions
 
+    templates_dir, _ = _templates(ctx, templates_dir)
     target = resolve(ctx)
     if not target.templates_bucket:
         fail(f"the {target.describe()} names no templates bucket")

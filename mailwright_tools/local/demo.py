@@ -256,7 +256,11 @@ def seed(plan: DemoPlan, target: Target, session: Any) -> None:
     if plan.suppressed_addresses:
         from mailwright.wiring import build_suppression_service
 
-        service = build_suppression_service(suppression_table=target.tables["suppression"], session=session)
+        service = build_suppression_service(
+            suppression_table=target.tables["suppression"],
+            address_key_secret=target.address_key_secret,
+            session=session,
+        )
         for address in plan.suppressed_addresses:
             service.add(address, reason="MANUAL", actor="mailwright-demo", note="seeded by the demo")
 
@@ -344,6 +348,8 @@ class Accounting:
     states: list[str]
     log: dict[str, dict[str, Any]]
     unaccounted_ids: list[str]
+    # The id each message was found under (None: not found), aligned with `states`.
+    found_ids: list[str | None] = field(default_factory=list)
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -362,22 +368,52 @@ def account(published: list[PublishedItem], log: dict[str, dict[str, Any]], dlq_
     claimed: set[str] = set()
     states: list[str] = []
     unaccounted: list[str] = []
+    found_ids: list[str | None] = []
     for item in published:
         state = None
+        found = None
         for request_id in item.request_ids:
             entry = log.get(request_id)
             if entry is None or entry.get("status") not in TERMINAL_STATUSES:
                 continue
             state = STATE_DUPLICATE if request_id in claimed else str(entry["status"])
             claimed.add(request_id)
+            found = request_id
             break
+        found_ids.append(found)
         if state is None and any(rid in dlq_ids for rid in item.request_ids):
             state = STATE_DLQ
         if state is None:
             state = "unaccounted"
             unaccounted.append(item.request_ids[-1])
         states.append(state)
-    return Accounting(states=states, log=log, unaccounted_ids=unaccounted)
+    return Accounting(states=states, log=log, unaccounted_ids=unaccounted, found_ids=found_ids)
+
+
+# Requests worth a `mailwright status` after the demo: key -> (terminal state, scenarios preferred, in order).
+EXAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sent": ("sent", ("ordinary",)),
+    "bounced": ("sent", ("simulator:bounce",)),  # sent, then the SES Bounce event and a suppression
+    "suppressed": ("suppressed", ("suppressed",)),
+    "rejected": ("rejected", ("missing_variable", "unknown_template")),
+}
+
+
+def examples(published: list[PublishedItem], accounting: Accounting) -> dict[str, str]:
+    """A request id for each of EXAMPLES that the run produced (the preferred scenario first)."""
+    chosen: dict[str, str] = {}
+    for key, (state, scenarios) in EXAMPLES.items():
+        candidates = [
+            (item.scenario, request_id)
+            for item, found, request_id in zip(published, accounting.states, accounting.found_ids, strict=True)
+            if found == state and request_id is not None
+        ]
+        for scenario in scenarios:
+            match = next((request_id for name, request_id in candidates if name == scenario), None)
+            if match is not None:
+                chosen[key] = match
+                break
+    return chosen
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -435,7 +471,9 @@ def suppressions_since(target: Target, session: Any, since: float) -> dict[str, 
     """Suppressions created since `since`, by reason (the seeded ones included)."""
     from mailwright.wiring import build_suppression_service
 
-    service = build_suppression_service(suppression_table=target.tables["suppression"], session=session)
+    service = build_suppression_service(
+        suppression_table=target.tables["suppression"], address_key_secret=target.address_key_secret, session=session
+    )
     counts = Counter(entry.reason for entry in service.list(limit=100000) if entry.created_at >= since)
     return dict(sorted(counts.items()))
 
@@ -516,4 +554,5 @@ def build_report(
         },
         "outbox": {"path": outbox, "emails": outbox_count},
         "target": target.describe(),
+        "examples": examples(published, accounting),
     }

@@ -17,7 +17,11 @@ does with `ReportBatchItemFailures`:
   deleted; the listed ones stay and come back when their visibility timeout
   (which the worker raises for backoff) runs out. An error, a timeout, or a
   response naming a record that is not in the batch fails the whole batch,
-  as Lambda does.
+  as Lambda does;
+* it can be disabled and enabled, as `UpdateEventSourceMapping(Enabled=...)`
+  does: a disabled mapping receives nothing (a batch already received is
+  finished) and its queue keeps what arrives. `mailwright_tools.local.lane_api`
+  serves that switch through the Lambda API, for the CLI and the breaker.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +46,12 @@ MAX_RECEIVE = 10  # SQS ReceiveMessage returns at most ten messages
 # poll re-scans the whole queue (in-flight messages included) every time a message
 # arrives, for every waiting poller, which costs more than it saves here.
 IDLE_POLL_SECONDS = 1.0
+# A disabled mapping looks again this often whether it has been enabled.
+DISABLED_POLL_SECONDS = 0.2
+# Mapping states, as Lambda reports them.
+STATE_ENABLED = "Enabled"
+STATE_DISABLING = "Disabling"  # disabled while a batch it received is still being processed
+STATE_DISABLED = "Disabled"
 
 
 @dataclass(frozen=True)
@@ -85,13 +96,48 @@ class EventSourceEmulator:
         self._queue_url = queue_url
         self._factory = handler_factory
         self._region = region
-        self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        self._queue_arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         self._stop = threading.Event()
+        self._enabled = threading.Event()
+        self._enabled.set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.stats = EventSourceStats()
+        # What Lambda calls the mapping: a UUID, and when it last changed.
+        self.uuid = str(uuid.uuid4())
+        self.last_modified = time.time()
+
+    @property
+    def queue_arn(self) -> str:
+        """The ARN of the queue this mapping polls."""
+        return self._queue_arn
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the mapping receives from its queue."""
+        return self._enabled.is_set()
+
+    @property
+    def state(self) -> str:
+        """Enabled, Disabling (a received batch is still being processed) or Disabled."""
+        if self._enabled.is_set():
+            return STATE_ENABLED
+        with self._lock:
+            busy = self.stats.in_flight > 0
+        return STATE_DISABLING if busy else STATE_DISABLED
+
+    def set_enabled(self, enabled: bool) -> str:
+        """Enable or disable receiving, as UpdateEventSourceMapping does; returns the state right after."""
+        if enabled != self._enabled.is_set():
+            if enabled:
+                self._enabled.set()
+            else:
+                self._enabled.clear()
+            self.last_modified = time.time()
+            logger.info("event source %s %s", self.name, "enabled" if enabled else "disabled")
+        return self.state
 
     @property
     def idle(self) -> bool:
@@ -116,6 +162,9 @@ class EventSourceEmulator:
     def _run(self) -> None:
         handler: Handler | None = None  # this container's handler, built on its first batch (a cold start)
         while not self._stop.is_set():
+            if not self._enabled.is_set():
+                self._stop.wait(DISABLED_POLL_SECONDS)
+                continue
             try:
                 messages = self._gather()
                 if not messages:

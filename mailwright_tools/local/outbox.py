@@ -199,6 +199,7 @@ nav a.open { display: block; color: inherit; text-decoration: none; outline: non
 .time { margin-left: auto; color: var(--muted); font-size: 12px; }
 .links { font-size: 12px; margin-top: 4px; color: var(--muted); }
 .links span { margin-right: 10px; }
+.links .rid { font-family: ui-monospace, monospace; user-select: all; word-break: break-all; }
 section { display: flex; flex-direction: column; min-height: 0; }
 section .bar { padding: 8px 16px; background: #fff; border-bottom: 1px solid var(--line); color: var(--muted);
                font-size: 13px; }
@@ -265,7 +266,8 @@ def render_index(entries: list[OutboxEntry]) -> str:
             f'<div class="subject">{e(entry.subject)}</div>'
             f'<div class="to">to {e(entry.to)}</div>'
             f'<div class="meta">{"".join(chips)}<span class="time">{when}</span></div></a>'
-            f'<div class="links"><span>request {e(entry.request_id[:12])}</span>'
+            # The whole id, as `mailwright status` takes it (a click selects it for copying).
+            f'<div class="links"><span>request <span class="rid">{e(entry.request_id)}</span></span>'
             f'<span><a href="{e(entry.stem)}.eml" download>.eml</a></span>{unsubscribe}</div>'
             "</div>"
         )

@@ -1,6 +1,7 @@
 """The local stack: moto on loopback, the stack's resources, and the functions running in-process.
 
-    with LocalStack(LocalStackOptions(state=StateDir.resolve(), config=load_config(REPO / "cdk.json"))) as stack:
+    project = find_project()
+    with LocalStack(LocalStackOptions(StateDir.resolve(), project.config(), templates_dir=project.templates)) as stack:
         print(stack.state["queues"]["standard"])   # a producer can publish here now
         stack.wait_until_drained(timeout=60)
 
@@ -9,7 +10,12 @@ Resources are created by `mailwright_tools.provision` from `infra.config`
 lanes run locally as deployed: each lane's event source has its batch size,
 batching window and maximum concurrency, each emulated container builds its
 send service from the lane's environment (`worker_environment`), and the
-queues carry the stack's visibility timeouts and redrive policies.
+queues carry the stack's visibility timeouts and redrive policies. The
+event sources can be paused and resumed through a local Lambda API
+(`lane_api`), by `mailwright lanes` and by the reputation breaker (`breaker`).
+
+Everything lives in this process's memory: suppressions, preferences, the
+message log and queued messages are gone when the stack stops.
 """
 
 from __future__ import annotations
@@ -27,20 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import MailwrightConfig
-from mailwright.constants import LANES, Env
-from mailwright_tools.local import moto_speedups
+from mailwright.constants import BREAKER_LANE, LANES, Env
+from mailwright_tools.local import lane_api, moto_speedups
+from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
 from mailwright_tools.local.session import LocalSession
+from mailwright_tools.project import SOURCE_CHECKOUT
 from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
 from mailwright_tools.queues import queues_empty
 from mailwright_tools.state import StateDir
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 # SES publishes events asynchronously: the Send event about a second after SendEmail returned,
 # the recipient server's verdict (Delivery, Bounce, then a Complaint) a little later.
 SES_EVENT_DELAYS: dict[str, float] = {"Send": 1.0, "Delivery": 2.0, "Bounce": 2.0, "Complaint": 3.0}
@@ -52,7 +59,8 @@ class LocalStackOptions:
 
     state: StateDir
     config: MailwrightConfig
-    templates_dir: Path = REPO / "templates"
+    # The CLI passes its project's; tests and benchmarks use the checkout's.
+    templates_dir: Path = SOURCE_CHECKOUT / "templates"
     host: str = "127.0.0.1"
     port: int = 0
     region: str = "us-east-1"
@@ -92,6 +100,9 @@ class LocalStack:
         self.outbox: Outbox | None = None
         self._server: Any = None
         self._unsubscribe_server: Any = None
+        self._lane_api: Any = None
+        self.lambda_endpoint_url = ""
+        self.breaker: LocalBreaker | None = None
         self._events: SesEventPublisher | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
@@ -144,10 +155,11 @@ class LocalStack:
             resources = dataclasses.replace(resources, unsubscribe_base_url=unsubscribe_url)
         self.resources = resources
 
+        from mailwright.handlers import breaker as breaker_handler
         from mailwright.handlers import feedback as feedback_handler
         from mailwright.handlers import send_worker
 
-        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler])
+        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler])
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
         delays = self.options.ses_event_delays
@@ -188,9 +200,22 @@ class LocalStack:
             handler_factory=self._feedback_handler_factory(feedback_handler, feedback.environment),
             region=self.options.region,
         )
+        self._lane_api, self.lambda_endpoint_url = lane_api.start(
+            self.emulators, region=self.options.region, host=self.options.host
+        )
+        alarm_names = create_reputation_alarms(session.client("cloudwatch"), self.config.stack_name)
+        self.breaker = LocalBreaker(
+            config=self.config,
+            session=self.session(),
+            mapping_id=self.emulators[BREAKER_LANE].uuid,
+            alarm_names=alarm_names,
+            region=self.options.region,
+            publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
+        )
         self.state = self._describe(resources, feedback, unsubscribe_url)
         for emulator in self.emulators.values():
             emulator.start()
+        self.breaker.start()
         if self.options.record:
             paths.write_local(self.state)
 
@@ -200,8 +225,14 @@ class LocalStack:
             if not self._started and self._server is None:
                 return
             self._started = False
+        if self.breaker is not None:
+            self.breaker.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        if self._lane_api is not None:
+            self._lane_api.shutdown()
+            self._lane_api.server_close()
+            self._lane_api = None
         if self._events is not None:
             self._events.close()
         if self.outbox is not None:
@@ -226,7 +257,16 @@ class LocalStack:
 
     def session(self) -> LocalSession:
         """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda)."""
-        return LocalSession(self.endpoint_url, self.options.region)
+        endpoints = {"lambda": self.lambda_endpoint_url} if self.lambda_endpoint_url else None
+        return LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+
+    def _publish_breaker_outcome(self, module: Any, outcome: Any) -> None:
+        """What the breaker function does with an outcome (log and count it), flushed as its invocation ends."""
+        assert self._output is not None
+        try:
+            module.publish(outcome)
+        finally:
+            self._output.metrics.flush()
 
     def lane_environment(self, lane: str) -> dict[str, str]:
         """The environment of a lane's worker, exactly as the CDK app computes it for the deployed function."""
@@ -298,7 +338,10 @@ class LocalStack:
         from mailwright_tools import unsubscribe_server
 
         environment = unsubscribe_environment(
-            preferences_table=resources.preferences_table, unsubscribe_secret_arn=resources.unsubscribe_secret_arn
+            preferences_table=resources.preferences_table,
+            unsubscribe_secret_arn=resources.unsubscribe_secret_arn,
+            address_key_secret_arn=resources.address_key_secret_arn,
+            suppression_table=resources.suppression_table,
         )
         service = build_unsubscribe_service(UnsubscribeSettings.from_env(environment), session=self.session())
         self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
@@ -335,10 +378,16 @@ class LocalStack:
             "configuration_set": resources.configuration_set,
             "sender": self.config.from_address,
             "unsubscribe_secret_arn": resources.unsubscribe_secret_arn,
+            "address_key_secret_arn": resources.address_key_secret_arn,
             "unsubscribe_url": unsubscribe_url,
             "feedback_topic_arn": feedback.topic_arn,
             "feedback_queue": feedback.queue_url,
             "feedback_dlq": feedback.dlq_url,
+            # The lanes' event source mappings, served through the Lambda API (`mailwright lanes`).
+            "lambda_endpoint_url": self.lambda_endpoint_url,
+            "functions": {lane: self.emulators[lane].name for lane in LANES},
+            "event_source_mappings": {lane: self.emulators[lane].uuid for lane in LANES},
+            "reputation_alarms": list(self.breaker.alarm_names) if self.breaker else [],
             "ses_max_send_rate": self.config.ses_max_send_rate,
             "outbox": str(paths.outbox),
             "logs": str(paths.logs),

@@ -2,7 +2,7 @@
 
 Chromium is the system package (`/usr/bin/chromium`, or MAILWRIGHT_CHROMIUM),
 driven by Playwright; Playwright's own browser download is never used. When
-Chromium is missing the tests fail, not skip: CI installs it (`.ci/run`).
+Chromium is missing the tests fail, not skip: `make test` installs it first (`make deps`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def endpoint(stack: StackResources) -> Iterator[str]:  # noqa: F811 - the imported fixture
     """The unsubscribe endpoint on loopback, on the moto stack; its base URL."""
-    settings = UnsubscribeSettings(stack.preferences_table, stack.unsubscribe_secret_arn)
+    settings = UnsubscribeSettings(
+        stack.preferences_table, stack.unsubscribe_secret_arn, stack.address_key_secret_arn, stack.suppression_table
+    )
     server, base_url = start(build_unsubscribe_service(settings, session=boto3.session.Session()))
     yield base_url
     server.shutdown()

@@ -13,7 +13,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from infra.config import MailwrightConfig
+from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
 from mailwright.adapters.dynamodb import DynamoMessageLog
+from mailwright.address_keys import AddressHasher
 from mailwright.constants import Env
 from mailwright.handlers import send_worker
 from mailwright.settings import WorkerSettings
@@ -26,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 Fault = Callable[[str, dict[str, Any]], Any]
+
+
+def address_hasher(secret_id: str, suppression_table: str) -> AddressHasher:
+    """The hasher the functions use: the keyring in (moto's) Secrets Manager, the marker in the suppression table."""
+    marker = DynamoAddressKeyMarker(boto3.client("dynamodb"), suppression_table)
+    return SecretAddressKeys(boto3.client("secretsmanager"), secret_id, marker).hasher()
 
 
 def service_error(code: str, status: int = 400, message: str = "injected by the test") -> Any:

@@ -18,19 +18,19 @@ from moto import mock_aws
 
 from infra.config import FeedbackResources, MailwrightConfig, feedback_environment
 from mailwright.adapters.dynamodb import DynamoSuppressionStore
-from mailwright.addresses import address_hash
 from mailwright.constants import Env
 from mailwright.errors import ComplaintRemovalError, NotSuppressedError
 from mailwright.handlers import feedback as feedback_handler
 from mailwright.ports import HISTORY_CAP
 from mailwright.request import parse_request
 from mailwright.settings import FeedbackSettings
+from mailwright.suppression import SuppressionService
 from mailwright.wiring import build_feedback_service, build_suppression_service
 from mailwright_tools.events import FakeLambdaContext, sqs_event
 from mailwright_tools.fakes import queue_record
 from mailwright_tools.provision import StackResources, provision_feedback
 from tests.events import aimed, load_event
-from tests.functional.harness import WorkerHarness
+from tests.functional.harness import WorkerHarness, address_hasher
 from tests.functional.test_send_worker import newsletter, password_reset
 
 Make = Callable[[str], WorkerHarness]
@@ -57,7 +57,9 @@ class FeedbackHarness:
         env = feedback_environment(
             config=config,
             resources=FeedbackResources(
-                suppression_table=self.resources.suppression_table, messages_table=self.resources.messages_table
+                suppression_table=self.resources.suppression_table,
+                messages_table=self.resources.messages_table,
+                address_key_secret_arn=self.resources.address_key_secret_arn,
             ),
         )
         for key, value in env.items():
@@ -110,7 +112,14 @@ class FeedbackHarness:
     def suppression(self, address: str) -> dict[str, Any] | None:
         """The suppression item of an address, as plain values."""
         item = self.dynamodb.get_item(
-            TableName=self.resources.suppression_table, Key={"address_hash": {"S": address_hash(address)}}
+            TableName=self.resources.suppression_table,
+            Key={
+                "address_hash": {
+                    "S": address_hasher(
+                        self.resources.address_key_secret_arn, self.resources.suppression_table
+                    ).address_hash(address)
+                }
+            },
         ).get("Item")
         return {k: next(iter(v.values())) for k, v in item.items()} if item else None
 
@@ -398,9 +407,12 @@ def test_an_event_that_beats_the_send_worker_is_retried_until_the_request_is_log
     assert logged is not None and logged["status"] == "sent" and logged["delivery"] == "delivered"
 
 
+KEYRING = "mailwright-test/address-keyring"
+
+
 @pytest.fixture
 def suppression_table() -> Iterator[str]:
-    """Only a suppression table, keyed as deployed, in moto."""
+    """Only a suppression table, keyed as deployed, and the address keyring (by name), in moto."""
     with mock_aws():
         boto3.client("dynamodb").create_table(
             TableName="suppression",
@@ -408,19 +420,26 @@ def suppression_table() -> Iterator[str]:
             AttributeDefinitions=[{"AttributeName": "address_hash", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        keyring = json.dumps({"current": "1", "1": "functional-test-address-key-0123456789"})
+        boto3.client("secretsmanager").create_secret(Name=KEYRING, SecretString=keyring)
         yield "suppression"
 
 
+def suppressions(table: str) -> SuppressionService:
+    """The suppression service on the test table, as the CLI builds it."""
+    return build_suppression_service(suppression_table=table, address_key_secret=KEYRING)
+
+
 def test_manual_add_and_remove_are_audited_and_the_trail_survives(suppression_table: str) -> None:
-    service = build_suppression_service(suppression_table=suppression_table)
+    service = suppressions(suppression_table)
     service.add("Jane@Example.com", actor="alice@example.org", note="asked by phone")
     service.record_soft_bounce("bob@example.com", key="k", at=time.time(), actor="f", source="s")
 
     # The send worker reads it through its own adapter, unchanged.
     seen = DynamoSuppressionStore(boto3.client("dynamodb"), suppression_table).get_many(
-        {address_hash("jane@example.com")}
+        {address_hasher(KEYRING, suppression_table).address_hash("jane@example.com")}
     )
-    assert seen[address_hash("jane@example.com")].reason == "MANUAL"
+    assert seen[address_hasher(KEYRING, suppression_table).address_hash("jane@example.com")].reason == "MANUAL"
     # Audit trails and soft-bounce counters live in the same table but are not suppressions.
     assert [e.masked for e in service.list()] == ["j***@example.com"]
 
@@ -436,7 +455,7 @@ def test_manual_add_and_remove_are_audited_and_the_trail_survives(suppression_ta
 
 
 def test_removing_a_complaint_needs_force(suppression_table: str) -> None:
-    service = build_suppression_service(suppression_table=suppression_table)
+    service = suppressions(suppression_table)
     service.add("jane@example.com", reason="COMPLAINT", actor="ses-feedback")
 
     with pytest.raises(ComplaintRemovalError):
@@ -475,13 +494,17 @@ def test_mirror_flag_puts_hard_bounces_on_the_ses_suppression_list(
 
     # Removal (CLI, with the flag) takes the address off SES's list too.
     service = build_suppression_service(
-        suppression_table=stack.suppression_table, session=feedback.session, mirror_to_ses=True
+        suppression_table=stack.suppression_table,
+        address_key_secret=stack.address_key_secret_arn,
+        session=feedback.session,
+        mirror_to_ses=True,
     )
     service.remove("jane@example.com", actor="ops")
     assert feedback.ses_list_calls[-1][0] == "DeleteSuppressedDestination"
     assert feedback.ses_list_calls[-1][1]["url_path"].endswith("/jane%40example.com")
     assert Env.MIRROR_SES_SUPPRESSION in feedback_environment(
-        config=config, resources=FeedbackResources(suppression_table="s", messages_table="m")
+        config=config,
+        resources=FeedbackResources(suppression_table="s", messages_table="m", address_key_secret_arn="k"),
     )
 
 
@@ -525,12 +548,12 @@ def test_a_suppression_written_by_hand_without_a_version_can_be_changed(suppress
     boto3.client("dynamodb").put_item(
         TableName=suppression_table,
         Item={
-            "address_hash": {"S": address_hash("jane@example.com")},
+            "address_hash": {"S": address_hasher(KEYRING, suppression_table).address_hash("jane@example.com")},
             "reason": {"S": "SOFT_BOUNCE"},
             "scope": {"S": "all"},
         },
     )
-    service = build_suppression_service(suppression_table=suppression_table)
+    service = suppressions(suppression_table)
 
     entry = service.add("jane@example.com", reason="BOUNCE", actor="ops")
 

@@ -184,12 +184,13 @@ def test_cli_refuses_an_unknown_lane(deployed: Deployed, tmp_path: Path) -> None
     assert "unknown lane" in result.stderr
 
 
-def test_cli_says_lanes_are_for_deployed_stacks_when_the_local_stack_runs(
+def test_cli_asks_for_a_restart_when_the_local_stack_predates_its_lanes_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A local.json written by a release whose local stack had no event source mapping API.
     monkeypatch.setattr("mailwright_tools.state.live_local_stack", lambda state: {"endpoint_url": "http://127.0.0.1:1"})
 
     result = CliRunner().invoke(app, ["--state-dir", str(tmp_path), "lanes", "status"])
 
-    assert result.exit_code == 2
-    assert "deployed stack" in result.stderr and "--stack-name" in result.stderr
+    assert result.exit_code == 3
+    assert "records no event source mappings" in result.stderr and "restart it" in result.stderr

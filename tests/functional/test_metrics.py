@@ -111,7 +111,11 @@ def test_bounces_and_complaints_are_counted_per_lane_and_category_of_the_message
 ) -> None:
     # Given SES events about a bulk newsletter (tagged by the worker) and about a message without tags
     service = build_feedback_service(
-        FeedbackSettings(suppression_table=stack.suppression_table, messages_table=stack.messages_table)
+        FeedbackSettings(
+            suppression_table=stack.suppression_table,
+            messages_table=stack.messages_table,
+            address_key_secret_arn=stack.address_key_secret_arn,
+        )
     )
     monkeypatch.setattr(feedback_handler, "service", lambda: service)
 

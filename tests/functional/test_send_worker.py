@@ -11,11 +11,10 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from mailwright.addresses import address_hash
 from mailwright.request import parse_request
 from mailwright.tokens import TokenSigner
 from mailwright_tools.provision import StackResources, upload_templates
-from tests.functional.harness import WorkerHarness, service_error
+from tests.functional.harness import WorkerHarness, address_hasher, service_error
 
 SEED_WELCOME = {
     "recipient_email": "john.doe@example.com",
@@ -52,7 +51,13 @@ def request_id(request: dict[str, Any]) -> str:
 def suppress(stack: StackResources, address: str, reason: str, scope: str = "all") -> None:
     boto3.client("dynamodb").put_item(
         TableName=stack.suppression_table,
-        Item={"address_hash": {"S": address_hash(address)}, "reason": {"S": reason}, "scope": {"S": scope}},
+        Item={
+            "address_hash": {
+                "S": address_hasher(stack.address_key_secret_arn, stack.suppression_table).address_hash(address)
+            },
+            "reason": {"S": reason},
+            "scope": {"S": scope},
+        },
     )
 
 
@@ -115,7 +120,8 @@ def test_marketing_email_has_one_click_unsubscribe_with_a_signed_token(worker: M
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=stack.unsubscribe_secret_arn)["SecretString"]
     claim = TokenSigner(secret.encode()).verify(token)
     assert claim.category == "marketing"
-    assert claim.user_id == parse_request(json.dumps(newsletter())).effective_user_id
+    hasher = address_hasher(stack.address_key_secret_arn, stack.suppression_table)
+    assert claim.user_id == hasher.user_key(parse_request(json.dumps(newsletter())).recipient_email)
     # The body carries the same link, the preference center and the postal address (CAN-SPAM).
     assert token in call.html and token in call.text
     assert "Example Co., 1 Example Street" in call.html and "Example Co., 1 Example Street" in call.text
@@ -434,9 +440,11 @@ def test_every_lane_takes_its_tokens_from_the_accounts_shared_bucket(
 
     w.run_batch()
 
-    # The first batch of a container learns the shared state (one read), asks SES for the quota for
-    # every worker (a claim and a write) and takes its three tokens with one more write.
+    # The first batch of a container reads the address-key marker, learns the shared pacing state (one
+    # read), asks SES for the quota for every worker (a claim and a write) and takes its three tokens
+    # with one more write.
     assert [c for c in w.api_calls if c in ("dynamodb.UpdateItem", "dynamodb.GetItem")] == [
+        "dynamodb.GetItem",
         "dynamodb.GetItem",
         "dynamodb.UpdateItem",
         "dynamodb.UpdateItem",

@@ -92,7 +92,9 @@ def test_one_click_on_the_workers_header_link_opts_out_for_the_next_send(worker:
     bulk.run_batch()
     link = bulk.ses_calls[0].headers["List-Unsubscribe"][1:-1]
     url = urlsplit(link)
-    settings = UnsubscribeSettings(stack.preferences_table, stack.unsubscribe_secret_arn)
+    settings = UnsubscribeSettings(
+        stack.preferences_table, stack.unsubscribe_secret_arn, stack.address_key_secret_arn, stack.suppression_table
+    )
     service = build_unsubscribe_service(settings, session=boto3.session.Session())
 
     # When a mail client posts RFC 8058's one-click body to it
@@ -125,7 +127,10 @@ def test_lambda_entry_point_builds_its_service_from_the_environment(
 ) -> None:
     # Given the environment the stack gives the function (see infra/config.py)
     env = unsubscribe_environment(
-        preferences_table=stack.preferences_table, unsubscribe_secret_arn=stack.unsubscribe_secret_arn
+        preferences_table=stack.preferences_table,
+        unsubscribe_secret_arn=stack.unsubscribe_secret_arn,
+        address_key_secret_arn=stack.address_key_secret_arn,
+        suppression_table=stack.suppression_table,
     )
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -10,7 +10,8 @@ from typing import Any, cast
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra.config import CONTEXT_KEY, MailwrightConfig, parse_config
+from infra.config import CONTEXT_KEY, MailwrightConfig
+from infra.context import ALLOW_PLACEHOLDERS_KEY, deployment_config
 from infra.nag import add_checks
 from infra.stack import MailwrightStack
 from mailwright.constants import SEND_WORKER_HANDLER, Env, Outputs
@@ -52,6 +53,15 @@ class Synthesized:
                 found[props["Environment"]["Variables"][Env.LANE]] = (logical_id, resource)
         return found
 
+    def secret_id(self, described_as: str) -> str:
+        """The logical id of the one secret whose description mentions `described_as`."""
+        (found,) = [
+            logical_id
+            for logical_id, resource in self.resources("AWS::SecretsManager::Secret").items()
+            if described_as in resource["Properties"].get("Description", "")
+        ]
+        return found
+
     def queue_of(self, lane: str) -> tuple[str, Resource]:
         """A lane's main queue, found through its output."""
         logical_id = self.output_ref(Outputs.queue_url(lane))
@@ -59,15 +69,18 @@ class Synthesized:
 
 
 def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
-    """Build the stack from cdk.json's context, with `mailwright` settings overridden.
+    """Build the stack from cdk.json's context, with `mailwright` settings overridden (merged as `-c` merges).
 
-    cdk-nag runs as in app.py: a finding nobody acknowledged fails this synth, and with it every infra test.
+    As app.py does: the settings go through `deployment_config` (cdk.json's placeholders allowed, as
+    `make synth` allows them), and cdk-nag runs, so a finding nobody acknowledged fails this synth,
+    and with it every infra test.
     """
     context = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    context[CONTEXT_KEY] = {**context[CONTEXT_KEY], **overrides}
     app = App(context=context, outdir=str(outdir))
     add_checks(app)
-    config = parse_config(context[CONTEXT_KEY])
+    # Straight to the merge, not through the App: jsii drops the None of an override such as
+    # {"reserved_concurrency": None} from context objects (a -c value is a string, and keeps it).
+    config = deployment_config(context[CONTEXT_KEY], {CONTEXT_KEY: overrides, ALLOW_PLACEHOLDERS_KEY: True})
     stack = MailwrightStack(app, config.stack_name, config=config)
     return Synthesized(config=config, stack=stack, template=Template.from_stack(stack), outdir=outdir)
 

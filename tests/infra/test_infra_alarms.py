@@ -51,6 +51,7 @@ def _dead_letter_queues(synthesized: Synthesized) -> dict[str, str]:
     queues = {lane: synthesized.output_ref(Outputs.dlq_url(lane)) for lane in LANES}
     queues["feedback"] = synthesized.output_ref(Outputs.FEEDBACK_DLQ_URL)
     queues["ingest"] = synthesized.output_ref(Outputs.INGEST_DLQ_URL)
+    queues["breaker"] = synthesized.output_ref(Outputs.BREAKER_DLQ_URL)
     return queues
 
 
@@ -116,7 +117,7 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         resource["Properties"]["AlarmName"] for resource in synthesized.resources("AWS::CloudWatch::Alarm").values()
     }
     expected = {
-        *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest")),
+        *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest", "breaker")),
         *(f"{prefix}-age-{queue}" for queue in (*LANES, "feedback")),
         *(f"{prefix}-{kind}-{name}" for kind in ("errors", "throttles") for name in _functions(synthesized)),
         f"{prefix}-ses-bounce-rate",
@@ -128,7 +129,7 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
     assert names == expected
 
 
-@pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest"])
+@pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest", "breaker"])
 def test_any_message_in_a_dead_letter_queue_alarms(synthesized: Synthesized, queue: str) -> None:
     alarm = _alarm(synthesized, f"dlq-{queue}")
 
@@ -260,3 +261,63 @@ def test_alarm_topic_output_names_the_topic(synthesized: Synthesized) -> None:
     synthesized.template.has_resource_properties(
         "AWS::CloudWatch::Alarm", {"AlarmActions": [{"Ref": _topic_id(synthesized)}], "MetricName": Match.any_value()}
     )
+
+
+@pytest.mark.parametrize("queue", [*LANES, "feedback"])
+def test_a_dead_letter_queue_alarm_says_how_to_list_and_redrive(synthesized: Synthesized, queue: str) -> None:
+    description = _alarm(synthesized, f"dlq-{queue}")["AlarmDescription"]
+
+    # The commands as the CLI takes them (the queue is an option).
+    assert f"`mailwright dlq list --lane {queue}`" in description
+    assert f"`mailwright dlq redrive --lane {queue}`" in description
+
+
+def test_the_breaker_dead_letter_alarm_says_the_lane_may_not_have_switched(synthesized: Synthesized) -> None:
+    description = _alarm(synthesized, "dlq-breaker")["AlarmDescription"]
+
+    # Its messages are alarm state changes, not requests: there is nothing to redrive.
+    assert "may not have been paused or resumed" in description
+    assert "`mailwright lanes status`" in description
+    assert "`mailwright dlq list --lane breaker`" in description
+    assert "redrive" not in description
+
+
+@pytest.mark.parametrize("name", ["critical-worker", "standard-worker", "bulk-worker", "feedback"])
+def test_a_queue_fed_function_error_returns_its_batch_to_the_queue(synthesized: Synthesized, name: str) -> None:
+    description = _alarm(synthesized, f"errors-{name}")["AlarmDescription"]
+
+    assert "its batch returns to the queue" in description
+    assert "dead-letter queue" in description
+
+
+def test_the_unsubscribe_error_alarm_says_the_caller_got_an_error(synthesized: Synthesized) -> None:
+    description = _alarm(synthesized, "errors-unsubscribe")["AlarmDescription"]
+
+    # A function URL has no queue: the caller got the error and nothing retries it.
+    assert "batch" not in description and "queue" not in description
+    assert "HTTP 5xx" in description
+    assert "Nothing retries it" in description
+
+
+def test_the_unsubscribe_throttle_alarm_names_its_cap(
+    synthesized: Synthesized, domain_synthesized: Synthesized
+) -> None:
+    capped = _alarm(synthesized, "throttles-unsubscribe")
+    uncapped = _alarm(domain_synthesized, "throttles-unsubscribe")
+
+    assert (capped["MetricName"], capped["Threshold"], capped["Period"]) == ("Throttles", 1, 300)
+    assert "HTTP 429" in capped["AlarmDescription"]
+    assert "unsubscribe.reserved_concurrency, 5)" in capped["AlarmDescription"]
+    assert "unsubscribe.reserved_concurrency is null" in uncapped["AlarmDescription"]
+
+
+def test_the_breaker_error_alarm_says_the_event_is_dead_lettered(synthesized: Synthesized) -> None:
+    errors = _alarm(synthesized, "errors-breaker")["AlarmDescription"]
+    throttles = _alarm(synthesized, "throttles-breaker")["AlarmDescription"]
+
+    # EventBridge invokes the breaker asynchronously: Lambda retries, then the breaker's DLQ.
+    assert "batch" not in errors
+    assert "retries it 2 times" in errors
+    assert "dlq-breaker" in errors
+    assert "up to 6 hours" in throttles
+    assert "`mailwright lanes pause bulk`" in throttles

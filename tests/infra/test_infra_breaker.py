@@ -69,17 +69,27 @@ def test_the_rule_matches_state_changes_of_exactly_the_two_reputation_alarms(syn
     assert pattern["detail"] == {"state": {"value": ["ALARM", "OK"]}}
 
 
-def test_the_rule_invokes_the_breaker_and_retries(synthesized: Synthesized) -> None:
+def _rule_id(synthesized: Synthesized) -> str:
+    return next(
+        logical_id
+        for logical_id, rule in synthesized.resources("AWS::Events::Rule").items()
+        if rule["Properties"] == _rule(synthesized)
+    )
+
+
+def _dlq_arn(synthesized: Synthesized) -> dict[str, Any]:
+    return {"Fn::GetAtt": [synthesized.output_ref(Outputs.BREAKER_DLQ_URL), "Arn"]}
+
+
+def test_the_rule_invokes_the_breaker_retries_and_dead_letters(synthesized: Synthesized) -> None:
     function_id, _ = _breaker(synthesized)
     (target,) = _rule(synthesized)["Targets"]
 
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 20}
-    rule_id = next(
-        logical_id
-        for logical_id, rule in synthesized.resources("AWS::Events::Rule").items()
-        if rule["Properties"] == _rule(synthesized)
-    )
+    # A state change EventBridge could not deliver waits in the breaker's DLQ instead of vanishing.
+    assert target["DeadLetterConfig"] == {"Arn": _dlq_arn(synthesized)}
+    rule_id = _rule_id(synthesized)
     synthesized.template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -91,12 +101,60 @@ def test_the_rule_invokes_the_breaker_and_retries(synthesized: Synthesized) -> N
     )
 
 
+def test_failed_invocations_go_to_the_same_dlq(synthesized: Synthesized) -> None:
+    function_id, _ = _breaker(synthesized)
+
+    # EventBridge invokes Lambda asynchronously: the function's own failures are Lambda's to retry and park.
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": function_id},
+            "Qualifier": "$LATEST",
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 6 * 3600,
+            "DestinationConfig": {"OnFailure": {"Destination": _dlq_arn(synthesized)}},
+        },
+    )
+
+
+def test_the_dlq_is_encrypted_and_only_the_rule_may_send_to_it(synthesized: Synthesized) -> None:
+    dlq_id = synthesized.output_ref(Outputs.BREAKER_DLQ_URL)
+    dlq_arn = _dlq_arn(synthesized)
+
+    synthesized.template.has_resource_properties(
+        "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 86400}
+    )
+    assert synthesized.resources("AWS::SQS::Queue")[dlq_id]["Properties"] == {
+        "MessageRetentionPeriod": 14 * 86400,
+        "SqsManagedSseEnabled": True,
+    }
+    (statements,) = [
+        policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in synthesized.resources("AWS::SQS::QueuePolicy").values()
+        if policy["Properties"]["Queues"] == [{"Ref": dlq_id}]
+    ]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert [(s["Principal"], s["Action"], s["Resource"]) for s in allows] == [
+        ({"Service": "events.amazonaws.com"}, "sqs:SendMessage", dlq_arn)
+    ]
+    assert allows[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [_rule_id(synthesized), "Arn"]}}}
+    plain_http = {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(s["Effect"] == "Deny" and s["Condition"] == plain_http for s in statements)
+
+
+def test_the_dlq_is_a_stack_output(synthesized: Synthesized) -> None:
+    dlq_id = synthesized.output_ref(Outputs.BREAKER_DLQ_URL)
+
+    assert synthesized.json["Outputs"][Outputs.BREAKER_DLQ_URL]["Value"] == {"Ref": dlq_id}
+    assert synthesized.resources("AWS::SQS::Queue")[dlq_id]
+
+
 def test_the_breaker_may_switch_only_the_bulk_lanes_mapping(synthesized: Synthesized) -> None:
     _, function = _breaker(synthesized)
     statements = without_tracing(role_statements(synthesized, function))
     by_service = {
         service: [s for s in statements if any(a.startswith(f"{service}:") for a in as_list(s["Action"]))]
-        for service in ("lambda", "cloudwatch", "logs")
+        for service in ("lambda", "cloudwatch", "logs", "sqs")
     }
 
     assert sum(len(found) for found in by_service.values()) == len(statements)
@@ -109,6 +167,11 @@ def test_the_breaker_may_switch_only_the_bulk_lanes_mapping(synthesized: Synthes
     (describe,) = by_service["cloudwatch"]
     assert as_list(describe["Action"]) == ["cloudwatch:DescribeAlarms"]
     assert sorted(r["Fn::GetAtt"][0] for r in as_list(describe["Resource"])) == _reputation_alarms(synthesized)
+    # Its on-failure destination: sending to its own DLQ, nothing else.
+    (dead_letter,) = by_service["sqs"]
+    assert "sqs:SendMessage" in as_list(dead_letter["Action"])
+    assert not any(a in as_list(dead_letter["Action"]) for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:*"))
+    assert as_list(dead_letter["Resource"]) == [_dlq_arn(synthesized)]
 
 
 def _alarm_names(synthesized: Synthesized, value: Any) -> list[str]:

@@ -67,7 +67,10 @@ def test_lanes_show_depth_age_and_throughput(synthesized: Synthesized, dashboard
 
 def test_every_dead_letter_queue_is_on_the_dashboard(synthesized: Synthesized, dashboard: dict[str, Any]) -> None:
     dlqs = [synthesized.output_ref(Outputs.dlq_url(lane)) for lane in LANES]
-    dlqs += [synthesized.output_ref(Outputs.FEEDBACK_DLQ_URL), synthesized.output_ref(Outputs.INGEST_DLQ_URL)]
+    dlqs += [
+        synthesized.output_ref(key)
+        for key in (Outputs.FEEDBACK_DLQ_URL, Outputs.INGEST_DLQ_URL, Outputs.BREAKER_DLQ_URL)
+    ]
     widget = _widget(dashboard, "Dead-letter queues (visible messages)")
 
     assert _queue_metrics(widget, "ApproximateNumberOfMessagesVisible") == [f"${{{q}.QueueName}}" for q in dlqs]

@@ -1,6 +1,6 @@
 """cdk-nag (AwsSolutions): no finding left unacknowledged, and every acknowledgement known and reasoned.
 
-cdk-nag 3 (pinned in requirements.txt) runs as a CDK policy-validation plugin
+cdk-nag 3 (pinned in requirements-dev.txt) runs as a CDK policy-validation plugin
 rather than an Aspect: the shared synth registers it exactly as app.py does
 (tests/infra/synth.py), so a finding nobody acknowledged fails that synth and
 every test with it. These tests say the same thing directly, and keep the list

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from mailwright.constants import UNSUBSCRIBE_HANDLER, Env, Outputs
+from mailwright.constants import ADDRESS_KEY_MARKER, UNSUBSCRIBE_HANDLER, Env, Outputs
 from tests.infra.synth import Synthesized, without_tracing
 
 # Each module shares the session's synthesized stack (see conftest.py).
 pytestmark = pytest.mark.slow
 
-# What the endpoint does to the preferences table: read one item, update it.
+# What the endpoint does to the preferences table: read one user's items, update them.
 PREFERENCE_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
 
 
@@ -60,6 +60,21 @@ def test_endpoint_logs_to_its_own_log_group_with_retention(synthesized: Synthesi
     assert synthesized.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]["RetentionInDays"] == 30
 
 
+def test_the_public_endpoint_has_a_concurrency_cap(synthesized: Synthesized, domain_synthesized: Synthesized) -> None:
+    _, function = _endpoint(synthesized)
+    _, uncapped = _endpoint(domain_synthesized)
+
+    # cdk.json's unsubscribe.reserved_concurrency: a flood gets HTTP 429, the other functions keep their share.
+    assert synthesized.config.unsubscribe.reserved_concurrency == 5
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": UNSUBSCRIBE_HANDLER, "ReservedConcurrentExecutions": 5}
+    )
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 5
+    # null: no reservation, for accounts whose concurrency limit is still 10.
+    assert domain_synthesized.config.unsubscribe.reserved_concurrency is None
+    assert "ReservedConcurrentExecutions" not in uncapped["Properties"]
+
+
 def test_function_url_is_public_without_cors(synthesized: Synthesized) -> None:
     function_id, _ = _endpoint(synthesized)
 
@@ -79,19 +94,22 @@ def test_function_url_is_public_without_cors(synthesized: Synthesized) -> None:
     )
 
 
-def test_endpoint_is_told_only_the_table_and_the_secret(synthesized: Synthesized) -> None:
+def test_endpoint_is_told_only_its_table_and_secrets(synthesized: Synthesized) -> None:
     _, function = _endpoint(synthesized)
     env = function["Properties"]["Environment"]["Variables"]
-    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
 
     assert env[Env.PREFERENCES_TABLE] == synthesized.json["Outputs"][Outputs.PREFERENCES_TABLE]["Value"]
-    assert env[Env.UNSUBSCRIBE_SECRET_ARN] == {"Ref": secret_id}
-    assert not {Env.MESSAGES_TABLE, Env.SUPPRESSION_TABLE, Env.QUEUE_URL} & set(env)
+    assert env[Env.UNSUBSCRIBE_SECRET_ARN] == {"Ref": synthesized.secret_id("unsubscribe")}
+    assert env[Env.ADDRESS_KEY_SECRET_ARN] == {"Ref": synthesized.secret_id("address keyring")}
+    # The suppression table only for the address-key marker (its IAM grant reads nothing else).
+    assert env[Env.SUPPRESSION_TABLE] == synthesized.json["Outputs"][Outputs.SUPPRESSION_TABLE]["Value"]
+    assert not {Env.MESSAGES_TABLE, Env.QUEUE_URL} & set(env)
 
 
-def test_endpoint_reads_the_secret_and_updates_only_the_preferences_table(synthesized: Synthesized) -> None:
-    (secret_id,) = synthesized.resources("AWS::SecretsManager::Secret")
+def test_endpoint_reads_the_secrets_and_updates_only_the_preferences_table(synthesized: Synthesized) -> None:
+    secrets = [{"Ref": synthesized.secret_id("unsubscribe")}, {"Ref": synthesized.secret_id("address keyring")}]
     preferences = {"Fn::GetAtt": [synthesized.output_ref(Outputs.PREFERENCES_TABLE), "Arn"]}
+    suppression = {"Fn::GetAtt": [synthesized.output_ref(Outputs.SUPPRESSION_TABLE), "Arn"]}
     # Exactly one statement may name "*": X-Ray's two actions, which have no resource type.
     statements = without_tracing(_statements(synthesized))
     logs = [s for s in statements if any(a.startswith("logs:") for a in _as_list(s["Action"]))]
@@ -107,11 +125,20 @@ def test_endpoint_reads_the_secret_and_updates_only_the_preferences_table(synthe
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))]
     other = [s for s in statements if s not in secret and s not in dynamodb]
 
-    assert [s["Resource"] for s in secret] == [{"Ref": secret_id}]
-    assert "secretsmanager:GetSecretValue" in _as_list(secret[0]["Action"])
-    # No Scan or Query: a public endpoint never lists users.
-    assert [set(_as_list(s["Action"])) for s in dynamodb] == [PREFERENCE_ACTIONS]
-    assert _as_list(dynamodb[0]["Resource"]) == [preferences]
+    assert sorted((r for s in secret for r in _as_list(s["Resource"])), key=str) == sorted(secrets, key=str)
+    assert all("secretsmanager:GetSecretValue" in _as_list(s["Action"]) for s in secret)
+    # No Scan, Query, Put or Delete: a public endpoint never lists users nor removes their consent.
+    on_preferences = [s for s in dynamodb if _as_list(s["Resource"]) == [preferences]]
+    assert [set(_as_list(s["Action"])) for s in on_preferences] == [PREFERENCE_ACTIONS]
+    # Of the suppression table, the address-key marker item only.
+    marker = [s for s in dynamodb if s not in on_preferences]
+    assert [(s["Action"], s["Resource"], s.get("Condition")) for s in marker] == [
+        (
+            "dynamodb:GetItem",
+            suppression,
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ADDRESS_KEY_MARKER]}},
+        )
+    ]
     assert other == []
 
 

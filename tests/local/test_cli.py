@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailwright.addresses import address_hash
+from mailwright.constants import LANES
 from mailwright.ports import OutboundEmail
 from mailwright_tools.cli.templates import chromium_path
 from mailwright_tools.local.ses_events import events_for
 from mailwright_tools.local.stack import LocalStack
-from mailwright_tools.queues import body_request_id
+from mailwright_tools.queues import body_request_id, queue_depth
 from mailwright_tools.state import StateDir
 from tests.local.conftest import REPO, Cli, run_cli, wait_until
 
 ORDER = '{"order_id": "A-1", "total_amount": "$12.50"}'
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def status_of(cli: Cli, request_id: str) -> dict[str, Any]:
@@ -30,6 +34,29 @@ def status_of(cli: Cli, request_id: str) -> dict[str, Any]:
 def settled(cli: Cli, request_id: str) -> dict[str, Any] | None:
     data = status_of(cli, request_id)
     return data if data["found"] else None
+
+
+def lanes_depth(local_stack: LocalStack) -> int:
+    """Messages in the lane queues: visible, in flight or delayed."""
+    sqs = local_stack.session().client("sqs")
+    return sum(queue_depth(sqs, url) for url in local_stack.state["queues"].values())
+
+
+def lane_states(cli: Cli) -> dict[str, str]:
+    result = cli("lanes", "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    return {lane["lane"]: lane["state"] for lane in result.json()["lanes"]}
+
+
+@pytest.fixture
+def standard_paused(cli: Cli) -> Iterator[None]:
+    """The standard lane paused for the test, resumed after it whatever happens."""
+    paused = cli("lanes", "pause", "standard", "--json")
+    assert paused.exit_code == 0, paused.stderr
+    try:
+        yield
+    finally:
+        cli("lanes", "resume", "standard")
 
 
 # -- send and status ----------------------------------------------------------
@@ -90,6 +117,54 @@ def test_send_file_with_an_invalid_request_publishes_nothing(cli: Cli, local_sta
     assert sqs.receive_message(QueueUrl=local_stack.state["queues"]["standard"]).get("Messages", []) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (
+            ("--template", "order_confirmaton", "--data", ORDER),
+            "unknown template 'order_confirmaton' (did you mean order_confirmation?)",
+        ),
+        (
+            ("--template", "order_confirmation", "--data", '{"order_id": "A-2"}'),
+            "template order_confirmation needs template_data: total_amount",
+        ),
+    ],
+    ids=["template-typo", "missing-variable"],
+)
+def test_send_checks_the_template_first_and_publishes_nothing(
+    cli: Cli, local_stack: LocalStack, args: tuple[str, ...], problem: str
+) -> None:
+    # Given a running stack with nothing queued
+    wait_until(lambda: lanes_depth(local_stack) == 0)
+
+    result = cli("send", "--to", "grace@example.com", *args)
+
+    # Then the problem is named before anything is published
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {problem}; nothing was published"
+    assert "published" not in result.stdout
+    assert lanes_depth(local_stack) == 0
+
+
+def test_send_file_lists_every_template_problem(cli: Cli, local_stack: LocalStack, tmp_path: Path) -> None:
+    data = json.loads(ORDER)
+    good = {"recipient_email": "ada@example.com", "template_id": "order_confirmation", "template_data": data}
+    typo = {**good, "template_id": "welcome_emial"}
+    missing = {**good, "template_data": {}}
+    file = tmp_path / "requests.json"
+    file.write_text(json.dumps([good, typo, missing]))
+    wait_until(lambda: lanes_depth(local_stack) == 0)
+
+    result = cli("send", "--file", str(file))
+
+    assert result.exit_code == 2
+    assert "2 invalid request(s), nothing was published" in result.stderr
+    assert "request 1: unknown template 'welcome_emial' (did you mean welcome_email?)" in result.stderr
+    assert "request 2: template order_confirmation needs template_data: order_id, total_amount" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert lanes_depth(local_stack) == 0
+
+
 def test_send_needs_a_recipient_and_a_template(cli: Cli) -> None:
     result = cli("send", "--template", "welcome_email")
 
@@ -111,12 +186,108 @@ def test_status_of_a_rejected_request_says_why(cli: Cli, local_stack: LocalStack
     assert "rejected" in human.stdout and "unknown_template" in human.stdout
 
 
-def test_status_of_an_unknown_request_exits_1(cli: Cli) -> None:
+def test_status_of_an_unknown_request_exits_1(cli: Cli, local_stack: LocalStack) -> None:
+    wait_until(lambda: lanes_depth(local_stack) == 0)
+
     result = cli("status", "0" * 32, "--json")
 
     assert result.exit_code == 1
     assert result.json()["found"] is False
-    assert "not in the message log or any dead-letter queue" in result.json()["why"]
+    assert result.json()["why"] == (
+        "not in the message log or any dead-letter queue: not processed yet, never published, or expired "
+        "(--wait waits for it)"
+    )
+
+
+def test_status_right_after_send_says_not_processed_yet_and_wait_follows_it(cli: Cli, standard_paused: None) -> None:
+    # Given an order confirmation waiting in the paused standard lane
+    sent = cli("send", "--to", "linus@example.com", "--template", "order_confirmation", "--data", ORDER, "--json")
+    assert sent.exit_code == 0, sent.stderr
+    request_id = sent.json()["requests"][0]["request_id"]
+
+    # Then status says it is most likely not processed yet, and exits 1
+    early = cli("status", request_id, "--json")
+    assert early.exit_code == 1
+    assert early.json()["why"].startswith("not in the message log yet: most likely not processed yet")
+    assert early.json()["pending_in_lanes"]["standard"] == 1
+
+    # And a wait that runs out exits 1 saying how long it waited
+    short = cli("status", request_id, "--wait", "--timeout", "1")
+    assert short.exit_code == 1
+    assert "not in the message log after waiting 1 s" in short.stdout
+
+    # When the lane resumes, --wait follows the request to its terminal state and exits 0
+    assert cli("lanes", "resume", "standard").exit_code == 0
+    waited = cli("status", request_id, "--wait", "--timeout", "30", "--json")
+    assert waited.exit_code == 0, waited.stdout
+    assert waited.json()["status"] == "sent"
+
+
+def test_status_wait_exits_1_for_an_id_nobody_published(cli: Cli) -> None:
+    result = cli("status", "f" * 32, "--wait", "--timeout", "1")
+
+    assert result.exit_code == 1
+    assert "not in the message log or any dead-letter queue after waiting 1 s" in result.stdout
+
+
+def test_status_takes_the_id_prefix_the_outbox_shows(cli: Cli, local_stack: LocalStack) -> None:
+    sent = cli("send", "--to", "katherine@example.com", "--template", "order_confirmation", "--data", ORDER, "--json")
+    request_id = sent.json()["requests"][0]["request_id"]
+    wait_until(lambda: settled(cli, request_id))
+
+    # The 12 characters of an outbox file name, and the whole id in its index
+    by_prefix = cli("status", request_id[:12], "--json")
+    assert by_prefix.exit_code == 0, by_prefix.stderr
+    assert by_prefix.json()["request_id"] == request_id
+    outbox = local_stack.options.state.outbox
+    assert list(outbox.glob(f"*-{request_id[:12]}.eml"))
+    assert f'<span class="rid">{request_id}</span>' in (outbox / "index.html").read_text()
+
+    # A prefix two requests share is refused, naming them
+    dynamodb = local_stack.session().client("dynamodb")
+    for twin in ("abcdef0123", "abcdef0124"):
+        item = {"pk": {"S": twin + "0" * 22}, "sk": {"S": "request"}, "status": {"S": "sent"}}
+        dynamodb.put_item(TableName=local_stack.state["tables"]["messages"], Item=item)
+    ambiguous = cli("status", "abcdef012")
+    assert ambiguous.exit_code == 2
+    assert "'abcdef012' is the start of 2 request ids" in ambiguous.stderr
+
+
+def test_status_reads_like_a_timeline(cli: Cli) -> None:
+    # Given an email to the mailbox simulator's bounce address: sent, then bounced
+    sent = cli("send", "--to", "bounce@simulator.amazonses.com", "--template", "order_confirmation",
+               "--data", ORDER, "--json")  # fmt: skip
+    request_id = sent.json()["requests"][0]["request_id"]
+    wait_until(lambda: status_of(cli, request_id).get("delivery") == "bounced")
+
+    human = cli("status", request_id)
+
+    # Then one line per entry: ISO time, status, and the event's details, no raw JSON
+    lines = human.stdout.splitlines()
+    history = lines[lines.index("history (UTC):") + 1 :]
+    assert [line.split()[1] for line in history] == ["sent", "bounced"]
+    assert all(ISO_TIME.fullmatch(line.split()[0]) for line in history)
+    assert "Bounce · to b***@simulator.amazonses.com · bounce_type: Permanent" in history[1]
+    assert "{" not in human.stdout
+    assert re.search(r"completed_at\s+" + ISO_TIME.pattern, human.stdout)
+    # And --json keeps every field, each time beside its ISO form
+    data = status_of(cli, request_id)
+    bounce = next(event for event in data["events"] if event["type"] == "Bounce")
+    assert bounce["recipients"] == ["b***@simulator.amazonses.com"]
+    assert ISO_TIME.fullmatch(bounce["at_iso"]) and isinstance(bounce["at"], float)
+    assert ISO_TIME.fullmatch(data["completed_at_iso"])
+
+
+def test_status_of_a_suppressed_request_says_why_once(cli: Cli) -> None:
+    assert cli("suppression", "add", "dennis.r@example.com").exit_code == 0
+    sent = cli("send", "--to", "dennis.r@example.com", "--template", "order_confirmation", "--data", ORDER, "--json")
+    request_id = sent.json()["requests"][0]["request_id"]
+
+    status = wait_until(lambda: settled(cli, request_id))
+
+    assert status["status"] == "suppressed"
+    assert status["why"] == "address suppressed (MANUAL)"
+    assert "why: address suppressed (MANUAL)\n" in cli("status", request_id).stdout
 
 
 # -- suppression --------------------------------------------------------------
@@ -136,7 +307,10 @@ def test_suppression_add_check_list_remove(cli: Cli) -> None:
     assert [h["actor"] for h in check["history"]] == ["ops-team"]
 
     listed = cli("suppression", "list", "--json").json()
-    assert address_hash(address) in {entry["address_hash"] for entry in listed["suppressions"]}
+    (entry,) = [e for e in listed["suppressions"] if e["address"] == "m***@example.com"]
+    # Stored under a keyed hash of the stack's keyring, never the plain SHA-256 anyone could compute.
+    assert entry["address_hash"].startswith("k1-")
+    assert hashlib.sha256(address.lower().encode()).hexdigest() not in entry["address_hash"]
 
     removed = cli("suppression", "remove", address, "--note", "consent renewed", "--json")
     assert removed.exit_code == 0, removed.stderr
@@ -246,6 +420,52 @@ def test_feedback_replay_of_a_single_unreadable_event_exits_1(cli: Cli, tmp_path
 
     assert result.exit_code == 1
     assert result.json()["errors"] == 1
+
+
+# -- lanes and the breaker ----------------------------------------------------
+
+
+def test_lanes_pause_and_resume_the_local_event_sources(cli: Cli, standard_paused: None) -> None:
+    status = cli("lanes", "status", "--json").json()
+    assert {lane["lane"]: lane["paused"] for lane in status["lanes"]} == {
+        "critical": False,
+        "standard": True,
+        "bulk": False,
+    }
+    assert status["target"].startswith("local stack at http://127.0.0.1:")
+    assert {lane["function_name"] for lane in status["lanes"]} == {f"mailwright-{n}-worker" for n in LANES}
+
+    resumed = cli("lanes", "resume", "standard", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.json()["lane"]["state"] == "Enabled"
+    assert lane_states(cli)["standard"] == "Enabled"
+
+    unknown = cli("lanes", "pause", "urgent")
+    assert unknown.exit_code == 2
+    assert "unknown lane 'urgent'" in unknown.stderr
+
+
+def test_a_reputation_alarm_pauses_bulk_on_the_local_stack(cli: Cli, local_stack: LocalStack) -> None:
+    cloudwatch = local_stack.session().client("cloudwatch")
+    alarm = f"{local_stack.config.stack_name}-ses-complaint-rate"
+    try:
+        # When the complaint-rate alarm goes to ALARM
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="trying the breaker")
+
+        # Then the breaker pauses bulk, and only bulk
+        wait_until(lambda: lane_states(cli)["bulk"] == "Disabled")
+        assert lane_states(cli) == {"critical": "Enabled", "standard": "Enabled", "bulk": "Disabled"}
+        assert cli("lanes", "status", "--json").json()["reputation_alarms"][alarm] == "ALARM"
+
+        # And resuming while the alarm fires warns that the breaker will not pause again by itself
+        resumed = cli("lanes", "resume", "bulk")
+        assert resumed.exit_code == 0, resumed.stderr
+        assert f"warning: {alarm} still in ALARM" in resumed.stdout
+        assert lane_states(cli)["bulk"] == "Enabled"
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test over")
+        cli("lanes", "resume", "bulk")
+    assert [o.action for o in local_stack.breaker.outcomes if o.alarm_name == alarm][:1] == ["paused"]
 
 
 # -- templates ----------------------------------------------------------------

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from mailwright_tools.local.demo import Accounting, PublishedItem, account
+from mailwright_tools.cli.local import _print_next_steps
+from mailwright_tools.local.demo import Accounting, PublishedItem, account, examples
 from mailwright_tools.state import StateDir
 from tests.local.conftest import TEST_SES_RATE, run_cli
 
@@ -67,6 +68,7 @@ def test_the_outbox_holds_one_parseable_email_per_send(demo: tuple[dict[str, Any
         message: Message = email.message_from_bytes(file.read_bytes())
         assert message["From"] and message["To"] and message["Subject"]
         assert len(message["X-Mailwright-Request-Id"]) == 32
+        assert f'<span class="rid">{message["X-Mailwright-Request-Id"]}</span>' in index  # the whole id, for status
         lanes.add(message["X-Mailwright-Lane"])
         parts = {part.get_content_type() for part in message.walk()}
         assert {"text/plain", "text/html"} <= parts
@@ -79,10 +81,33 @@ def test_the_outbox_holds_one_parseable_email_per_send(demo: tuple[dict[str, Any
 
 
 def test_the_demo_stops_its_stack(demo: tuple[dict[str, Any], StateDir]) -> None:
-    _, state = demo
+    report, state = demo
 
     assert not state.local_json.exists()
     assert (state.logs / "workers.log").is_file()
+    assert report["stack_stopped"] is True
+
+
+def test_the_demo_ends_with_requests_to_follow_and_how_to_keep_a_stack(
+    demo: tuple[dict[str, Any], StateDir], capsys: pytest.CaptureFixture[str]
+) -> None:
+    report, _ = demo
+
+    # One request of each kind the run produced, each a 32-character id
+    assert {"sent", "suppressed", "rejected"} <= set(report["examples"])
+    assert all(len(request_id) == 32 for request_id in report["examples"].values())
+
+    _print_next_steps(report)
+    closing = capsys.readouterr().out
+
+    assert "the outbox's unsubscribe links no longer answer" in closing
+    assert "`mailwright local up`" in closing
+    for key, request_id in report["examples"].items():
+        assert f"mailwright status {request_id}" in closing, key
+
+    # Against a stack that keeps running, the closing lines say the links work
+    _print_next_steps({**report, "stack_stopped": False})
+    assert "unsubscribe links work while it does" in capsys.readouterr().out
 
 
 def test_accounting_rules() -> None:
@@ -99,3 +124,20 @@ def test_accounting_rules() -> None:
     assert accounting.states == ["sent", "duplicate", "duplicate", "rejected", "dlq", "unaccounted"]
     assert accounting.outcomes == {"sent": 1, "rejected": 1, "duplicate": 2}
     assert accounting.unaccounted_ids == ["q"]
+    assert accounting.found_ids == ["a", "a", "a", "c", None, None]
+
+
+def test_examples_prefer_the_telling_scenario() -> None:
+    published = [
+        PublishedItem("simulator:success", "queue", "standard", ["s1"], 0.0),
+        PublishedItem("ordinary", "queue", "standard", ["s2"], 0.0),
+        PublishedItem("simulator:bounce", "queue", "standard", ["b1"], 0.0),
+        PublishedItem("invalid", "raw", "standard", ["r1"], 0.0),
+        PublishedItem("missing_variable", "queue", "standard", ["r2"], 0.0),
+    ]
+    statuses = {"s1": "sent", "s2": "sent", "b1": "sent", "r1": "rejected", "r2": "rejected"}
+    log = {rid: {"status": status} for rid, status in statuses.items()}
+
+    chosen = examples(published, account(published, log, dlq_ids=set()))
+
+    assert chosen == {"sent": "s2", "bounced": "b1", "rejected": "r2"}

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from mailwright.adapters.sqs import SqsDeferrals
 from mailwright.constants import DEFERRALS_ATTRIBUTE, DEFERRED_REASON_ATTRIBUTE, PUBLISHED_AT_ATTRIBUTE
 from mailwright.ports import Deferral
-from mailwright_tools.local import moto_speedups
+from mailwright_tools.local import lane_api, moto_speedups
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings
 from mailwright_tools.local.session import LocalSession
 from tests.local.conftest import wait_until
@@ -219,3 +220,62 @@ def test_a_deferred_record_comes_back_as_a_new_message_with_its_attributes_after
     assert float(attributes[PUBLISHED_AT_ATTRIBUTE]["stringValue"]) == published
     assert attributes[DEFERRED_REASON_ATTRIBUTE]["stringValue"] == "paced"
     assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+# -- disabling and enabling, through the local Lambda API ----------------------
+
+LambdaApi = tuple[Any, EventSourceEmulator, Recorder, str]
+
+
+@pytest.fixture
+def lambda_api(sqs: Any) -> Iterator[LambdaApi]:
+    """One emulated mapping behind the local Lambda API; a Lambda client of it, the mapping, its handler, queue."""
+    queue, _ = make_queue(sqs, "switched", visibility=30)
+    handler = Recorder()
+    source = emulator(sqs, queue, handler, max_concurrency=1)
+    server, url = lane_api.start({"switched": source}, region="us-east-1")
+    client = LocalSession(url).client("lambda")
+    try:
+        yield client, source, handler, queue
+    finally:
+        server.shutdown()
+        server.server_close()
+        source.stop()
+
+
+def test_a_disabled_mapping_receives_nothing_until_enabled(lambda_api: LambdaApi, sqs: Any) -> None:
+    client, source, handler, queue = lambda_api
+    (mapping,) = client.list_event_source_mappings(FunctionName="test")["EventSourceMappings"]
+    assert (mapping["UUID"], mapping["State"], mapping["BatchSize"]) == (source.uuid, "Enabled", 10)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 1}
+
+    # When the mapping is disabled, as UpdateEventSourceMapping does
+    updated = client.update_event_source_mapping(UUID=source.uuid, Enabled=False)
+    assert updated["State"] == "Disabled"
+    sqs.send_message(QueueUrl=queue, MessageBody="waits")
+
+    # Then the message waits in the queue, unreceived
+    wait_until(lambda: depth(sqs, queue) == (1, 0), timeout=5)
+    threading.Event().wait(1.5)  # longer than a disabled poller's pause and an idle poll
+    assert handler.records == [] and depth(sqs, queue) == (1, 0)
+    assert client.get_event_source_mapping(UUID=source.uuid)["State"] == "Disabled"
+
+    # And once enabled again, it is processed
+    assert client.update_event_source_mapping(UUID=source.uuid, Enabled=True)["State"] == "Enabled"
+    wait_until(lambda: [r for r in handler.records if r["body"] == "waits"])
+    wait_until(lambda: depth(sqs, queue) == (0, 0))
+
+
+def test_the_local_lambda_api_answers_errors_as_lambda_does(lambda_api: LambdaApi) -> None:
+    client, source, _, _ = lambda_api
+
+    with pytest.raises(ClientError) as missing:
+        client.update_event_source_mapping(UUID="00000000-0000-0000-0000-000000000000", Enabled=False)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as other_change:
+        client.update_event_source_mapping(UUID=source.uuid, BatchSize=5)
+    assert other_change.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert client.list_event_source_mappings(FunctionName="another")["EventSourceMappings"] == []
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    assert len(client.list_event_source_mappings(FunctionName=arn)["EventSourceMappings"]) == 1
+    assert source.enabled

@@ -64,6 +64,7 @@ def test_local_up_serves_until_interrupted(local_up: tuple[subprocess.Popen[str]
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "mailwright local stack" in out
+    assert "are lost when this stack stops" in out
     assert not state.local_json.exists()
     assert not endpoint_answers(recorded["endpoint_url"])
     assert "Traceback" not in err

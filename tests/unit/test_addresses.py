@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from mailwright.addresses import InvalidAddressError, address_hash, mask_address, normalize_address
+from mailwright.addresses import InvalidAddressError, mask_address, normalize_address
 
 
 @pytest.mark.parametrize(
@@ -43,20 +41,6 @@ def test_normalize_rejects_non_addresses(address: str) -> None:
 def test_normalize_rejects_non_strings() -> None:
     with pytest.raises(InvalidAddressError):
         normalize_address(None)  # type: ignore[arg-type]
-
-
-def test_hash_is_sha256_of_the_normalised_address() -> None:
-    assert address_hash("jane@example.com") == hashlib.sha256(b"jane@example.com").hexdigest()
-
-
-def test_hash_is_stable_and_ignores_case_and_padding() -> None:
-    assert address_hash(" JANE@Example.com ") == address_hash("jane@example.com")
-    assert address_hash("jane@example.com") != address_hash("john@example.com")
-
-
-def test_hash_refuses_invalid_addresses() -> None:
-    with pytest.raises(InvalidAddressError):
-        address_hash("not an address")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mailwright.addresses import address_hash
 from mailwright.constants import MESSAGE_LOG_REQUEST_SK, Keys
 from mailwright.errors import TemplateNotFoundError, ThrottledError, TransientError
 from mailwright.ports import (
@@ -23,6 +22,7 @@ from mailwright.ports import (
 )
 from mailwright.settings import RateLimit
 from mailwright_tools.fakes import (
+    FAKE_HASHER,
     FakeClaimStore,
     FakeClock,
     FakeEmailSender,
@@ -96,7 +96,9 @@ def test_suppression_store_returns_only_existing_hashes_even_expired() -> None:
     store = FakeSuppressionStore()
     bounce = store.suppress(" Jane@Example.com ", "BOUNCE")
     soft = store.suppress("soft@example.com", "SOFT_BOUNCE", expires_at=1)
-    found = store.get_many({address_hash("jane@example.com"), address_hash("soft@example.com"), "unknown"})
+    found = store.get_many(
+        {FAKE_HASHER.address_hash("jane@example.com"), FAKE_HASHER.address_hash("soft@example.com"), "unknown"}
+    )
     assert found == {bounce.address_hash: bounce, soft.address_hash: soft}
     assert store.remove(bounce.address_hash) and not store.remove(bounce.address_hash)
 

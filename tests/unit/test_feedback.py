@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from mailwright.addresses import address_hash
 from mailwright.errors import FeedbackFormatError, TransientError
 from mailwright.feedback import (
     EVENT_TYPES,
@@ -22,10 +21,12 @@ from mailwright.feedback import (
 from mailwright.ports import SCOPE_NON_ESSENTIAL, Outcome, with_feedback
 from mailwright.suppression import SuppressionService
 from mailwright_tools.fakes import (
+    FAKE_HASHER,
     FakeClock,
     FakeFeedbackLog,
     FakeRetryScheduler,
     FakeSuppressionLedger,
+    StaticAddressKeys,
     queue_record,
 )
 from tests.events import aimed, event_names, load_event, sns_envelope
@@ -183,7 +184,7 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock(start=1_700_000_000.0)
         self.ledger = FakeSuppressionLedger()
-        self.suppressions = SuppressionService(self.ledger, clock=self.clock)
+        self.suppressions = SuppressionService(self.ledger, address_keys=StaticAddressKeys(), clock=self.clock)
         self.log = FakeFeedbackLog()
         self.retries = FakeRetryScheduler()
         self.service = FeedbackService(suppressions=self.suppressions, log=self.log, retries=self.retries)
@@ -331,7 +332,7 @@ def test_a_redelivered_event_is_applied_once(world: World) -> None:
     world.service.process_events([event, event, json.dumps(sns_envelope(event))])
 
     assert len(world.log.history[REQUEST_ID]) == 1
-    assert len(world.ledger.soft_bounces[address_hash("recipient@example.com")]) == 1
+    assert len(world.ledger.soft_bounces[FAKE_HASHER.address_hash("recipient@example.com")]) == 1
 
 
 def test_unknown_event_types_are_ignored_and_counted_without_failing(world: World) -> None:

@@ -16,7 +16,11 @@ from mailwright.settings import FeedbackSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))["context"]["mailwright"]
-RESOURCES = FeedbackResources(suppression_table="mailwright-suppression", messages_table="mailwright-messages")
+RESOURCES = FeedbackResources(
+    suppression_table="mailwright-suppression",
+    messages_table="mailwright-messages",
+    address_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mailwright/address-keyring",
+)
 
 
 def context(**changes: Any) -> dict[str, Any]:
@@ -53,6 +57,7 @@ def test_the_environment_round_trips_into_the_function_settings() -> None:
     assert settings == FeedbackSettings(
         suppression_table="mailwright-suppression",
         messages_table="mailwright-messages",
+        address_key_secret_arn=RESOURCES.address_key_secret_arn,
         message_log_ttl_days=30,
         soft_bounce_threshold=5,
         soft_bounce_window_days=3,
@@ -84,12 +89,15 @@ def test_bad_context_values_are_refused(changes: dict[str, Any], message: str) -
         parse_config(context(**changes))
 
 
-def test_only_the_tables_are_required() -> None:
-    settings = FeedbackSettings.from_env({Env.SUPPRESSION_TABLE: "s", Env.MESSAGES_TABLE: "m"})
+def test_only_the_tables_and_the_address_keyring_are_required() -> None:
+    required = {Env.SUPPRESSION_TABLE: "s", Env.MESSAGES_TABLE: "m", Env.ADDRESS_KEY_SECRET_ARN: "arn:keys"}
+    settings = FeedbackSettings.from_env(required)
 
-    assert settings == FeedbackSettings(suppression_table="s", messages_table="m")
+    assert settings == FeedbackSettings(suppression_table="s", messages_table="m", address_key_secret_arn="arn:keys")
     with pytest.raises(ConfigurationError, match=Env.MESSAGES_TABLE):
-        FeedbackSettings.from_env({Env.SUPPRESSION_TABLE: "s"})
+        FeedbackSettings.from_env({Env.SUPPRESSION_TABLE: "s", Env.ADDRESS_KEY_SECRET_ARN: "arn:keys"})
+    with pytest.raises(ConfigurationError, match=Env.ADDRESS_KEY_SECRET_ARN):
+        FeedbackSettings.from_env({Env.SUPPRESSION_TABLE: "s", Env.MESSAGES_TABLE: "m"})
 
 
 @pytest.mark.parametrize(
@@ -102,4 +110,6 @@ def test_only_the_tables_are_required() -> None:
 )
 def test_bad_environment_values_are_refused(key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        FeedbackSettings.from_env({Env.SUPPRESSION_TABLE: "s", Env.MESSAGES_TABLE: "m", key: value})
+        FeedbackSettings.from_env(
+            {Env.SUPPRESSION_TABLE: "s", Env.MESSAGES_TABLE: "m", Env.ADDRESS_KEY_SECRET_ARN: "arn:keys", key: value}
+        )

@@ -31,6 +31,7 @@ RESOURCES = WorkerResources(
     messages_table="m",
     configuration_set="c",
     unsubscribe_secret_arn="arn",
+    address_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mailwright/address-keyring",
     unsubscribe_base_url="https://abc123.lambda-url.us-east-1.on.aws/",
 )
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from mailwright.addresses import address_hash
 from mailwright.errors import RejectedError
 from mailwright.request import MAX_METADATA_TAGS, EmailRequest, parse_request, request_json_schema
 
@@ -260,13 +259,6 @@ def test_content_hash_ignores_idempotency_key_but_not_content() -> None:
     assert keyed.content_hash == plain.content_hash
     changed = parse_request(request(idempotency_key="order-123", locale="fr"))
     assert changed.content_hash != keyed.content_hash
-
-
-def test_effective_user_defaults_to_the_address_hash() -> None:
-    parsed = parse_request(SEED_WELCOME)
-    assert parsed.recipient_hash == address_hash("john.doe@example.com")
-    assert parsed.effective_user_id == f"addr:{parsed.recipient_hash[:40]}"
-    assert parse_request(request(user_id="u-42")).effective_user_id == "u-42"
 
 
 # -- parse_request errors -----------------------------------------------

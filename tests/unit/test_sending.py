@@ -19,7 +19,7 @@ from mailwright.request import parse_request
 from mailwright.sending import MAX_DEFERRALS, BatchReport, QueueRecord, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import LocaleParts, TemplateBundle, TemplateMetadata, load_template_tree
-from mailwright_tools.fakes import TEMPLATES_DIR, FakeEmailSender, FakeWorld, queue_record
+from mailwright_tools.fakes import FAKE_HASHER, TEMPLATES_DIR, FakeEmailSender, FakeWorld, queue_record
 
 from .conftest import FakeServiceFactory
 
@@ -459,7 +459,11 @@ def test_soft_bounce_blocks_only_until_it_expires(
     service: SendService, world: FakeWorld, expires_in: int, status: str
 ) -> None:
     world.suppressions.put(
-        Suppression(parse_request(body()).recipient_hash, "SOFT_BOUNCE", expires_at=int(time.time()) + expires_in)
+        Suppression(
+            FAKE_HASHER.address_hash(parse_request(body()).recipient_email),
+            "SOFT_BOUNCE",
+            expires_at=int(time.time()) + expires_in,
+        )
     )
     report, _ = run(service, body())
     assert [o.status for o in report.outcomes] == [status]
@@ -621,7 +625,7 @@ def test_message_log_write_failure_retries_and_sent_records_keep_their_claim(
 def test_status_lookup_failure_retries_contested_records(service: SendService, world: FakeWorld) -> None:
     message = body()
     run(service, message)
-    world.message_log.failures["statuses"] = TransientError("dynamodb_failed", "injected")
+    world.message_log.failures["states"] = TransientError("dynamodb_failed", "injected")
 
     report, _ = run(service, message, body(to="jane@example.com"))
 
@@ -748,7 +752,7 @@ def test_non_essential_mail_has_one_click_unsubscribe_for_the_effective_user(
     (email,) = world.sender.sent
     assert dict(email.headers)["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     claim = world.signer.verify(_unsubscribe_token(email))
-    assert claim.user_id == parse_request(message).effective_user_id
+    assert claim.user_id == (user_id or FAKE_HASHER.user_key(parse_request(message).recipient_email))
     assert claim.category == "marketing"
     # The link in the body is the same one
     assert dict(email.headers)["List-Unsubscribe"][1:-1] in email.text

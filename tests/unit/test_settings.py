@@ -22,6 +22,7 @@ RESOURCES = WorkerResources(
     messages_table="mailwright-messages",
     configuration_set="mailwright-events",
     unsubscribe_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mailwright/unsubscribe",
+    address_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:mailwright/address-keyring",
     unsubscribe_base_url="https://abc123.lambda-url.us-east-1.on.aws/",
 )
 REQUIRED = [
@@ -36,6 +37,7 @@ REQUIRED = [
     Env.FROM_ADDRESS,
     Env.UNSUBSCRIBE_BASE_URL,
     Env.UNSUBSCRIBE_SECRET_ARN,
+    Env.ADDRESS_KEY_SECRET_ARN,
 ]
 
 

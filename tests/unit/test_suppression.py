@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from mailwright.addresses import address_hash
+from mailwright.address_keys import AddressHasher, legacy_address_hash
 from mailwright.errors import ComplaintRemovalError, NotSuppressedError, SuppressionError, TransientError
 from mailwright.ports import SCOPE_ALL, SCOPE_NON_ESSENTIAL, AuditRecord, SuppressionEntry
-from mailwright.suppression import SoftBouncePolicy, SuppressionService
-from mailwright_tools.fakes import FakeClock, FakeSuppressionLedger, FakeSuppressionMirror, FakeSuppressionStore
+from mailwright.suppression import SoftBouncePolicy, SuppressionService, scope_of
+from mailwright_tools.fakes import (
+    FAKE_ADDRESS_KEYRING,
+    FAKE_HASHER,
+    FakeClock,
+    FakeSuppressionLedger,
+    FakeSuppressionMirror,
+    FakeSuppressionStore,
+    StaticAddressKeys,
+)
 
 DAY = 86400
 JANE = "jane@example.com"
@@ -26,7 +36,7 @@ def ledger() -> FakeSuppressionLedger:
 
 @pytest.fixture
 def service(ledger: FakeSuppressionLedger, clock: FakeClock) -> SuppressionService:
-    return SuppressionService(ledger, clock=clock)
+    return SuppressionService(ledger, address_keys=StaticAddressKeys(), clock=clock)
 
 
 def test_add_stores_a_hash_and_a_masked_form_never_the_address(
@@ -34,7 +44,7 @@ def test_add_stores_a_hash_and_a_masked_form_never_the_address(
 ) -> None:
     entry = service.add(" Jane@Example.COM ", actor="ops@example.com", note="asked by phone")
 
-    assert entry.address_hash == address_hash(JANE)
+    assert entry.address_hash == FAKE_HASHER.address_hash(JANE)
     assert entry.masked == "j***@example.com"
     assert (entry.reason, entry.scope, entry.expires_at, entry.source) == ("MANUAL", SCOPE_ALL, None, "manual")
     assert service.check(JANE) == entry
@@ -160,7 +170,10 @@ def test_a_redelivered_soft_bounce_is_counted_once(service: SuppressionService, 
 
 def test_soft_bounce_policy_is_configurable(ledger: FakeSuppressionLedger, clock: FakeClock) -> None:
     service = SuppressionService(
-        ledger, clock=clock, soft_bounce=SoftBouncePolicy(threshold=2, window_seconds=DAY, suppression_seconds=3 * DAY)
+        ledger,
+        address_keys=StaticAddressKeys(),
+        clock=clock,
+        soft_bounce=SoftBouncePolicy(threshold=2, window_seconds=DAY, suppression_seconds=3 * DAY),
     )
     service.record_soft_bounce(JANE, key="a", at=clock() - 2 * DAY, actor="f", source="s")
     assert service.record_soft_bounce(JANE, key="b", at=clock(), actor="f", source="s").suppression is None
@@ -210,7 +223,7 @@ def test_notes_never_keep_an_address(service: SuppressionService) -> None:
 
 
 def test_a_concurrent_write_is_retried_against_the_new_state(ledger: FakeSuppressionLedger, clock: FakeClock) -> None:
-    service = SuppressionService(ledger, clock=clock)
+    service = SuppressionService(ledger, address_keys=StaticAddressKeys(), clock=clock)
     original = ledger.write
     raced = []
 
@@ -221,7 +234,6 @@ def test_a_concurrent_write_is_retried_against_the_new_state(ledger: FakeSuppres
                 address_hash=entry.address_hash, masked=entry.masked, reason="BOUNCE", scope=SCOPE_ALL, created_at=1.0
             )
             original(other, expected_version=None, audit=audit)
-            return original(entry, expected_version=expected_version, audit=audit)
         return original(entry, expected_version=expected_version, audit=audit)
 
     ledger.write = racing_write  # type: ignore[method-assign]
@@ -232,7 +244,7 @@ def test_a_concurrent_write_is_retried_against_the_new_state(ledger: FakeSuppres
 
 
 def test_a_write_that_keeps_losing_is_a_transient_error(ledger: FakeSuppressionLedger) -> None:
-    service = SuppressionService(ledger)
+    service = SuppressionService(ledger, address_keys=StaticAddressKeys())
     ledger.write = lambda *args, **kwargs: False  # type: ignore[method-assign]
 
     with pytest.raises(TransientError):
@@ -241,13 +253,13 @@ def test_a_write_that_keeps_losing_is_a_transient_error(ledger: FakeSuppressionL
 
 def test_the_send_worker_sees_what_the_service_suppresses(clock: FakeClock) -> None:
     store = FakeSuppressionStore()
-    service = SuppressionService(FakeSuppressionLedger(store), clock=clock)
+    service = SuppressionService(FakeSuppressionLedger(store), address_keys=StaticAddressKeys(), clock=clock)
     service.add(JANE, reason="COMPLAINT", actor="f")
 
-    seen = store.get_many({address_hash(JANE)})[address_hash(JANE)]
+    seen = store.get_many({FAKE_HASHER.address_hash(JANE)})[FAKE_HASHER.address_hash(JANE)]
     assert (seen.reason, seen.scope) == ("COMPLAINT", SCOPE_NON_ESSENTIAL)
     service.remove(JANE, actor="ops", force=True)
-    assert store.get_many({address_hash(JANE)}) == {}
+    assert store.get_many({FAKE_HASHER.address_hash(JANE)}) == {}
 
 
 class TestMirror:
@@ -259,7 +271,7 @@ class TestMirror:
 
     @pytest.fixture
     def mirrored(self, ledger: FakeSuppressionLedger, mirror: FakeSuppressionMirror) -> SuppressionService:
-        return SuppressionService(ledger, mirror=mirror)
+        return SuppressionService(ledger, address_keys=StaticAddressKeys(), mirror=mirror)
 
     def test_bounces_and_manual_suppressions_are_mirrored(
         self, mirrored: SuppressionService, mirror: FakeSuppressionMirror
@@ -284,3 +296,85 @@ class TestMirror:
         mirrored.remove(JANE, actor="ops")
 
         assert mirror.listed == {} and mirror.calls["delete"] == 1
+
+
+# -- suppressions stored under an older address-key version ----------------------
+
+LEGACY_READABLE = AddressHasher(FAKE_ADDRESS_KEYRING, readable_from=0)
+
+
+def _legacy_entry(address: str, reason: str, **changes: Any) -> SuppressionEntry:
+    """An entry as a release before keyed hashes stored it: under the plain SHA-256."""
+    return SuppressionEntry(
+        address_hash=legacy_address_hash(address),
+        masked="j***@example.com",
+        reason=reason,
+        scope=scope_of(reason),
+        created_at=1.0,
+        reasons=frozenset({reason}),
+        version=1,
+        **changes,
+    )
+
+
+@pytest.fixture
+def upgraded(ledger: FakeSuppressionLedger, clock: FakeClock) -> SuppressionService:
+    """A service whose key version 1 is current while legacy hashes are still readable (before the migration)."""
+    ledger.items[legacy_address_hash(JANE)] = _legacy_entry(JANE, "BOUNCE")
+    return SuppressionService(ledger, address_keys=StaticAddressKeys(LEGACY_READABLE), clock=clock)
+
+
+def test_a_legacy_suppression_still_counts(upgraded: SuppressionService) -> None:
+    found = upgraded.check(JANE)
+    assert found is not None and found.reason == "BOUNCE"
+
+
+def test_a_change_to_a_legacy_suppression_is_written_under_the_current_key(
+    upgraded: SuppressionService, ledger: FakeSuppressionLedger
+) -> None:
+    upgraded.add(JANE, reason="COMPLAINT", actor="feedback", source="ses")
+
+    current = LEGACY_READABLE.address_hash(JANE)
+    written = ledger.items[current]
+    # The stronger reason stays and the new one is remembered, exactly as for one key.
+    assert (written.reason, written.reasons) == ("BOUNCE", frozenset({"BOUNCE", "COMPLAINT"}))
+    assert [r.outcome for r in upgraded.history(JANE)] == ["merged"]
+    # The feedback function deletes nothing: the old item stays until the migration folds it in.
+    assert legacy_address_hash(JANE) in ledger.items
+    assert upgraded.check(JANE) == written
+
+
+def test_lifting_removes_the_legacy_entry_too(upgraded: SuppressionService, ledger: FakeSuppressionLedger) -> None:
+    removed = upgraded.remove(JANE, actor="ops", note="asked by phone")
+
+    assert removed.reason == "BOUNCE"
+    assert upgraded.check(JANE) is None and ledger.items == {}
+    assert [r.action for r in upgraded.history(JANE)] == ["remove"]
+
+
+def test_a_legacy_complaint_still_needs_force(ledger: FakeSuppressionLedger, clock: FakeClock) -> None:
+    ledger.items[legacy_address_hash(JANE)] = _legacy_entry(JANE, "COMPLAINT")
+    service = SuppressionService(ledger, address_keys=StaticAddressKeys(LEGACY_READABLE), clock=clock)
+    with pytest.raises(ComplaintRemovalError):
+        service.remove(JANE, actor="ops")
+    assert service.check(JANE) is not None
+
+
+def test_soft_bounces_counted_before_the_key_changed_still_count(
+    ledger: FakeSuppressionLedger, clock: FakeClock
+) -> None:
+    ledger.soft_bounces[legacy_address_hash(JANE)] = {"b1": clock() - 60, "b2": clock() - 30}
+    service = SuppressionService(ledger, address_keys=StaticAddressKeys(LEGACY_READABLE), clock=clock)
+
+    result = service.record_soft_bounce(JANE, key="b3", at=clock(), actor="feedback", source="ses")
+
+    assert result.count == 3 and result.suppression is not None
+    assert service.check(JANE) is not None and service.check(JANE).reason == "SOFT_BOUNCE"  # type: ignore[union-attr]
+
+
+def test_once_migrated_legacy_hashes_are_not_read(ledger: FakeSuppressionLedger, clock: FakeClock) -> None:
+    ledger.items[legacy_address_hash(JANE)] = _legacy_entry(JANE, "BOUNCE")
+    service = SuppressionService(ledger, address_keys=StaticAddressKeys(), clock=clock)
+    ledger.reset_calls()
+    assert service.check(JANE) is None
+    assert ledger.calls["get"] == 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from infra.config import WorkerResources, load_config, unsubscribe_environment, worker_environment
+from mailwright.address_keys import AddressHasher, legacy_user_key
 from mailwright.constants import CATEGORIES, ESSENTIAL_CATEGORIES, Env
 from mailwright.errors import ConfigurationError
 from mailwright.pages import CATEGORY_TEXT
@@ -15,7 +17,9 @@ from mailwright.ports import Preferences
 from mailwright.preferences import OPTIONAL_CATEGORIES, CategoryNotAllowedError, PreferenceService
 from mailwright.settings import UnsubscribeSettings
 from mailwright.web import MAX_FORM_FIELDS, WebRequest, parse_form
-from tests.unit.unsubscribe_fakes import NOW, MemoryPreferences
+from mailwright_tools.fakes import FAKE_ADDRESS_KEYRING, StaticAddressKeys
+from tests.unit.test_tokens import legacy_token
+from tests.unit.unsubscribe_fakes import KEY, NOW, MemoryPreferences, build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +33,7 @@ def memory() -> MemoryPreferences:
 @pytest.fixture
 def service(memory: MemoryPreferences) -> PreferenceService:
     """A PreferenceService at a fixed time."""
-    return PreferenceService(memory, memory, clock=lambda: NOW)
+    return PreferenceService(memory, memory, address_keys=StaticAddressKeys(), clock=lambda: NOW)
 
 
 def test_a_user_without_a_record_receives_everything(service: PreferenceService) -> None:
@@ -74,9 +78,14 @@ def test_update_drops_essential_and_unknown_categories(service: PreferenceServic
 
 
 def test_settings_parse_the_endpoints_environment() -> None:
-    env = unsubscribe_environment(preferences_table="prefs", unsubscribe_secret_arn="arn:secret")
+    env = unsubscribe_environment(
+        preferences_table="prefs",
+        unsubscribe_secret_arn="arn:secret",
+        address_key_secret_arn="arn:keys",
+        suppression_table="s",
+    )
 
-    assert UnsubscribeSettings.from_env(env) == UnsubscribeSettings("prefs", "arn:secret")
+    assert UnsubscribeSettings.from_env(env) == UnsubscribeSettings("prefs", "arn:secret", "arn:keys", "s")
 
 
 def test_missing_settings_are_named_at_once() -> None:
@@ -84,6 +93,7 @@ def test_missing_settings_are_named_at_once() -> None:
         UnsubscribeSettings.from_env({})
 
     assert Env.PREFERENCES_TABLE in str(caught.value) and Env.UNSUBSCRIBE_SECRET_ARN in str(caught.value)
+    assert Env.ADDRESS_KEY_SECRET_ARN in str(caught.value)
 
 
 RESOURCES = WorkerResources(
@@ -94,6 +104,7 @@ RESOURCES = WorkerResources(
     messages_table="m",
     configuration_set="c",
     unsubscribe_secret_arn="arn",
+    address_key_secret_arn="arn:keys",
     unsubscribe_base_url="https://abc123.lambda-url.us-east-1.on.aws/",
 )
 
@@ -161,3 +172,42 @@ def test_a_body_that_is_not_base64_gives_no_fields() -> None:
     }
 
     assert WebRequest.from_event(event).form == {}
+
+
+# -- links made before keyed address hashes --------------------------------------------
+
+
+def test_an_old_link_of_a_user_without_user_id_changes_the_current_users_preferences() -> None:
+    hasher = AddressHasher(FAKE_ADDRESS_KEYRING, readable_from=0)
+    service, memory, _ = build(address_keys=StaticAddressKeys(hasher))
+    legacy = legacy_user_key("jane@example.com")
+    memory.put(legacy, opted_out={"product"}, locale="fr")
+    # A link in an inbox from before: payload readable, user id the unkeyed hash of the address
+    token = legacy_token(legacy, "marketing", int(time.time()) + 86400, key=KEY)
+
+    view = service.view(token)
+    assert view.preferences.opted_out == frozenset({"product"}) and view.preferences.locale == "fr"
+
+    done = service.one_click(token)
+
+    current = hasher.user_key("jane@example.com")
+    assert memory.items[current]["opted_out"] == {"marketing"}
+    # What the workers read (both forms, merged) is the user's whole consent.
+    assert done.preferences.opted_out == frozenset({"product", "marketing"})
+    assert done.preferences.user_id == current
+
+
+def test_saving_the_form_through_an_old_link_lifts_opt_outs_in_every_stored_form() -> None:
+    hasher = AddressHasher(FAKE_ADDRESS_KEYRING, readable_from=0)
+    service, memory, _ = build(address_keys=StaticAddressKeys(hasher))
+    legacy = legacy_user_key("jane@example.com")
+    memory.put(legacy, opted_out={"product", "marketing"}, unsubscribed_all=True)
+    token = legacy_token(legacy, "marketing", int(time.time()) + 86400, key=KEY)
+
+    done = service.save(token, receive=["product", "marketing"])
+
+    # Re-subscribing works at once: no stale opt-out left in the older form keeps blocking mail.
+    assert done.preferences.opted_out == frozenset() and not done.preferences.unsubscribed_all
+    current = hasher.user_key("jane@example.com")
+    for form in (legacy, current):
+        assert "opted_out" not in memory.items[form] and memory.items[form]["unsubscribed_all"] is False

@@ -9,6 +9,7 @@ from mailwright.constants import Keys
 from mailwright.ports import Preferences
 from mailwright.preferences import PreferenceService, UnsubscribeService
 from mailwright.tokens import TokenSigner
+from mailwright_tools.fakes import StaticAddressKeys
 
 KEY = b"unit-test-signing-key-0123456789"
 NOW = 1_700_000_000.0
@@ -60,9 +61,12 @@ class MemoryPreferences:
         return self._preferences(item)
 
 
-def build(signer: TokenSigner | None = None) -> tuple[UnsubscribeService, MemoryPreferences, TokenSigner]:
+def build(
+    signer: TokenSigner | None = None, address_keys: StaticAddressKeys | None = None
+) -> tuple[UnsubscribeService, MemoryPreferences, TokenSigner]:
     """An UnsubscribeService over fresh in-memory preferences, with a fixed clock."""
     memory = MemoryPreferences()
     signer = signer or TokenSigner(KEY)
-    service = UnsubscribeService(PreferenceService(memory, memory, clock=lambda: NOW), signer.verify)
+    preferences = PreferenceService(memory, memory, address_keys=address_keys or StaticAddressKeys(), clock=lambda: NOW)
+    service = UnsubscribeService(preferences, signer.verify)
     return service, memory, signer

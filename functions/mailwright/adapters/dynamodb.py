@@ -30,6 +30,7 @@ from mailwright.ports import (
     ClaimRecord,
     ClaimResult,
     FeedbackRecord,
+    LoggedState,
     Outcome,
     Preferences,
     Suppression,
@@ -191,6 +192,7 @@ class DynamoClaimStore:
             content_hash=str(plain.get("content_hash", "")),
             lease_id=str(plain.get("lease_id", "")),
             lease_until=float(plain.get("lease_until", 0)),
+            evaluation=int(plain.get("evaluation", 1)),
         )
         return ClaimResult(won=False, lease_id="", existing=existing)
 
@@ -222,6 +224,33 @@ class DynamoClaimStore:
             raise as_transient(exc, "dynamodb") from None
         return lease_id
 
+    def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
+        """Take the claim for evaluation `evaluation`, unless its lease id changed since it was read."""
+        now = self._clock()
+        lease_id = uuid.uuid4().hex
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={Keys.IDEMPOTENCY_PK: {"S": self.PREFIX + record.request_id}},
+                UpdateExpression="SET lease_id = :new, lease_until = :until, evaluation = :evaluation, #e = :expires",
+                ConditionExpression="lease_id = :old",
+                ExpressionAttributeNames={"#e": Keys.TTL},
+                ExpressionAttributeValues={
+                    ":new": {"S": lease_id},
+                    ":old": {"S": record.lease_id},
+                    ":until": {"N": str(int(now + lease_seconds))},
+                    ":evaluation": {"N": str(evaluation)},
+                    ":expires": {"N": str(int(now + max(ttl_seconds, lease_seconds)))},
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return None
+            raise as_transient(exc, "dynamodb") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return lease_id
+
     def release(self, request_id: str, lease_id: str) -> None:
         """Delete our claim (only if we still hold it)."""
         try:
@@ -250,20 +279,41 @@ class DynamoRateLimiter:
         self._client = client
         self._table = table
 
-    def acquire(self, user_id: str, category: str, limit: RateLimit, *, now: float, request_id: str) -> bool:
-        """Count `request_id` once; False (nothing counted) when the window already holds `limit` others."""
+    def acquire(
+        self,
+        user_id: str,
+        category: str,
+        limit: RateLimit,
+        *,
+        now: float,
+        request_id: str,
+        older_user_ids: Sequence[str] = (),
+    ) -> bool:
+        """Count `request_id` once; False (nothing counted) when the window already holds `limit` others.
+
+        Requests counted under `older_user_ids` in the same window (before the key version
+        changed) take their slots too: one consistent read each, only while such keys are readable.
+        """
         window = int(now // limit.window_seconds) * limit.window_seconds
+        earlier: set[str] = set()
+        for older in older_user_ids:
+            earlier |= self._counted(self._key(older, category, window))
+        if request_id in earlier:
+            return True
+        room = limit.limit - len(earlier)
+        if room <= 0:
+            return False
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key={Keys.IDEMPOTENCY_PK: {"S": f"{self.PREFIX}{user_id}#{category}#{window}"}},
+                Key=self._key(user_id, category, window),
                 UpdateExpression="ADD #ids :id_set SET #e = if_not_exists(#e, :expires)",
                 ConditionExpression="attribute_not_exists(#ids) OR contains(#ids, :id) OR size(#ids) < :limit",
                 ExpressionAttributeNames={"#ids": "request_ids", "#e": Keys.TTL},
                 ExpressionAttributeValues={
                     ":id_set": {"SS": [request_id]},
                     ":id": {"S": request_id},
-                    ":limit": {"N": str(limit.limit)},
+                    ":limit": {"N": str(room)},
                     ":expires": {"N": str(window + limit.window_seconds)},
                 },
             )
@@ -274,6 +324,22 @@ class DynamoRateLimiter:
         except BotoCoreError as exc:
             raise as_transient(exc, "dynamodb") from None
         return True
+
+    def _key(self, user_id: str, category: str, window: int) -> dict[str, Any]:
+        return {Keys.IDEMPOTENCY_PK: {"S": f"{self.PREFIX}{user_id}#{category}#{window}"}}
+
+    def _counted(self, key: dict[str, Any]) -> set[str]:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=key,
+                ProjectionExpression="#ids",
+                ExpressionAttributeNames={"#ids": "request_ids"},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return set(_plain(response.get("Item") or {}).get("request_ids") or ())
 
 
 class DynamoMessageLog:
@@ -295,7 +361,8 @@ class DynamoMessageLog:
             "lane": {"S": outcome.lane},
             "completed_at": {"N": f"{done:.3f}"},
             "attempts": {"N": str(outcome.attempts)},
-            "history": {"L": [{"M": {"status": {"S": outcome.status}, "at": {"N": f"{done:.3f}"}}}]},
+            "evaluation": {"N": str(outcome.evaluation)},
+            "history": {"L": [{"M": _outcome_entry(outcome)}]},
             Keys.TTL: {"N": str(int(done + self._ttl_seconds))},
         }
         optional = {
@@ -320,9 +387,12 @@ class DynamoMessageLog:
         return item
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Write the outcomes, 25 per BatchWriteItem, retrying unprocessed items."""
+        """Write the outcomes: first evaluations 25 per BatchWriteItem, later ones each onto the earlier item."""
+        again = [o for o in outcomes if o.evaluation > 1]
+        for outcome in again:
+            self._record_again(outcome)
         # One item per request id: a batch holding the same request twice writes it once.
-        items = list({o.request_id: self._item(o) for o in outcomes}.values())
+        items = list({o.request_id: self._item(o) for o in outcomes if o.evaluation <= 1}.values())
         for chunk in _chunks(items, BATCH_WRITE_LIMIT):
             request: dict[str, Any] = {self._table: [{"PutRequest": {"Item": item}} for item in chunk]}
             for attempt in range(UNPROCESSED_ATTEMPTS):
@@ -337,16 +407,50 @@ class DynamoMessageLog:
             else:
                 raise TransientError("dynamodb_unprocessed", "message log items left unprocessed after retries")
 
-    def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
-        """Recorded status by request id."""
+    def _record_again(self, outcome: Outcome) -> None:
+        """A later evaluation: its state replaces the earlier one's, its entry joins the history."""
+        item = self._item(outcome)
+        history = item.pop("history")
+        key = {name: item.pop(name) for name in (Keys.MESSAGES_PK, Keys.MESSAGES_SK)}
+        names = {f"#a{i}": name for i, name in enumerate(item)}
+        values = {f":a{i}": value for i, value in enumerate(item.values())}
+        assignments = [f"#a{i} = :a{i}" for i in range(len(item))]
+        gone = [name for name in _OPTIONAL_OUTCOME_FIELDS if name not in item]
+        names.update({f"#r{i}": name for i, name in enumerate(gone)})
+        expression = "SET " + ", ".join([*assignments, "#h = list_append(if_not_exists(#h, :empty), :entry)"])
+        if gone:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=expression,
+                # A redelivery of an evaluation already recorded (or of an older one) changes nothing.
+                ConditionExpression="attribute_not_exists(#ev) OR #ev < :ev",
+                ExpressionAttributeNames={**names, "#h": "history", "#ev": "evaluation"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":empty": {"L": []},
+                    ":entry": history,
+                    ":ev": {"N": str(outcome.evaluation)},
+                },
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise as_transient(exc, "dynamodb") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+
+    def states(self, request_ids: Collection[str]) -> dict[str, LoggedState]:
+        """Recorded status and evaluation by request id."""
         keys = [
             {Keys.MESSAGES_PK: {"S": rid}, Keys.MESSAGES_SK: {"S": MESSAGE_LOG_REQUEST_SK}}
             for rid in sorted(request_ids)
         ]
-        names = {"#k": Keys.MESSAGES_PK, "#s": "status"}
+        names = {"#k": Keys.MESSAGES_PK, "#s": "status", "#ev": "evaluation"}
         return {
-            item[Keys.MESSAGES_PK]: item["status"]
-            for item in map(_plain, self._reader.read(self._table, keys, "#k, #s", names))
+            item[Keys.MESSAGES_PK]: LoggedState(item["status"], int(item.get("evaluation", 1)))
+            for item in map(_plain, self._reader.read(self._table, keys, "#k, #s, #ev", names))
         }
 
     def get(self, request_id: str) -> dict[str, Any] | None:
@@ -362,6 +466,35 @@ class DynamoMessageLog:
         if request is None:
             return None
         return with_feedback(request, [i for i in items if i.get(Keys.MESSAGES_SK) != MESSAGE_LOG_REQUEST_SK])
+
+
+# The request item's attributes that some outcomes have and others do not (a later evaluation removes them).
+_OPTIONAL_OUTCOME_FIELDS = (
+    "reason_code",
+    "reason",
+    Keys.SES_MESSAGE_ID,
+    "template_id",
+    "template_version",
+    "category",
+    "locale",
+    "user_id",
+    "recipient_hash",
+    "recipient_masked",
+    "received_at",
+    "metadata",
+)
+
+
+def _outcome_entry(outcome: Outcome) -> dict[str, Any]:
+    """The history entry of a terminal outcome: status, time, evaluation, and why (when not sent)."""
+    entry: dict[str, Any] = {
+        "status": {"S": outcome.status},
+        "at": {"N": f"{outcome.completed_at:.3f}"},
+        "evaluation": {"N": str(outcome.evaluation)},
+    }
+    if outcome.reason_code:
+        entry["reason_code"] = {"S": outcome.reason_code}
+    return entry
 
 
 def _preferences(item: dict[str, Any]) -> Preferences:
@@ -445,6 +578,8 @@ class DynamoPreferenceWriter:
 
 AUDIT_PREFIX = "audit#"
 SOFT_BOUNCE_PREFIX = "soft#"
+# Items about the table itself, such as the address-key marker (mailwright.adapters.address_keys).
+META_PREFIX = "meta#"
 # The soft-bounce window only needs recent bounces; older marks are dropped past this many.
 SOFT_BOUNCE_KEEP = 100
 UNATTRIBUTED_PREFIX = "ses#"
@@ -617,12 +752,14 @@ class DynamoSuppressionLedger:
         params: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": (
-                "NOT begins_with(#k, :audit) AND NOT begins_with(#k, :soft) AND (attribute_not_exists(#e) OR #e > :now)"
+                "NOT begins_with(#k, :audit) AND NOT begins_with(#k, :soft) AND NOT begins_with(#k, :meta) "
+                "AND (attribute_not_exists(#e) OR #e > :now)"
             ),
             "ExpressionAttributeNames": {"#k": Keys.SUPPRESSION_PK, "#e": Keys.TTL},
             "ExpressionAttributeValues": {
                 ":audit": {"S": AUDIT_PREFIX},
                 ":soft": {"S": SOFT_BOUNCE_PREFIX},
+                ":meta": {"S": META_PREFIX},
                 ":now": {"N": str(int(now))},
             },
         }
@@ -684,6 +821,12 @@ class DynamoSuppressionLedger:
         except ClientError as exc:
             if not _is_conditional_failure(exc):  # someone appended meanwhile: trim next time
                 raise as_transient(exc, "dynamodb") from None
+
+    def soft_bounce_times(self, address_hash: str) -> list[float]:
+        """The times of the soft bounces counted for the address."""
+        stored = self._get(SOFT_BOUNCE_PREFIX + address_hash)
+        marks = list(_plain(stored).get("bounces", [])) if stored else []
+        return sorted(float(str(m).split("|", 1)[0]) for m in marks)
 
     def reset_soft_bounces(self, address_hash: str) -> None:
         """Forget the address's soft bounces."""

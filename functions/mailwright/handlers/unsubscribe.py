@@ -102,10 +102,11 @@ def _refusal(category: str) -> tuple[str, str]:
 
 
 def _log_change(view: PreferenceView) -> None:
-    user_id = view.claim.user_id
+    # The current key of the user (an old link carries an unkeyed address hash: never logged).
+    user_id = view.preferences.user_id
     logger.info(
         "preferences changed",
-        # User ids are opaque or address hashes; a producer may still have used an address.
+        # User ids are opaque or keyed address hashes; a producer may still have used an address.
         user_id=mask_address(user_id) if "@" in user_id else user_id,
         change=view.done,
         link_category=view.claim.category,
