@@ -228,6 +228,7 @@ def run(plan: Plan, *, drain_timeout: float = 120.0) -> dict[str, Any]:
         lane: MemoryQueue(
             visibility_timeout=cfg.lanes[lane].visibility_timeout_seconds,
             max_receive_count=cfg.lanes[lane].max_receive_count,
+            clock=time.time,  # publish times are compared with the outcomes' (wall clock)
         )
         for lane in LANES
     }

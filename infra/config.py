@@ -71,7 +71,7 @@ class RateLimit:
 # How long a batch may wait for send tokens by default. Waiting is billed and a deferral costs
 # about a millisecond, so lanes wait little; critical mail waits up to a second rather than
 # coming back a second later.
-DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 1.0, "standard": 0.25, "bulk": 0.1}
+DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 1.0, "standard": 0.25, "bulk": 0.0}
 # Shares of SES's daily quota (Max24HourSend) from which a lane's mail is held back, so critical
 # mail keeps the rest; the quota-hold alarm fires at the lowest.
 DEFAULT_QUOTA_HOLDS: dict[str, float] = {"bulk": 0.90, "standard": 0.97}

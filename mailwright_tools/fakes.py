@@ -409,8 +409,10 @@ class FakeRateRegistry(_FakePort):
         self.writes: Counter[str] = Counter()
         self.granted = 0
 
-    def take(self, *, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
-        """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`)."""
+    def take(
+        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
+    ) -> TakeResult:
+        """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`); record the lane."""
         self._enter("take")
         with self._lock:
             granted, base, new_tat = gcra_grant(
@@ -420,6 +422,12 @@ class FakeRateRegistry(_FakePort):
                 self.tat = new_tat
                 self.granted += granted
                 self.writes["pace#bucket"] += 1
+                granted_so_far = self.state.lanes_granted.get(lane, 0.0) + granted
+                self.state = replace(
+                    self.state,
+                    lanes_active_at={**self.state.lanes_active_at, lane: now},
+                    lanes_granted={**self.state.lanes_granted, lane: granted_so_far},
+                )
             return TakeResult(granted=granted, base=base, state=self.state)
 
     def read_state(self) -> AccountState:

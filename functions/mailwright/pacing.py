@@ -3,12 +3,14 @@
 Every worker of every lane takes its tokens from one shared token bucket, the
 account's (`RateRegistry`; a DynamoDB item deployed). The bucket is a GCRA:
 one theoretical arrival time (TAT) that each granted send pushes forward by
-1/R. Priority is how far ahead of now a lane may push it (`LANE_REACH`):
-bulk mail stops taking while the bucket is more than 0.7 s ahead, standard at
-0.85 s, critical at the whole burst, so critical mail always finds tokens
-within reach and, once it sends, the lower lanes find none. A lane that sends
-nothing holds nothing: there are no shares to hand back, and the change is
-seen by the very next take, not a second later.
+1/R. Priority is how far ahead of now a lane may push it (its reach): the
+whole burst (one second of sends, as SES allows) for critical mail and for any
+lane while no higher lane sends; while a higher lane sends, standard stops
+0.15 s short of the burst and bulk 0.3 s short (`LANE_HEADROOM`), so critical
+mail always finds tokens within reach and, once it sends, the lower lanes find
+none. A lane that sends nothing holds nothing: every grant records the lane as
+sending, and the headroom it needs is left free only while it has sent within
+the last `ACTIVE_SECONDS`.
 
 A worker never sleeps long for a token. `take` grants only the tokens usable
 within the lane's `max_wait`; the rest of the batch is handed back to the
@@ -38,15 +40,33 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from mailwright.ports import AccountReader, AccountState, RateRegistry
+from mailwright.constants import LANES
+from mailwright.ports import AccountReader, AccountState, RateRegistry, TakeResult
 
 logger = logging.getLogger(__name__)
 
 # SES accepts short bursts above its rate; the bucket holds this many seconds of sends.
 BURST_SECONDS = 1.0
-# How far ahead of now (in bursts) each lane may push the account's bucket: its priority.
-# The gap between critical and bulk, 0.3 s of sends, is there for critical mail at once.
-LANE_REACH: dict[str, float] = {"critical": 1.0, "standard": 0.85, "bulk": 0.7}
+# How much of the burst (in bursts) a lane leaves free while a higher-priority lane is sending: the
+# 0.3 s between critical and bulk is there for critical mail at once. A lane whose higher lanes have not
+# sent for ACTIVE_SECONDS uses the whole burst, so an idle lane holds no share.
+LANE_HEADROOM: dict[str, float] = {"critical": 0.0, "standard": 0.15, "bulk": 0.3}
+ACTIVE_SECONDS = 1.0
+# Tokens of SES's burst the pacer never uses: a send that starts late lets the next ones bunch up.
+SLACK_TOKENS = 1
+# A worker takes its tokens for when its sends will start: the time from pacing to the first send,
+# learnt per batch, at most MAX_LEAD_SECONDS. A longer time is followed at once, a shorter one slowly
+# (moving average with LEAD_WEIGHT): a late send risks a throttle, an early one only waits a little.
+LEAD_WEIGHT = 0.2
+MAX_LEAD_SECONDS = 0.5
+# A new worker's guess until its first batch has been measured (a cold batch loads templates too).
+DEFAULT_LEAD_SECONDS = 0.2
+# Deferred mail is booked at the rate its lane can use: the account's, less the higher lanes' send rate
+# (a moving average over USAGE_SECONDS, sampled at most every USAGE_SAMPLE_SECONDS), and never slower than
+# MIN_BOOKING_SHARE of the account's (a slot that finds no token is booked again).
+USAGE_SECONDS = 5.0
+USAGE_SAMPLE_SECONDS = 1.0
+MIN_BOOKING_SHARE = 0.75
 # SQS DelaySeconds: whole seconds, at most 15 minutes.
 MIN_DEFER_SECONDS = 1
 MAX_DEFER_SECONDS = 900
@@ -63,12 +83,10 @@ QUOTA_REFRESH_SECONDS = 300.0
 QUOTA_REFRESH_NEAR_HOLD_SECONDS = 30.0
 QUOTA_REFRESH_AFTER_THROTTLE_SECONDS = 10.0
 QUOTA_REFRESH_EXHAUSTED_SECONDS = 60.0
+# While no worker has read the quota yet, one may claim the read every this many seconds.
+UNKNOWN_QUOTA_CLAIM_SECONDS = 1.0
 # Within this share of a hold threshold, the quota is read at the faster pace.
 NEAR_HOLD_MARGIN = 0.05
-# A batch granted at least this share of what one take may get (the lane's reach and wait) was only
-# larger than a burst: its rest comes back right after, unbooked. A smaller grant means the bucket is
-# busy, and the rest takes booked slots. (An event source's batch of 25 at 14/s is twice a burst.)
-FLOWING_SHARE = 0.75
 # A throttled send comes back after 1-3 s, when the rate has been cut.
 THROTTLE_DEFER_SECONDS = (1, 3)
 # The daily quota is tracked by default from these shares of Max24HourSend on (critical: never held).
@@ -99,8 +117,12 @@ class Grant:
 class SendPacer(Protocol):
     """What the send pipeline paces with."""
 
-    def take(self, count: int, *, deadline: float | None = None) -> Grant:
-        """Tokens for up to `count` sends, none usable after `deadline` (monotonic clock) or the pacer's wait."""
+    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
+        """Tokens for up to `count` sends, none usable after `deadline` (monotonic clock) or the pacer's wait.
+
+        `returning`: how many of the records (the first ones) came back from a deferral; the others are
+        new and may queue behind the lane's deferred mail. None: every record may take tokens.
+        """
         ...
 
     def wait_for(self, start: float) -> None:
@@ -211,8 +233,8 @@ class Pacer:
             self._sleep(wait)
         return reserved
 
-    def take(self, count: int, *, deadline: float | None = None) -> Grant:
-        """Reserve tokens for up to `count` sends; the rest are deferred to when tokens come."""
+    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
+        """Reserve tokens for up to `count` sends; the rest are deferred to when tokens come (in arrival order)."""
         starts: list[float] = []
         reason = REASON_PACED
         with self._lock:
@@ -310,7 +332,7 @@ class AccountPacer:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        if lane not in LANE_REACH:
+        if lane not in LANE_HEADROOM:
             raise ValueError(f"unknown lane {lane!r}")
         if fallback_rate <= 0 or fallback_share <= 0 or max_wait < 0:
             raise ValueError("fallback rates must be positive and max_wait not negative")
@@ -322,7 +344,7 @@ class AccountPacer:
         self._max_wait = max_wait
         self._holds = dict(DEFAULT_QUOTA_HOLDS if quota_holds is None else quota_holds)
         self._burst = burst_seconds
-        self._reach = burst_seconds * LANE_REACH[lane]
+        self._higher = LANES[: LANES.index(lane)]
         self._refresh_seconds = refresh_seconds
         self._wall = wall_clock
         self._clock = clock
@@ -333,6 +355,14 @@ class AccountPacer:
         self._started = False
         self._fresh_quota = False
         self.state = AccountState()
+        # The pipeline's time from a take to its first send (claims, lookups, rendering), learnt per batch.
+        self._lead = DEFAULT_LEAD_SECONDS
+        self._taken_at: float | None = None
+        # Until when (wall clock) the lane's schedule was booked, as this worker last saw it.
+        self._booked_until = 0.0
+        # Each lane's send rate as this worker has seen the bucket's counters move (moving averages).
+        self._usage: dict[str, float] = {}
+        self._usage_seen: tuple[float, Mapping[str, float]] | None = None
 
     # -- what the pipeline calls ------------------------------------------------------
 
@@ -355,8 +385,30 @@ class AccountPacer:
             fresh, self._fresh_quota = self._fresh_quota, False
         return quota_used(self.state) if fresh else None
 
-    def take(self, count: int, *, deadline: float | None = None) -> Grant:
-        """Tokens from the account's bucket for up to `count` sends; the rest get booked delays."""
+    def reach(self, now: float, interval: float) -> float:
+        """How far ahead of now this lane may push the bucket: the whole burst, less headroom while a higher lane sends.
+
+        A GCRA whose arrival time may run `reach` ahead holds reach * R + 1
+        tokens; the whole burst keeps SLACK_TOKENS fewer than SES's bucket of
+        `burst_seconds` of sends, for sends that start a little late and bunch up.
+        """
+        full = max(0.0, self._burst - (1 + SLACK_TOKENS) * interval)
+        active = self.state.lanes_active_at
+        if any(now - active.get(lane, 0.0) < ACTIVE_SECONDS for lane in self._higher):
+            return max(0.0, full - LANE_HEADROOM[self.lane] * self._burst)
+        return full
+
+    @property
+    def rate_known(self) -> bool:
+        """Whether the account rate is known (SES's answer shared, or a configured ceiling), not a guess."""
+        return self.state.quota is not None or self._ceiling is not None
+
+    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
+        """Tokens from the account's bucket for up to `count` sends; the rest get booked delays.
+
+        While the lane has deferred mail booked to come back, new records (all but the first `returning`)
+        are booked behind it instead of taking tokens: deferred mail keeps its place.
+        """
         if count <= 0:
             return Grant()
         now, mono = self._wall(), self._clock()
@@ -365,45 +417,95 @@ class AccountPacer:
         if hold is not None:
             seconds = QUOTA_REFRESH_EXHAUSTED_SECONDS if hold == REASON_QUOTA_EXHAUSTED else MAX_DEFER_SECONDS
             return Grant((), (clamp_delay(seconds),) * count, hold)
+        # Tokens are taken for when the sends will start, after the stages between pacing and sending: sends
+        # that start later than their tokens would bunch up with other workers' (SES's bucket does not
+        # fill beyond its burst while a worker is late).
+        taken_at, lead = mono, self._lead
+        wall, mono, now = now, mono + lead, now + lead
         max_wait = self._max_wait
         reason = REASON_PACED
         if deadline is not None and deadline - mono < max_wait:
             max_wait, reason = deadline - mono, REASON_DEADLINE
         if max_wait < 0:
             return Grant((), (MIN_DEFER_SECONDS,) * count, REASON_DEADLINE)
-        interval = 1.0 / self.effective_rate(now)
+        known, interval = self.rate_known, 1.0 / self.effective_rate(now)
+        reach = self.reach(now, interval)
+        queued = returning is not None and self._booked_until > wall + MIN_DEFER_SECONDS
+        wanted = min(count, returning) if queued and returning is not None else count
         try:
-            result = self._registry.take(count=count, interval=interval, reach=self._reach, max_wait=max_wait, now=now)
+            result = (
+                self._registry.take(
+                    lane=self.lane, count=wanted, interval=interval, reach=reach, max_wait=max_wait, now=now
+                )
+                if wanted
+                else TakeResult(granted=0, base=now, state=self.state)
+            )
         except Exception as exc:
             logger.warning("send-rate registry unavailable: pacing at the fallback share", extra={"error": str(exc)})
             return self._local.take(count, deadline=deadline)
         with self._lock:
             self.state = result.state
+            self._taken_at = taken_at if result.granted else None
+            self._observe_usage(wall, result.state.lanes_granted)
         offset = mono - now  # wall-clock times to this worker's monotonic clock
         starts = tuple(
-            token_start(result.base, j, now=now, interval=interval, reach=self._reach) + offset
-            for j in range(result.granted)
+            token_start(result.base, j, now=now, interval=interval, reach=reach) + offset for j in range(result.granted)
         )
         rest = count - result.granted
         if not rest:
             return Grant(starts)
+        if not known:
+            # Booked at a guessed rate, the records could come back far too late: SES's answer is due
+            # within a second, so they come back then and are paced at the real rate.
+            return Grant(starts, (MIN_DEFER_SECONDS,) * rest, reason)
         # The first moment this lane could take again: after what it was just granted.
-        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=self._reach)
-        cap = (self._reach + max_wait) / interval
-        if result.granted >= FLOWING_SHARE * cap:
-            # The lane is sending; the batch was only larger than one take may be (the burst): the rest
-            # comes back right after, unbooked, and the next batches share the tokens as they come.
-            delays = tuple(clamp_delay(earliest - now + i * interval) for i in range(rest))
-            return Grant(starts, delays, REASON_PACED)
-        # Nothing within reach: the lane waits behind higher-priority mail or its own backlog, so the
-        # records take slots in the lane's schedule and come back when theirs is due.
-        return Grant(starts, self._book(rest, max(now + MIN_DEFER_SECONDS, earliest), interval, now), reason)
+        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=reach)
+        # The rest take slots in the lane's schedule and come back when theirs is due: a backlog waits in
+        # the queue (free), not in a worker, and returns at the pace the lane can send at.
+        return Grant(
+            starts,
+            self._book(rest, max(wall + MIN_DEFER_SECONDS, earliest), self.booking_interval(interval), wall),
+            reason,
+        )
+
+    def booking_interval(self, interval: float) -> float:
+        """Seconds between two booked slots of this lane: the account's rate less what the higher lanes use."""
+        rate = 1.0 / interval
+        higher = sum(self._usage.get(lane, 0.0) for lane in self._higher)
+        return 1.0 / max(rate * MIN_BOOKING_SHARE, rate - higher)
+
+    def usage(self, lane: str) -> float:
+        """A lane's send rate as this worker last saw it (emails a second, a moving average)."""
+        return self._usage.get(lane, 0.0)
+
+    def _observe_usage(self, now: float, granted: Mapping[str, float]) -> None:
+        seen = self._usage_seen
+        if seen is not None and now - seen[0] < USAGE_SAMPLE_SECONDS:
+            return
+        if seen is not None:
+            elapsed = now - seen[0]
+            weight = 1.0 - math.exp(-elapsed / USAGE_SECONDS)
+            for lane in LANES:
+                rate = max(0.0, granted.get(lane, 0.0) - seen[1].get(lane, 0.0)) / elapsed
+                self._usage[lane] = (1 - weight) * self._usage.get(lane, rate) + weight * rate
+        self._usage_seen = (now, dict(granted))
 
     def wait_for(self, start: float) -> None:
-        """Sleep until a granted send's start."""
-        wait = start - self._clock()
+        """Sleep until a granted send's start; the batch's first call measures the pipeline's lead."""
+        now = self._clock()
+        with self._lock:
+            if self._taken_at is not None:
+                observed = min(max(0.0, now - self._taken_at), MAX_LEAD_SECONDS)
+                self._lead = max(observed, (1 - LEAD_WEIGHT) * self._lead + LEAD_WEIGHT * observed)
+                self._taken_at = None
+        wait = start - now
         if wait > 0:
             self._sleep(wait)
+
+    @property
+    def lead(self) -> float:
+        """How long this worker's batches take from pacing to their first send (seconds, learnt)."""
+        return self._lead
 
     def give_back(self, count: int) -> None:
         """Return unused tokens to the account's bucket."""
@@ -479,8 +581,13 @@ class AccountPacer:
         if self._account is None or now - self.state.quota_read_at < self.refresh_interval(now):
             return
         try:
-            # One worker per interval asks SES; the others read its answer from the registry.
-            if not self._registry.claim_refresh(now=now, min_gap=min(self.refresh_interval(now), 10.0)):
+            # One worker per interval asks SES; the others read its answer from the registry (a fleet that
+            # has never read it retries the claim every second, and looks for the answer meanwhile).
+            unknown = self.state.quota is None
+            gap = UNKNOWN_QUOTA_CLAIM_SECONDS if unknown else min(self.refresh_interval(now), 10.0)
+            if not self._registry.claim_refresh(now=now, min_gap=gap):
+                if unknown:
+                    self.state = self._registry.read_state()
                 return
             quota = self._account.read()
             state = self._registry.store_quota(quota, now=now)
@@ -511,5 +618,9 @@ class AccountPacer:
             logger.warning("could not book deferral slots", extra={"error": str(exc)})
             first = earliest
         if first is None:  # the schedule is full for the next 15 minutes: come back then and try again
+            self._booked_until = now + MAX_DEFER_SECONDS
             return (MAX_DEFER_SECONDS,) * count
-        return tuple(clamp_delay(first - now + i * interval) for i in range(count))
+        self._booked_until = first + count * interval
+        # A slot in [k, k + 1) s from now comes back after k s: the records of one second of slots return
+        # together at its start and are sent over it (SQS delays are whole seconds).
+        return tuple(clamp_delay(math.floor(first - now + i * interval + 1e-6)) for i in range(count))

@@ -6,7 +6,7 @@ stack and the benchmarks use in-memory fakes of the same interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -475,8 +475,11 @@ class AccountState:
     `quota` and `quota_read_at` cache SES's answer so workers do not all ask SES;
     `congestion_rate` and `congestion_at` are the last time SES throttled a worker
     and the rate the fleet sent at then (the adaptive rate recovers from there);
-    `quota_exhausted_at` is when SES last refused a send for the daily quota.
-    Times are epoch seconds; 0 means never.
+    `quota_exhausted_at` is when SES last refused a send for the daily quota;
+    `lanes_active_at` is when each lane was last granted tokens (the lower lanes
+    leave headroom while a higher one sends) and `lanes_granted` how many tokens
+    each lane was granted so far (its send rate, over two looks). Times are epoch
+    seconds; 0 means never.
     """
 
     quota: SendQuota | None = None
@@ -484,6 +487,8 @@ class AccountState:
     congestion_rate: float = 0.0
     congestion_at: float = 0.0
     quota_exhausted_at: float = 0.0
+    lanes_active_at: Mapping[str, float] = field(default_factory=dict)
+    lanes_granted: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -506,11 +511,13 @@ class RateRegistry(Protocol):
     A take of `count` tokens at `interval` seconds each is granted while the
     bucket's theoretical arrival time stays within `reach` seconds of now (a
     lane's priority: critical mail reaches furthest) plus `max_wait`. Granted
-    tokens are usable `interval` apart from `first_at` on. Every answer carries
-    the shared AccountState.
+    tokens are usable `interval` apart (see `TakeResult`), and a grant records
+    that `lane` is sending. Every answer carries the shared AccountState.
     """
 
-    def take(self, *, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult: ...
+    def take(
+        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
+    ) -> TakeResult: ...
 
     def read_state(self) -> AccountState:
         """The shared account state as stored (a worker's first look, before its first take)."""

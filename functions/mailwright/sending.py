@@ -168,6 +168,7 @@ class _Work:
     start: float | None = None
     attempted: bool = False
     defer: tuple[int, str] | None = None
+    handed_back: bool = False
     recorded: bool = False
 
     @property
@@ -235,6 +236,9 @@ class SendService:
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
         self._pace(self._pending(works), deadline)
+        # Records without a token go back to the queue while the others are processed.
+        paced = [w for w in works if w.defer is not None]
+        handing_back = self._executor.submit(self._hand_back, paced, report) if paced else None
         # The consent reads do not depend on the dedupe claims: start them first so the
         # two round trips overlap instead of adding up.
         lookups = self._start_lookups(self._pending(works))
@@ -244,6 +248,8 @@ class SendService:
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
         self._send(self._pending(works), deadline)
+        if handing_back is not None:
+            handing_back.result()  # _hand_back contains its own failures
         self._finish(works, report)
         return report
 
@@ -531,10 +537,11 @@ class SendService:
         """Tokens for the records that may be sent now; the others are handed back with a delay."""
         if not works:
             return
-        # Oldest first: mail that was deferred before keeps its place ahead of newer mail.
-        ordered = sorted(works, key=lambda w: w.record.sent_at or 0.0)
+        # Mail that was deferred before first (oldest first): it keeps its place ahead of newer mail.
+        ordered = sorted(works, key=lambda w: (w.record.deferrals == 0, w.record.sent_at or 0.0))
+        returning = sum(1 for w in works if w.record.deferrals > 0)
         try:
-            grant = self._pacer.take(len(ordered), deadline=deadline)
+            grant = self._pacer.take(len(ordered), deadline=deadline, returning=returning)
         except Exception as exc:
             self._retry_all(ordered, "pacing_failed", exc)
             return
@@ -592,7 +599,7 @@ class SendService:
         unused = sum(1 for w in works if w.start is not None and not w.attempted)
         if unused:
             self._pacer.give_back(unused)
-        self._hand_back(works, report)
+        self._hand_back([w for w in works if not w.handed_back], report)
         report.quota_used = self._pacer.quota_report()
         retried = [w for w in works if w.retry is not None]
         for work in retried:
@@ -622,6 +629,8 @@ class SendService:
     def _hand_back(self, works: list[_Work], report: BatchReport) -> None:
         """Enqueue the deferred records again as new messages; those that could not be are retried instead."""
         deferred = [w for w in works if w.defer is not None and w.outcome is None and w.retry is None]
+        for work in deferred:
+            work.handed_back = True
         for work in deferred:
             if work.record.deferrals >= MAX_DEFERRALS:
                 work.retry, work.defer = "deferred_too_often", None

@@ -853,7 +853,9 @@ def test_a_request_deferred_too_often_is_retried_as_a_failure(fake_service: Fake
     service, world = fake_service(pacer=Pacer(0.1, max_wait=0.5))
     late = queue_record(body(to="b@example.com"), message_id="late", sent_at=2.0)
     record = dataclasses.replace(late, deferrals=MAX_DEFERRALS)
-    report = service.process([queue_record(body(), message_id="first", sent_at=1.0), record])
+    # (the older request, deferred once, goes first and takes the only token)
+    first = dataclasses.replace(queue_record(body(), message_id="first", sent_at=1.0), deferrals=1)
+    report = service.process([first, record])
     assert report.retry_reasons == {"late": "deferred_too_often"}
     assert world.deferrals.deferred == []
 

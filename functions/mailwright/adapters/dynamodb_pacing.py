@@ -32,11 +32,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import Keys
+from mailwright.constants import LANES, Keys
 from mailwright.pacing import gcra_grant
 from mailwright.ports import AccountState, SendQuota, TakeResult
 
 BUCKET_KEY = "pace#bucket"
+# Per lane, when it was last granted tokens (`a_critical`...): the lower lanes leave headroom while it sends;
+# and how many it was granted so far (`g_critical`...): the lower lanes book deferred mail at what is left.
+ACTIVE_PREFIX = "a_"
+GRANTED_PREFIX = "g_"
 SCHEDULE_PREFIX = "pace#schedule#"
 # Condition failures in a row before a take gives up (its records are deferred, not lost).
 MAX_ATTEMPTS = 4
@@ -49,8 +53,8 @@ def _number(item: dict[str, Any], name: str) -> float:
     return float(value["N"]) if "N" in value else 0.0
 
 
-def account_state(item: dict[str, Any]) -> AccountState:
-    """The shared account state in a bucket item (raw DynamoDB attributes)."""
+def account_state(item: dict[str, Any], *, shards: int = 1) -> AccountState:
+    """The shared account state in a bucket item (raw DynamoDB attributes) of a bucket split in `shards`."""
     quota = None
     if "q_rate" in item:
         quota = SendQuota(
@@ -64,6 +68,10 @@ def account_state(item: dict[str, Any]) -> AccountState:
         congestion_rate=_number(item, "c_rate"),
         congestion_at=_number(item, "c_at"),
         quota_exhausted_at=_number(item, "x_at"),
+        lanes_active_at={lane: _number(item, ACTIVE_PREFIX + lane) for lane in LANES if ACTIVE_PREFIX + lane in item},
+        lanes_granted={
+            lane: _number(item, GRANTED_PREFIX + lane) * shards for lane in LANES if GRANTED_PREFIX + lane in item
+        },
     )
 
 
@@ -94,8 +102,10 @@ class DynamoRateRegistry:
 
     # -- the bucket ----------------------------------------------------------------------
 
-    def take(self, *, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
+    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
         """Take up to `count` tokens; nothing granted when the bucket is out of the lane's reach."""
+        if lane not in LANES:
+            raise ValueError(f"unknown lane {lane!r}")
         keys = self._keys()
         tries = [self._rng.choice(keys)] if len(keys) > 1 else keys
         if len(keys) > 1:
@@ -103,13 +113,13 @@ class DynamoRateRegistry:
         result = TakeResult(granted=0, base=now, state=self._state)
         for key in tries:
             # Each shard has 1/shards of the rate: its tokens come `shards` times as far apart.
-            result = self._take_from(key, count, interval * self._shards, reach, max_wait, now)
+            result = self._take_from(key, lane, count, interval * self._shards, reach, max_wait, now)
             if result.granted:
                 break
         return result
 
     def _take_from(
-        self, key: str, count: int, interval: float, reach: float, max_wait: float, now: float
+        self, key: str, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
     ) -> TakeResult:
         hint = self._hints.get(key)
         tat = hint[0] if hint is not None else None
@@ -123,17 +133,27 @@ class DynamoRateRegistry:
                 return TakeResult(granted=0, base=base, state=self._state)
             if base <= now:
                 update = {
-                    "UpdateExpression": "SET tat = :new",
+                    "UpdateExpression": "SET tat = :new, #active = :now ADD #granted :granted",
                     "ConditionExpression": "attribute_not_exists(tat) OR tat <= :now",
-                    "ExpressionAttributeValues": {":new": _n(new_tat), ":now": _n(now)},
+                    "ExpressionAttributeValues": {
+                        ":new": _n(new_tat),
+                        ":now": _n(now),
+                        ":granted": {"N": str(granted)},
+                    },
                 }
             else:
                 cap = now + max_wait + reach - (granted - 1) * interval
                 update = {
-                    "UpdateExpression": "SET tat = tat + :inc",
+                    "UpdateExpression": "SET tat = tat + :inc, #active = :now ADD #granted :granted",
                     "ConditionExpression": "tat BETWEEN :now AND :cap",
-                    "ExpressionAttributeValues": {":inc": _n(granted * interval), ":now": _n(now), ":cap": _n(cap)},
+                    "ExpressionAttributeValues": {
+                        ":inc": _n(granted * interval),
+                        ":now": _n(now),
+                        ":cap": _n(cap),
+                        ":granted": {"N": str(granted)},
+                    },
                 }
+            update["ExpressionAttributeNames"] = {"#active": ACTIVE_PREFIX + lane, "#granted": GRANTED_PREFIX + lane}
             item = self._update(key, update)
             if item is not None and "Attributes" in item:
                 attributes = item["Attributes"]
@@ -150,7 +170,7 @@ class DynamoRateRegistry:
     def _remember(self, key: str, attributes: dict[str, Any], now: float) -> None:
         if "tat" in attributes:
             self._hints[key] = (_number(attributes, "tat"), now)
-        self._state = account_state(attributes)
+        self._state = account_state(attributes, shards=self._shards)
 
     def _read_tat(self, key: str, now: float) -> float | None:
         try:
@@ -186,7 +206,7 @@ class DynamoRateRegistry:
             response = self._client.get_item(TableName=self._table, Key=self._key(self._keys()[0]))
         except (ClientError, BotoCoreError) as exc:
             raise as_transient(exc, "dynamodb") from None
-        self._state = account_state(response.get("Item") or {})
+        self._state = account_state(response.get("Item") or {}, shards=self._shards)
         return self._state
 
     def give_back(self, *, seconds: float, now: float) -> None:
@@ -257,10 +277,10 @@ class DynamoRateRegistry:
                 },
             )
             if item is not None and "Attributes" in item:
-                self._state = account_state(item["Attributes"])
+                self._state = account_state(item["Attributes"], shards=self._shards)
                 recorded = True
             elif item is not None and item.get("Item"):
-                self._state = account_state(item["Item"])
+                self._state = account_state(item["Item"], shards=self._shards)
         return recorded
 
     def quota_exhausted(self, *, now: float) -> None:
@@ -270,7 +290,7 @@ class DynamoRateRegistry:
                 key, {"UpdateExpression": "SET x_at = :now", "ExpressionAttributeValues": {":now": _n(now)}}
             )
             if item is not None and "Attributes" in item:
-                self._state = account_state(item["Attributes"])
+                self._state = account_state(item["Attributes"], shards=self._shards)
 
     def claim_refresh(self, *, now: float, min_gap: float) -> bool:
         """Whether this worker won the right to read SES's quota now (nobody claimed it within `min_gap`)."""
@@ -301,6 +321,6 @@ class DynamoRateRegistry:
                 },
             )
             if item is not None and "Attributes" in item:
-                state = account_state(item["Attributes"])
+                state = account_state(item["Attributes"], shards=self._shards)
         self._state = state
         return state
