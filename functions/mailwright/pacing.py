@@ -161,10 +161,13 @@ def gcra_grant(
     granted if that is at most `max_wait` away.
     """
     base = max(tat, now)
-    if base - reach - now > max_wait + 1e-9:
+    # Differences first, and a thousandth of a token of tolerance: epoch seconds hold only about seven
+    # decimals of a second.
+    ahead = base - now
+    if ahead - reach > max_wait + interval * 1e-3:
         return 0, base, tat
     # The last j with base + j * interval - reach <= now + max_wait.
-    fits = math.floor((now + max_wait + reach - base) / interval + 1e-9) + 1
+    fits = math.floor((max_wait + reach - ahead) / interval + 1e-3) + 1
     granted = max(1, min(count, fits))
     return granted, base, base + granted * interval
 
@@ -327,6 +330,7 @@ class AccountPacer:
         quota_holds: Mapping[str, float] | None = None,
         burst_seconds: float = BURST_SECONDS,
         refresh_seconds: float = QUOTA_REFRESH_SECONDS,
+        lead: float = DEFAULT_LEAD_SECONDS,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -356,7 +360,7 @@ class AccountPacer:
         self._fresh_quota = False
         self.state = AccountState()
         # The pipeline's time from a take to its first send (claims, lookups, rendering), learnt per batch.
-        self._lead = DEFAULT_LEAD_SECONDS
+        self._lead = lead
         self._taken_at: float | None = None
         # Until when (wall clock) the lane's schedule was booked, as this worker last saw it.
         self._booked_until = 0.0

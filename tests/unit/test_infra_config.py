@@ -72,7 +72,8 @@ def test_cdk_json_context_parses() -> None:
     assert config.identity == config.sender  # no domain: the sender address is the SES identity
     assert config.unsubscribe_base_url == ""  # links point at the stack's own endpoint
     assert set(config.lanes) == set(LANES)
-    assert config.lanes["bulk"].batch_size == 25
+    # A bulk batch is what one take of the shared bucket sends at cdk.json's 14/s (docs/benchmarks.md)
+    assert config.lanes["bulk"].batch_size == 10
     assert config.lanes["bulk"].batching_window_seconds >= 1
     assert all(lane.max_receive_count >= 5 for lane in config.lanes.values())
     assert config.rate_limits["marketing"].limit == 2
@@ -217,7 +218,7 @@ def test_pacing_settings_have_defaults_per_lane_and_are_checked() -> None:
     assert {name: lane.pacing_max_wait for name, lane in config.lanes.items()} == {
         "critical": 1.0,
         "standard": 0.25,
-        "bulk": 0.1,
+        "bulk": 0.0,
     }
     assert config.quota_holds == {"bulk": 0.9, "standard": 0.97}
     assert (config.pacing_shards, config.quota_refresh_seconds) == (1, 300)
@@ -270,7 +271,7 @@ def test_worker_environment_carries_the_lane_settings() -> None:
     env = worker_environment(config=config, lane=config.lanes["bulk"], queue_url="q", resources=RESOURCES)
     assert env[Env.LANE] == "bulk"
     assert env[Env.QUEUE_URL] == "q"
-    assert env[Env.SEND_CONCURRENCY] == "25"  # one SES call in flight per record of the batch
+    assert env[Env.SEND_CONCURRENCY] == "10"  # one SES call in flight per record of the batch
     assert env[Env.MAX_BACKOFF_SECONDS] == str(10 * config.lanes["bulk"].visibility_timeout_seconds)
     assert env[Env.TEMPLATES_BUCKET] == RESOURCES.templates_bucket
     assert env.get(Env.TEMPLATE_CACHE_SECONDS) == "300"

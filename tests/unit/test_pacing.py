@@ -177,6 +177,7 @@ class Fleet:
             fallback_rate=1.0,
             fallback_share=0.5,
             max_wait=max_wait,
+            lead=0.0,  # sends start when their tokens do (tests of the learnt lead set it)
             wall_clock=self.clock,
             clock=self.clock,
             sleep=self.clock.sleep,
@@ -204,18 +205,37 @@ def test_a_lane_alone_uses_the_whole_account() -> None:
         granted += bulk_a.take(5).granted + bulk_b.take(5).granted
         fleet.clock.advance(0.1)
 
-    # Then together they get the account's rate (plus the part of the burst bulk may use)
-    assert 0.97 * 200 <= granted <= 200 + 8
+    # Then together they get the account's rate, plus the whole burst (one second less a token of slack)
+    assert 0.97 * 200 <= granted <= 200 + 9
     assert fleet.account.calls["read"] == 1  # one worker asked SES; the other read its answer from the registry
+
+
+def test_an_idle_lane_holds_no_headroom_and_a_sending_one_gets_it_back_within_a_second() -> None:
+    fleet = Fleet(10.0)
+    bulk, critical = fleet.worker("bulk"), fleet.worker("critical")
+    # Alone, bulk takes the whole burst: nine tokens at once at 10/s
+    assert bulk.take(20).granted == 9
+    fleet.clock.advance(5)
+    # Once critical mail is being sent (bulk learns it from the registry's answer to its next take),
+    # bulk leaves 0.3 s of the burst to it: six at once
+    critical.take(1)
+    bulk.take(1)
+    fleet.clock.advance(0.5)
+    assert bulk.take(20).granted == 6
+    fleet.clock.advance(5)
+    assert bulk.take(20).granted == 9  # critical has been quiet for a second: the whole burst again
+    # The lanes' last sends are shared through the registry
+    assert set(fleet.registry.state.lanes_active_at) == {"bulk", "critical"}
 
 
 def test_critical_mail_is_served_first_and_takes_what_bulk_was_using() -> None:
     fleet = Fleet(10.0)
-    bulk, critical = fleet.worker("bulk"), fleet.worker("critical")
+    bulk, critical = fleet.worker("bulk"), fleet.worker("critical", max_wait=1.0)
     sustained(bulk, fleet.clock, seconds=5)  # bulk saturates the account
 
-    # When critical mail arrives, it finds tokens at once, though bulk has been using everything
-    assert critical.take(3).granted == 3
+    # When critical mail arrives, it finds a token within one send interval, though bulk used everything
+    grant = critical.take(3)
+    assert grant.granted == 3 and grant.starts[0] - fleet.clock() <= 0.1 + 1e-6
 
     # And while critical keeps the account busy, bulk gets nothing
     bulk_granted = critical_granted = 0
@@ -226,8 +246,8 @@ def test_critical_mail_is_served_first_and_takes_what_bulk_was_using() -> None:
     assert critical_granted >= 48
     assert bulk_granted == 0
 
-    # And once critical stops, bulk has the whole account again within a second
-    fleet.clock.advance(1.0)
+    # And once critical stops, bulk has the whole account again within a second or so
+    fleet.clock.advance(2.0)
     assert sustained(bulk, fleet.clock, seconds=5) >= 48
 
 
@@ -245,29 +265,57 @@ def test_standard_goes_before_bulk_and_what_it_leaves_goes_to_bulk() -> None:
     assert 115 <= bulk_granted <= 130  # the rest of 10/s over 20 s
 
 
-def test_nothing_waits_longer_than_max_wait_and_a_batch_larger_than_a_burst_comes_back_right_after() -> None:
+def test_nothing_waits_longer_than_max_wait_and_the_rest_is_booked_one_token_apart() -> None:
     fleet = Fleet(10.0)
     bulk = fleet.worker("bulk", max_wait=0.2)
+    now = fleet.clock()
     first = bulk.take(25)
-    assert first.granted == 10  # the reach of bulk (0.7 s) and the wait (0.2 s) at 10/s
-    assert max(first.starts) - fleet.clock() <= 0.2 + 1e-6
-    assert len(first.defer_seconds) == 15 and first.reason == "paced"
-    # The lane is flowing (a full take): the rest comes back right after, one token apart, unbooked
-    assert first.defer_seconds[0] == 1 and first.defer_seconds[-1] == 2
-    assert fleet.registry.schedules == {}
+    assert first.granted == 11  # the whole burst (0.8 s at 10/s) and the wait (0.2 s)
+    assert max(first.starts) - now <= 0.2 + 1e-6
+    # The rest take slots from a second on, one token apart: a slot in [k, k + 1) s comes back after k s
+    assert first.defer_seconds == (1,) * 10 + (2,) * 4 and first.reason == "paced"
+    assert fleet.registry.schedules["bulk"] == pytest.approx(now + 2.4)
 
 
-def test_a_lane_that_finds_nothing_within_reach_books_slots_in_its_schedule() -> None:
+def test_a_batch_that_finds_nothing_books_after_the_lane_and_new_mail_queues_behind_it() -> None:
     fleet = Fleet(10.0)
     bulk = fleet.worker("bulk", max_wait=0.2)
     bulk.take(25)
-    # A second batch at once finds nothing within reach: its records take booked slots, one token apart
+    # A second batch at once finds nothing within reach: its records take the slots after the first's
     second = bulk.take(25)
     assert (second.granted, second.reason) == (0, "paced")
-    assert second.defer_seconds[0] == 1 and second.defer_seconds[-1] == 4
-    # And the next batch is booked after those
-    third = bulk.take(10)
-    assert third.defer_seconds[0] >= second.defer_seconds[-1] and third.defer_seconds[-1] == 5
+    assert second.defer_seconds[0] == 2 and second.defer_seconds[-1] == 4
+    # Later, new mail (no record deferred before) queues behind the booked mail without asking for tokens,
+    # while mail coming back from a deferral takes them
+    fleet.clock.advance(1.0)
+    takes = fleet.registry.calls["take"]
+    new = bulk.take(5, returning=0)
+    assert new.granted == 0 and min(new.defer_seconds) >= 3
+    assert fleet.registry.calls["take"] == takes
+    back = bulk.take(5, returning=5)
+    assert back.granted == 5
+
+
+def test_deferred_mail_is_booked_at_the_rate_its_lane_can_use() -> None:
+    fleet = Fleet(10.0)
+    critical, bulk = fleet.worker("critical"), fleet.worker("bulk")
+    # Critical mail takes 2/s for a while; bulk sees it through the registry's counters
+    for tick in range(100):
+        if tick % 5 == 0:
+            critical.take(1)
+        bulk.take(1)
+        fleet.clock.advance(0.1)
+    assert critical.usage("critical") == pytest.approx(2.0, rel=0.2)
+    assert bulk.usage("critical") == pytest.approx(2.0, rel=0.2)
+    # Bulk's slots are booked at what critical leaves (8/s), critical's at the whole rate
+    assert bulk.booking_interval(0.1) == pytest.approx(1 / (10 - bulk.usage("critical")))
+    assert critical.booking_interval(0.1) == pytest.approx(0.1)
+    # But never slower than 3/4 of the account's rate: slots that find no token are booked again
+    for _ in range(100):
+        critical.take(1)
+        fleet.clock.advance(0.1)
+    bulk.take(1)
+    assert bulk.booking_interval(0.1) == pytest.approx(1 / 7.5)
 
 
 def test_a_full_schedule_sends_mail_back_at_the_horizon() -> None:
@@ -277,6 +325,61 @@ def test_a_full_schedule_sends_mail_back_at_the_horizon() -> None:
     bulk.take(900)  # nothing within reach: books the next 15 minutes at 1/s
     late = bulk.take(10)
     assert late.defer_seconds == (MAX_DEFER_SECONDS,) * 10
+
+
+def test_until_the_rate_is_known_mail_comes_back_in_a_second_unbooked() -> None:
+    # Given a worker that cannot learn SES's rate yet (no answer shared, no ceiling configured)
+    registry = FakeRateRegistry()
+    clock = FakeClock()
+    worker = AccountPacer(
+        lane="bulk",
+        registry=registry,
+        account=None,
+        ceiling=None,
+        fallback_rate=1.0,
+        fallback_share=0.5,
+        max_wait=0.0,
+        lead=0.0,
+        wall_clock=clock,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    grant = worker.take(10)
+    # Then it sends at the sandbox rate and books nothing at a guessed rate: the rest comes back in a second
+    assert grant.granted == 1
+    assert grant.defer_seconds == (1,) * 9
+    assert registry.schedules == {}
+
+
+def test_tokens_are_taken_for_when_the_sends_will_start() -> None:
+    fleet = Fleet(10.0)
+    worker = AccountPacer(
+        lane="critical",
+        registry=fleet.registry,
+        account=fleet.account,
+        ceiling=None,
+        fallback_rate=1.0,
+        fallback_share=0.5,
+        max_wait=0.0,
+        lead=0.3,
+        wall_clock=fleet.clock,
+        clock=fleet.clock,
+        sleep=fleet.clock.sleep,
+    )
+    # A new worker's tokens start after its guess of the time from pacing to sending
+    now = fleet.clock()
+    grant = worker.take(2)
+    assert min(grant.starts) == pytest.approx(now + 0.3)
+    # A batch that reached its sends sooner lowers the guess slowly (a send that waits costs a little)
+    fleet.clock.advance(0.05)
+    worker.wait_for(grant.starts[0])
+    assert worker.lead == pytest.approx(0.8 * 0.3 + 0.2 * 0.05)
+    # One that took longer raises it at once (a late send would bunch up with others' and be throttled)
+    fleet.clock.advance(5)
+    worker.take(1)
+    fleet.clock.advance(0.45)
+    worker.wait_for(fleet.clock())
+    assert worker.lead == pytest.approx(0.45)
 
 
 def test_throttling_cuts_the_rate_for_every_worker_and_it_recovers() -> None:
@@ -375,6 +478,6 @@ def test_an_unreachable_registry_means_a_local_bucket_at_the_fallback_share() ->
 def test_tokens_given_back_can_be_taken_again() -> None:
     fleet = Fleet(10.0)
     bulk = fleet.worker("bulk")
-    assert bulk.take(20).granted == 8
+    assert bulk.take(20).granted == 9
     bulk.give_back(3)
     assert bulk.take(20).granted == 3
