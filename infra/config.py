@@ -71,6 +71,24 @@ class RateLimit:
 # How long a batch may wait for send tokens by default. Waiting is billed and a deferral costs
 # about a millisecond, so lanes wait little; critical mail waits up to a second rather than
 # coming back a second later.
+# SES event types (SESv2 names) the configuration set may publish. Those that suppress an address or
+# reject a request always go to the feedback path; the engagement ones are optional (`event_tracking`),
+# and Send events are never published: the worker records the send itself when SES accepts it.
+EVENT_TYPES_SUPPRESSION: tuple[str, ...] = ("BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE")
+EVENT_TYPES_DELIVERY: tuple[str, ...] = ("DELIVERY", "DELIVERY_DELAY", "SUBSCRIPTION")
+EVENT_TYPES_OPENS_CLICKS: tuple[str, ...] = ("OPEN", "CLICK")
+EVENT_TYPES_ALL: tuple[str, ...] = (
+    "DELIVERY",
+    "BOUNCE",
+    "COMPLAINT",
+    "REJECT",
+    "OPEN",
+    "CLICK",
+    "DELIVERY_DELAY",
+    "RENDERING_FAILURE",
+    "SUBSCRIPTION",
+)
+
 DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 1.0, "standard": 0.25, "bulk": 0.0}
 # Shares of SES's daily quota (Max24HourSend) from which a lane's mail is held back, so critical
 # mail keeps the rest; the quota-hold alarm fires at the lowest.
@@ -148,6 +166,10 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # SES events published to the feedback path beyond those that suppress (EVENT_TYPES_SUPPRESSION):
+    # deliveries (Delivery, DeliveryDelay, Subscription) by default, opens and clicks when opted in.
+    track_delivery: bool = True
+    track_opens_clicks: bool = False
     # Pacing: items the account's token bucket is split into, the daily-quota holds, how often SES is asked.
     pacing_shards: int = 1
     quota_holds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTA_HOLDS))
@@ -174,6 +196,16 @@ class MailwrightConfig:
         """Each worker's share of the account rate with every worker busy: the pace while the shared bucket is
         out of reach (the ceiling, or SES's sandbox rate of 1/s without one, split across all workers)."""
         return (self.ses_max_send_rate or 1.0) / self.total_max_concurrency
+
+    @property
+    def published_event_types(self) -> tuple[str, ...]:
+        """The SES event types (SESv2 names) the configuration set publishes, in EVENT_TYPES_ALL's order."""
+        wanted = set(EVENT_TYPES_SUPPRESSION)
+        if self.track_delivery:
+            wanted.update(EVENT_TYPES_DELIVERY)
+        if self.track_opens_clicks:
+            wanted.update(EVENT_TYPES_OPENS_CLICKS)
+        return tuple(event for event in EVENT_TYPES_ALL if event in wanted)
 
     def quota_holds_json(self) -> str:
         """The quota holds as the JSON the worker reads from its environment."""
@@ -298,6 +330,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "auto_resume_bulk",
         "sandbox_recipients",
         "mail_from_domain",
+        "event_tracking",
         "pacing_shards",
         "quota_holds",
         "quota_refresh_seconds",
@@ -320,6 +353,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         unsubscribe=_unsubscribe_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
+        **_event_tracking(raw),
         pacing_shards=_positive_int(raw, "pacing_shards", 1, where=CONTEXT_KEY),
         quota_holds=_quota_holds(raw),
         quota_refresh_seconds=_positive_int(raw, "quota_refresh_seconds", 300, minimum=10, where=CONTEXT_KEY),
@@ -371,6 +405,25 @@ def _quota_holds(raw: dict[str, Any]) -> dict[str, float]:
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise ConfigError(f"{where}.{lane} must be a share of the daily quota in (0, 1], got {share!r}")
         parsed[lane] = float(share)
+    return parsed
+
+
+def _event_tracking(raw: dict[str, Any]) -> dict[str, bool]:
+    where = f"{CONTEXT_KEY}.event_tracking"
+    settings = raw.get("event_tracking")
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"delivery": true, "opens_clicks": false}}')
+    unknown = set(settings) - {"delivery", "opens_clicks"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; the settings are delivery and opens_clicks")
+    parsed: dict[str, bool] = {}
+    for key, field_name in (("delivery", "track_delivery"), ("opens_clicks", "track_opens_clicks")):
+        if key in settings:
+            if not isinstance(settings[key], bool):
+                raise ConfigError(f"{where}.{key} must be true or false, got {settings[key]!r}")
+            parsed[field_name] = settings[key]
     return parsed
 
 

@@ -409,9 +409,7 @@ class FakeRateRegistry(_FakePort):
         self.writes: Counter[str] = Counter()
         self.granted = 0
 
-    def take(
-        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
-    ) -> TakeResult:
+    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
         """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`); record the lane."""
         self._enter("take")
         with self._lock:

@@ -170,6 +170,7 @@ class LocalStack:
             events=self._events,
             identity=resources.sender_identity or self.config.identity,
             region=self.options.region,
+            event_types=self.config.published_event_types,
         )
         sqs = session.client("sqs")
         for lane in LANES:

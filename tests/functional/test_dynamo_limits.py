@@ -89,7 +89,8 @@ def test_the_shared_state_carries_quota_throttles_and_refresh_claims(stack: Stac
     state = a.store_quota(SendQuota(14.0, 50_000, 1_234), now=now)
     assert state.quota == SendQuota(14.0, 50_000, 1_234)
     # b learns it from its next take, with no extra read
-    assert b.take(lane="critical", count=1, interval=0.1, reach=1.0, max_wait=0.0, now=now + 2).state.quota == state.quota
+    taken = b.take(lane="critical", count=1, interval=0.1, reach=1.0, max_wait=0.0, now=now + 2)
+    assert taken.state.quota == state.quota
     # One congestion event per gap for the whole fleet
     assert a.congested(rate=12.0, now=now + 3, min_gap=1.0) is True
     assert b.congested(rate=11.0, now=now + 3.5, min_gap=1.0) is False
@@ -112,5 +113,8 @@ def test_a_sharded_bucket_splits_the_rate(stack: StackResources) -> None:
     sharded = registry(stack, shards=2)
     now = 1_700_000_000.0
     # Each shard has half the rate (tokens twice as far apart) and half the burst; a take tries two
-    granted = sum(sharded.take(lane="critical", count=20, interval=0.1, reach=1.0, max_wait=0.0, now=now).granted for _ in range(3))
+    granted = sum(
+        sharded.take(lane="critical", count=20, interval=0.1, reach=1.0, max_wait=0.0, now=now).granted
+        for _ in range(3)
+    )
     assert granted == 12  # 6 per shard (reach 1 s at 5/s, plus the first)

@@ -33,8 +33,8 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
     It also switches on the settings that are off or empty in cdk.json (mirroring to
     SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
-    recipients, other alarm thresholds) and takes the unsubscribe endpoint's concurrency
-    cap away, so one more synth covers them all.
+    recipients, other alarm thresholds, open and click events instead of deliveries) and
+    takes the unsubscribe endpoint's concurrency cap away, so one more synth covers them all.
     """
     return synthesize(
         tmp_path_factory.mktemp("cdk.out-domain"),
@@ -47,4 +47,5 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         ses_daily_quota=200000,
         max_message_age_seconds={"critical": 120, "feedback": 600},
         unsubscribe={"reserved_concurrency": None},
+        event_tracking={"delivery": False, "opens_clicks": True},
     )

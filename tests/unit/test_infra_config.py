@@ -280,3 +280,27 @@ def test_worker_environment_carries_the_lane_settings() -> None:
 @pytest.mark.parametrize(("timeout", "cap"), [(30, 1800), (600, 36000), (900, 43200)])
 def test_max_backoff_is_ten_visibility_timeouts_within_the_sqs_limit(timeout: int, cap: int) -> None:
     assert max_backoff_seconds(LaneConfig(name="standard", timeout_seconds=timeout)) == cap
+
+
+def test_event_tracking_publishes_deliveries_by_default_and_opens_and_clicks_when_opted_in() -> None:
+    config = parse_config(CONTEXT)
+    assert config.published_event_types == (
+        "DELIVERY",
+        "BOUNCE",
+        "COMPLAINT",
+        "REJECT",
+        "DELIVERY_DELAY",
+        "RENDERING_FAILURE",
+        "SUBSCRIPTION",
+    )
+    opted = parse_config(context(event_tracking={"delivery": False, "opens_clicks": True}))
+    assert opted.published_event_types == ("BOUNCE", "COMPLAINT", "REJECT", "OPEN", "CLICK", "RENDERING_FAILURE")
+    # What suppresses an address is never optional, and SES's Send event is never published
+    assert "SEND" not in parse_config(context(event_tracking={"opens_clicks": True})).published_event_types
+    for bad, message in (
+        ({"event_tracking": "all"}, "must be an object"),
+        ({"event_tracking": {"opens": True}}, "unknown settings"),
+        ({"event_tracking": {"delivery": "yes"}}, "delivery must be true or false"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_config(context(**bad))
