@@ -364,6 +364,9 @@ def scenario(
                 4,
             ),
             "deferrals": sum(c.world.deferrals._port.deferred for cs in sim.containers.values() for c in cs),  # type: ignore[attr-defined]
+            # Every SQS request the queues would bill: the producer's sends, the mapping's receives and
+            # deletes, deferrals (ten a SendMessageBatch) and retries (the mapping's empty polls left out).
+            "sqs_requests": sum(queue.requests for queue in sim.queues.values()),
             "registry_writes": dict(sim.registry.writes),
             "invocations": {lane: s.invocations for lane, s in sim.stats.items()},
             "emails_per_invocation": {

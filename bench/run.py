@@ -71,8 +71,13 @@ def run(
         cpu=results["cpu"],
         ddb=results["ddb"],
         memory_mb=config().lanes["bulk"].memory_mb,
+        retention_days=config().message_log_ttl_days,
     )
-    progress(f"  cost: overhead beside SES {results['cost']['overhead_pct']}% of SES (paced)")
+    co = results["cost"]
+    progress(
+        f"  cost: core {co['paced']['overhead_pct']}% of SES paced, {co['unpaced']['overhead_pct']}% unpaced; "
+        f"default configuration {co['default_config_pct']}%"
+    )
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
 

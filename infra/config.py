@@ -345,7 +345,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         unsubscribe_base_url=url,
         ses_max_send_rate=None if rate is None else float(rate),
         idempotency_ttl_hours=_positive_int(raw, "idempotency_ttl_hours", 24, where=CONTEXT_KEY),
-        message_log_ttl_days=_positive_int(raw, "message_log_ttl_days", 90, where=CONTEXT_KEY),
+        message_log_ttl_days=_positive_int(raw, "message_log_ttl_days", 30, where=CONTEXT_KEY),
         template_cache_seconds=_positive_int(raw, "template_cache_seconds", 60, minimum=0, where=CONTEXT_KEY),
         rate_limits=rate_limits,
         lanes=lanes,

@@ -95,6 +95,13 @@ def test_worker_environment_names_every_setting_for_its_lane(
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
 
 
+def test_every_function_skips_pydantics_plugin_search_at_cold_start(synthesized: Synthesized) -> None:
+    for function in synthesized.resources("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if function["Properties"].get("Runtime", "").startswith("python"):
+            assert variables.get("PYDANTIC_DISABLE_PLUGINS") == "__all__", function["Properties"].get("Description")
+
+
 def test_lane_workers_together_stay_under_the_ses_send_rate(synthesized: Synthesized, config: MailwrightConfig) -> None:
     total = 0.0
     for lane, (_, worker) in synthesized.workers().items():
