@@ -120,6 +120,7 @@ def core(
     lambda_seconds_per_email: float,
     invocations_per_email: float,
     sqs_requests_per_email: float,
+    pacing_writes_per_email: float | None = None,
 ) -> dict[str, Any]:
     """The core's US dollars per million emails by row, and its share of SES's price."""
     d = inputs.ddb
@@ -129,7 +130,8 @@ def core(
     worker += invocations_per_email * price("lambda_request")
     rows["Lambda (send worker)"] = worker * MILLION
     rows["SQS (producer, lane queue, deferrals, retries)"] = sqs_requests_per_email * price("sqs_request") * MILLION
-    wru = sum(inputs.write_units.get(purpose, 0.0) for purpose in ("claim", "messages", "pacing"))
+    pacing = inputs.write_units.get("pacing", 0.0) if pacing_writes_per_email is None else pacing_writes_per_email
+    wru = inputs.write_units.get("claim", 0.0) + inputs.write_units.get("messages", 0.0) + pacing
     rru = sum(units for purpose, units in inputs.read_units.items() if purpose != "rate_limit")
     rows["DynamoDB requests (claim, outcome, consent lookups, pacing)"] = (
         wru * price("dynamodb_wru") + rru * price("dynamodb_rru")
@@ -283,6 +285,8 @@ def estimate(
         lambda_seconds_per_email=lanes["billed_seconds_per_sent_email"],
         invocations_per_email=sum(lanes["invocations"].values()) / sent,
         sqs_requests_per_email=lanes["sqs_requests"] / sent + ddb.get("sqs_retry_calls_per_email", 0.0),
+        # The shared bucket's and the schedules' writes (one unit each: the items are small).
+        pacing_writes_per_email=sum(lanes["registry_writes"].values()) / sent,
     )
     # Not paced (traffic under the SES rate): a batch of ten takes the throughput run's time at 50 ms,
     # plus the boto3 CPU the fakes do not spend, at Lambda's CPU share for this memory size.

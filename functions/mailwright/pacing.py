@@ -67,6 +67,9 @@ DEFAULT_LEAD_SECONDS = 0.2
 USAGE_SECONDS = 5.0
 USAGE_SAMPLE_SECONDS = 1.0
 MIN_BOOKING_SHARE = 0.75
+# A lane whose schedule was booked past the 15 minutes SQS can delay a message is not asked again for
+# this long: its records come back after 15 minutes meanwhile, as they would from the schedule.
+SCHEDULE_FULL_SECONDS = 10.0
 # SQS DelaySeconds: whole seconds, at most 15 minutes.
 MIN_DEFER_SECONDS = 1
 MAX_DEFER_SECONDS = 900
@@ -364,6 +367,7 @@ class AccountPacer:
         self._taken_at: float | None = None
         # Until when (wall clock) the lane's schedule was booked, as this worker last saw it.
         self._booked_until = 0.0
+        self._schedule_full_until = 0.0
         # Each lane's send rate as this worker has seen the bucket's counters move (moving averages).
         self._usage: dict[str, float] = {}
         self._usage_seen: tuple[float, Mapping[str, float]] | None = None
@@ -614,6 +618,8 @@ class AccountPacer:
 
     def _book(self, count: int, earliest: float, interval: float, now: float) -> tuple[int, ...]:
         """Delays for `count` deferred records: slots booked in the lane's schedule, one `interval` apart."""
+        if now < self._schedule_full_until:
+            return (MAX_DEFER_SECONDS,) * count
         try:
             first = self._registry.schedule(
                 lane=self.lane, count=count, interval=interval, now=earliest, horizon=now + MAX_DEFER_SECONDS
@@ -623,6 +629,8 @@ class AccountPacer:
             first = earliest
         if first is None:  # the schedule is full for the next 15 minutes: come back then and try again
             self._booked_until = now + MAX_DEFER_SECONDS
+            # A long backlog stays full for a while: the next batches need not ask.
+            self._schedule_full_until = now + SCHEDULE_FULL_SECONDS
             return (MAX_DEFER_SECONDS,) * count
         self._booked_until = first + count * interval
         # A slot in [k, k + 1) s from now comes back after k s: the records of one second of slots return
