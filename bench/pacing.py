@@ -331,6 +331,15 @@ def run(plan: Plan, *, drain_timeout: float = 120.0) -> dict[str, Any]:
         result[f"{plan.measured_lane}_p99_s"] = round(_percentile(latencies, 99), 3)
     if plan.rate_changes:
         result["phases"] = _phases(plan, ses, started)
+    # Sends per second by lane over the run (for the plot), and what the account had to give each second.
+    seconds = int(1.0 + plan.window_seconds)
+    result["series"] = {
+        "per_second": {
+            lane: [sum(1 for t, x in ses.accepted if x == lane and k <= t - started < k + 1) for k in range(seconds)]
+            for lane in LANES
+        },
+        "available": [max(0.0, _rate_at(plan, k + 0.5) - plan.foreign_rate) for k in range(seconds)],
+    }
     del wall_started
     return result
 
