@@ -15,7 +15,12 @@ the last `ACTIVE_SECONDS`.
 A worker never sleeps long for a token. `take` grants only the tokens usable
 within the lane's `max_wait`; the rest of the batch is handed back to the
 queue (`Deferrals`) with a delay booked in the lane's schedule, so a backlog
-waits in SQS (free) instead of in a billed Lambda.
+waits in SQS (free) instead of in a billed Lambda. Slots are booked at the
+rate the lane can use (the account's less what the higher lanes were granted
+lately, never below MIN_BOOKING_SHARE of it), and new mail of a lane with
+booked mail queues behind it. Tokens are taken for when the batch's sends
+will start (its `lead`, learnt per batch), so a batch whose sends start late
+does not bunch them up with other workers'.
 
 The rate itself (`AccountPacer.effective_rate`) follows the account:
 SES's `MaxSendRate` (read with GetAccount by one worker every few minutes and

@@ -2,8 +2,10 @@
 
 One item, `pace#bucket`, holds the bucket's theoretical arrival time (`tat`)
 and the account state every worker shares (SES's quota and when it was read,
-the last throttle, an exhausted daily quota). One item per lane,
-`pace#schedule#<lane>`, holds the next free slot for deferred mail.
+the last throttle, an exhausted daily quota, and per lane when it was last
+granted tokens, `a_<lane>`, and how many so far, `g_<lane>`, written by the
+take itself). One item per lane, `pace#schedule#<lane>`, holds the next free
+slot for deferred mail.
 
 A take is one conditional UpdateItem, lock-free under contention:
 
