@@ -5,8 +5,9 @@ render -> per-user rate limit -> send -> log. Addresses are looked up by their
 keyed hashes (`mailwright.address_keys`), in every key version items may still
 be stored under. The batch is the unit of I/O: lookups are batched per table,
 claims and sends run concurrently on shared clients. Each sent email's outcome
-is written as soon as SES accepts it (a crash re-sends at most the emails in
-flight); the other outcomes are written together. Failures are contained per
+is written as soon as SES accepts it, grouped with those accepted while a
+write is in flight (a crash re-sends at most the emails whose send or write
+was in flight); the other outcomes are written together. Failures are contained per
 record: a bad record never fails its batch mates.
 
 Pacing comes right after parsing: the batch takes the tokens it may use now
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
@@ -179,6 +181,45 @@ class _Work:
     def user_key(self) -> str:
         """The user the preferences, rate limits and links belong to (current key version)."""
         return self.user_keys[0]
+
+
+class _SentRecorder:
+    """Writes sent outcomes as SES accepts them, grouped: while one write is in flight, the next ones gather.
+
+    The send thread that finds no write in flight writes what has gathered, and
+    goes on until nothing is left; the others return at once. So an outcome
+    waits at most for one write before its own, a crash re-sends only the emails
+    whose SES call or outcome write was in flight, and a batch whose sends finish
+    together takes a few writes instead of one per email. An outcome that could
+    not be written is left for the batch's write in `SendService._finish`.
+    """
+
+    def __init__(self, log: MessageLog) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._pending: list[_Work] = []
+        self._writing = False
+
+    def record(self, work: _Work) -> None:
+        """Write `work`'s outcome now, or have the write in flight's thread write it next."""
+        with self._lock:
+            self._pending.append(work)
+            if self._writing:
+                return
+            self._writing = True
+        while True:
+            with self._lock:
+                group, self._pending = self._pending, []
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                self._log.record([w.outcome for w in group if w.outcome is not None])
+            except Exception as exc:
+                logger.warning("could not record sent emails yet", extra={"count": len(group), "error": str(exc)})
+                continue
+            for done in group:
+                done.recorded = True
 
 
 class SendService:
@@ -551,6 +592,8 @@ class SendService:
             work.defer = (seconds, grant.reason)
 
     def _send(self, works: list[_Work], deadline: float | None) -> None:
+        recorder = _SentRecorder(self._log)
+
         def send(work: _Work) -> None:
             assert work.email is not None
             if work.start is not None:
@@ -567,21 +610,9 @@ class SendService:
                 return
             work.sent = True
             self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
-            self._record_sent(work)
+            recorder.record(work)
 
         self._each(works, send, stage="send")
-
-    def _record_sent(self, work: _Work) -> None:
-        """Write a sent email's outcome at once, so a crash now re-sends nothing else of the batch."""
-        assert work.outcome is not None
-        try:
-            self._log.record([work.outcome])
-        except Exception as exc:  # left for the batch's write in _finish, which retries it once more
-            logger.warning(
-                "could not record a sent email yet", extra={"request_id": work.request_id, "error": str(exc)}
-            )
-            return
-        work.recorded = True
 
     def _finish(self, works: list[_Work], report: BatchReport) -> None:
         outcomes = [w.outcome for w in works if w.outcome is not None and not w.recorded]

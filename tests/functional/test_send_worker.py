@@ -426,7 +426,8 @@ def test_batch_reads_are_batched_per_table(worker: Make) -> None:
     assert len(w.ses_calls) == 11
     assert calls.count("BatchGetItem") == 2  # suppression + preferences, once each for the batch
     assert calls.count("PutItem") == 10  # one conditional dedupe claim per email
-    assert calls.count("BatchWriteItem") == 10  # each outcome as soon as SES accepted the email
+    # Each outcome as soon as SES accepted the email, grouped with those accepted while a write was in flight
+    assert 1 <= calls.count("BatchWriteItem") <= 10
     assert calls.count("UpdateItem") == 1  # the batch's tokens from the account's shared bucket
     assert len(calls) / 10 <= 2.5
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +19,7 @@ from mailwright.request import parse_request
 from mailwright.sending import MAX_DEFERRALS, BatchReport, QueueRecord, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import LocaleParts, TemplateBundle, TemplateMetadata, load_template_tree
-from mailwright_tools.fakes import FAKE_HASHER, TEMPLATES_DIR, FakeEmailSender, FakeWorld, queue_record
+from mailwright_tools.fakes import FAKE_HASHER, TEMPLATES_DIR, FakeEmailSender, FakeMessageLog, FakeWorld, queue_record
 
 from .conftest import FakeServiceFactory
 
@@ -707,10 +707,64 @@ def test_lookups_are_batched_per_store(service: SendService, world: FakeWorld) -
     assert world.suppressions.calls["get_many"] == 1
     assert world.preferences.calls["get_many"] == 1
     assert world.templates.calls["get"] == 2
-    # One write per sent email, as soon as SES accepts it (a crash re-sends at most the emails in flight)
+    # Each sent email's outcome written as soon as SES accepts it (here no write is ever in flight long enough
+    # for others to join it: one each)
     assert world.message_log.calls["record"] == 10
     assert world.message_log.calls["statuses"] == 0  # every claim was won: nothing to look up
     assert world.claims.calls["claim"] == 10
+
+
+class SlowLog(FakeMessageLog):
+    """A message log whose writes take `seconds`; the groups written, in order."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.groups: list[list[str]] = []
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        time.sleep(self.seconds)
+        self.groups.append([o.request_id for o in outcomes])
+        super().record(outcomes)
+
+
+def test_sent_outcomes_accepted_while_a_write_is_in_flight_join_the_next_write(
+    fake_service: FakeServiceFactory,
+) -> None:
+    # Given ten sends that SES accepts at about the same time, and message-log writes that take 50 ms
+    log = SlowLog(0.05)
+    service, _ = fake_service(sender=FakeEmailSender(latency_seconds=0.05), message_log=log)
+    messages = [body(to=f"u{i}@example.com") for i in range(10)]
+
+    report, _ = run(service, *messages)
+
+    # Then every email is recorded sent, in a few writes rather than ten: the first accepted is written at
+    # once, the others gather while that write is in flight
+    assert [o.status for o in report.outcomes] == ["sent"] * 10
+    assert sorted(rid for group in log.groups for rid in group) == sorted(o.request_id for o in report.outcomes)
+    assert 2 <= len(log.groups) <= 4
+    assert len(log.groups[0]) == 1
+
+
+def test_a_sent_outcome_whose_write_failed_is_written_with_the_batch(fake_service: FakeServiceFactory) -> None:
+    # Given a message log that refuses the first write
+    class FlakyLog(FakeMessageLog):
+        refused = 0
+
+        def record(self, outcomes: Sequence[Outcome]) -> None:
+            if not self.refused:
+                self.refused += 1
+                raise TransientError("dynamodb_throttled", "slow down")
+            super().record(outcomes)
+
+    log = FlakyLog()
+    service, _ = fake_service(message_log=log)
+    report, _ = run(service, body())
+
+    # Then the batch's own write records it: sent, and nothing retried
+    assert [o.status for o in report.outcomes] == ["sent"]
+    assert report.failed == [] and log.refused == 1
+    assert log.outcomes[-1].status == "sent"
 
 
 def test_sends_run_concurrently(fake_service: FakeServiceFactory) -> None:
