@@ -62,6 +62,7 @@ def run(
     if "pacing" in results and "lanes" in results:
         # Billed time per sent email as deployed: the lanes scenario models the event source's batching.
         results["pacing"]["billed_seconds_per_email"] = results["lanes"].get("billed_seconds_per_sent_email")
+        results["pacing"]["billed_seconds_per_email_by_lane"] = results["lanes"].get("billed_seconds_per_email")
     if "cold_start" in only:
         progress("cold start and asset size...")
         results["cold_start"] = cold_start.measure(progress=progress)
