@@ -10,8 +10,10 @@ BIN := $(VENV)/bin
 LOCAL_STAMP := $(VENV)/.local-stamp
 STAMP := $(VENV)/.dev-stamp
 NODE_STAMP := node_modules/.installed-stamp
-# System packages the tests need: the browser tests drive Debian's chromium.
-DEBIAN_PACKAGES := chromium
+# System packages the tests need: the browser tests drive Debian's chromium; the template tests score every
+# shipped template with spamassassin's local rules; the RabbitMQ ingest tests start and stop their own
+# rabbitmq-server (a private node, port and data directory).
+DEBIAN_PACKAGES := chromium spamassassin rabbitmq-server
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -28,9 +30,9 @@ help:
 	@echo "make venv    - .venv with what the demo and the CLI need; make venv-dev adds tests, lint, CDK, bench"
 	@echo "make lint    - ruff, mypy, and cfn-lint on a fresh synth (cdk-nag fails the synth on any finding)"
 	@echo "make synth   - synthesize the CDK app into cdk.out/ (no Docker, no AWS credentials)"
-	@echo "make schema  - regenerate schemas/email-request.schema.json from the request model"
+	@echo "make schema  - regenerate schemas/ from the models: the request's JSON Schema, the API's OpenAPI document, the outcome events' schemas"
 	@echo "make bench   - benchmarks: bench/results.json, docs/benchmarks.md and its plots"
-	@echo "make chaos   - 10,000 requests with faults injected: bench/chaos.json"
+	@echo "make chaos   - 10,000 requests with faults injected (bench/chaos.json), then a 60 s SES outage (bench/chaos_outage.json)"
 
 $(LOCAL_STAMP): requirements-local.txt functions/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,8 +75,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# One worker per core; a test file runs in one worker, so its module- and session-scoped stacks are built once.
 test: deps $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -115,6 +118,8 @@ chaos: $(STAMP)
 
 schema: $(LOCAL_STAMP)
 	$(BIN)/python -m mailwright.request > schemas/email-request.schema.json
+	$(BIN)/python -m mailwright.openapi > schemas/openapi.json
+	$(BIN)/python -m mailwright.outcome_events schemas/events
 
 clean:
 	rm -rf cdk.out build .cache .pytest_cache .mypy_cache .ruff_cache

@@ -624,12 +624,30 @@ def check(work: Workload, ledger: Ledger, logged: dict[str, dict[str, Any]], dlq
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.chaos [--requests N]`: run, write bench/chaos.json, exit 1 if an invariant fails."""
-    parser = argparse.ArgumentParser(description="fault-injection run of the send worker")
+    """`python -m bench.chaos`: run the scenarios, write their JSON, exit 1 if an invariant fails.
+
+    `faults` (this module: bench/chaos.json) and `ses-outage` (bench.outage: bench/chaos_outage.json).
+    """
+    parser = argparse.ArgumentParser(description="fault-injection runs of the send worker")
+    parser.add_argument("--scenario", choices=("all", "faults", "ses-outage"), default="all")
     parser.add_argument("--requests", type=int, default=ChaosSettings.requests)
     parser.add_argument("--seed", type=int, default=ChaosSettings.seed)
+    parser.add_argument("--outage-requests", type=int, default=None, help="requests of the SES-outage scenario")
     args = parser.parse_args(argv)
-    result = run(ChaosSettings(requests=args.requests, seed=args.seed))
+    ok = True
+    if args.scenario in ("all", "faults"):
+        ok = _faults(args.requests, args.seed) and ok
+    if args.scenario in ("all", "ses-outage"):
+        from bench import outage
+
+        extra = ["--requests", str(args.outage_requests)] if args.outage_requests else []
+        ok = outage.main(["--seed", str(args.seed), *extra]) == 0 and ok
+    return 0 if ok else 1
+
+
+def _faults(requests: int, seed: int) -> bool:
+    """The fault-injection scenario: run it, write bench/chaos.json, print its invariants."""
+    result = run(ChaosSettings(requests=requests, seed=seed))
     RESULT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     keys = (
         "published",
@@ -644,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(json.dumps({k: result[k] for k in keys} | {"invariants_hold": result["invariants_hold"]}, indent=2))
     print(f"wrote {RESULT.relative_to(REPO)}")
-    return 0 if result["invariants_hold"] else 1
+    return bool(result["invariants_hold"])
 
 
 if __name__ == "__main__":

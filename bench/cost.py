@@ -44,6 +44,7 @@ PRICES: dict[str, tuple[float, str]] = {
         "EventBridge destination sends), per event; same-account rules and targets add nothing",
     ),
     "logs_ingest_gb": (0.50, "CloudWatch Logs ingestion (standard class), per GB"),
+    "eventbridge_event": (1.00 / 1e6, "EventBridge PutEvents to a custom bus, per event entry (64 KB chunk)"),
 }
 
 # Assumptions the measurements cannot give; each is printed in the doc. The SES events per email and
@@ -56,6 +57,35 @@ DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item (and per index entry), as DynamoD
 INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES message id
 DAYS_PER_MONTH = 30.4
 MILLION = 1e6
+# The status API's recipient index (keys only): every logged request writes one entry of ~150 bytes
+# (request id, sort key, keyed address hash, completion time) when the worker records it, 1 WRU;
+# the feedback function's history appends change neither of its keys and write nothing to it.
+RECIPIENT_INDEX_WRITES_PER_EMAIL = 1.0
+RECIPIENT_INDEX_ENTRY_BYTES = 150
+
+# Outcome events (mailwright.outcome_events). Per sent email, the SES-driven types follow the measured feedback
+# mix (`bench.ddb`); the other outcomes are per request and not measured here: these shares are assumptions.
+OUTCOME_EVENT_ASSUMED_SHARES: dict[str, float] = {
+    "EmailDeliveryDelayed": 0.01,
+    "EmailRejected": 0.005,
+    "EmailSuppressed": 0.01,
+    "EmailOptedOut": 0.005,
+    "EmailRateLimited": 0.002,
+    "EmailFailed": 0.0001,
+}
+# The SES event each feedback-driven detail-type announces (one event per logged SES event).
+OUTCOME_EVENT_SES_TYPES: dict[str, str] = {
+    "EmailDelivered": "Delivery",
+    "EmailBounced": "Bounce",
+    "EmailComplained": "Complaint",
+    "EmailOpened": "Open",
+    "EmailClicked": "Click",
+}
+# The events publisher reads the message log's stream (reads by Lambda cost nothing) in batches of up to 100;
+# estimate: 2 ms of a 256 MB function per change read, most of it PutEvents calls of ten entries.
+PUBLISHER_BATCH = 100
+PUBLISHER_MEMORY_GB = 0.25
+PUBLISHER_SECONDS_PER_CHANGE = 0.002
 
 
 def price(name: str) -> float:
@@ -235,6 +265,77 @@ def _ses_message_id_index(inputs: Inputs) -> float:
     return writes + gb_months * price("dynamodb_storage_gb_month")
 
 
+def outcome_event_costs(ddb: dict[str, Any]) -> dict[str, Any]:
+    """Dollars per million sent emails of publishing each detail-type, of the default set, of all, and the publisher.
+
+    PutEvents is $1 per million entries: a type published once per email (EmailSent, EmailDelivered) costs
+    $1 per million emails, 1% of SES's $100; the rare ones cost cents.
+    """
+    from mailwright.constants import DEFAULT_OUTCOME_EVENTS, OUTCOME_DETAIL_TYPES
+
+    feedback = ddb["feedback"]
+    sent = max(float(feedback["sent"]), 1e-9)
+    counts: dict[str, float] = {}
+    for group in feedback["groups"].values():
+        for name, count in group["by_type"].items():
+            counts[name] = counts.get(name, 0.0) + count
+    by_ses_type = {name: count / sent for name, count in counts.items()}
+    shares: dict[str, float] = {"EmailSent": 1.0}
+    for detail_type, ses_type in OUTCOME_EVENT_SES_TYPES.items():
+        shares[detail_type] = by_ses_type.get(ses_type, 0.0)
+    shares.update(OUTCOME_EVENT_ASSUMED_SHARES)
+    per_type = {
+        detail_type: {
+            "entries_per_email": round(shares[detail_type], 4),
+            "usd_per_million_emails": round(shares[detail_type] * price("eventbridge_event") * 1e6, 3),
+            "measured": detail_type == "EmailSent" or detail_type in OUTCOME_EVENT_SES_TYPES,
+        }
+        for detail_type in OUTCOME_DETAIL_TYPES
+        if detail_type in shares
+    }
+    # The publisher reads every write to a request item: its outcome, then each SES event appended to it.
+    logged_events = sum(count for name, count in by_ses_type.items() if name != "Send")
+    changes = 1.0 + logged_events
+    publisher = changes / PUBLISHER_BATCH * price("lambda_request")
+    publisher += changes * PUBLISHER_SECONDS_PER_CHANGE * PUBLISHER_MEMORY_GB * price("lambda_gb_second_arm64")
+
+    def total(types: tuple[str, ...]) -> float:
+        return round(sum(per_type[t]["usd_per_million_emails"] for t in types if t in per_type), 3)
+
+    return {
+        "per_type": per_type,
+        "default_set": list(DEFAULT_OUTCOME_EVENTS),
+        "default_set_usd_per_million_emails": total(DEFAULT_OUTCOME_EVENTS),
+        "all_usd_per_million_emails": total(OUTCOME_DETAIL_TYPES),
+        "publisher_usd_per_million_emails": round(publisher * 1e6, 3),
+        "message_log_changes_per_email": round(changes, 3),
+        "assumed_shares": dict(OUTCOME_EVENT_ASSUMED_SHARES),
+    }
+
+
+@feature(
+    "Outcome events (the default set) and their publisher",
+    setting="outcome_events",
+    default=True,
+    notes="PutEvents at $1 per million entries for what went wrong; the publisher reads the log's stream",
+)
+def _outcome_events(inputs: Inputs) -> float:
+    events = outcome_event_costs(inputs.ddb)
+    return float(events["default_set_usd_per_million_emails"] + events["publisher_usd_per_million_emails"])
+
+
+@feature(
+    "Recipient index (the status API's search by recipient)",
+    setting="(always: the status API)",
+    default=True,
+    notes="keys only: one entry of ~150 bytes per logged request, kept as long as the request",
+)
+def _recipient_index(inputs: Inputs) -> float:
+    writes = RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * MILLION
+    entry = RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
+    return writes + entry * MILLION / 1e9 * inputs.retention_months * price("dynamodb_storage_gb_month")
+
+
 def features(inputs: Inputs) -> list[dict[str, Any]]:
     """Every feature line, US dollars and percent of SES's price per million emails."""
     ses = price("ses_per_email") * MILLION
@@ -310,6 +411,8 @@ def estimate(
             "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
             "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
             "message_log_retention_days": retention_days,
+            "recipient_index_writes_per_email": RECIPIENT_INDEX_WRITES_PER_EMAIL,
+            "recipient_index_entry_bytes": RECIPIENT_INDEX_ENTRY_BYTES,
         },
         "paced": paced,
         "unpaced": unpaced,
@@ -319,4 +422,5 @@ def estimate(
         "default_config_usd": round(default_usd, 3),
         "default_config_pct": round(100 * default_usd / ses, 2),
         "engagement_route": engagement_route(inputs),
+        "outcome_events": outcome_event_costs(ddb),
     }

@@ -13,6 +13,7 @@ from bench.common import REPO
 
 DOCS = REPO / "docs"
 CHAOS = REPO / "bench" / "chaos.json"
+OUTAGE = REPO / "bench" / "chaos_outage.json"
 
 
 def _plot_throughput(results: dict[str, Any], path: Path) -> None:
@@ -717,12 +718,14 @@ index are features with their own lines, and the message log keeps its items
 30 days instead of 90 (`message_log_ttl_days`; its storage and backups are
 priced per day kept).
 {chaos_section}
+{_failover_section(results.get("failover"), _outage_run())}
+{_csv_section(results.get("csv"))}
 {_findings(results, chaos)}
 ## Reproduce
 
 ```
-make bench    # about 4 minutes on 2 cores: bench/results.json, docs/benchmarks.md, docs/*.png
-make chaos    # about 5 minutes: bench/chaos.json, then this page again
+make bench    # about 7 minutes on 2 cores: bench/results.json, docs/benchmarks.md, docs/*.png
+make chaos    # about 9 minutes: bench/chaos.json, bench/chaos_outage.json, then this page again
 python -m bench.run --report-only   # rewrite this page from bench/results.json
 ```
 """
@@ -831,6 +834,35 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _outcome_events_text(cost: dict[str, Any]) -> str:
+    """Section 6's lines on outcome events: what each detail-type costs per million emails if published."""
+    events = cost.get("outcome_events")
+    if not events:
+        return ""
+    rows = [
+        [
+            name,
+            f"{v['entries_per_email']:g}",
+            f"{v['usd_per_million_emails']:.3f}",
+            "measured mix" if v["measured"] else "assumed",
+            "yes" if name in events["default_set"] else "",
+        ]
+        for name, v in events["per_type"].items()
+    ]
+    table = _table(rows, ["detail-type", "events per email", "US$ per million emails", "rate", "default"])
+    return f"""
+**Outcome events** (`outcome_events`): PutEvents costs $1 per million entries,
+so a detail-type published once per email costs 1% of SES. The default set
+(what went wrong) costs **${events["default_set_usd_per_million_emails"]:.3f}** per million emails; every type,
+${events["all_usd_per_million_emails"]:.2f}. The events publisher reads the message log's stream
+({events["message_log_changes_per_email"]} changes per email; stream reads by Lambda are free):
+${events["publisher_usd_per_million_emails"]:.3f} per million emails (estimated). Webhooks add, per delivery,
+an SQS message, a tenth of a receive and a delete, and the sender's share of an invocation.
+
+{table}
+"""
+
+
 def _cold_start_method(cs: dict[str, Any]) -> str:
     if cs.get("method") == "cpython-3.12-isolated-asset":
         return (
@@ -851,6 +883,33 @@ def _cdk_out_note(cs: dict[str, Any]) -> str:
     if not synth:
         return ""
     return f" The asset a previous `make synth` left in `{synth['path']}` holds {synth['unzipped_bytes']:,} bytes."
+
+
+def _csv_section(csv: dict[str, Any] | None) -> str:
+    """Bulk sends from a CSV file (`bench/csv_publish.py`), when this run measured them."""
+    if not csv:
+        return ""
+    met = csv["rows_per_second"] >= 1000
+    return f"""
+## Bulk sends from a CSV file
+
+**Method** (`bench/csv_publish.py`). A CSV file of {csv["rows"]:,} welcome
+emails is checked (schema and templates) and published through the SDK, as
+`mailwright send --csv` does, to {csv["target"]}: every row a
+SendMessageBatch entry answered by the real moto server
+(`mailwright_tools/local/moto_speedups.py` keeps its SendMessage from
+scanning the whole queue for every message).
+
+| rows | checked | published | overall | publishing alone | queued after | target |
+|---|---|---|---|---|---|---|
+| {csv["rows"]:,} | {csv["check_seconds"]} s | {csv["publish_seconds"]} s | {csv["rows_per_second"]:,} rows/s | \
+{csv["publish_rows_per_second"]:,} rows/s | {csv["queued"]:,} | >= 1,000 rows/s {_mark(met)} |
+
+CPU used: the CLI's side {csv.get("client_cpu_seconds")} s, the local stack's
+{csv.get("server_cpu_seconds")} s (load average {csv.get("load_average_at_start")} at the start);
+with a core for each, the busier of the two would allow
+{csv.get("rows_per_second_one_core_each")} rows/s.
+"""
 
 
 def _chaos_section(chaos: dict[str, Any] | None) -> str:
@@ -921,6 +980,98 @@ Faults injected:
 
 {_table(fault_rows, ["fault", "count"])}
 """
+
+
+def _outage_run() -> dict[str, Any] | None:
+    """`make chaos`'s SES-outage run, when there is one."""
+    return json.loads(OUTAGE.read_text(encoding="utf-8")) if OUTAGE.is_file() else None
+
+
+def _breaker_rows(breakers: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [lane, times.get("first_failure_to_open_s"), times.get("return_to_closed_s"), times.get("changes")]
+        for lane, times in breakers.items()
+    ]
+
+
+def _latency_rows(latency: dict[str, Any]) -> list[list[Any]]:
+    return [[lane, v["count"], v["p50"], v["p99"]] for lane, v in latency.items()]
+
+
+def _failover_section(failover: dict[str, Any] | None, outage: dict[str, Any] | None) -> str:
+    """Failover to a secondary provider: the breaker's times (`make bench`) and the SES-outage run (`make chaos`)."""
+    parts = ["\n## Failover to a secondary provider (issue 13)\n\n"]
+    if failover is None:
+        parts.append("No failover measurement in bench/results.json yet: run `make bench`.\n")
+    else:
+        st = failover["settings"]
+        parts.append(
+            f"""`bench/outage.py`, in real time: {st["requests"]:,} requests over {st["publish_seconds"]:.0f} s through
+every lane's worker (moto in-process, each lane's event source emulated), an SMTP relay (aiosmtpd) on
+loopback as the secondary; SES answers every call with HTTP 503 for {st["outage_seconds"]:.0f} s from
+{st["outage_at"]:.0f} s on (the local stack's own switch, `mailwright local ses down`). The breaker is
+cdk.json's: open after {st["failure_threshold"]} failures within {st["window_seconds"]} s, probe after
+{st["cooldown_seconds"]} s. Opening takes as long as those failures take to arrive (each failing call
+includes botocore's retry); closing takes what is left of the cooldown when SES returns (a probe during the
+outage opens it for another cooldown), plus the wait for the next email to probe with.
+
+{_table(_breaker_rows(failover["breakers"]), ["lane", "first SES failure to open (s)", "SES back to closed (s)", "changes"])}
+
+Publish-to-send during the outage (s), by lane (critical and standard through the relay, bulk waits for SES):
+
+{_table(_latency_rows(failover["latency_during_outage_s"]), ["lane", "requests", "p50", "p99"])}
+
+Lost: {failover["lost"]}; sent by both providers: {failover["sent_by_both"]}; bulk drained
+{failover["bulk_drained_s_after_ses_returned"]} s after SES returned; invariants hold: {failover["invariants_hold"]}.
+"""
+        )
+    if outage is not None:
+        st = outage["settings"]
+        rows = [
+            [
+                key,
+                ", ".join(f"{k} {v}" for k, v in outage[key].items()) if isinstance(outage[key], dict) else outage[key],
+            ]
+            for key in (
+                "published",
+                "lost",
+                "in_dlq",
+                "sent_by_relay_during_outage",
+                "bulk_sent_by_relay",
+                "bulk_published_during_outage",
+                "bulk_published_during_outage_sent_by_ses_after",
+                "bulk_drained_s_after_ses_returned",
+                "lost_answers_injected",
+                "sent_by_both",
+                "sent_by_both_outside_crash_window",
+                "duplicate_sends",
+                "crash_window_duplicates",
+                "invariants_hold",
+                "seconds",
+            )
+        ]
+        parts.append(
+            f"""
+### The SES-outage scenario (`make chaos`)
+
+{outage["published"]:,} requests over {st["publish_seconds"]:.0f} s; at {st["outage_at"]:.0f} s SES first loses
+the answers of {st["lost_answers"]} calls it accepted (the crash window of a switch), then fails every call
+for {st["outage_seconds"]:.0f} s. Invariants: nothing lost, critical and standard sent through the relay
+during the outage, bulk never sent by the relay and drained by SES after, no request sent by both providers
+outside the crash window (bench/chaos_outage.json).
+
+{_table(rows, ["", "value"])}
+
+Publish-to-send during the outage (s):
+
+{_table(_latency_rows(outage["latency_during_outage_s"]), ["lane", "requests", "p50", "p99"])}
+
+Breakers:
+
+{_table(_breaker_rows(outage["breakers"]), ["lane", "first SES failure to open (s)", "SES back to closed (s)", "changes"])}
+"""
+        )
+    return "".join(parts)
 
 
 def write(results: dict[str, Any]) -> list[Path]:

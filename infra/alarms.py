@@ -10,11 +10,24 @@
 | `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
 | `<stack>-ses-quota-hold`      | Mailwright QuotaUsedPercent (max, 15 min)      | >= the bulk lane's quota hold     |
+| `<stack>-api-5xx`             | AWS/ApiGateway 5XXError of the stage (sum)     | >= 1 in 5 min                     |
+| `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
+| `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
+| `<stack>-age-<lane>-dlq`      | SQS ApproximateAgeOfOldestMessage (max)        | > 10 min, 3 min                   |
+| `<stack>-webhook-<name>-suspended` | Mailwright WebhookSuspended (max, 5 min)  | the endpoint is suspended         |
 
-Queues: the lanes', `feedback`, `ingest` (DLQ only) and `breaker` (DLQ only).
+Queues: the lanes', `feedback`, `ingest` (DLQ only), `breaker` (DLQ only) and, with `ingest.kafka`, `kafka`
+(the Kafka mapping's on-failure queue); with outcome events (infra/outcome_events.py) each lane's
+`dlq-<lane>` alarm watches its parked queue, `age-<lane>-dlq` its DLQ (which the dead-letter function
+drains), `dlq-events-publisher` the publisher's DLQ, and each webhook endpoint has `dlq-webhook-<name>`
+and `webhook-<name>-suspended`.
 Functions: the lane workers and `feedback` (fed by SQS), `unsubscribe` (a public
-URL) and `breaker` (invoked by EventBridge); each alarm's description says what
-its failure means for the mail and what to do.
+URL), `breaker` (invoked by EventBridge), `api` (behind API Gateway),
+`events-publisher`, `dead-letters` and `webhook-sender`, with secondary
+providers `provider-webhook` (a public URL), and with Kafka or RabbitMQ
+ingest `bridge`; each alarm's description says what its failure means for
+the mail and what to do. The provider breaker alarms exist only with
+`providers` in context.
 The two reputation alarms also drive the bulk lane's circuit breaker (infra/breaker.py).
 """
 
@@ -24,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -33,9 +47,22 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.breaker import FUNCTION_MAX_EVENT_AGE_HOURS, FUNCTION_RETRY_ATTEMPTS
-from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, QUOTA_ALARM_RATIO, MailwrightConfig
+from infra.config import (
+    BOUNCE_RATE_ALARM,
+    COMPLAINT_RATE_ALARM,
+    QUOTA_ALARM_RATIO,
+    MailwrightConfig,
+    lane_provider,
+)
 from infra.topics import encrypted_topic
-from mailwright.constants import METRICS_NAMESPACE, QUOTA_USED_METRIC, SERVICE_NAME
+from mailwright.constants import (
+    LANES,
+    METRIC_PROVIDER_BREAKER_OPEN,
+    METRICS_NAMESPACE,
+    PROVIDER_SES,
+    QUOTA_USED_METRIC,
+    SERVICE_NAME,
+)
 
 SES_NAMESPACE = "AWS/SES"
 # SES publishes its reputation rates account-wide with no dimensions: the rates its review looks at.
@@ -53,6 +80,12 @@ QUOTA_PERIOD = Duration.days(1)
 # The workers report SES's own figure (SentLast24Hours / Max24HourSend) each time one reads it, every
 # 5 minutes and every 30 s near a hold: 15 minutes always holds a report.
 QUOTA_USED_PERIOD = Duration.minutes(15)
+# The HTTPS API: a share of client errors this high, over at least this many requests in five
+# minutes, is a spike (a client gone wrong, refused signatures, throttling, someone probing ids).
+API_4XX_RATE_PERCENT = 25
+API_4XX_MIN_REQUESTS = 20
+# Workers report a breaker's state every 30 s while their lane sends: one-minute periods always have one.
+BREAKER_STATE_PERIOD = Duration.minutes(1)
 
 
 @dataclass(frozen=True)
@@ -199,6 +232,47 @@ class Alarms(Construct):
             "invocations and its log group; if the traffic is genuine, raise unsubscribe.reserved_concurrency.",
         )
 
+    def watch_api(self, stage: apigateway.Stage, function: lambda_.IFunction) -> None:
+        """Server errors and client-error spikes of the HTTPS API's stage, and its function's errors (`api`)."""
+        self._add(
+            "api-5xx",
+            stage.metric_server_error(period=FUNCTION_PERIOD, statistic="Sum"),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="The HTTPS API answered HTTP 5xx: its function failed (errors-api), the message log could not "
+            "be read (503, DynamoDB throttled or unreachable), or API Gateway itself failed. Read the API "
+            "function's log group and the stage's access log (the `error` field).",
+        )
+        self._add(
+            "api-4xx-rate",
+            cloudwatch.MathExpression(
+                expression=f"IF(requests >= {API_4XX_MIN_REQUESTS}, 100 * errors / requests, 0)",
+                using_metrics={
+                    "errors": stage.metric_client_error(period=FUNCTION_PERIOD, statistic="Sum"),
+                    "requests": stage.metric_count(period=FUNCTION_PERIOD, statistic="Sum"),
+                },
+                label="4xx share of API requests (%)",
+                period=FUNCTION_PERIOD,
+            ),
+            threshold=API_4XX_RATE_PERCENT,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"At least {API_4XX_RATE_PERCENT}% of the HTTPS API's requests in 5 minutes got HTTP 4xx: "
+            "a client sending bad requests, refused signatures (403), throttling (429: see api.throttling_*), or "
+            "someone probing request ids (404). The stage's access log names the callers and the error types.",
+        )
+        self._function_alarms(
+            "api",
+            function,
+            on_error="The HTTPS API's function failed a request (a crash or timeout): the caller got HTTP 5xx. "
+            "Nothing is lost (the API only reads); read its log group for the error.",
+            on_throttle="Lambda throttled the HTTPS API's function: callers got HTTP 5xx. The account's "
+            "concurrency is exhausted; the stage's throttle (api.throttling_*) keeps the API itself below it.",
+        )
+
     def watch_breaker(self, function: lambda_.IFunction, *, dead_letter_queue: sqs.IQueue) -> None:
         """Errors, throttles and dead-letter alarms for the reputation circuit breaker (`breaker`)."""
         self._dead_letter_queue(
@@ -222,6 +296,171 @@ class Alarms(Construct):
             "lane is not paused or resumed: check `mailwright lanes status` and the reputation alarms, and pause "
             "bulk by hand (`mailwright lanes pause bulk`) if one is in ALARM.",
         )
+
+    def watch_provider_breakers(self, config: MailwrightConfig) -> None:
+        """One alarm per lane on SES's provider breaker staying open (`provider-breaker-<lane>`), with providers."""
+        for lane in LANES:
+            provider = lane_provider(config, lane)
+            if provider is None:
+                continue
+            settings = config.failover[lane]
+            minutes = settings.alarm_after_minutes
+            where = (
+                f"its mail goes out through {provider.name}"
+                if settings.enabled
+                else "its mail waits in the queue (this lane does not fail over)"
+            )
+            self._add(
+                f"provider-breaker-{lane}",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=METRIC_PROVIDER_BREAKER_OPEN,
+                    dimensions_map={"service": SERVICE_NAME, "lane": lane, "provider": PROVIDER_SES},
+                    statistic="Maximum",
+                    period=BREAKER_STATE_PERIOD,
+                ),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=minutes,
+                # Workers report the state only while the lane sends: a quiet minute neither trips nor clears
+                # the alarm (CloudWatch looks further back for the minutes that were reported).
+                missing=cloudwatch.TreatMissingData.IGNORE,
+                description=f"SES's breaker on the {lane} lane has been open for {minutes} minutes: {where}. "
+                "SES is failing (5xx, timeouts) or refusing the account (sending paused, daily quota used up): "
+                "check the AWS Health Dashboard and `aws sesv2 get-account`, and `mailwright providers status` "
+                "for the reason. The breaker probes SES and closes by itself once SES answers; "
+                f"`mailwright providers restore {lane}` closes it by hand.",
+            )
+
+    def watch_provider_webhook(self, function: lambda_.IFunction, *, reserved_concurrency: int | None) -> None:
+        """Errors and throttles alarms for the public provider webhook (`provider-webhook`)."""
+        cap = (
+            f"its reserved concurrency (provider_webhook.reserved_concurrency, {reserved_concurrency})"
+            if reserved_concurrency is not None
+            else "the account's unreserved concurrency (provider_webhook.reserved_concurrency is null)"
+        )
+        self._function_alarms(
+            "provider-webhook",
+            function,
+            on_error="The provider webhook failed a request (a crash or timeout; a forged or unsigned request is "
+            "not an error): the provider got an HTTP 5xx and retries it (SendGrid for 24 hours, Mailgun for 8), "
+            "so nothing is lost yet. Read its log group for the error.",
+            on_throttle=f"The provider webhook was called beyond {cap}: those posts got HTTP 429 and the providers "
+            "retry them. A burst of events after a campaign, or a flood of forged posts (the WebhookRefused "
+            "metric): check its log group; if the traffic is genuine, raise provider_webhook.reserved_concurrency.",
+        )
+
+    def watch_bridge(self, function: lambda_.IFunction, *, kafka_failures: sqs.IQueue | None) -> None:
+        """Errors and throttles of the ingest bridge (`bridge`), and the Kafka mapping's failure queue (`kafka`)."""
+        self._function_alarms(
+            "bridge",
+            function,
+            on_error="The ingest bridge failed a batch (a lane queue kept refusing, or the message log or the "
+            "templates bucket was unreachable; an invalid record is never an error): the event source mapping "
+            "retries it. Kafka gives up after ingest.kafka.retry_attempts (see dlq-kafka); RabbitMQ redelivers "
+            "it from the broker. Read the bridge's log group for the error.",
+            on_throttle="Lambda throttled the ingest bridge: records wait in Kafka or RabbitMQ (nothing is lost, "
+            "latency grows). The account's concurrency is exhausted.",
+        )
+        if kafka_failures is not None:
+            self._dead_letter_queue(
+                "kafka",
+                kafka_failures,
+                description="The Kafka event source mapping gave up on a batch (retries exhausted or records older "
+                "than ingest.kafka.max_record_age_seconds) and skipped it. Each message names the topic, partition "
+                "and offsets: read them from the topic and publish them again once the bridge's errors are fixed "
+                "(duplicates are sent once), then delete the message (the queue is the stack output "
+                "KafkaFailureQueueUrl: `aws sqs receive-message --queue-url URL`).",
+            )
+
+    def watch_outcome_events(
+        self,
+        *,
+        publisher: lambda_.IFunction,
+        publisher_dead_letter_queue: sqs.IQueue,
+        dead_letters: lambda_.IFunction,
+        drained_dead_letter_queues: Mapping[str, sqs.IQueue],
+    ) -> None:
+        """Alarms of the events publisher (`events-publisher`) and the dead-letter function (`dead-letters`)."""
+        self._dead_letter_queue(
+            "events-publisher",
+            publisher_dead_letter_queue,
+            description="The events publisher gave up on message-log changes after retrying them for up to a day: "
+            "their outcome events were not published (the outcomes themselves are in the message log). Each "
+            "message names the stream records; read the publisher's log group for why (EventBridge refusing? a "
+            "bus policy?), then purge the queue once consumers have been told.",
+        )
+        self._function_alarms(
+            "events-publisher",
+            publisher,
+            on_error="The events publisher failed an invocation: its batch of message-log changes is retried "
+            "(bisected) from the stream, so events are late, not lost, unless it keeps failing for a day "
+            "(dlq-events-publisher). Read its log group.",
+            on_throttle="Lambda throttled the events publisher: outcome events wait in the message log's stream "
+            "(24 hours). The account's concurrency is exhausted.",
+        )
+        self._function_alarms(
+            "dead-letters",
+            dead_letters,
+            on_error="The dead-letter function failed an invocation: those requests stay in their DLQ and are "
+            "tried again, so EmailFailed is late, not lost. Read its log group.",
+            on_throttle="Lambda throttled the dead-letter function: dead letters wait in their DLQ.",
+        )
+        for name, dlq in drained_dead_letter_queues.items():
+            self._add(
+                f"age-{name}-dlq",
+                dlq.metric_approximate_age_of_oldest_message(period=QUEUE_PERIOD, statistic="Maximum"),
+                threshold=600,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=AGE_EVALUATION_PERIODS,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+                description=f"A message waits in the {name} dead-letter queue for more than 10 minutes: the "
+                "dead-letter function is not moving it to the parked queue (no EmailFailed yet). Read the "
+                "dead-letters function's log group; `mailwright dlq list` shows both queues.",
+            )
+
+    def watch_webhooks(
+        self,
+        *,
+        function: lambda_.IFunction,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        namespace: str,
+        service: str,
+    ) -> None:
+        """Alarms of the webhook sender and of each endpoint: its DLQ, and whether it is suspended."""
+        self._function_alarms(
+            "webhook-sender",
+            function,
+            on_error="The webhook sender failed an invocation: its deliveries return to their endpoint's queue "
+            "and are tried again (after maxReceiveCount, the endpoint's DLQ). Read its log group.",
+            on_throttle="Lambda throttled the webhook sender: deliveries wait in their endpoints' queues.",
+        )
+        for name, dlq in dead_letter_queues.items():
+            self._dead_letter_queue(
+                f"webhook-{name}",
+                dlq,
+                description=f"Deliveries to webhook endpoint {name} wait in its dead-letter queue: the sender kept "
+                "failing on them, or EventBridge could not queue them. Read the webhook sender's log group, then "
+                f"`mailwright webhooks replay {name}`.",
+            )
+            self._add(
+                f"webhook-{name}-suspended",
+                cloudwatch.Metric(
+                    namespace=namespace,
+                    metric_name="WebhookSuspended",
+                    dimensions_map={"service": service, "endpoint": name},
+                    statistic="Maximum",
+                    period=FUNCTION_PERIOD,
+                ),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                # The sender reports the state with every batch; no traffic keeps the last state.
+                missing=cloudwatch.TreatMissingData.IGNORE,
+                description=f"Webhook endpoint {name} is suspended (it answered 410 Gone, or no delivery got through "
+                "for a day): its deliveries are archived, none is attempted. `mailwright webhooks list` says why; "
+                f"once it answers again, `mailwright webhooks resume {name}` then `mailwright webhooks replay {name}`.",
+            )
 
     def _function_alarms(self, name: str, function: lambda_.IFunction, *, on_error: str, on_throttle: str) -> None:
         self._add(

@@ -184,7 +184,8 @@ class WorkerCodeBundler:
 
 @jsii.implements(ILocalBundling)
 class TemplatesBundler:
-    """Runs the runtime's own template bundler, so synth fails on a template the worker would reject."""
+    """Runs `templates validate`'s checks, then the runtime's own bundler, so synth fails on a template the
+    worker would reject or that breaks a rule (undeclared variables, CAN-SPAM, https links...)."""
 
     def __init__(self, *, templates_dir: Path = TEMPLATES_DIR, functions_dir: Path = FUNCTIONS_DIR) -> None:
         self._templates_dir = templates_dir
@@ -193,14 +194,21 @@ class TemplatesBundler:
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         """Write one `<template_id>.json` per template directory into `output_dir`."""
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self._functions_dir), env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "mailwright.templates", "bundle", str(self._templates_dir), output_dir]
-        result = subprocess.run(  # noqa: S603
-            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self._functions_dir), str(REPO_ROOT), env.get("PYTHONPATH")])
         )
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip()
-            raise BundlingError(f"templates in {self._templates_dir} did not bundle:\n{detail}")
+        source = str(self._templates_dir)
+        steps = (
+            ("did not pass the checks", ["-m", "mailwright_tools.template_checks", source]),
+            ("did not bundle", ["-m", "mailwright.templates", "bundle", source, output_dir]),
+        )
+        for failure, command in steps:
+            result = subprocess.run(  # noqa: S603
+                [sys.executable, *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                detail = (result.stderr or result.stdout).strip()
+                raise BundlingError(f"templates in {self._templates_dir} {failure}:\n{detail}")
         return True
 
 

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.events_config import KNOWN_KEYS as EVENTS_KEYS
+from infra.events_config import EventsConfig, EventsConfigError, parse_events_config
 from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
     DEFAULT_LANE,
+    FAILOVER_LANES,
     LANES,
     METRICS_NAMESPACE,
+    PROVIDER_KIND_MAILGUN,
+    PROVIDER_KIND_SENDGRID,
+    PROVIDER_KIND_SES,
+    PROVIDER_KIND_SMTP,
+    PROVIDER_KINDS,
+    PROVIDER_SES,
     SERVICE_NAME,
+    WEBHOOK_PROVIDER_KINDS,
     Env,
 )
 
@@ -134,6 +145,100 @@ class UnsubscribeConfig:
     reserved_concurrency: int | None = DEFAULT_UNSUBSCRIBE_RESERVED_CONCURRENCY
 
 
+# The HTTPS API's stage throttle: a status lookup is a support tool's question, not traffic.
+# API Gateway's account-wide default (10,000 requests/s, burst 5,000) caps both.
+DEFAULT_API_RATE_LIMIT = 50.0
+DEFAULT_API_BURST_LIMIT = 100
+API_MAX_RATE_LIMIT = 10000.0
+API_MAX_BURST_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTPS API (the `api` context value): its stage throttle and its logging role."""
+
+    # Requests per second (steady) and the burst above it, for the whole stage.
+    throttling_rate_limit: float = DEFAULT_API_RATE_LIMIT
+    throttling_burst_limit: int = DEFAULT_API_BURST_LIMIT
+    # API Gateway writes its logs with one role per account and region: create it and set it in
+    # the account's API Gateway settings, unless the account has one already (false).
+    cloudwatch_role: bool = True
+
+
+# Kafka: bounded retries need the mapping's provisioned mode (its error-handling controls exist only there).
+KAFKA_AUTH_MSK = ("iam",)
+KAFKA_AUTH_SELF_MANAGED = ("sasl_scram_512", "sasl_scram_256", "mtls")
+_KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_KAFKA_SERVER = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+_MSK_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster/[^/\s]+/[^/\s]+$")
+_MQ_BROKER_ARN = re.compile(r"^arn:aws[a-z-]*:mq:[a-z0-9-]+:\d{12}:broker:[^:\s]+:b-[0-9a-f-]+$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/\S+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]+$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]+$")
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+
+
+@dataclass(frozen=True)
+class KafkaIngestConfig:
+    """A Kafka topic the bridge reads (`ingest.kafka`): an MSK cluster, or a self-managed cluster's brokers."""
+
+    topic: str
+    consumer_group: str = "mailwright"
+    # Exactly one of the two: MSK (IAM authentication) or self-managed brokers (SASL/SCRAM or mTLS).
+    cluster_arn: str = ""
+    bootstrap_servers: tuple[str, ...] = ()
+    auth: str = "iam"
+    # SASL/SCRAM credentials, or the client certificate and key for mTLS (self-managed only).
+    secret_arn: str = ""
+    # The customer managed key that encrypts that secret, if any: the mapping needs kms:Decrypt on it.
+    secret_kms_key_arn: str = ""
+    # Self-managed brokers inside a VPC: the mapping's network interfaces go in these.
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    starting_position: str = "TRIM_HORIZON"
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+    # A failing batch is retried this often (split in two each time), then recorded in the on-failure queue...
+    retry_attempts: int = 3
+    # ...as is a record older than this: a partition is never blocked for good.
+    max_record_age_seconds: int = 21600
+    # Provisioned mode: the minimum is paid for around the clock (Event Poller Units).
+    minimum_pollers: int = 1
+    maximum_pollers: int = 2
+
+    @property
+    def managed(self) -> bool:
+        """Whether the cluster is Amazon MSK (else self-managed brokers)."""
+        return bool(self.cluster_arn)
+
+
+@dataclass(frozen=True)
+class RabbitMQIngestConfig:
+    """An Amazon MQ for RabbitMQ queue the bridge reads (`ingest.rabbitmq`)."""
+
+    broker_arn: str
+    secret_arn: str
+    queue: str = "mailwright-requests"
+    virtual_host: str = "/"
+    secret_kms_key_arn: str = ""
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The optional doors beside SQS and EventBridge: Kafka and RabbitMQ, each through the ingest bridge."""
+
+    kafka: KafkaIngestConfig | None = None
+    rabbitmq: RabbitMQIngestConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the stack needs the ingest bridge at all."""
+        return self.kafka is not None or self.rabbitmq is not None
+
+
 @dataclass(frozen=True)
 class MailwrightConfig:
     """Everything a deployment of mailwright can be told."""
@@ -162,6 +267,8 @@ class MailwrightConfig:
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     # The public unsubscribe endpoint's concurrency cap.
     unsubscribe: UnsubscribeConfig = field(default_factory=UnsubscribeConfig)
+    # The HTTPS API: stage throttle and logging role.
+    api: ApiConfig = field(default_factory=ApiConfig)
     # SES sandbox: the recipient identities (addresses or domains) workers may send to meanwhile.
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
@@ -174,6 +281,14 @@ class MailwrightConfig:
     pacing_shards: int = 1
     quota_holds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTA_HOLDS))
     quota_refresh_seconds: int = 300
+    # Secondary providers (none: SES alone, as without them), each lane's failover, and their webhook.
+    providers: tuple[ProviderConfig, ...] = ()
+    failover: dict[str, LaneFailoverConfig] = field(default_factory=lambda: default_failover())
+    provider_webhook: ProviderWebhookConfig = field(default_factory=lambda: ProviderWebhookConfig())
+    # Kafka and RabbitMQ into the lanes through the ingest bridge (absent: no bridge).
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
+    events: EventsConfig = field(default_factory=EventsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -335,8 +450,19 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "quota_holds",
         "quota_refresh_seconds",
         "unsubscribe",
+        "api",
+        "providers",
+        "failover",
+        "provider_webhook",
+        "ingest",
+        *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
+    providers = parse_providers(raw.get("providers"))
+    try:
+        events = parse_events_config(raw)
+    except EventsConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return MailwrightConfig(
         stack_name=str(raw.get("stack_name") or "Mailwright"),
         sender=sender,
@@ -351,12 +477,18 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         lanes=lanes,
         alarms=_alarm_settings(raw),
         unsubscribe=_unsubscribe_settings(raw),
+        api=_api_settings(raw),
+        ingest=_ingest_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
         **_event_tracking(raw),
         pacing_shards=_positive_int(raw, "pacing_shards", 1, where=CONTEXT_KEY),
         quota_holds=_quota_holds(raw),
         quota_refresh_seconds=_positive_int(raw, "quota_refresh_seconds", 300, minimum=10, where=CONTEXT_KEY),
+        providers=providers,
+        failover=parse_failover(raw.get("failover"), providers),
+        provider_webhook=_provider_webhook_settings(raw),
+        events=events,
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
@@ -446,6 +578,31 @@ def _unsubscribe_settings(raw: dict[str, Any]) -> UnsubscribeConfig:
     )
 
 
+def _api_settings(raw: dict[str, Any]) -> ApiConfig:
+    where = f"{CONTEXT_KEY}.api"
+    settings = raw.get("api")
+    if settings is None:
+        return ApiConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"throttling_rate_limit": 50}}')
+    unknown = set(settings) - set(ApiConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    rate = settings.get("throttling_rate_limit", DEFAULT_API_RATE_LIMIT)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= API_MAX_RATE_LIMIT:
+        raise ConfigError(
+            f"{where}.throttling_rate_limit must be a number of requests per second above 0 and at most "
+            f"{API_MAX_RATE_LIMIT:g}, got {rate!r}"
+        )
+    burst = _positive_int(settings, "throttling_burst_limit", DEFAULT_API_BURST_LIMIT, where=where)
+    if burst > API_MAX_BURST_LIMIT:
+        raise ConfigError(f"{where}.throttling_burst_limit is at most {API_MAX_BURST_LIMIT}, got {burst}")
+    role = settings.get("cloudwatch_role", True)
+    if not isinstance(role, bool):
+        raise ConfigError(f"{where}.cloudwatch_role must be true or false, got {role!r}")
+    return ApiConfig(throttling_rate_limit=float(rate), throttling_burst_limit=burst, cloudwatch_role=role)
+
+
 def _sandbox_recipients(raw: dict[str, Any]) -> tuple[str, ...]:
     values = raw.get("sandbox_recipients") or []
     if not isinstance(values, list):
@@ -470,6 +627,139 @@ def _mail_from_domain(raw: dict[str, Any], domain: str) -> str:
     if not _DOMAIN.match(value) or not value.endswith("." + domain):
         raise ConfigError(f"{CONTEXT_KEY}.mail_from_domain must be a subdomain of {domain}, got {value!r}")
     return value
+
+
+def _ingest_settings(raw: dict[str, Any]) -> IngestConfig:
+    where = f"{CONTEXT_KEY}.ingest"
+    settings = raw.get("ingest")
+    if settings is None:
+        return IngestConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where} must be an object with kafka and/or rabbitmq")
+    unknown = set(settings) - {"kafka", "rabbitmq"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; known: kafka, rabbitmq")
+    kafka = settings.get("kafka")
+    rabbitmq = settings.get("rabbitmq")
+    return IngestConfig(
+        kafka=None if kafka is None else _kafka_settings(kafka, f"{where}.kafka"),
+        rabbitmq=None if rabbitmq is None else _rabbitmq_settings(rabbitmq, f"{where}.rabbitmq"),
+    )
+
+
+def _object_with(raw: Any, where: str, fields: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = set(raw) - {name for name in fields if name != "managed"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    return raw
+
+
+def _matching(raw: dict[str, Any], key: str, pattern: re.Pattern[str], what: str, where: str) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str) or (value and not pattern.match(value)):
+        raise ConfigError(f"{where}.{key} must be {what}, got {value!r}")
+    return value
+
+
+def _matching_list(raw: dict[str, Any], key: str, pattern: re.Pattern[str], what: str, where: str) -> tuple[str, ...]:
+    values = raw.get(key) or []
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    if not isinstance(values, list) or not all(isinstance(v, str) and pattern.match(v) for v in values):
+        raise ConfigError(f"{where}.{key} must be a list of {what}, got {raw.get(key)!r}")
+    return tuple(values)
+
+
+def _kafka_settings(raw: Any, where: str) -> KafkaIngestConfig:
+    raw = _object_with(raw, where, KafkaIngestConfig.__dataclass_fields__)
+    defaults = KafkaIngestConfig(topic="-")
+    topic = _matching(raw, "topic", _KAFKA_TOPIC, "a Kafka topic name", where)
+    if not topic:
+        raise ConfigError(f"{where}.topic is required (the topic producers publish requests to)")
+    group = _matching(raw, "consumer_group", _KAFKA_TOPIC, "a consumer group id", where) or defaults.consumer_group
+    cluster_arn = _matching(raw, "cluster_arn", _MSK_CLUSTER_ARN, "an MSK cluster ARN", where)
+    servers = _matching_list(raw, "bootstrap_servers", _KAFKA_SERVER, "host:port", where)
+    if bool(cluster_arn) == bool(servers):
+        raise ConfigError(f"{where}: give cluster_arn (Amazon MSK) or bootstrap_servers (self-managed), not both")
+    allowed = KAFKA_AUTH_MSK if cluster_arn else KAFKA_AUTH_SELF_MANAGED
+    auth = raw.get("auth", allowed[0])
+    if auth not in allowed:
+        kind = "an MSK cluster" if cluster_arn else "self-managed brokers"
+        raise ConfigError(f"{where}.auth for {kind} is one of {', '.join(allowed)}, got {auth!r}")
+    secret = _matching(raw, "secret_arn", _SECRET_ARN, "a Secrets Manager secret ARN", where)
+    if cluster_arn and secret:
+        raise ConfigError(f"{where}.secret_arn: an MSK cluster is read with IAM authentication, no secret")
+    if not cluster_arn and not secret:
+        raise ConfigError(f"{where}.secret_arn is required for {auth} (the credentials or client certificate)")
+    subnets = _matching_list(raw, "subnet_ids", _SUBNET, "subnet ids", where)
+    groups = _matching_list(raw, "security_group_ids", _SECURITY_GROUP, "security group ids", where)
+    if cluster_arn and (subnets or groups):
+        raise ConfigError(f"{where}: an MSK cluster's network comes from the cluster; subnet_ids are for self-managed")
+    if bool(subnets) != bool(groups):
+        raise ConfigError(f"{where}: subnet_ids and security_group_ids go together")
+    position = raw.get("starting_position", defaults.starting_position)
+    if position not in STARTING_POSITIONS:
+        raise ConfigError(f"{where}.starting_position is one of {', '.join(STARTING_POSITIONS)}, got {position!r}")
+    batch_size = _positive_int(raw, "batch_size", defaults.batch_size, where=where)
+    window = _positive_int(raw, "batching_window_seconds", defaults.batching_window_seconds, minimum=0, where=where)
+    retries = _positive_int(raw, "retry_attempts", defaults.retry_attempts, minimum=0, where=where)
+    age = _positive_int(raw, "max_record_age_seconds", defaults.max_record_age_seconds, minimum=60, where=where)
+    low = _positive_int(raw, "minimum_pollers", defaults.minimum_pollers, where=where)
+    high = _positive_int(raw, "maximum_pollers", max(low, defaults.maximum_pollers), where=where)
+    if batch_size > 10000 or window > 300 or retries > 10000 or age > 604800 or low > 200 or high > 2000:
+        raise ConfigError(
+            f"{where}: batch_size is at most 10000, batching_window_seconds 300, retry_attempts 10000, "
+            "max_record_age_seconds 604800, minimum_pollers 200 and maximum_pollers 2000 (Lambda's limits)"
+        )
+    if high < low:
+        raise ConfigError(f"{where}: maximum_pollers ({high}) must be >= minimum_pollers ({low})")
+    return KafkaIngestConfig(
+        topic=topic,
+        consumer_group=group,
+        cluster_arn=cluster_arn,
+        bootstrap_servers=servers,
+        auth=auth,
+        secret_arn=secret,
+        secret_kms_key_arn=_matching(raw, "secret_kms_key_arn", _KMS_KEY_ARN, "a KMS key ARN", where),
+        subnet_ids=subnets,
+        security_group_ids=groups,
+        starting_position=position,
+        batch_size=batch_size,
+        batching_window_seconds=window,
+        retry_attempts=retries,
+        max_record_age_seconds=age,
+        minimum_pollers=low,
+        maximum_pollers=high,
+    )
+
+
+def _rabbitmq_settings(raw: Any, where: str) -> RabbitMQIngestConfig:
+    raw = _object_with(raw, where, RabbitMQIngestConfig.__dataclass_fields__)
+    broker = _matching(raw, "broker_arn", _MQ_BROKER_ARN, "an Amazon MQ broker ARN", where)
+    secret = _matching(raw, "secret_arn", _SECRET_ARN, "a Secrets Manager secret ARN", where)
+    if not broker or not secret:
+        raise ConfigError(f"{where}: broker_arn and secret_arn (the broker user's credentials) are required")
+    defaults = RabbitMQIngestConfig(broker_arn=broker, secret_arn=secret)
+    queue = raw.get("queue", defaults.queue)
+    vhost = raw.get("virtual_host", defaults.virtual_host)
+    for key, value in (("queue", queue), ("virtual_host", vhost)):
+        if not isinstance(value, str) or not 0 < len(value) <= 255 or any(ch.isspace() for ch in value):
+            raise ConfigError(f"{where}.{key} must be a name of 1 to 255 characters without spaces, got {value!r}")
+    batch_size = _positive_int(raw, "batch_size", defaults.batch_size, where=where)
+    window = _positive_int(raw, "batching_window_seconds", defaults.batching_window_seconds, minimum=0, where=where)
+    if batch_size > 10000 or window > 300:
+        raise ConfigError(f"{where}: batch_size is at most 10000 and batching_window_seconds at most 300")
+    return RabbitMQIngestConfig(
+        broker_arn=broker,
+        secret_arn=secret,
+        queue=queue,
+        virtual_host=vhost,
+        secret_kms_key_arn=_matching(raw, "secret_kms_key_arn", _KMS_KEY_ARN, "a KMS key ARN", where),
+        batch_size=batch_size,
+        batching_window_seconds=window,
+    )
 
 
 def _feedback_settings(raw: dict[str, Any]) -> dict[str, Any]:
@@ -529,6 +819,8 @@ class WorkerResources:
     # The stack's own unsubscribe endpoint (the function URL); links point here
     # unless `unsubscribe_base_url` in the settings names a custom domain.
     unsubscribe_base_url: str = ""
+    # Secondary providers' secrets by provider name: ARNs (CDK tokens deployed), never their values.
+    provider_secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 def max_backoff_seconds(lane: LaneConfig) -> int:
@@ -595,6 +887,8 @@ def worker_environment(
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Secondary providers and this lane's failover (none without `providers` in context).
+        **failover_environment(config=config, lane=lane.name, secrets=resources.provider_secrets),
     }
 
 
@@ -612,6 +906,20 @@ def unsubscribe_environment(
         # ...and the suppression table's marker says which versions are still stored.
         Env.SUPPRESSION_TABLE: suppression_table,
         "POWERTOOLS_SERVICE_NAME": "mailwright",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def api_environment(*, messages_table: str, address_key_secret_arn: str, suppression_table: str) -> dict[str, str]:
+    """The environment of the HTTPS API's function; the local API server's service reads the same."""
+    return {
+        # The message log and its recipient index: what the status API reads.
+        Env.MESSAGES_TABLE: messages_table,
+        # Lookups by recipient hash the address with the keyring...
+        Env.ADDRESS_KEY_SECRET_ARN: address_key_secret_arn,
+        # ...and the suppression table's marker says which older key versions are still stored.
+        Env.SUPPRESSION_TABLE: suppression_table,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 
@@ -678,6 +986,417 @@ def breaker_environment(*, config: MailwrightConfig, mapping_id: str, alarm_name
         Env.BREAKER_ALARMS: ",".join(alarm_names),
         # Resume by itself when every one of them is OK again (else an operator resumes it).
         Env.BREAKER_AUTO_RESUME: "true" if config.alarms.auto_resume_bulk else "false",
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+# -- secondary providers and failover ----------------------------------------------
+#
+# `providers` lists the secondaries (none by default: SES alone); `failover` says, per lane, whether its
+# mail moves to one while SES's breaker is open, and the breaker's thresholds. The runtime reads both
+# from MAILWRIGHT_PROVIDERS and MAILWRIGHT_FAILOVER (mailwright.settings parses them again at cold start;
+# tests/unit/test_infra_providers.py holds the two parsers to one contract). Credentials stay in Secrets
+# Manager, in secrets the user creates: the context names them, never holds them.
+
+# Hosts an SMTP relay may be reached in clear on: this machine only (the local stack and the tests).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SMTP_TLS_MODES = ("starttls", "tls", "none")
+MAILGUN_REGIONS = ("us", "eu")
+# A provider's name is its metric dimension, its webhook path and its message-log value.
+_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# A secret's name as Secrets Manager allows it...
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# ...and its complete ARN, with the six characters Secrets Manager appends to the name.
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+# A name that ends like that suffix would be taken for a partial ARN's suffix by Secrets Manager.
+_SUFFIX_LIKE = re.compile(r"-[A-Za-z0-9]{6}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256})$")
+# Emails per second a secondary takes when `max_send_rate` is not given: modest, as a secondary that
+# suddenly sends thousands looks like a spammer to mailbox providers (README: warm-up).
+DEFAULT_PROVIDER_SEND_RATE = 5.0
+# Each kind's `settings` keys.
+PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
+    PROVIDER_KIND_SMTP: frozenset({"host", "port", "tls", "timeout_seconds", "pool_size"}),
+    PROVIDER_KIND_SENDGRID: frozenset({"base_url", "timeout_seconds"}),
+    PROVIDER_KIND_MAILGUN: frozenset({"domain", "region", "base_url", "timeout_seconds"}),
+    PROVIDER_KIND_SES: frozenset({"region", "configuration_set", "feedback_topic_arn"}),
+}
+_PROVIDER_KEYS = frozenset({"name", "kind", "secret", "webhook_secret", "max_send_rate", "settings"})
+# The provider webhook's share of the account's concurrency, as the unsubscribe endpoint's: it is public.
+DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY = 5
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One secondary provider: its name and kind, the secrets that hold its credentials, its settings."""
+
+    name: str
+    kind: str
+    # The secret's name or complete ARN (none for SES in another region: the workers' role sends there).
+    secret: str = ""
+    # SendGrid and Mailgun: a secret of its own for the webhook's verification key, so the public
+    # webhook function never reads the sending credentials ("": the key is in `secret`).
+    webhook_secret: str = ""
+    # Emails per second the whole deployment may hand it; split among the workers that fail over to it.
+    max_send_rate: float = DEFAULT_PROVIDER_SEND_RATE
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def posts_webhooks(self) -> bool:
+        """Whether it reports feedback to the provider webhook (SendGrid, Mailgun)."""
+        return self.kind in WEBHOOK_PROVIDER_KINDS
+
+    @property
+    def region(self) -> str:
+        """The other region SES sends from (kind ses_region), else ""."""
+        return str(self.settings.get("region", "")) if self.kind == PROVIDER_KIND_SES else ""
+
+
+@dataclass(frozen=True)
+class LaneFailoverConfig:
+    """One lane's failover: whether its mail moves to `provider` while SES's breaker is open, and when that opens."""
+
+    enabled: bool
+    # "": the first provider listed.
+    provider: str = ""
+    failure_threshold: int = 5
+    window_seconds: int = 30
+    cooldown_seconds: int = 30
+    account_cooldown_seconds: int = 300
+    # The alarm fires when SES's breaker of this lane has been open this long (while the lane sends).
+    alarm_after_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class ProviderWebhookConfig:
+    """The provider webhook function (the `provider_webhook` context value)."""
+
+    # None: no reservation (an account limited to 10 concurrent executions cannot reserve any).
+    reserved_concurrency: int | None = DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY
+
+
+def default_failover() -> dict[str, LaneFailoverConfig]:
+    """Each lane's failover when the context says nothing: critical and standard fail over, bulk waits."""
+    return {lane: LaneFailoverConfig(enabled=lane in FAILOVER_LANES) for lane in LANES}
+
+
+def _secret_reference(value: Any, where: str) -> str:
+    text = str(value or "").strip()
+    if text.startswith("arn:"):
+        if not _SECRET_ARN.match(text):
+            raise ConfigError(
+                f"{where} must be a secret's complete ARN (with the six characters Secrets Manager appends), "
+                f"or its name; got {text!r}"
+            )
+        return text
+    if not _SECRET_NAME.match(text):
+        raise ConfigError(f"{where} must be the name or complete ARN of a Secrets Manager secret, got {text!r}")
+    if _SUFFIX_LIKE.search(text):
+        raise ConfigError(
+            f"{where}: a secret name ending in '-' and six characters ({text!r}) is ambiguous to Secrets Manager; "
+            "give its complete ARN instead"
+        )
+    return text
+
+
+def _provider_number(raw: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:  # `not >` catches NaN
+        raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _https_url(value: Any, where: str) -> str:
+    text = str(value).strip()
+    if not (text.startswith("https://") or re.match(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/|$)", text)):
+        raise ConfigError(f"{where} must be an https URL (plain http on loopback only), got {text!r}")
+    return text
+
+
+def _provider_settings(kind: str, raw: Any, where: str) -> dict[str, Any]:
+    """A provider's `settings`, checked as the runtime will check them, with defaults left to the runtime."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = set(raw) - PROVIDER_SETTINGS[kind]
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(PROVIDER_SETTINGS[kind])}")
+    settings = dict(raw)
+    if "timeout_seconds" in settings:
+        _provider_number(settings, "timeout_seconds", 10, where)
+    if "base_url" in settings:
+        settings["base_url"] = _https_url(settings["base_url"], f"{where}.base_url")
+    if kind == PROVIDER_KIND_SMTP:
+        host = str(settings.get("host") or "").strip()
+        if not host:
+            raise ConfigError(f"{where}.host is required (the relay's host name)")
+        tls = settings.get("tls", "starttls")
+        if tls not in SMTP_TLS_MODES:
+            raise ConfigError(f"{where}.tls must be one of {', '.join(SMTP_TLS_MODES)}, got {tls!r}")
+        if tls == "none" and host not in LOOPBACK_HOSTS:
+            raise ConfigError(f"{where}: an SMTP relay without TLS is allowed on loopback only")
+        port = _positive_int(settings, "port", 465 if tls == "tls" else 587, where=where)
+        if port > 65535:
+            raise ConfigError(f"{where}.port must be at most 65535")
+        _positive_int(settings, "pool_size", 4, where=where)
+    elif kind == PROVIDER_KIND_MAILGUN:
+        domain = str(settings.get("domain") or "").strip().lower()
+        if not _DOMAIN.match(domain):
+            raise ConfigError(f"{where}.domain must be the Mailgun sending domain, got {domain!r}")
+        if settings.get("region", "us") not in MAILGUN_REGIONS:
+            raise ConfigError(f"{where}.region must be one of {', '.join(MAILGUN_REGIONS)}")
+    elif kind == PROVIDER_KIND_SES:
+        region = str(settings.get("region") or "")
+        if not _REGION.match(region):
+            raise ConfigError(f"{where}.region must be an AWS region such as eu-west-1, got {region!r}")
+        if not str(settings.get("configuration_set") or "").strip():
+            raise ConfigError(f"{where}.configuration_set is required (the configuration set in {region})")
+        topic = settings.get("feedback_topic_arn")
+        if topic is not None:
+            match = _SNS_ARN.match(str(topic))
+            if not match or match.group(1) != region:
+                raise ConfigError(f"{where}.feedback_topic_arn must be an SNS topic ARN in {region}, got {topic!r}")
+    return settings
+
+
+def parse_providers(raw: Any) -> tuple[ProviderConfig, ...]:
+    """The `providers` context value: a list of secondary providers (empty or absent: none)."""
+    where = f"{CONTEXT_KEY}.providers"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where} must be a list of providers")
+    providers: list[ProviderConfig] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}[{index}] must be an object with name, kind and settings")
+        name = str(entry.get("name") or "")
+        if not _PROVIDER_NAME.match(name) or name == PROVIDER_SES:
+            raise ConfigError(
+                f"{where}[{index}].name must be up to 40 letters, digits, - or _, "
+                f"and not {PROVIDER_SES!r}; got {name!r}"
+            )
+        at = f"{where}.{name}"
+        unknown = set(entry) - _PROVIDER_KEYS
+        if unknown:
+            raise ConfigError(f"{at}: unknown keys {sorted(unknown)}; known: {sorted(_PROVIDER_KEYS)}")
+        kind = entry.get("kind")
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{at}.kind must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
+        if kind == PROVIDER_KIND_SES:
+            if entry.get("secret") or entry.get("webhook_secret"):
+                raise ConfigError(f"{at}: SES in another region needs no secret (the workers' role sends there)")
+            secret = ""
+        else:
+            if not entry.get("secret"):
+                raise ConfigError(f"{at}.secret is required: the name or ARN of the secret with its credentials")
+            secret = _secret_reference(entry["secret"], f"{at}.secret")
+        webhook_secret = ""
+        if entry.get("webhook_secret"):
+            if kind not in WEBHOOK_PROVIDER_KINDS:
+                raise ConfigError(f"{at}.webhook_secret: only {', '.join(WEBHOOK_PROVIDER_KINDS)} post webhooks")
+            webhook_secret = _secret_reference(entry["webhook_secret"], f"{at}.webhook_secret")
+        providers.append(
+            ProviderConfig(
+                name=name,
+                kind=str(kind),
+                secret=secret,
+                webhook_secret=webhook_secret,
+                max_send_rate=_provider_number(entry, "max_send_rate", DEFAULT_PROVIDER_SEND_RATE, at),
+                settings=_provider_settings(str(kind), entry.get("settings"), f"{at}.settings"),
+            )
+        )
+    names = [provider.name for provider in providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: provider names must be unique, got {', '.join(names)}")
+    return tuple(providers)
+
+
+def parse_failover(raw: Any, providers: tuple[ProviderConfig, ...]) -> dict[str, LaneFailoverConfig]:
+    """The `failover` context value: per lane, true/false or an object; defaults for the lanes it leaves out."""
+    where = f"{CONTEXT_KEY}.failover"
+    lanes = default_failover()
+    if raw is None:
+        return lanes
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} must be an object by lane, e.g. {{"bulk": {{"enabled": true}}}}')
+    unknown = set(raw) - set(LANES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown lanes {sorted(unknown)}; lanes are {', '.join(LANES)}")
+    names = {provider.name for provider in providers}
+    fields = set(LaneFailoverConfig.__dataclass_fields__)
+    for lane, value in raw.items():
+        at = f"{where}.{lane}"
+        if isinstance(value, bool):
+            value = {"enabled": value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{at} must be true, false or an object")
+        unknown = set(value) - fields
+        if unknown:
+            raise ConfigError(f"{at}: unknown settings {sorted(unknown)}; known: {sorted(fields)}")
+        enabled = value.get("enabled", lanes[lane].enabled)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{at}.enabled must be true or false, got {enabled!r}")
+        provider = str(value.get("provider") or "")
+        if provider and provider not in names:
+            raise ConfigError(f"{at}.provider {provider!r} is not among {CONTEXT_KEY}.providers")
+        defaults = LaneFailoverConfig(enabled=enabled)
+        lanes[lane] = LaneFailoverConfig(
+            enabled=enabled,
+            provider=provider,
+            **{
+                name: _positive_int(value, name, getattr(defaults, name), where=at)
+                for name in (
+                    "failure_threshold",
+                    "window_seconds",
+                    "cooldown_seconds",
+                    "account_cooldown_seconds",
+                    "alarm_after_minutes",
+                )
+            },
+        )
+    return lanes
+
+
+def _provider_webhook_settings(raw: dict[str, Any]) -> ProviderWebhookConfig:
+    where = f"{CONTEXT_KEY}.provider_webhook"
+    settings = raw.get("provider_webhook")
+    if settings is None:
+        return ProviderWebhookConfig()
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"reserved_concurrency": 5}}')
+    unknown = set(settings) - set(ProviderWebhookConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+    if "reserved_concurrency" in settings and settings["reserved_concurrency"] is None:
+        return ProviderWebhookConfig(reserved_concurrency=None)
+    default = DEFAULT_PROVIDER_WEBHOOK_RESERVED_CONCURRENCY
+    return ProviderWebhookConfig(
+        reserved_concurrency=_positive_int(settings, "reserved_concurrency", default, where=where)
+    )
+
+
+def lane_provider(config: MailwrightConfig, lane: str) -> ProviderConfig | None:
+    """The provider `lane` fails over to (None without providers)."""
+    if not config.providers:
+        return None
+    wanted = config.failover[lane].provider or config.providers[0].name
+    return next(provider for provider in config.providers if provider.name == wanted)
+
+
+def failover_lanes(config: MailwrightConfig, provider: str) -> list[str]:
+    """The lanes whose mail moves to `provider` while SES's breaker is open."""
+    return [
+        lane
+        for lane in LANES
+        if config.failover[lane].enabled
+        and (found := lane_provider(config, lane)) is not None
+        and found.name == provider
+    ]
+
+
+def provider_send_rate_per_worker(config: MailwrightConfig, provider: ProviderConfig) -> float:
+    """Each worker's share of a provider's `max_send_rate`: split among the workers of the lanes failing over to it."""
+    workers = sum(config.lanes[lane].max_concurrency for lane in failover_lanes(config, provider.name))
+    return provider.max_send_rate / workers if workers else provider.max_send_rate
+
+
+def providers_json(config: MailwrightConfig, secrets: Mapping[str, str], *, webhooks_only: bool = False) -> str:
+    """MAILWRIGHT_PROVIDERS: the providers as the runtime reads them, secrets by ARN (`secrets`: name -> ARN)."""
+    entries = []
+    for provider in config.providers:
+        if webhooks_only and not provider.posts_webhooks:
+            continue
+        entry: dict[str, Any] = {
+            "name": provider.name,
+            "kind": provider.kind,
+            "send_rate": round(provider_send_rate_per_worker(config, provider), 6),
+            "settings": {k: v for k, v in provider.settings.items() if k != "feedback_topic_arn"},
+        }
+        if provider.secret:
+            entry["secret_arn"] = secrets[provider.name]
+        entries.append(entry)
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def failover_json(config: MailwrightConfig, lane: str) -> str:
+    """MAILWRIGHT_FAILOVER of one lane's worker."""
+    settings = config.failover[lane]
+    provider = lane_provider(config, lane)
+    return json.dumps(
+        {
+            "enabled": settings.enabled,
+            "provider": provider.name if provider else "",
+            "failure_threshold": settings.failure_threshold,
+            "window_seconds": settings.window_seconds,
+            "cooldown_seconds": settings.cooldown_seconds,
+            "account_cooldown_seconds": settings.account_cooldown_seconds,
+        },
+        separators=(",", ":"),
+    )
+
+
+def failover_environment(*, config: MailwrightConfig, lane: str, secrets: Mapping[str, str]) -> dict[str, str]:
+    """A lane worker's provider variables: none without providers (SES alone, exactly as before)."""
+    if not config.providers:
+        return {}
+    return {
+        # The secondaries, with their secrets' ARNs (never a secret value); parsed once at cold start.
+        Env.PROVIDERS: providers_json(config, secrets),
+        # Whether this lane fails over, to which provider, and its breaker's thresholds.
+        Env.FAILOVER: failover_json(config, lane),
+    }
+
+
+@dataclass(frozen=True)
+class ProviderWebhookResources:
+    """Names of the resources the provider webhook function is told about."""
+
+    feedback: FeedbackResources
+    idempotency_table: str
+    preferences_table: str
+    # The secret holding each webhook provider's verification key (its `webhook_secret`, else its `secret`), by name.
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+def provider_webhook_environment(*, config: MailwrightConfig, resources: ProviderWebhookResources) -> dict[str, str]:
+    """The environment of the provider webhook function; the feedback function's, plus providers and two tables."""
+    return {
+        **feedback_environment(config=config, resources=resources.feedback),
+        # The webhook providers, each named with the secret of its verification key as its secret: with a
+        # webhook_secret configured, this function never reads the sending credentials.
+        Env.PROVIDERS: providers_json(config, resources.webhook_secrets, webhooks_only=True),
+        # Its replay guard: one item per provider event (or Mailgun signature token) already applied.
+        Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
+        # Provider unsubscribes opt the user out of the email's category here.
+        Env.PREFERENCES_TABLE: resources.preferences_table,
+    }
+
+
+# The ingest bridge: a small function; a batch of 100 records is a handful of SQS calls.
+BRIDGE_TIMEOUT_SECONDS = 60
+BRIDGE_MEMORY_MB = 256
+
+
+def bridge_environment(
+    *, config: MailwrightConfig, queue_urls: dict[str, str], templates_bucket: str, messages_table: str
+) -> dict[str, str]:
+    """The environment of the ingest bridge; deployed (CDK tokens) and local bridges get the same."""
+    return {
+        # Where each lane's requests go (the producer SDK reads the same variables).
+        **{Env.lane_queue_url(lane): url for lane, url in queue_urls.items()},
+        # Template bundles: a request without a priority goes to its template's lane, as the SDK routes it.
+        Env.TEMPLATES_BUCKET: templates_bucket,
+        # How long a template's priority is trusted before its ETag is checked again.
+        Env.TEMPLATE_CACHE_SECONDS: str(config.template_cache_seconds),
+        # Records that are not valid requests are logged `rejected` here, for `mailwright status`...
+        Env.MESSAGES_TABLE: messages_table,
+        # ...for as long as the workers keep their entries.
+        Env.MESSAGE_LOG_TTL_DAYS: str(config.message_log_ttl_days),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -16,7 +16,12 @@ from constructs import Construct
 
 from infra.alarms import BOUNCE_RATE_METRIC, COMPLAINT_RATE_METRIC, SES_NAMESPACE
 from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, MailwrightConfig
-from mailwright.constants import METRICS_NAMESPACE
+from mailwright.constants import (
+    METRIC_FAILED_OVER,
+    METRIC_PROVIDER_BREAKER_OPEN,
+    METRIC_PROVIDER_BREAKER_OPENED,
+    METRICS_NAMESPACE,
+)
 
 PERIOD = Duration.minutes(5)
 WIDTH = 8  # three graphs a row (the grid is 24 wide)
@@ -34,6 +39,17 @@ def outcome_search(metric_name: str, statistic: str = "Sum") -> cloudwatch.MathE
         using_metrics={},
         label=metric_name,
         period=PERIOD,
+    )
+
+
+def provider_search(metric_name: str, statistic: str = "Sum", period: Duration = PERIOD) -> cloudwatch.MathExpression:
+    """Every (lane, provider) series of one failover metric."""
+    schema = f"{{{METRICS_NAMESPACE},lane,provider,service}}"
+    return cloudwatch.MathExpression(
+        expression=f"SEARCH('{schema} MetricName=\"{metric_name}\"', '{statistic}', {int(period.to_seconds())})",
+        using_metrics={},
+        label=metric_name,
+        period=period,
     )
 
 
@@ -71,6 +87,48 @@ class OperationsDashboard(Construct):
         self.dashboard.add_widgets(*self._reputation_widgets(config))
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4)
+        )
+
+    def add_provider_widgets(self, config: MailwrightConfig) -> None:
+        """A row for secondary providers: sends per provider, failovers, and the breakers' states."""
+        sent = outcome_search("Sent")
+        failed_over = provider_search(METRIC_FAILED_OVER)
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown="## Secondary providers\n"
+                f"Providers: {', '.join(f'{p.name} ({p.kind})' for p in config.providers)}. "
+                "`mailwright providers status` shows each lane's breakers; README: Secondary providers and failover.",
+                width=24,
+                height=2,
+            ),
+            cloudwatch.GraphWidget(
+                title="Sends per provider (SES: all sends less the secondaries')",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression="SUM(sent) - FILL(SUM(failed), 0)",
+                        using_metrics={"sent": sent, "failed": failed_over},
+                        label="ses",
+                        period=PERIOD,
+                    ),
+                    provider_search(METRIC_FAILED_OVER),
+                ],
+                width=WIDTH,
+                height=HEIGHT,
+            ),
+            cloudwatch.GraphWidget(
+                title="Failovers: breakers opened, emails sent by a secondary",
+                left=[provider_search(METRIC_PROVIDER_BREAKER_OPENED)],
+                right=[provider_search(METRIC_FAILED_OVER)],
+                width=WIDTH,
+                height=HEIGHT,
+            ),
+            cloudwatch.GraphWidget(
+                title="Provider breakers open (1) or closed (0), as workers read them",
+                left=[provider_search(METRIC_PROVIDER_BREAKER_OPEN, "Maximum", Duration.minutes(1))],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+                width=WIDTH,
+                height=HEIGHT,
+            ),
         )
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -12,20 +13,51 @@ from constructs import Construct
 
 from infra.address_key import AddressKeySecret
 from infra.alarms import Alarms, MonitoredQueues
+from infra.api import HttpsApi
 from infra.breaker import ReputationBreaker
 from infra.bundling import templates_source, worker_code
-from infra.config import FeedbackResources, MailwrightConfig, WorkerResources, unsubscribe_environment
+from infra.config import (
+    FeedbackResources,
+    MailwrightConfig,
+    ProviderWebhookResources,
+    WorkerResources,
+    api_environment,
+    bridge_environment,
+    failover_lanes,
+    lane_provider,
+    provider_webhook_environment,
+    unsubscribe_environment,
+)
 from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
 from infra.ingest import Ingest
+from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
 from infra.nag import XRAY_REASON, acknowledge
+from infra.outcome_events import OutcomeEvents
+from infra.providers import (
+    ProviderSecrets,
+    ProviderWebhook,
+    other_region_send_resources,
+    region_feedback_topics,
+    subscribe_region_feedback,
+)
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
+from infra.webhooks import Webhooks
 from infra.workers import SendWorkers
-from mailwright.constants import ADDRESS_KEY_MARKER, BREAKER_LANE, SES_MESSAGE_ID_INDEX, Outputs
+from mailwright.constants import (
+    ADDRESS_KEY_MARKER,
+    BREAKER_LANE,
+    LANES,
+    METRICS_NAMESPACE,
+    RECIPIENT_INDEX,
+    SERVICE_NAME,
+    SES_MESSAGE_ID_INDEX,
+    Outputs,
+)
 
 
 class MailwrightStack(Stack):
@@ -63,6 +95,8 @@ class MailwrightStack(Stack):
             reserved_concurrency=config.unsubscribe.reserved_concurrency,
         )
         self.ingest = Ingest(self, "Ingest", bus_name=config.stack_name, queues=self.lanes.queues)
+        # Secondary providers' secrets (created by the user; none without `providers` in context).
+        self.provider_secrets = ProviderSecrets(self, "ProviderSecrets", providers=config.providers)
         self.workers = SendWorkers(
             self,
             "Workers",
@@ -79,6 +113,7 @@ class MailwrightStack(Stack):
                 unsubscribe_secret_arn=self.unsubscribe.secret.secret_arn,
                 address_key_secret_arn=self.address_key.secret.secret_arn,
                 unsubscribe_base_url=self.unsubscribe_endpoint.url.url,
+                provider_secrets=self.provider_secrets.arns(),
             ),
         )
 
@@ -95,9 +130,41 @@ class MailwrightStack(Stack):
             ),
         )
 
+        self.api = HttpsApi(
+            self,
+            "Api",
+            config=config.api,
+            stack_name=config.stack_name,
+            code=code,
+            environment=api_environment(
+                messages_table=self.storage.messages.table_name,
+                address_key_secret_arn=self.address_key.secret.secret_arn,
+                suppression_table=self.storage.suppression.table_name,
+            ),
+        )
+        # Kafka and RabbitMQ, when configured: a bridge function their event source mappings feed.
+        self.bridge = self._add_bridge(code) if config.ingest.enabled else None
+        # Telling producers: outcome events from the message log's stream, EmailFailed from the DLQs, webhooks.
+        self.outcome_events = OutcomeEvents(
+            self,
+            "OutcomeEvents",
+            config=config,
+            code=code,
+            bus=self.ingest.bus,
+            messages=self.storage.messages,
+            lane_dead_letter_queues=self.lanes.dead_letter_queues,
+            parked_queues=self.lanes.parked_queues,
+            ingest_dead_letter_queue=self.ingest.dead_letter_queue,
+        )
+        self.webhooks = Webhooks(self, "Webhooks", config=config, code=code, bus=self.ingest.bus)
+
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
+        self._grant_api()
+        self.provider_webhook = self._add_provider_webhook(code)
+        self._grant_failover()
+        subscribe_region_feedback(region_feedback_topics(self, config.providers), self.feedback.queue)
         self._add_operations(code)
         self._add_outputs()
 
@@ -134,8 +201,34 @@ class MailwrightStack(Stack):
             acknowledge(
                 worker.role or worker,
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(messages)}.Arn>/index/*]",
-                f"The message log's indexes, of this stack's table only; it has exactly one ({SES_MESSAGE_ID_INDEX}).",
+                f"The message log's indexes, of this stack's table only: {SES_MESSAGE_ID_INDEX} and {RECIPIENT_INDEX}.",
             )
+
+    def _add_bridge(self, code: lambda_.Code) -> IngestBridge:
+        bridge = IngestBridge(
+            self,
+            "IngestBridge",
+            ingest=self.config.ingest,
+            code=code,
+            environment=bridge_environment(
+                config=self.config,
+                queue_urls={lane: queue.queue_url for lane, queue in self.lanes.queues.items()},
+                templates_bucket=self.templates.bucket.bucket_name,
+                messages_table=self.storage.messages.table_name,
+            ),
+        )
+        function = bridge.function
+        for queue in self.lanes.queues.values():
+            queue.grant_send_messages(function)
+        # Template priorities route requests that name no priority, as the producer SDK does.
+        self.templates.grant_read_templates(function)
+        # Rejected records only: new items written whole (BatchWriteItem of puts); nothing read or updated.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources=[self.storage.messages.table_arn]
+            )
+        )
+        return bridge
 
     def _grant_unsubscribe_endpoint(self) -> None:
         function = self.unsubscribe_endpoint.function
@@ -194,11 +287,112 @@ class MailwrightStack(Stack):
                 "account-level suppression list has no resource type, so '*' is the only resource it accepts.",
             )
 
+    def _grant_api(self) -> None:
+        # Read only: a request's item (Query on its partition), a page's items (BatchGetItem) and
+        # the recipient index; not the SES message id index, no write, no Scan.
+        function = self.api.function
+        self.address_key.secret.grant_read(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:BatchGetItem", "dynamodb:Query"],
+                resources=[self.storage.messages.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.storage.messages.table_arn}/index/{RECIPIENT_INDEX}"],
+            )
+        )
+        # The address-key marker only (which key versions are still stored): nothing else of that table.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[self.storage.suppression.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ADDRESS_KEY_MARKER]}},
+            )
+        )
+
+    def _grant_failover(self) -> None:
+        # Each lane that fails over reads its provider's secret (that one only), or sends through SES in
+        # the provider's region (its identity and configuration set there only).
+        for lane in LANES:
+            provider = lane_provider(self.config, lane)
+            if provider is None or lane not in failover_lanes(self.config, provider.name):
+                continue
+            worker = self.workers.functions[lane]
+            secret = self.provider_secrets.secrets.get(provider.name)
+            if secret is not None:
+                secret.grant_read(worker)
+            if provider.region:
+                worker.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=["ses:SendEmail"],
+                        resources=other_region_send_resources(self, provider, identity=self.email.identity_name),
+                    )
+                )
+
+    def _add_provider_webhook(self, code: lambda_.Code) -> ProviderWebhook | None:
+        """The provider webhook, when a provider posts webhooks (SendGrid, Mailgun); its grants."""
+        if not self.provider_secrets.webhook_secrets:
+            return None
+        webhook = ProviderWebhook(
+            self,
+            "ProviderWebhook",
+            code=code,
+            environment=provider_webhook_environment(
+                config=self.config,
+                resources=ProviderWebhookResources(
+                    feedback=FeedbackResources(
+                        suppression_table=self.storage.suppression.table_name,
+                        messages_table=self.storage.messages.table_name,
+                        address_key_secret_arn=self.address_key.secret.secret_arn,
+                    ),
+                    idempotency_table=self.storage.idempotency.table_name,
+                    preferences_table=self.storage.preferences.table_name,
+                    webhook_secrets=self.provider_secrets.webhook_arns(),
+                ),
+            ),
+            reserved_concurrency=self.config.provider_webhook.reserved_concurrency,
+        )
+        function = webhook.function
+        # The verification keys only: with a webhook_secret, not the providers' sending credentials.
+        for secret in self.provider_secrets.webhook_secrets.values():
+            secret.grant_read(function)
+        self.address_key.secret.grant_read(function)
+        # Suppressions (with their audit trail and soft-bounce counts) and the message log, as the feedback
+        # function writes them (TransactWriteItems needs the item actions it carries). No Scan, no Delete.
+        for table in (self.storage.suppression, self.storage.messages):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    resources=[table.table_arn],
+                )
+            )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.storage.messages.table_arn}/index/{SES_MESSAGE_ID_INDEX}"],
+            )
+        )
+        # Provider unsubscribes add an opt-out: one item updated, nothing read, listed or deleted.
+        self.storage.preferences.grant(function, "dynamodb:UpdateItem")
+        # The replay guard's items (`webhook#...`) of the idempotency table, and no others: not the claims.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                resources=[self.storage.idempotency.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["webhook#*"]}},
+            )
+        )
+        return webhook
+
     def _add_operations(self, code: lambda_.Code) -> None:
         # Alarms on every queue and function, the bulk lane's reputation breaker, and the dashboard.
         queues = {**self.lanes.queues, "feedback": self.feedback.queue}
+        # A lane's dead letters wait in its parked queue (the dead-letter function drains its DLQ into it).
         dead_letter_queues = {
-            **self.lanes.dead_letter_queues,
+            **self.outcome_events.parked_queues,
             "feedback": self.feedback.dead_letter_queue,
             "ingest": self.ingest.dead_letter_queue,
         }
@@ -217,12 +411,37 @@ class MailwrightStack(Stack):
                 "feedback": self.feedback.function,
             }
         )
+        self.alarms.watch_outcome_events(
+            publisher=self.outcome_events.publisher,
+            publisher_dead_letter_queue=self.outcome_events.publisher_dead_letter_queue,
+            dead_letters=self.outcome_events.dead_letters,
+            drained_dead_letter_queues=self.lanes.dead_letter_queues,
+        )
+        if self.webhooks.function is not None:
+            self.alarms.watch_webhooks(
+                function=self.webhooks.function,
+                dead_letter_queues={name: e.dead_letter_queue for name, e in self.webhooks.endpoints.items()},
+                namespace=METRICS_NAMESPACE,
+                service=SERVICE_NAME,
+            )
         self.alarms.watch_unsubscribe_endpoint(
             self.unsubscribe_endpoint.function, reserved_concurrency=self.config.unsubscribe.reserved_concurrency
         )
+        self.alarms.watch_api(self.api.stage, self.api.function)
+        # Secondary providers: SES's breaker open too long on a lane, and the provider webhook.
+        self.alarms.watch_provider_breakers(self.config)
+        if self.provider_webhook is not None:
+            self.alarms.watch_provider_webhook(
+                self.provider_webhook.function,
+                reserved_concurrency=self.config.provider_webhook.reserved_concurrency,
+            )
         # The breaker follows the reputation alarms, so the alarms on it come after it.
         self.alarms.watch_breaker(self.breaker.function, dead_letter_queue=self.breaker.dead_letter_queue)
         dead_letter_queues["breaker"] = self.breaker.dead_letter_queue
+        if self.bridge is not None:
+            self.alarms.watch_bridge(self.bridge.function, kafka_failures=self.bridge.failure_queue)
+            if self.bridge.failure_queue is not None:
+                dead_letter_queues["kafka"] = self.bridge.failure_queue
         self.dashboard = OperationsDashboard(
             self,
             "Dashboard",
@@ -231,6 +450,8 @@ class MailwrightStack(Stack):
             dead_letter_queues=dead_letter_queues,
             alarms=list(self.alarms.alarms.values()),
         )
+        if self.config.providers:
+            self.dashboard.add_provider_widgets(self.config)
 
     def _add_outputs(self) -> None:
         # Defined directly on the stack, where a logical id gets no hash, so the
@@ -254,11 +475,55 @@ class MailwrightStack(Stack):
             Outputs.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
             Outputs.REPUTATION_ALARMS: ",".join(alarm.alarm_name for alarm in self.alarms.reputation_alarms),
             Outputs.BREAKER_DLQ_URL: self.breaker.dead_letter_queue.queue_url,
+            Outputs.API_URL: self.api.url,
+            Outputs.API_ID: self.api.api.rest_api_id,
             **self.email.dns_records(),
         }
+        values.update(self._provider_outputs())
+        if self.bridge is not None:
+            values[Outputs.BRIDGE_FUNCTION_NAME] = self.bridge.function.function_name
+            if self.bridge.failure_queue is not None:
+                values[Outputs.KAFKA_FAILURE_QUEUE_URL] = self.bridge.failure_queue.queue_url
+        values[Outputs.EVENTS_DLQ_URL] = self.outcome_events.publisher_dead_letter_queue.queue_url
+        values[Outputs.WEBHOOK_STATE_TABLE] = self.webhooks.state_table.table_name
+        values[Outputs.WEBHOOK_ARCHIVE_BUCKET] = self.webhooks.archive_bucket.bucket_name
+        for name, endpoint in self.webhooks.endpoints.items():
+            values[Outputs.webhook_endpoint(name)] = self.to_json_string(
+                {
+                    "name": name,
+                    "url": endpoint.endpoint.url,
+                    "detail_types": list(endpoint.endpoint.detail_types),
+                    "queue_url": endpoint.queue.queue_url,
+                    "dlq_url": endpoint.dead_letter_queue.queue_url,
+                    "secret_arn": endpoint.secret.secret_arn,
+                }
+            )
         for lane, queue in self.lanes.queues.items():
+            values[Outputs.parked_dlq_url(lane)] = self.outcome_events.parked_queues[lane].queue_url
             values[Outputs.queue_url(lane)] = queue.queue_url
             values[Outputs.dlq_url(lane)] = self.lanes.dead_letter_queues[lane].queue_url
             values[Outputs.worker_name(lane)] = self.workers.functions[lane].function_name
         for key, value in values.items():
             CfnOutput(self, key, value=value, export_name=None)
+
+    def _provider_outputs(self) -> dict[str, str]:
+        """The secondaries and each lane's failover, for `mailwright providers` (none without providers)."""
+        if not self.config.providers:
+            return {}
+        values = {
+            Outputs.PROVIDERS: json.dumps(
+                [{"name": provider.name, "kind": provider.kind} for provider in self.config.providers],
+                separators=(",", ":"),
+            ),
+            Outputs.FAILOVER: json.dumps(
+                {
+                    lane: {"enabled": self.config.failover[lane].enabled, "provider": provider.name}
+                    for lane in LANES
+                    if (provider := lane_provider(self.config, lane)) is not None
+                },
+                separators=(",", ":"),
+            ),
+        }
+        if self.provider_webhook is not None:
+            values[Outputs.PROVIDER_WEBHOOK_URL] = self.provider_webhook.url.url
+        return values

@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.nag import acknowledge
-from mailwright.constants import SES_MESSAGE_ID_INDEX, Keys
+from mailwright.constants import RECIPIENT_INDEX, SES_MESSAGE_ID_INDEX, Keys
 
 _STRING = dynamodb.AttributeType.STRING
 
@@ -21,6 +21,7 @@ def _table(
     ttl: bool = False,
     point_in_time_recovery: bool = False,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    stream: dynamodb.StreamViewType | None = None,
 ) -> dynamodb.Table:
     return dynamodb.Table(
         scope,
@@ -37,6 +38,7 @@ def _table(
         if point_in_time_recovery
         else None,
         removal_policy=removal_policy,
+        stream=stream,
     )
 
 
@@ -71,6 +73,8 @@ class Storage(Construct):
             sort_key=Keys.MESSAGES_SK,
             ttl=True,
             point_in_time_recovery=True,
+            # The outbox of outcome events (infra/outcome_events.py): each write, the item before and after.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
         # SES feedback names the SES message id, not ours; this index finds our record.
         # Keys only: readers take the request id from it and read the item itself, so
@@ -78,5 +82,15 @@ class Storage(Construct):
         self.messages.add_global_secondary_index(
             index_name=SES_MESSAGE_ID_INDEX,
             partition_key=dynamodb.Attribute(name=Keys.SES_MESSAGE_ID, type=_STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        # The status API's "what did we send to this address?": request items by keyed address hash,
+        # newest first. Keys only, for the same reason: ~200 bytes and one write unit per request
+        # logged; the feedback function's appends change neither key and write nothing here. A
+        # search reads a page of ids, then their items (one BatchGetItem): searches are rare, emails not.
+        self.messages.add_global_secondary_index(
+            index_name=RECIPIENT_INDEX,
+            partition_key=dynamodb.Attribute(name=Keys.RECIPIENT_HASH, type=_STRING),
+            sort_key=dynamodb.Attribute(name=Keys.COMPLETED_AT, type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )

@@ -26,26 +26,33 @@ from pathlib import Path
 from typing import Any
 
 from mailwright.address_keys import AddressHasher, AddressKeyring
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, Keys
+from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer, SendPacer, gcra_grant
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     APPEND_OK,
+    BREAKER_HISTORY_KEEP,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
     AccountState,
     AuditRecord,
+    BreakerChange,
+    BreakerState,
     ClaimRecord,
     ClaimResult,
     Deferral,
     FeedbackRecord,
+    IndexEntry,
+    IndexPage,
+    LaneMessage,
     LoggedState,
     OutboundEmail,
     Outcome,
     Preferences,
+    RefusedMessage,
     SendQuota,
     Suppression,
     SuppressionEntry,
@@ -291,30 +298,27 @@ class FakeClaimStore(_FakePort):
     def take_over(self, record: ClaimRecord, *, lease_seconds: int) -> str | None:
         """Replace the lease of `record` with a new one, unless its lease id changed (or it is gone)."""
         self._enter("take_over")
-        with self._lock:
-            now = self._clock()
-            current = self._live(record.request_id, now)
-            if current is None or current.lease_id != record.lease_id:
-                return None
-            lease_id = uuid.uuid4().hex
-            expires = self._records[record.request_id][1]
-            updated = replace(current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)))
-            self._records[record.request_id] = (updated, expires)
-            return lease_id
+        return self._replace_lease(record, lease_seconds=lease_seconds)
 
     def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
         """Take the claim for evaluation `evaluation`, unless its lease id changed (or it is gone)."""
         self._enter("reclaim")
+        expires = float(int(self._clock() + max(ttl_seconds, lease_seconds)))
+        return self._replace_lease(record, lease_seconds=lease_seconds, evaluation=evaluation, expires=expires)
+
+    def _replace_lease(
+        self, record: ClaimRecord, *, lease_seconds: int, evaluation: int | None = None, expires: float | None = None
+    ) -> str | None:
         with self._lock:
             now = self._clock()
             current = self._live(record.request_id, now)
             if current is None or current.lease_id != record.lease_id:
                 return None
             lease_id = uuid.uuid4().hex
-            updated = replace(
-                current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)), evaluation=evaluation
-            )
-            self._records[record.request_id] = (updated, float(int(now + max(ttl_seconds, lease_seconds))))
+            updated = replace(current, lease_id=lease_id, lease_until=float(int(now + lease_seconds)))
+            if evaluation is not None:
+                updated = replace(updated, evaluation=evaluation)
+            self._records[record.request_id] = (updated, expires or self._records[record.request_id][1])
             return lease_id
 
     def release(self, request_id: str, lease_id: str) -> None:
@@ -628,6 +632,8 @@ class FakeMessageLog(_FakePort):
             item["received_at"] = _number(outcome.received_at)
         if outcome.metadata:
             item["metadata"] = dict(outcome.metadata)
+        if outcome.status == STATUS_SENT:
+            item["provider"] = outcome.provider
         return with_feedback(item, events)
 
     def append_history(self, request_id: str, entry: Mapping[str, Any]) -> None:
@@ -1054,3 +1060,434 @@ def _event_fields(record: FeedbackRecord) -> dict[str, Any]:
     if record.detail:
         fields["detail"] = dict(record.detail)
     return fields
+
+
+class FakeRecipientIndex(_FakePort):
+    """RecipientIndex over a FakeMessageLog's requests and over items put directly (`put`, e.g. with a producer).
+
+    Newest first by (completed_at, request id), as one ordering DynamoDB may give; `more` is
+    set when entries remain past the page, as DynamoDB's LastEvaluatedKey is when the limit is hit.
+    """
+
+    def __init__(self, log: FakeMessageLog | None = None) -> None:
+        super().__init__()
+        self._log = log
+        self._items: dict[str, dict[str, Any]] = {}
+
+    def put(self, item: Mapping[str, Any]) -> None:
+        """Store a request item shaped as `MessageLog.get` returns it (with `recipient_hash` and `completed_at`)."""
+        with self._lock:
+            self._items[str(item[Keys.MESSAGES_PK])] = dict(item)
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            items = dict(self._items)
+        if self._log is not None:
+            for outcome in self._log.outcomes:
+                logged = self._log.get(outcome.request_id)
+                if logged is not None:
+                    items.setdefault(outcome.request_id, logged)
+        return items
+
+    def newest(self, address_hash: str, *, since: float | None, after: IndexEntry | None, limit: int) -> IndexPage:
+        """Entries of `address_hash`, newest first, strictly after `after`."""
+        self._enter("newest")
+        entries = sorted(
+            (
+                IndexEntry(request_id=rid, completed_at=float(item[Keys.COMPLETED_AT]))
+                for rid, item in self._all().items()
+                if item.get(Keys.RECIPIENT_HASH) == address_hash
+                and (since is None or float(item[Keys.COMPLETED_AT]) >= since)
+            ),
+            key=lambda entry: (entry.completed_at, entry.request_id),
+            reverse=True,
+        )
+        if after is not None:
+            entries = [e for e in entries if (e.completed_at, e.request_id) < (after.completed_at, after.request_id)]
+        return IndexPage(entries=entries[:limit], more=len(entries) > limit)
+
+    def requests(self, request_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The request items that exist, by id."""
+        self._enter("requests")
+        items = self._all()
+        return {rid: with_feedback(items[rid]) for rid in request_ids if rid in items}
+
+
+# -- secondary providers: breakers, lost answers, webhook replays -----------------
+
+
+class FakeProviderBreakerStore(_FakePort):
+    """ProviderBreakerStore in dicts, with the DynamoDB adapter's semantics.
+
+    Failures count into a window that starts at the first failure after the
+    previous one ended; a write succeeds only against the stored version (a
+    breaker never written is version 0); remembered lost answers expire.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self.states: dict[tuple[str, str], BreakerState] = {}
+        self.maybe_sent: dict[str, tuple[str, float]] = {}
+        self.writes: list[BreakerState] = []
+        self.changes: dict[tuple[str, str], list[BreakerChange]] = {}
+
+    def read(self, lane: str, provider: str) -> BreakerState:
+        """The stored state, or a closed one."""
+        self._enter("read")
+        with self._lock:
+            return self.states.get((lane, provider)) or BreakerState(lane=lane, provider=provider)
+
+    def add_failure(self, lane: str, provider: str, *, now: float, window_seconds: float) -> BreakerState:
+        """Count a failure in the current window, or start a new one."""
+        self._enter("add_failure")
+        with self._lock:
+            state = self.states.get((lane, provider)) or BreakerState(lane=lane, provider=provider)
+            if state.window_start and state.window_start >= now - window_seconds:
+                state = replace(state, failures=state.failures + 1)
+            else:
+                state = replace(state, failures=1, window_start=now)
+            self.states[(lane, provider)] = state
+            return state
+
+    def write(self, state: BreakerState, *, expected_version: int) -> bool:
+        """Store the state if the stored version is the expected one."""
+        self._enter("write")
+        with self._lock:
+            current = self.states.get((state.lane, state.provider))
+            if (current.version if current else 0) != expected_version:
+                return False
+            self.states[(state.lane, state.provider)] = state
+            self.writes.append(state)
+            return True
+
+    def mark_maybe_sent(self, request_id: str, provider: str, *, until: float) -> None:
+        """Remember the provider that may have the request."""
+        self._enter("mark_maybe_sent")
+        with self._lock:
+            self.maybe_sent[request_id] = (provider, until)
+
+    def maybe_sent_by(self, request_id: str) -> str | None:
+        """The provider remembered for the request, unless expired."""
+        self._enter("maybe_sent_by")
+        with self._lock:
+            found = self.maybe_sent.get(request_id)
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    def record_change(self, change: BreakerChange) -> None:
+        """Keep the change in the breaker's history (the last BREAKER_HISTORY_KEEP, as the adapter keeps)."""
+        self._enter("record_change")
+        with self._lock:
+            kept = self.changes.setdefault((change.lane, change.provider), [])
+            kept.append(change)
+            del kept[:-BREAKER_HISTORY_KEEP]
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's kept changes, oldest first."""
+        self._enter("history")
+        with self._lock:
+            return list(self.changes.get((lane, provider), []))
+
+
+class FakeReplayGuard(_FakePort):
+    """ReplayGuard in a dict of key -> until."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self.keys: dict[str, float] = {}
+
+    def take(self, key: str, *, until: float) -> bool:
+        """Take the key unless it is held and not expired."""
+        self._enter("take")
+        with self._lock:
+            if self.keys.get(key, 0.0) >= self._clock():
+                return False
+            self.keys[key] = until
+            return True
+
+    def hold(self, key: str, *, until: float) -> None:
+        """Keep the key until `until`."""
+        self._enter("hold")
+        with self._lock:
+            self.keys[key] = until
+
+    def give_back(self, key: str) -> None:
+        """Forget the key."""
+        self._enter("give_back")
+        with self._lock:
+            self.keys.pop(key, None)
+
+
+class FakeProviderEvents:
+    """ProviderEvents that keeps what it is told: breaker changes, and counts by (name, lane, provider)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.changes: list[BreakerChange] = []
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        # The breaker states reported, in order: (lane, provider, open).
+        self.states: list[tuple[str, str, bool]] = []
+
+    def breaker_changed(self, change: BreakerChange) -> None:
+        """Keep the change."""
+        with self._lock:
+            self.changes.append(change)
+
+    def count(self, name: str, *, lane: str, provider: str) -> None:
+        """Count the event."""
+        with self._lock:
+            self.counts[(name, lane, provider)] += 1
+
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Keep the reported state."""
+        with self._lock:
+            self.states.append((lane, provider, is_open))
+
+    def transitions(self, provider: str | None = None) -> list[tuple[str, str]]:
+        """The (before, after) states of the changes, of one provider or all."""
+        with self._lock:
+            return [(c.before, c.after) for c in self.changes if provider is None or c.provider == provider]
+
+
+class FakeLanePublisher(_FakePort):
+    """LanePublisher keeping each lane's messages in order; `refuse(n)` makes the next n sends refuse every entry.
+
+    Like the SQS adapter it returns what is still refused after its retries:
+    a refusal lasting fewer than `attempts` sends is retried away.
+    """
+
+    def __init__(self, *, attempts: int = 4) -> None:
+        super().__init__()
+        self.queues: dict[str, list[str]] = {}
+        self._attempts = attempts
+        self._refusals = 0
+        self.refused_sends = 0
+
+    def refuse(self, sends: int) -> None:
+        """Refuse every entry of the next `sends` sends (each retry is a send)."""
+        with self._lock:
+            self._refusals = sends
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish in order; entries of a refused send are sent again, up to `attempts` sends in all."""
+        self._enter("publish")
+        with self._lock:
+            for _attempt in range(self._attempts):
+                if self._refusals <= 0:
+                    for message in messages:
+                        self.queues.setdefault(message.lane, []).append(message.body)
+                    return []
+                self._refusals -= 1
+                self.refused_sends += 1
+            return [RefusedMessage(m.key, "InternalError", "refused by the fake") for m in messages]
+
+    def bodies(self, lane: str) -> list[dict[str, Any]]:
+        """The requests published to a lane, parsed."""
+        with self._lock:
+            return [json.loads(body) for body in self.queues.get(lane, [])]
+
+
+# -- outcome events, dead letters and webhooks (mailwright.publishing, .dead_letters, .webhooks) ----------
+
+
+class FakeEventBus(_FakePort):
+    """EventBus that keeps every event put on it; `refuse` decides per event whether an entry is refused."""
+
+    def __init__(self, refuse: Callable[[Any], str | None] | None = None) -> None:
+        super().__init__()
+        self.events: list[Any] = []
+        self.refuse = refuse
+
+    def put(self, events: Sequence[Any]) -> list[str | None]:
+        """Keep the accepted events; the error code of each refused one."""
+        self._enter("put")
+        if len(events) > 10:
+            raise ValueError("PutEvents takes at most 10 entries")
+        codes: list[str | None] = []
+        with self._lock:
+            for event in events:
+                code = self.refuse(event) if self.refuse else None
+                codes.append(code)
+                if code is None:
+                    self.events.append(event)
+        return codes
+
+    def detail_types(self) -> Counter[str]:
+        """How many events of each detail-type were accepted."""
+        with self._lock:
+            return Counter(event.detail_type for event in self.events)
+
+
+class FakeFailureLog(_FakePort):
+    """FailureLog: one failure per key (as the adapter's conditional write), by request id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_by_request: dict[str, list[Any]] = {}
+        self._keys: set[str] = set()
+
+    def record_failure(self, failure: Any) -> bool:
+        """Keep the failure unless its key was recorded before."""
+        self._enter("record_failure")
+        with self._lock:
+            if failure.key in self._keys:
+                return False
+            self._keys.add(failure.key)
+            self.failures_by_request.setdefault(failure.request_id, []).append(failure)
+            return True
+
+
+class FakeParkingLot(_FakePort):
+    """ParkingLot keeping (queue URL, body, message attributes) of every parked message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: list[tuple[str, str, dict[str, Any]]] = []
+
+    def park(self, queue_url: str, letter: Any, body: str) -> None:
+        """Keep the message as parked."""
+        self._enter("park")
+        with self._lock:
+            self.parked.append((queue_url, body, dict(letter.message_attributes)))
+
+
+class FakeEndpointStates(_FakePort):
+    """EndpointStates in memory, with the adapter's semantics (failing_since set by the first failure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from mailwright.webhooks.ports import EndpointState
+
+        self._new = EndpointState
+        self.states: dict[str, Any] = {}
+        self.tests: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str) -> Any:
+        """The endpoint's state (active, no failures, when unknown)."""
+        self._enter("get")
+        with self._lock:
+            return self.states.get(name) or self._new(name=name)
+
+    def record_failure(self, name: str, *, at: float, error: str) -> Any:
+        """Count the failure; the state afterwards."""
+        self._enter("record_failure")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            state = replace(
+                state,
+                failing_since=state.failing_since if state.failing_since is not None else at,
+                failures=state.failures + 1,
+                last_error=error,
+                last_failure_at=at,
+            )
+            self.states[name] = state
+            return state
+
+    def record_success(self, name: str, *, at: float) -> None:
+        """Clear the failure count."""
+        self._enter("record_success")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            self.states[name] = replace(state, failing_since=None, failures=0, last_success_at=at)
+
+    def suspend(self, name: str, *, at: float, reason: str) -> None:
+        """Mark the endpoint suspended."""
+        self._enter("suspend")
+        with self._lock:
+            state = self.states.get(name) or self._new(name=name)
+            self.states[name] = replace(state, state="suspended", suspended_at=at, suspended_reason=reason)
+
+    def resume(self, name: str, *, at: float, actor: str) -> None:
+        """Mark the endpoint active, its failures cleared."""
+        self._enter("resume")
+        with self._lock:
+            self.states[name] = self._new(name=name, last_success_at=None)
+
+    def record_test(self, name: str, *, webhook_id: str, at: float, result: str) -> None:
+        """Keep the test delivery's result."""
+        self._enter("record_test")
+        with self._lock:
+            self.tests[name] = {"webhook_id": webhook_id, "at": at, "result": result}
+
+
+class FakeDeliveryArchive(_FakePort):
+    """DeliveryArchive in memory: records by (endpoint, webhook id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put(self, endpoint: str, webhook_id: str, record: Mapping[str, Any]) -> None:
+        """Keep the record (archiving again overwrites, as the adapter's object key does)."""
+        self._enter("put")
+        with self._lock:
+            self.records[(endpoint, webhook_id)] = dict(record)
+
+
+class StaticSigningKeys(_FakePort):
+    """SigningKeys with fixed `whsec_` secrets per secret ARN (default: one fresh secret for every ARN)."""
+
+    def __init__(self, secrets: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__()
+        from mailwright.webhooks.signing import new_secret
+
+        self.secrets: dict[str, list[str]] = {arn: list(values) for arn, values in (secrets or {}).items()}
+        self._new_secret = new_secret
+
+    def signer(self, secret_arn: str) -> Any:
+        """The signer of the ARN's secrets."""
+        from mailwright.webhooks.signing import Signer
+
+        self._enter("signer")
+        with self._lock:
+            found = self.secrets.setdefault(secret_arn, [self._new_secret()])
+            return Signer.from_secrets(found)
+
+
+@dataclass
+class FakePost:
+    """One POST a FakeTransport received."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeTransport(_FakePort):
+    """Transport that answers from a script: `answers[url]` is a list of statuses or exceptions, one per attempt.
+
+    The last answer repeats. URLs in `forbidden` raise ForbiddenTargetError on resolve, as the real guard would.
+    """
+
+    def __init__(self, answers: Mapping[str, Sequence[Any]] | None = None, *, forbidden: Collection[str] = ()) -> None:
+        super().__init__()
+        self.answers: dict[str, list[Any]] = {url: list(values) for url, values in (answers or {}).items()}
+        self.forbidden = set(forbidden)
+        self.posts: list[FakePost] = []
+        self.headers_by_status: dict[int, dict[str, str]] = {}
+
+    def resolve(self, url: str) -> Any:
+        """A Target for the URL (ForbiddenTargetError for the `forbidden` ones)."""
+        from mailwright.webhooks.errors import ForbiddenTargetError
+        from mailwright.webhooks.transport import Target
+
+        self._enter("resolve")
+        if url in self.forbidden:
+            raise ForbiddenTargetError("private_address", f"{url} resolves to 10.0.0.1")
+        return Target(scheme="https", host=url, port=443, path="/", address="203.0.113.10")
+
+    def post(
+        self, target: Any, headers: Mapping[str, str], body: bytes, *, connect_timeout: float, read_timeout: float
+    ) -> Any:
+        """The next scripted answer for the URL (200 when none is scripted)."""
+        from mailwright.webhooks.transport import Answer
+
+        self._enter("post")
+        with self._lock:
+            self.posts.append(FakePost(target.host, dict(headers), body))
+            script = self.answers.get(target.host) or [200]
+            answer = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(answer, Exception):
+            raise answer.with_traceback(None)
+        return Answer(status=int(answer), headers=self.headers_by_status.get(int(answer), {}))

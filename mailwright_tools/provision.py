@@ -11,7 +11,7 @@ import json
 import secrets
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ from infra.config import (
     worker_environment,
 )
 from mailwright.adapters.address_keys import DynamoAddressKeyMarker
-from mailwright.constants import EVENT_DETAIL_TYPE, LANES, SES_MESSAGE_ID_INDEX, TEMPLATES_PREFIX, Keys
+from mailwright.constants import (
+    EVENT_DETAIL_TYPE,
+    LANES,
+    RECIPIENT_INDEX,
+    SES_MESSAGE_ID_INDEX,
+    TEMPLATES_PREFIX,
+    Keys,
+)
 from mailwright.templates import bundle_directory
 
 DLQ_RETENTION_SECONDS = 14 * 86400
@@ -58,6 +65,8 @@ class StackResources:
     event_bus: str = ""
     ingest_dlq: str = ""
     sender_identity: str = ""
+    # Secondary providers' secrets by provider name (the local stack's loopback relay).
+    provider_secrets: dict[str, str] = field(default_factory=dict)
 
     def worker_environment(self, config: MailwrightConfig, lane: str) -> dict[str, str]:
         """The environment the lane's worker runs with."""
@@ -75,6 +84,7 @@ class StackResources:
                 unsubscribe_secret_arn=self.unsubscribe_secret_arn,
                 address_key_secret_arn=self.address_key_secret_arn,
                 unsubscribe_base_url=self.unsubscribe_base_url,
+                provider_secrets=self.provider_secrets,
             ),
         )
 
@@ -84,7 +94,14 @@ class StackResources:
 
 
 def _table(
-    client: Any, name: str, keys: list[tuple[str, str]], *, ttl: bool, gsi: tuple[str, str] | None = None
+    client: Any,
+    name: str,
+    keys: list[tuple[str, str]],
+    *,
+    ttl: bool,
+    gsi: tuple[str, str] | None = None,
+    sorted_gsi: tuple[str, str, str] | None = None,
+    stream: str | None = None,
 ) -> None:
     definitions = {k: "S" for k, _ in keys}
     params: dict[str, Any] = {
@@ -92,17 +109,36 @@ def _table(
         "KeySchema": [{"AttributeName": k, "KeyType": kind} for k, kind in keys],
         "BillingMode": "PAY_PER_REQUEST",
     }
+    indexes = []
     if gsi:
         index_name, attribute = gsi
         definitions[attribute] = "S"
-        params["GlobalSecondaryIndexes"] = [
+        indexes.append(
             {
                 "IndexName": index_name,
                 "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
-        ]
+        )
+    if sorted_gsi:
+        # A string partition key and a numeric sort key, as infra/storage.py's recipient index.
+        index_name, attribute, sort_attribute = sorted_gsi
+        definitions[attribute], definitions[sort_attribute] = "S", "N"
+        indexes.append(
+            {
+                "IndexName": index_name,
+                "KeySchema": [
+                    {"AttributeName": attribute, "KeyType": "HASH"},
+                    {"AttributeName": sort_attribute, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        )
+    if indexes:
+        params["GlobalSecondaryIndexes"] = indexes
     params["AttributeDefinitions"] = [{"AttributeName": k, "AttributeType": t} for k, t in definitions.items()]
+    if stream:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
     client.create_table(**params)
     if ttl:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": Keys.TTL})
@@ -237,6 +273,9 @@ def provision(
         [(Keys.MESSAGES_PK, "HASH"), (Keys.MESSAGES_SK, "RANGE")],
         ttl=True,
         gsi=(SES_MESSAGE_ID_INDEX, Keys.SES_MESSAGE_ID),
+        sorted_gsi=(RECIPIENT_INDEX, Keys.RECIPIENT_HASH, Keys.COMPLETED_AT),
+        # The outbox of outcome events, as deployed (mailwright_tools.provision_events reads it).
+        stream="NEW_AND_OLD_IMAGES",
     )
 
     bucket = f"{prefix}-templates"

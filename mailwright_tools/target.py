@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from mailwright.constants import LANES, Env, Outputs
 from mailwright_tools.project import Project, find_project
 from mailwright_tools.state import StateDir, live_local_stack
+
+# A lane's parked queue is listed beside its DLQ as `<lane>-parked` (`mailwright dlq --lane <lane>` takes both).
+PARKED_SUFFIX = "-parked"
 
 
 class TargetError(Exception):
@@ -43,6 +47,12 @@ class Target:
     address_key_secret: str = ""
     # Services served elsewhere than `endpoint_url` on the local stack ({"lambda": ...}: the lanes' mappings).
     service_endpoints: dict[str, str] = field(default_factory=dict)
+    # Each lane's parked queue: its dead letters once recorded as failed (EmailFailed), waiting for redrive.
+    parked_dlqs: dict[str, str] = field(default_factory=dict)
+    # Webhook endpoints by name: url, detail_types, queue_url, dlq_url, secret_arn; their state table and archive.
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_state_table: str = ""
+    webhook_archive_bucket: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,6 +75,8 @@ class Target:
     def dead_letter_queues(self) -> dict[str, str]:
         """Every DLQ by name: the lanes', then `feedback`, `ingest` and `breaker` where the stack has them."""
         queues = dict(self.dlqs)
+        for lane, url in self.parked_dlqs.items():
+            queues[lane + PARKED_SUFFIX] = url
         if self.feedback_dlq:
             queues["feedback"] = self.feedback_dlq
         if self.ingest_dlq:
@@ -75,6 +87,7 @@ class Target:
 
     def source_queue(self, dlq_name: str) -> str | None:
         """The queue a DLQ's messages came from (None for the ingest DLQ: EventBridge delivery failures)."""
+        dlq_name = dlq_name.removesuffix(PARKED_SUFFIX)
         if dlq_name == "feedback":
             return self.feedback_queue or None
         return self.queues.get(dlq_name)
@@ -116,12 +129,20 @@ def local_target(state: dict[str, Any]) -> Target:
         unsubscribe_url=str(state.get("unsubscribe_url", "")),
         address_key_secret=str(state.get("address_key_secret_arn", "")),
         service_endpoints={"lambda": str(state["lambda_endpoint_url"])} if state.get("lambda_endpoint_url") else {},
+        parked_dlqs=dict(state.get("parked_dlqs", {})),
+        webhooks={str(name): dict(hook) for name, hook in (state.get("webhooks") or {}).items()},
+        webhook_state_table=str(state.get("webhook_state_table", "")),
+        webhook_archive_bucket=str(state.get("webhook_archive_bucket", "")),
         extra={
             "outbox": state.get("outbox", ""),
             "pid": state.get("pid"),
             "ses_rate": state.get("ses_max_send_rate"),
             "functions": dict(state.get("functions", {})),
             "reputation_alarms": list(state.get("reputation_alarms", [])),
+            # Secondary providers and each lane's failover (`mailwright providers`), and the SES switch.
+            "providers": list(state.get("providers", [])),
+            "failover": dict(state.get("failover", {})),
+            "ses_control_url": str(state.get("ses_control_url", "")),
         },
     )
 
@@ -171,7 +192,28 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         configuration_set=output(Outputs.CONFIGURATION_SET),
         unsubscribe_url=optional("UNSUBSCRIBE_URL"),
         address_key_secret=optional("ADDRESS_KEY_SECRET_ARN"),
+        # Secondary providers (JSON outputs, only on stacks with `providers` in context).
+        extra={"providers": optional("PROVIDERS"), "failover": optional("FAILOVER")},
+        parked_dlqs={lane: url for lane in LANES if (url := output(Outputs.parked_dlq_url(lane)))},
+        webhooks=_webhook_outputs(outputs),
+        webhook_state_table=optional("WEBHOOK_STATE_TABLE"),
+        webhook_archive_bucket=optional("WEBHOOK_ARCHIVE_BUCKET"),
     )
+
+
+def _webhook_outputs(outputs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The webhook endpoints a deployed stack's outputs describe (one JSON output per endpoint)."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in outputs.items():
+        if not key.startswith(Outputs.WEBHOOK_ENDPOINT_PREFIX):
+            continue
+        try:
+            endpoint = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(endpoint, dict) and isinstance(endpoint.get("name"), str):
+            found[endpoint["name"]] = endpoint
+    return found
 
 
 def resolve_target(

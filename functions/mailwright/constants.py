@@ -40,6 +40,43 @@ DEFERRED_REASON_ATTRIBUTE = "mailwright-deferred-reason"
 # detail is the request itself.
 EVENT_DETAIL_TYPE = "EmailRequested"
 
+# Outcome events (mailwright.outcome_events): what mailwright tells producers on the same bus.
+OUTCOME_EVENT_SOURCE = "mailwright"
+OUTCOME_DETAIL_TYPES: tuple[str, ...] = (
+    "EmailSent",
+    "EmailDelivered",
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailOpened",
+    "EmailClicked",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+    # Reserved for the timing issue's states (send_at, cancel_key, digest_key): nothing records them yet.
+    "EmailScheduled",
+    "EmailCancelled",
+    "EmailDigested",
+)
+# The default of `outcome_events`: what went wrong or may need the producer's action. Each is rare (a few
+# per hundred emails at most), so together they cost cents per million emails, where EmailSent and
+# EmailDelivered cost $1 each per million (one PutEvents entry per email) and opens and clicks more.
+DEFAULT_OUTCOME_EVENTS: tuple[str, ...] = (
+    "EmailBounced",
+    "EmailComplained",
+    "EmailDeliveryDelayed",
+    "EmailRejected",
+    "EmailSuppressed",
+    "EmailOptedOut",
+    "EmailRateLimited",
+    "EmailFailed",
+)
+# A request that reached a dead-letter queue: recorded in the message log with this status (not terminal:
+# redriven, it is processed again) and announced as EmailFailed.
+STATUS_FAILED = "failed"
+
 # Where template bundles live in the templates bucket: <prefix><template_id>.json
 TEMPLATES_PREFIX = "templates/"
 
@@ -48,9 +85,19 @@ TEMPLATES_PREFIX = "templates/"
 # partition key.
 MESSAGE_LOG_REQUEST_SK = "request"
 SES_MESSAGE_ID_INDEX = "by-ses-message-id"
+# The status API's lookups by recipient: request items by keyed address hash, newest first
+# (partition key Keys.RECIPIENT_HASH, sort key Keys.COMPLETED_AT, keys only).
+RECIPIENT_INDEX = "by-recipient"
+# A request id: the first 32 hex characters of a SHA-256 (mailwright.request.EmailRequest.request_id).
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 # The suppression table's item recording the oldest address-key version items may still be stored under.
 ADDRESS_KEY_MARKER = "meta#address-hashes"
+
+
+# The ingest bridge (Kafka and RabbitMQ into the lanes) finds each lane's queue URL here; the producer
+# SDK's Publisher.from_env reads the same names.
+LANE_QUEUE_URL_VARIABLE = "MAILWRIGHT_{lane}_QUEUE_URL"
 
 
 class Env:
@@ -91,6 +138,26 @@ class Env:
     BREAKER_MAPPING_ID = "MAILWRIGHT_BREAKER_MAPPING_ID"
     BREAKER_ALARMS = "MAILWRIGHT_BREAKER_ALARMS"
     BREAKER_AUTO_RESUME = "MAILWRIGHT_BREAKER_AUTO_RESUME"
+    # Secondary email providers (JSON list of name/kind/settings/secret ARN; never a secret itself), read by
+    # the send workers and the provider webhook function; unset: SES alone, as without this feature.
+    PROVIDERS = "MAILWRIGHT_PROVIDERS"
+    # A send worker's failover policy (JSON: enabled, provider, breaker thresholds); unset: the lane's default.
+    FAILOVER = "MAILWRIGHT_FAILOVER"
+
+    @staticmethod
+    def lane_queue_url(lane: str) -> str:
+        """The variable holding a lane queue's URL, e.g. MAILWRIGHT_CRITICAL_QUEUE_URL (read by the ingest bridge)."""
+        return LANE_QUEUE_URL_VARIABLE.format(lane=lane.upper())
+
+    # Outcome events, webhooks and dead-lettered requests (mailwright.event_settings).
+    EVENT_BUS_NAME = "MAILWRIGHT_EVENT_BUS_NAME"
+    OUTCOME_EVENTS = "MAILWRIGHT_OUTCOME_EVENTS"
+    DEAD_LETTER_QUEUES = "MAILWRIGHT_DEAD_LETTER_QUEUES"
+    WEBHOOK_ENDPOINTS = "MAILWRIGHT_WEBHOOK_ENDPOINTS"
+    WEBHOOK_STATE_TABLE = "MAILWRIGHT_WEBHOOK_STATE_TABLE"
+    WEBHOOK_ARCHIVE_BUCKET = "MAILWRIGHT_WEBHOOK_ARCHIVE_BUCKET"
+    WEBHOOK_RETRY = "MAILWRIGHT_WEBHOOK_RETRY"
+    WEBHOOK_ALLOW_LOOPBACK = "MAILWRIGHT_WEBHOOK_ALLOW_LOOPBACK"
 
 
 class Keys:
@@ -102,6 +169,9 @@ class Keys:
     MESSAGES_PK = "pk"
     MESSAGES_SK = "sk"
     SES_MESSAGE_ID = "ses_message_id"
+    # The request item's keyed address hash and completion time: the keys of RECIPIENT_INDEX.
+    RECIPIENT_HASH = "recipient_hash"
+    COMPLETED_AT = "completed_at"
     TTL = "expires_at"
 
 
@@ -129,10 +199,26 @@ class Outputs:
     REPUTATION_ALARMS = "ReputationAlarmNames"
     # Alarm state changes the breaker never acted on (undelivered, or its function failed on them).
     BREAKER_DLQ_URL = "BreakerDlqUrl"
+    # Secondary providers (only with `providers` in context): their names and kinds, each lane's failover
+    # (JSON, for `mailwright providers`), and the provider webhook's URL (with a SendGrid or Mailgun provider).
+    PROVIDERS = "Providers"
+    FAILOVER = "Failover"
+    PROVIDER_WEBHOOK_URL = "ProviderWebhookUrl"
     # DNS records to publish when the stack has a sending domain (zone-file lines).
     MAIL_FROM_MX_RECORD = "MailFromMxRecord"
     MAIL_FROM_SPF_RECORD = "MailFromSpfRecord"
     DMARC_RECORD = "DmarcRecord"
+    # The HTTPS API (/v1/...): its stage's base URL and its id (for `aws apigateway test-invoke-method`).
+    API_URL = "ApiUrl"
+    API_ID = "ApiId"
+    # The ingest bridge (with ingest.kafka or ingest.rabbitmq), and where Kafka batches it gave up on are recorded.
+    BRIDGE_FUNCTION_NAME = "IngestBridgeName"
+    KAFKA_FAILURE_QUEUE_URL = "KafkaFailureQueueUrl"
+    # Outcome events: the publisher's DLQ; webhooks: their state table and archive (endpoints: `webhook_endpoint`).
+    EVENTS_DLQ_URL = "OutcomeEventsDlqUrl"
+    WEBHOOK_STATE_TABLE = "WebhookStateTableName"
+    WEBHOOK_ARCHIVE_BUCKET = "WebhookArchiveBucketName"
+    WEBHOOK_ENDPOINT_PREFIX = "WebhookEndpoint"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -143,6 +229,16 @@ class Outputs:
     def dlq_url(lane: str) -> str:
         """Output key of a lane's dead-letter queue URL, e.g. CriticalDlqUrl."""
         return f"{lane.capitalize()}DlqUrl"
+
+    @staticmethod
+    def parked_dlq_url(lane: str) -> str:
+        """Output key of the queue a lane's dead letters are parked in once recorded failed, e.g. CriticalParkedUrl."""
+        return f"{lane.capitalize()}ParkedUrl"
+
+    @staticmethod
+    def webhook_endpoint(name: str) -> str:
+        """Output key of one webhook endpoint (JSON: name, url, queue, DLQ, secret), e.g. WebhookEndpointShop."""
+        return Outputs.WEBHOOK_ENDPOINT_PREFIX + "".join(part.capitalize() for part in name.split("-"))
 
     @staticmethod
     def worker_name(lane: str) -> str:
@@ -163,6 +259,40 @@ FEEDBACK_HANDLER = "mailwright.handlers.feedback.handler"
 UNSUBSCRIBE_HANDLER = "mailwright.handlers.unsubscribe.handler"
 # The reputation circuit breaker: CloudWatch alarm state changes pause and resume the bulk lane.
 BREAKER_HANDLER = "mailwright.handlers.breaker.handler"
+# The HTTPS API behind API Gateway (REST, proxy integration): the status API under /v1.
+API_HANDLER = "mailwright.handlers.api.handler"
+
+# The provider webhook (a Lambda function URL): signed SendGrid and Mailgun events, one path per provider.
+PROVIDER_WEBHOOK_HANDLER = "mailwright.handlers.provider_webhook.handler"
+
+# Email providers. SES is the primary and is named `ses` in the message log and metrics; secondaries are
+# named in context. Kinds of secondary: SES in another region, an SMTP relay, SendGrid, Mailgun.
+PROVIDER_SES = "ses"
+PROVIDER_KIND_SES = "ses_region"
+PROVIDER_KIND_SMTP = "smtp"
+PROVIDER_KIND_SENDGRID = "sendgrid"
+PROVIDER_KIND_MAILGUN = "mailgun"
+PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SES, PROVIDER_KIND_SMTP, PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# The kinds that post signed feedback to the provider webhook.
+WEBHOOK_PROVIDER_KINDS: tuple[str, ...] = (PROVIDER_KIND_SENDGRID, PROVIDER_KIND_MAILGUN)
+# Lanes that fail over to the secondary by default while SES is out; the others (bulk) wait for SES.
+FAILOVER_LANES: tuple[str, ...] = ("critical", "standard")
+# Metrics of failover (dimensions lane and provider), which the CDK app alarms on and graphs:
+# a breaker's state as the workers last read it (1 open or half-open, 0 closed), reported every 30 s
+# while a lane sends, and the emails a secondary sent (SES sent `Sent` minus these).
+METRIC_PROVIDER_BREAKER_OPEN = "ProviderBreakerOpen"
+METRIC_FAILED_OVER = "FailedOver"
+METRIC_PROVIDER_BREAKER_OPENED = "ProviderBreakerOpened"
+# The ingest bridge: Kafka (MSK, self-managed) and RabbitMQ (Amazon MQ) records into the lane queues.
+BRIDGE_HANDLER = "mailwright.handlers.bridge.handler"
+# What the bridge tells apart: the event sources Lambda names in `eventSource`.
+INGEST_SOURCES: tuple[str, ...] = ("kafka", "rabbitmq")
+# Outcome events: the message log's stream in, events on the bus out.
+EVENTS_PUBLISHER_HANDLER = "mailwright.handlers.events_publisher.handler"
+# Requests that reached a dead-letter queue: recorded as failed (EmailFailed) and parked for redrive.
+DEAD_LETTERS_HANDLER = "mailwright.handlers.dead_letters.handler"
+# Webhooks: each endpoint's queue in, signed POSTs out.
+WEBHOOK_SENDER_HANDLER = "mailwright.handlers.webhooks.handler"
 
 # CloudWatch: the namespace of mailwright's EMF metrics and the dimension every function adds.
 METRICS_NAMESPACE = "Mailwright"

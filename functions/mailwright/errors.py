@@ -57,8 +57,43 @@ class ThrottledError(TransientError):
     """A service said to slow down."""
 
 
-class DailyQuotaExceededError(TransientError):
-    """SES refused a send because the account's 24-hour quota is used up (not a rate problem)."""
+class ProviderOutageError(TransientError):
+    """An email provider failed in a way that blames the provider, not the message: it counts toward its breaker.
+
+    `at_once`: an account-level refusal (sending paused, daily quota used up, a
+    key the provider no longer accepts) that opens the breaker without waiting
+    for more failures. `maybe_sent`: the request reached the provider and its
+    answer was lost (a read timeout), so it may have been accepted: it must not
+    be sent again through another provider.
+    """
+
+    def __init__(self, code: str, message: str, *, at_once: bool = False, maybe_sent: bool = False) -> None:
+        super().__init__(code, message)
+        self.at_once = at_once
+        self.maybe_sent = maybe_sent
+
+
+class ProviderUnavailableError(TransientError):
+    """The lane's provider is out (its breaker is open) and the lane may not fail over: the mail waits."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("provider_unavailable", message)
+
+
+class ProviderPacedError(TransientError):
+    """A secondary provider's own send rate is used up for now: the email waits (not a failure)."""
+
+
+class DailyQuotaExceededError(ProviderOutageError):
+    """A provider refused a send because its account's 24-hour quota is used up (not a rate problem).
+
+    An outage at once for the provider breaker; for SES (`provider` "ses") pacing also holds every lane
+    until SES reports room, without slowing the rate.
+    """
+
+    def __init__(self, code: str, message: str, *, provider: str = "ses") -> None:
+        super().__init__(code, message, at_once=True)
+        self.provider = provider
 
 
 class ConfigurationError(MailwrightError):
@@ -95,3 +130,19 @@ class FeedbackFormatError(MailwrightError):
 
 class BreakerEventError(MailwrightError):
     """An event given to the circuit breaker is not a CloudWatch alarm state change it can read."""
+
+
+class WebhookAuthError(MailwrightError):
+    """A provider webhook request is unsigned (`status` 401), or its signature is forged or stale (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class IngestEventError(MailwrightError):
+    """An event given to the ingest bridge is neither a Kafka nor a RabbitMQ event as Lambda delivers them."""
+
+
+class IngestDeliveryError(TransientError):
+    """The bridge could not put every valid record on a lane queue (or record every rejection): retry the batch."""

@@ -29,6 +29,12 @@ every event type published they would add a write for every email.
 A malformed message is reported as a batch item failure, so it ends in the
 feedback DLQ instead of vanishing; an unknown event type is logged, counted
 and acknowledged (retrying would not help); neither affects its batch mates.
+
+SES events and the secondary providers' (SendGrid, Mailgun: see
+`mailwright.provider_feedback`) become the same normalised `FeedbackEvent`
+before anything acts on them, so one policy serves both: the event types are
+SES's, plus `Unsubscribe` (a provider's unsubscribe, which opts the user out
+of the message's category; essential categories cannot be opted out of).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -45,6 +51,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailwright.addresses import InvalidAddressError, mask_address, normalize_address, scrub_addresses
+from mailwright.constants import ESSENTIAL_CATEGORIES, PROVIDER_SES
 from mailwright.errors import FeedbackFormatError, TransientError
 from mailwright.ports import (
     APPEND_NO_REQUEST,
@@ -52,6 +59,7 @@ from mailwright.ports import (
     REASON_COMPLAINT,
     FeedbackLog,
     FeedbackRecord,
+    PreferenceWriter,
     RetryScheduler,
 )
 from mailwright.sending import QueueRecord, partial_batch_response
@@ -89,6 +97,12 @@ BOUNCE_PERMANENT = "Permanent"
 BOUNCE_TRANSIENT = "Transient"
 BOUNCE_UNDETERMINED = "Undetermined"
 
+# Normalised types that only the secondary providers report.
+UNSUBSCRIBE = "Unsubscribe"
+PROVIDER_ONLY_TYPES: tuple[str, ...] = (UNSUBSCRIBE,)
+# Every normalised event type, SES's and the providers'.
+NORMALISED_TYPES: tuple[str, ...] = EVENT_TYPES + PROVIDER_ONLY_TYPES
+
 # The history status of each event type in the message log.
 HISTORY_STATUS: dict[str, str] = {
     "Send": "sent",
@@ -101,6 +115,7 @@ HISTORY_STATUS: dict[str, str] = {
     "DeliveryDelay": "delayed",
     "Rendering Failure": "rendering_failed",
     "Subscription": "subscription_changed",
+    UNSUBSCRIBE: "unsubscribed",
 }
 # Events arrive out of order (an Open before its Delivery): the message log reports as
 # the request's `delivery` the status of its highest-ranked event, each history entry
@@ -126,16 +141,20 @@ DEFAULT_MATCH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
-class SesEvent:
-    """One SES event, parsed: what happened, to which message, about which addresses.
+class FeedbackEvent:
+    """One feedback event, normalised: what happened, to which message, about which addresses, said by whom.
 
-    `recipients` hold normalised addresses in memory only; nothing stores or
-    logs them in clear (see `FeedbackRecord` for what the log keeps).
+    SES events and the secondary providers' alike: `provider` names who sent
+    the message (`ses`, or a secondary's configured name) and `message_id` is
+    that provider's id of it. `recipients` hold normalised addresses in memory
+    only; nothing stores or logs them in clear (see `FeedbackRecord` for what
+    the log keeps). `fingerprint` identifies the event itself, so that a
+    redelivery is recognised.
     """
 
     event_type: str
     source_format: str
-    ses_message_id: str
+    message_id: str
     at: float
     recipients: tuple[str, ...]
     fingerprint: str
@@ -146,11 +165,31 @@ class SesEvent:
     bounce_sub_type: str | None = None
     feedback_id: str | None = None
     detail: dict[str, str] = field(default_factory=dict)
+    provider: str = PROVIDER_SES
 
     @property
     def status(self) -> str:
         """The history status this event appends (`delivered`, `bounced`...)."""
         return HISTORY_STATUS[self.event_type]
+
+    @property
+    def ses_message_id(self) -> str:
+        """The provider's message id (the name it had when SES was the only provider)."""
+        return self.message_id
+
+    @property
+    def actor(self) -> str:
+        """Who the suppression audit trail names for changes this event makes."""
+        return ACTOR if self.provider == PROVIDER_SES else f"{self.provider}-feedback"
+
+    @property
+    def described_message(self) -> str:
+        """The message, for audit notes: `SES message <id>` or `<provider> message <id>`."""
+        return f"{'SES' if self.provider == PROVIDER_SES else self.provider} message {self.message_id}"
+
+
+# SES events were the only feedback events before the secondary providers.
+SesEvent = FeedbackEvent
 
 
 @dataclass(frozen=True)
@@ -188,6 +227,8 @@ class FeedbackReport:
     deferred: int = 0
     unmatched: int = 0
     soft_bounces: int = 0
+    # Provider unsubscribes applied to preferences.
+    unsubscribed: int = 0
     failed: list[str] = field(default_factory=list)
     # The failed messages that only wait for their request to be logged.
     deferred_ids: list[str] = field(default_factory=list)
@@ -201,7 +242,7 @@ class FeedbackReport:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
         return partial_batch_response(self.failed)
 
-    def count_reputation(self, event: SesEvent) -> None:
+    def count_reputation(self, event: FeedbackEvent) -> None:
         """Count an applied event's hard-bounced or complained recipients (at least one per event)."""
         recipients = max(1, len(event.recipients))
         if event.event_type == "Bounce" and event.bounce_type == BOUNCE_PERMANENT:
@@ -246,8 +287,8 @@ def unwrap(payload: str | bytes | Mapping[str, Any]) -> Mapping[str, Any] | Igno
     raise FeedbackFormatError("message is nested too deeply")
 
 
-def parse_message(payload: str | bytes | Mapping[str, Any]) -> SesEvent | IgnoredMessage:
-    """Parse one feedback message into an SesEvent, or say why it is ignored; raise FeedbackFormatError."""
+def parse_message(payload: str | bytes | Mapping[str, Any]) -> FeedbackEvent | IgnoredMessage:
+    """Parse one SES feedback message into a FeedbackEvent, or say why it is ignored; raise FeedbackFormatError."""
     data = unwrap(payload)
     if isinstance(data, IgnoredMessage):
         return data
@@ -281,10 +322,10 @@ def parse_message(payload: str | bytes | Mapping[str, Any]) -> SesEvent | Ignore
     if at is None:
         raise FeedbackFormatError(f"{event_type}: no timestamp")
     parsed = _TYPE_PARSERS.get(event_type, _parse_other)(detail_object, mail)
-    return SesEvent(
+    return FeedbackEvent(
         event_type=event_type,
         source_format=source_format,
-        ses_message_id=message_id,
+        message_id=message_id,
         at=at,
         fingerprint=fingerprint,
         request_id=_tag(tags, "request_id"),
@@ -439,7 +480,11 @@ _TYPE_PARSERS = {
 
 
 class FeedbackService:
-    """Applies SES feedback: the suppression policy, then the message log."""
+    """Applies feedback events (SES's and the secondary providers'): the suppression policy, then the message log.
+
+    With `preferences` and `requests` (the message log's `get`), a provider's
+    unsubscribe opts the request's user out of its category.
+    """
 
     def __init__(
         self,
@@ -448,11 +493,15 @@ class FeedbackService:
         log: FeedbackLog,
         policy: FeedbackPolicy | None = None,
         retries: RetryScheduler | None = None,
+        preferences: PreferenceWriter | None = None,
+        requests: Callable[[str], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.suppressions = suppressions
         self._log = log
         self.policy = policy or FeedbackPolicy()
         self._retries = retries
+        self._preferences = preferences
+        self._requests = requests
 
     def process(self, records: Sequence[QueueRecord]) -> FeedbackReport:
         """Process one batch from the feedback queue; a record's fault fails only that record."""
@@ -506,6 +555,23 @@ class FeedbackService:
             error = str(exc) if isinstance(exc, FeedbackFormatError) else type(exc).__name__
             logger.error("malformed feedback message", extra={"message_id": message_id, "error": error})
             return
+        self.consume(message_id, parsed, final=final, report=report)
+
+    def process_provider_events(self, events: Iterable[tuple[str, FeedbackEvent | IgnoredMessage]]) -> FeedbackReport:
+        """Apply normalised events from a provider webhook, each named by a label that `failed` reports.
+
+        Nothing is deferred: an event whose request is not logged yet is stored
+        beside it (the message log merges the two when read).
+        """
+        report = FeedbackReport()
+        for label, event in events:
+            self.consume(label, event, final=True, report=report)
+        return report
+
+    def consume(
+        self, message_id: str, parsed: FeedbackEvent | IgnoredMessage, *, final: bool, report: FeedbackReport
+    ) -> None:
+        """Apply one normalised event (or count an ignored one) into `report`; a failure is reported, never raised."""
         if isinstance(parsed, IgnoredMessage):
             report.ignored += 1
             report.by_type[parsed.kind] += 1
@@ -517,7 +583,8 @@ class FeedbackService:
         context = {
             "message_id": message_id,
             "event_type": parsed.event_type,
-            "ses_message_id": parsed.ses_message_id,
+            "provider": parsed.provider,
+            "ses_message_id": parsed.message_id,
             "request_id": parsed.request_id,
         }
         try:
@@ -543,28 +610,51 @@ class FeedbackService:
                 extra={**context, "recipients": [mask_address(r) for r in parsed.recipients]},
             )
 
-    def _apply(self, event: SesEvent, *, final: bool, report: FeedbackReport) -> None:
+    def _apply(self, event: FeedbackEvent, *, final: bool, report: FeedbackReport) -> None:
         if event.event_type == "Bounce":
             self._bounce(event, report)
         elif event.event_type == "Complaint":
             feedback_type = event.detail.get("feedback_type", "no feedback type")
-            note = f"complaint ({feedback_type}) on SES message {event.ses_message_id}"
+            note = f"complaint ({feedback_type}) on {event.described_message}"
             for address in event.recipients:
                 result = self.suppressions.suppress(
-                    address, reason=REASON_COMPLAINT, actor=ACTOR, note=note, source="ses:complaint"
+                    address,
+                    reason=REASON_COMPLAINT,
+                    actor=event.actor,
+                    note=note,
+                    source=f"{event.provider}:complaint",
                 )
                 report.suppressed += result.changed
+        elif event.event_type == UNSUBSCRIBE:
+            self._unsubscribe(event, report)
         if event.event_type not in UNLOGGED_TYPES:
             self._record(event, final=final, report=report)
 
-    def _bounce(self, event: SesEvent, report: FeedbackReport) -> None:
+    def _unsubscribe(self, event: FeedbackEvent, report: FeedbackReport) -> None:
+        """Opt the request's user out of its category (the request's log entry names both)."""
+        request_id = event.request_id or self._log.find_request_id(event.message_id)
+        item = self._requests(request_id) if request_id and self._requests is not None else None
+        user_id = item.get("user_id") if item else None
+        category = (item.get("category") if item else None) or event.category
+        context = {"request_id": request_id, "provider": event.provider, "category": category}
+        if self._preferences is None or not isinstance(user_id, str) or not isinstance(category, str):
+            logger.warning("provider unsubscribe not applied: its request or user is unknown", extra=context)
+            return
+        if category in ESSENTIAL_CATEGORIES:
+            logger.info("provider unsubscribe from an essential category: recorded only", extra=context)
+            return
+        self._preferences.add_opt_out(user_id, category, source=f"{event.provider}:unsubscribe", updated_at=event.at)
+        report.unsubscribed += 1
+
+    def _bounce(self, event: FeedbackEvent, report: FeedbackReport) -> None:
         sub_type = event.bounce_sub_type or "General"
-        note = f"{event.bounce_type} bounce ({sub_type}) of SES message {event.ses_message_id}"
+        note = f"{event.bounce_type} bounce ({sub_type}) of {event.described_message}"
+        source = f"{event.provider}:bounce"
         # Only the addresses in bouncedRecipients bounced; the message's other destinations did not.
         for address in event.recipients:
             if event.bounce_type == BOUNCE_PERMANENT:
                 result = self.suppressions.suppress(
-                    address, reason=REASON_BOUNCE, actor=ACTOR, note=note, source="ses:bounce"
+                    address, reason=REASON_BOUNCE, actor=event.actor, note=note, source=source
                 )
                 report.suppressed += result.changed
             elif event.bounce_type == BOUNCE_TRANSIENT:
@@ -572,15 +662,15 @@ class FeedbackService:
                     address,
                     key=event.feedback_id or event.fingerprint[:32],
                     at=event.at,
-                    actor=ACTOR,
+                    actor=event.actor,
                     note=note,
-                    source="ses:bounce",
+                    source=source,
                 )
                 report.soft_bounces += 1
                 report.suppressed += counted.suppression is not None and counted.suppression.changed
             # Undetermined (and any bounce type SES may add): recorded in the log, never suppressed.
 
-    def _record(self, event: SesEvent, *, final: bool, report: FeedbackReport) -> None:
+    def _record(self, event: FeedbackEvent, *, final: bool, report: FeedbackReport) -> None:
         status = event.status
         record = FeedbackRecord(
             key=f"{_iso(event.at)}#{event.event_type}#{event.fingerprint[:12]}",
@@ -588,11 +678,11 @@ class FeedbackService:
             status=status,
             rank=DELIVERY_RANK.get(status),
             at=event.at,
-            ses_message_id=event.ses_message_id,
+            ses_message_id=event.message_id,
             recipients=tuple(mask_address(r) for r in event.recipients),
             detail=dict(event.detail),
         )
-        request_id = event.request_id or self._log.find_request_id(event.ses_message_id)
+        request_id = event.request_id or self._log.find_request_id(event.message_id)
         if request_id is None:
             if not final:
                 raise _DeferredError

@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,10 +26,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
+    METRIC_FAILED_OVER,
+    METRIC_PROVIDER_BREAKER_OPEN,
+    METRIC_PROVIDER_BREAKER_OPENED,
     METRICS_NAMESPACE,
+    PROVIDER_SES,
     QUOTA_USED_METRIC,
     SERVICE_NAME,
     STATUS_OPTED_OUT,
@@ -37,6 +44,7 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     UNKNOWN,
 )
+from mailwright.ports import BreakerChange
 
 if TYPE_CHECKING:  # the send worker never loads the feedback module (cold start)
     from mailwright.feedback import FeedbackReport
@@ -182,7 +190,9 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
     RenderFailed, Throttled and SendLatency (ms from the producer's publish to
     the send, across deferrals). Per lane: Retried, Deferred, Duplicates and
-    LeaseTakeovers. Without dimensions: QuotaUsedPercent, when SES's quota is known.
+    LeaseTakeovers. Per lane and secondary provider: FailedOver (the emails it
+    sent while SES's breaker was open). Without dimensions: QuotaUsedPercent,
+    when SES's quota is known.
     """
     metrics = MetricGroups()
     for outcome in report.outcomes:
@@ -193,6 +203,8 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
         if outcome.status == STATUS_SENT and outcome.received_at:
             latency = max(0.0, (now - outcome.received_at) * 1000)
             metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
+        if outcome.status == STATUS_SENT and outcome.provider != PROVIDER_SES:
+            metrics.count(METRIC_FAILED_OVER, lane=lane, provider=outcome.provider)
     throttled = [m for m, reason in report.retry_reasons.items() if reason == "throttled"]
     throttled += [m for m, reason in report.deferred.items() if reason == "throttled"]
     for message_id in throttled:
@@ -216,18 +228,19 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     (FeedbackBounce, FeedbackRenderingFailure, ...) and what was suppressed,
     ignored, failed or deferred.
     """
-    from mailwright.feedback import EVENT_TYPES
+    from mailwright.feedback import NORMALISED_TYPES
 
     metrics = MetricGroups()
     for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
         for (lane, category), value in counter.items():
             metrics.count(name, value, lane=lane or UNKNOWN, category=category or UNKNOWN)
-    for event_type in EVENT_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
+    for event_type in NORMALISED_TYPES:  # unknown types are only counted in FeedbackIgnored: no metric per junk name
         metrics.count("Feedback" + event_type.replace(" ", ""), report.by_type[event_type])
     for name, value in (
         ("FeedbackProcessed", report.processed),
         ("FeedbackSuppressed", report.suppressed),
         ("FeedbackSoftBounces", report.soft_bounces),
+        ("FeedbackUnsubscribed", report.unsubscribed),
         ("FeedbackIgnored", report.ignored),
         ("FeedbackErrors", report.errors),
         ("FeedbackDeferred", report.deferred),
@@ -236,3 +249,69 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     ):
         metrics.count(name, value)
     return metrics
+
+
+# -- failover -------------------------------------------------------------------
+
+
+class ProviderMetrics:
+    """ProviderEvents as EMF metrics (one document each: they come from the send threads) and log lines.
+
+    ProviderBreakerOpened, ProviderBreakerHalfOpen and ProviderBreakerClosed
+    count breaker changes; MaybeSent and ProviderPaused what the failover
+    sender counts; ProviderBreakerOpen is the state a worker read (1 open or
+    half-open, 0 closed); each per lane and provider.
+    """
+
+    def __init__(
+        self, logger: Logger | logging.Logger | None = None, *, sink: Callable[[str], None] | None = None
+    ) -> None:
+        self._logger = logger or logging.getLogger("mailwright.failover")
+        # Where each EMF document goes: stdout in Lambda (CloudWatch collects it); a file on the local stack.
+        self._sink = sink or _print_line
+
+    def breaker_changed(self, change: BreakerChange) -> None:
+        """Log the change and count it."""
+        self._logger.warning(
+            "provider breaker changed",
+            extra={
+                "lane": change.lane,
+                "provider": change.provider,
+                "before": change.before,
+                "after": change.after,
+                "reason": change.reason,
+                "actor": change.actor,
+            },
+        )
+        name = {"open": METRIC_PROVIDER_BREAKER_OPENED, "half_open": "ProviderBreakerHalfOpen"}.get(
+            change.after, "ProviderBreakerClosed"
+        )
+        self.count(name, lane=change.lane, provider=change.provider)
+
+    def state(self, *, lane: str, provider: str, is_open: bool) -> None:
+        """Write one EMF document with the breaker's state: 1 open (or half-open), 0 closed."""
+        self._write(METRIC_PROVIDER_BREAKER_OPEN, 1 if is_open else 0, lane=lane, provider=provider)
+
+    def count(self, name: str, *, lane: str, provider: str) -> None:
+        """Write one EMF document counting `name` once for the lane and provider."""
+        self._write(name, 1, lane=lane, provider=provider)
+
+    def _write(self, name: str, value: float, *, lane: str, provider: str) -> None:
+        # A document of its own, not the invocation's metric set: the send threads call this concurrently.
+        document = AmazonCloudWatchEMFProvider(
+            namespace=METRICS_NAMESPACE,
+            service=SERVICE_NAME,
+            metric_set={},
+            dimension_set={},
+            metadata_set={},
+            default_dimensions={},
+        )
+        document.add_dimension(name="lane", value=lane)
+        document.add_dimension(name="provider", value=provider)
+        document.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self._sink(json.dumps(document.serialize_metric_set(), separators=(",", ":")))
+
+
+def _print_line(line: str) -> None:
+    # EMF reaches CloudWatch through stdout.
+    print(line, flush=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailwright.address_keys import AddressHasher
-from mailwright.constants import ESSENTIAL_CATEGORIES, STATUS_SENT
+from mailwright.constants import ESSENTIAL_CATEGORIES, PROVIDER_SES, STATUS_SENT
 from mailwright.settings import RateLimit
 from mailwright.templates import TemplateBundle
 
@@ -123,6 +123,8 @@ class Outcome:
     attempts: int = 1
     # 1 for the first evaluation; a request evaluated again after a rejection has a higher one.
     evaluation: int = 1
+    # The provider that sent it: SES, or a secondary's configured name.
+    provider: str = PROVIDER_SES
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,29 @@ class LoggedState:
     evaluation: int = 1
 
 
+class MessageId(str):
+    """A provider's message id that also names the provider that sent it (a plain str stands for SES)."""
+
+    provider: str
+
+    def __new__(cls, value: str, *, provider: str) -> MessageId:
+        """The id `value`, sent by `provider`."""
+        instance = super().__new__(cls, value)
+        instance.provider = provider
+        return instance
+
+
+def provider_of(message_id: str) -> str:
+    """The provider that returned `message_id`: the one a MessageId names, else SES."""
+    return message_id.provider if isinstance(message_id, MessageId) else PROVIDER_SES
+
+
 class EmailSender(Protocol):
-    """Sends one email; returns the provider's message id.
+    """Sends one email; returns the provider's message id (a MessageId when another provider than SES sent it).
 
     Raises RejectedError when the provider refuses the message for good and
-    TransientError (ThrottledError for throttling) when a retry may succeed.
+    TransientError (ThrottledError for throttling) when a retry may succeed;
+    ProviderOutageError when the fault is the provider's (see mailwright.failover).
     """
 
     def send(self, email: OutboundEmail) -> str: ...
@@ -572,4 +592,165 @@ class Deferrals(Protocol):
 
     def defer(self, deferrals: Sequence[Deferral]) -> set[str]:
         """Enqueue each deferral again; the message ids that could not be (they must be retried instead)."""
+
+
+# -- lookups by recipient (the status API) ------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One request in the recipient index: its id and when its latest evaluation completed (epoch seconds)."""
+
+    request_id: str
+    completed_at: float
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """Entries of one address hash, newest first; `more` when the index may hold older ones past the last."""
+
+    entries: list[IndexEntry]
+    more: bool
+
+
+class RecipientIndex(Protocol):
+    """The message log's requests by keyed address hash (one hash per key version), and the items they point to."""
+
+    def newest(self, address_hash: str, *, since: float | None, after: IndexEntry | None, limit: int) -> IndexPage:
+        """Up to `limit` entries of `address_hash` completed at or after `since`, newest first, past `after`."""
+        ...
+
+    def requests(self, request_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The request items by id, shaped as `MessageLog.get` returns them (`with_feedback`); missing ones left out."""
+
+
+# -- secondary providers: the provider breaker and the webhook replay guard ---
+
+BREAKER_CLOSED = "closed"
+BREAKER_OPEN = "open"
+BREAKER_HALF_OPEN = "half_open"
+# A breaker's history keeps its most recent changes: an outage flaps it a few times, an operator a few more.
+BREAKER_HISTORY_KEEP = 50
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """The provider breaker of one provider on one lane, as every worker shares it.
+
+    `failures` counts outage failures since `window_start`; `probe_at` is when
+    an open breaker may send one probe (None: opened by hand, it waits for a
+    restore); a half-open breaker's probe belongs to `prober` until
+    `probe_until`. `version` is bumped by every state change, for optimistic
+    concurrency; counting a failure does not change it.
+    """
+
+    lane: str
+    provider: str
+    state: str = BREAKER_CLOSED
+    failures: int = 0
+    window_start: float = 0.0
+    opened_at: float | None = None
+    probe_at: float | None = None
+    closed_at: float | None = None
+    reason: str = ""
+    actor: str = ""
+    prober: str = ""
+    probe_until: float = 0.0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class BreakerChange:
+    """One change of a breaker's state, reported once, by the worker (or operator) that made it.
+
+    `actor` is set for changes made by hand (`mailwright providers failover|restore`), with `reason` their note.
+    """
+
+    lane: str
+    provider: str
+    before: str
+    after: str
+    reason: str = ""
+    actor: str = ""
+    at: float = 0.0
+
+
+class ProviderBreakerStore(Protocol):
+    """Where the provider breakers live (one item per lane and provider), and the sends a provider may have taken."""
+
+    def read(self, lane: str, provider: str) -> BreakerState:
+        """The breaker's state (closed, version 0, if it was never written)."""
+        ...
+
+    def add_failure(self, lane: str, provider: str, *, now: float, window_seconds: float) -> BreakerState:
+        """Count one failure in the current window (a new one if it ended); the state after."""
+        ...
+
+    def write(self, state: BreakerState, *, expected_version: int) -> bool:
+        """Store `state` (its version already bumped) if the stored version is `expected_version`."""
+        ...
+
+    def mark_maybe_sent(self, request_id: str, provider: str, *, until: float) -> None:
+        """Remember, until `until`, that `provider` may have accepted the request (its answer was lost)."""
+        ...
+
+    def maybe_sent_by(self, request_id: str) -> str | None:
+        """The provider that may have accepted the request, if one is remembered."""
+        ...
+
+    def record_change(self, change: BreakerChange) -> None:
+        """Append a change to the breaker's history (the audit trail of its automatic and manual changes)."""
+        ...
+
+    def history(self, lane: str, provider: str) -> list[BreakerChange]:
+        """The breaker's recorded changes, oldest first (the most recent ones only: the trail is capped)."""
+        ...
+
+
+class ReplayGuard(Protocol):
+    """One-time keys (provider event ids, signature tokens): each is taken once while it is remembered.
+
+    A key is first taken for a short lease, then held for long once its event
+    is applied: a function that dies in between leaves a lease that runs out,
+    so the provider's retry is not mistaken for a replay.
+    """
+
+    def take(self, key: str, *, until: float) -> bool:
+        """Take `key` until `until` (epoch seconds); False if it is taken and not expired."""
+        ...
+
+    def hold(self, key: str, *, until: float) -> None:
+        """Keep a taken `key` until `until`."""
+        ...
+
+    def give_back(self, key: str) -> None:
+        """Forget `key`, so the provider's retry of an event that failed is processed again."""
+
+
+# -- ingest (the bridge from Kafka and RabbitMQ) -------------------------------
+
+
+@dataclass(frozen=True)
+class LaneMessage:
+    """One request on its way to a lane queue: `key` names it within a publish call."""
+
+    key: str
+    lane: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RefusedMessage:
+    """A message the lane queue did not accept, after the publisher's own retries."""
+
+    key: str
+    code: str
+    message: str
+
+
+class LanePublisher(Protocol):
+    """Puts requests on the lane queues (SQS SendMessageBatch), retrying entries the service refused."""
+
+    def publish(self, messages: Sequence[LaneMessage]) -> list[RefusedMessage]:
+        """Publish every message to its lane's queue; return those still refused after the retries."""
         ...

@@ -18,7 +18,9 @@ are retried once, and those still refused raise `PartialBatchError`, which
 names them (and the request ids that were accepted).
 
 The returned request id is the one the worker logs the request under (the
-`messages` table key and the `request_id` tag on the email).
+`messages` table key and the `request_id` tag on the email). `StatusClient`
+(from `mailwright.status_client`, re-exported here) asks the status API what
+became of it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,20 @@ from pydantic import ValidationError
 from mailwright.constants import DEFAULT_LANE, EVENT_DETAIL_TYPE, LANES
 from mailwright.errors import MailwrightError
 from mailwright.request import EmailRequest, describe_validation_error
+from mailwright.status_client import MessageNotFoundError, StatusApiError, StatusClient
+
+__all__ = [
+    "FailedEntry",
+    "InvalidRequestError",
+    "MessageNotFoundError",
+    "PartialBatchError",
+    "Publisher",
+    "StatusApiError",
+    "StatusClient",
+    "send",
+    "send_batch",
+    "template_priorities",
+]
 
 # SQS and EventBridge both take at most 10 entries and 256 KiB per call.
 MAX_BATCH_ENTRIES = 10

@@ -40,6 +40,7 @@ from mailwright.addresses import mask_address
 from mailwright.backoff import retry_delay
 from mailwright.constants import (
     ESSENTIAL_CATEGORIES,
+    PROVIDER_SES,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
     STATUS_REJECTED,
@@ -50,12 +51,14 @@ from mailwright.constants import (
 from mailwright.errors import (
     DailyQuotaExceededError,
     HeaderInjectionError,
+    ProviderPacedError,
+    ProviderUnavailableError,
     RejectedError,
     TemplateNotFoundError,
     ThrottledError,
     TransientError,
 )
-from mailwright.pacing import REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
+from mailwright.pacing import MAX_DEFER_SECONDS, REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
 from mailwright.ports import (
     AddressKeySource,
     ClaimRecord,
@@ -72,6 +75,7 @@ from mailwright.ports import (
     RetryScheduler,
     SuppressionStore,
     TemplateSource,
+    provider_of,
 )
 from mailwright.request import EmailRequest, parse_request
 from mailwright.settings import RateLimit
@@ -88,6 +92,8 @@ DEFAULT_LEASE_SECONDS = 900
 # A request handed back this many times is retried as a failure instead (a safety net: at up to
 # 15 minutes a deferral, that is days; only a pacing fault would get there).
 MAX_DEFERRALS = 500
+# A secondary provider whose own send rate is used up has room again within seconds.
+PROVIDER_PACED_MAX_DEFER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,12 @@ class SendService:
         self._renderer = renderer or Renderer()
         self._clock = clock
         self._rng = rng or random.Random()
+
+    def close(self) -> None:
+        """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
+        close = getattr(self._sender, "close", None)
+        if callable(close):
+            close()
 
     def process(
         self, records: Sequence[QueueRecord], *, remaining_seconds: Callable[[], float] | None = None
@@ -601,8 +613,15 @@ class SendService:
             work.attempted = True
             try:
                 message_id = self._sender.send(work.email)
-            except DailyQuotaExceededError:
+            except DailyQuotaExceededError as exc:
+                if exc.provider != PROVIDER_SES:
+                    raise  # another provider's quota: its breaker has it; the record is retried
                 work.defer = (self._pacer.quota_exceeded(), REASON_QUOTA_EXHAUSTED)
+                return
+            except (ProviderUnavailableError, ProviderPacedError) as exc:
+                # The provider is out (its breaker is open) or a secondary's own rate is used up: the mail
+                # waits for it, which is not the mail's failure, so its receive count stays unused.
+                work.defer = (self._provider_wait(work, paced=isinstance(exc, ProviderPacedError)), exc.code)
                 return
             except ThrottledError:
                 # SES said slow down: the rate is cut and the record comes back shortly, its receive count unused.
@@ -613,6 +632,11 @@ class SendService:
             recorder.record(work)
 
         self._each(works, send, stage="send")
+
+    def _provider_wait(self, work: _Work, *, paced: bool) -> int:
+        """How long a record waits for its provider: backoff over the request's deferrals, at most 15 minutes."""
+        cap = PROVIDER_PACED_MAX_DEFER_SECONDS if paced else self.policy.max_backoff_seconds
+        return retry_delay(work.record.deferrals + 1, cap_seconds=min(MAX_DEFER_SECONDS, cap), rng=self._rng)
 
     def _finish(self, works: list[_Work], report: BatchReport) -> None:
         outcomes = [w.outcome for w in works if w.outcome is not None and not w.recorded]
@@ -765,4 +789,5 @@ class SendService:
             completed_at=self._clock(),
             attempts=work.record.receive_count,
             evaluation=work.evaluation,
+            provider=provider_of(ses_message_id or ""),
         )

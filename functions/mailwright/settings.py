@@ -6,8 +6,19 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from mailwright.constants import LANES, Env
+from mailwright.constants import (
+    FAILOVER_LANES,
+    LANES,
+    PROVIDER_KIND_SENDGRID,
+    PROVIDER_KIND_SES,
+    PROVIDER_KIND_SMTP,
+    PROVIDER_KINDS,
+    PROVIDER_SES,
+    WEBHOOK_PROVIDER_KINDS,
+    Env,
+)
 from mailwright.errors import ConfigurationError
 
 
@@ -54,6 +65,9 @@ class WorkerSettings:
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     template_cache_seconds: int = 60
     max_backoff_seconds: int = 900
+    # Secondary providers and this lane's failover policy; none: SES alone.
+    providers: tuple[ProviderSettings, ...] = ()
+    failover: FailoverSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -101,6 +115,7 @@ class WorkerSettings:
             raise ConfigurationError(f"{Env.PACING_SHARDS} must be >= 1 and {Env.QUOTA_REFRESH_SECONDS} >= 10")
         if not 1 <= numbers["max_backoff_seconds"] <= 43200:
             raise ConfigurationError(f"{Env.MAX_BACKOFF_SECONDS} must be between 1 and 43200 (the SQS maximum)")
+        providers = parse_providers(env.get(Env.PROVIDERS, ""))
         return cls(
             **values,  # type: ignore[arg-type]
             **numbers,  # type: ignore[arg-type]
@@ -108,6 +123,8 @@ class WorkerSettings:
             rate_limits=parse_rate_limits(env.get(Env.RATE_LIMITS, "")),
             ses_max_send_rate=parse_ceiling(env.get(Env.SES_MAX_SEND_RATE, "")),
             quota_holds=parse_quota_holds(env.get(Env.QUOTA_HOLDS, "")),
+            providers=providers,
+            failover=parse_failover(env.get(Env.FAILOVER, ""), lane=str(values["lane"]), providers=providers),
         )
 
 
@@ -279,4 +296,312 @@ class BreakerSettings:
             mapping_id=env[Env.BREAKER_MAPPING_ID].strip(),
             alarm_names=alarms,
             auto_resume=auto_resume in _TRUE,
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the HTTPS API's function reads from its environment."""
+
+    messages_table: str
+    # Lookups by recipient hash the address with the keyring; the suppression table's marker
+    # says which older key versions items may still be stored under.
+    address_key_secret_arn: str
+    suppression_table: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """Parse the environment; raise ConfigurationError naming every missing key."""
+        env = os.environ if environ is None else environ
+        required = {
+            "messages_table": Env.MESSAGES_TABLE,
+            "address_key_secret_arn": Env.ADDRESS_KEY_SECRET_ARN,
+            "suppression_table": Env.SUPPRESSION_TABLE,
+        }
+        missing = [key for key in required.values() if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return cls(**{name: env[key] for name, key in required.items()})
+
+
+# -- secondary providers and failover -------------------------------------------
+
+# Hosts an unencrypted SMTP relay or a plain-HTTP API base URL may point at: this machine only
+# (the local stack and the tests). Anything else must be encrypted.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SMTP_TLS_MODES = ("starttls", "tls", "none")
+MAILGUN_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+SENDGRID_BASE_URL = "https://api.sendgrid.com"
+
+
+@dataclass(frozen=True)
+class SesRegionSettings:
+    """SES in another region: an identity verified there and a configuration set of its own."""
+
+    region: str
+    configuration_set: str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """An SMTP relay: STARTTLS on 587 or implicit TLS on 465; AUTH with the secret's username and password."""
+
+    host: str
+    port: int = 587
+    tls: str = "starttls"
+    timeout_seconds: float = 10.0
+    # Connections kept open per worker (the send stage calls the relay from several threads).
+    pool_size: int = 4
+
+
+@dataclass(frozen=True)
+class SendGridSettings:
+    """SendGrid's v3 Mail Send API; the secret holds `api_key` and the webhook's `webhook_public_key`."""
+
+    base_url: str = SENDGRID_BASE_URL
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class MailgunSettings:
+    """Mailgun's messages API for one sending domain; the secret holds `api_key` and `webhook_signing_key`."""
+
+    domain: str
+    base_url: str = MAILGUN_BASE_URLS["us"]
+    timeout_seconds: float = 10.0
+
+
+ProviderOptions = SesRegionSettings | SmtpSettings | SendGridSettings | MailgunSettings
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One secondary provider as configured in context: what it is and where its secret lives, never the secret."""
+
+    name: str
+    kind: str
+    options: ProviderOptions
+    secret_arn: str = ""
+    # Emails per second one worker may hand this provider (it is paced like SES).
+    send_rate: float = 1.0
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    """A lane's failover policy and the thresholds of its provider breaker.
+
+    The breaker opens after `failure_threshold` SES outage failures within
+    `window_seconds` (at once on an account-level refusal) and probes SES again
+    after `cooldown_seconds` (`account_cooldown_seconds` for an account-level
+    refusal, which does not heal in seconds). While it is open, the lane's mail
+    goes through `provider` when `enabled`, else it waits in the queue.
+    """
+
+    enabled: bool
+    provider: str
+    failure_threshold: int = 5
+    window_seconds: int = 30
+    cooldown_seconds: int = 30
+    account_cooldown_seconds: int = 300
+    # How long a worker trusts the breaker state it read before reading it again.
+    refresh_seconds: float = 2.0
+
+
+def _object(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{where} must be a JSON object")
+    return value
+
+
+def _text(data: Mapping[str, object], key: str, where: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where}: {key} must be a non-empty string")
+    return value.strip()
+
+
+def _number(data: Mapping[str, object], key: str, where: str, default: float, *, minimum: float = 0.0) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > minimum:  # `not >` catches NaN
+        raise ConfigurationError(f"{where}: {key} must be a number above {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _whole(data: Mapping[str, object], key: str, where: str, default: int, *, minimum: int = 1) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{where}: {key} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
+def _base_url(url: str, where: str) -> str:
+    parts = urlsplit(url)
+    local = parts.hostname in LOOPBACK_HOSTS
+    if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not local):
+        raise ConfigurationError(f"{where}: base_url must be an https URL (plain http only on loopback), got {url!r}")
+    return url.rstrip("/")
+
+
+def _provider_options(kind: str, raw: Mapping[str, object], where: str) -> ProviderOptions:
+    if kind == PROVIDER_KIND_SES:
+        return SesRegionSettings(
+            region=_text(raw, "region", where), configuration_set=_text(raw, "configuration_set", where)
+        )
+    timeout = _number(raw, "timeout_seconds", where, 10.0)
+    if kind == PROVIDER_KIND_SMTP:
+        host, tls = _text(raw, "host", where), raw.get("tls", "starttls")
+        if tls not in SMTP_TLS_MODES:
+            raise ConfigurationError(f"{where}: tls must be one of {', '.join(SMTP_TLS_MODES)}, got {tls!r}")
+        if tls == "none" and host not in LOOPBACK_HOSTS:
+            raise ConfigurationError(f"{where}: an SMTP relay without TLS is allowed on loopback only")
+        port = _whole(raw, "port", where, 465 if tls == "tls" else 587)
+        if port > 65535:
+            raise ConfigurationError(f"{where}: port must be at most 65535")
+        return SmtpSettings(
+            host=host, port=port, tls=str(tls), timeout_seconds=timeout, pool_size=_whole(raw, "pool_size", where, 4)
+        )
+    if kind == PROVIDER_KIND_SENDGRID:
+        base = _text(raw, "base_url", where, SENDGRID_BASE_URL)
+        return SendGridSettings(base_url=_base_url(base, where), timeout_seconds=timeout)
+    region = raw.get("region", "us")
+    if region not in MAILGUN_BASE_URLS:
+        raise ConfigurationError(f"{where}: region must be one of {', '.join(MAILGUN_BASE_URLS)}, got {region!r}")
+    domain = _text(raw, "domain", where)
+    if "/" in domain or "%" in domain:
+        raise ConfigurationError(f"{where}: domain must be a bare domain name, got {domain!r}")
+    base = _text(raw, "base_url", where, MAILGUN_BASE_URLS[str(region)])
+    return MailgunSettings(domain=domain, base_url=_base_url(base, where), timeout_seconds=timeout)
+
+
+def parse_providers(raw: str) -> tuple[ProviderSettings, ...]:
+    """Parse the providers JSON list; empty means none (SES alone). Raise ConfigurationError naming the fault."""
+    if not raw.strip():
+        return ()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{Env.PROVIDERS} is not JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ConfigurationError(f"{Env.PROVIDERS} must be a JSON list of providers")
+    providers: list[ProviderSettings] = []
+    for index, item in enumerate(data):
+        where = f"{Env.PROVIDERS}[{index}]"
+        entry = _object(item, where)
+        name = _text(entry, "name", where)
+        where = f"{Env.PROVIDERS} provider {name!r}"
+        if name == PROVIDER_SES or not all(ch.isalnum() or ch in "-_" for ch in name) or len(name) > 40:
+            raise ConfigurationError(f"{where}: a name is up to 40 letters, digits, - or _, and not {PROVIDER_SES!r}")
+        kind = entry.get("kind")
+        if kind not in PROVIDER_KINDS:
+            raise ConfigurationError(f"{where}: kind must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
+        secret_arn = entry.get("secret_arn", "")
+        if not isinstance(secret_arn, str) or (kind != PROVIDER_KIND_SES and not secret_arn.startswith("arn:")):
+            raise ConfigurationError(f"{where}: secret_arn must be the ARN of its Secrets Manager secret")
+        options = _provider_options(str(kind), _object(entry.get("settings", {}), f"{where} settings"), where)
+        send_rate = _number(entry, "send_rate", where, 1.0)
+        providers.append(ProviderSettings(name, str(kind), options, secret_arn, send_rate))
+    names = [provider.name for provider in providers]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"{Env.PROVIDERS}: provider names must be unique, got {', '.join(names)}")
+    return tuple(providers)
+
+
+def parse_failover(raw: str, *, lane: str, providers: tuple[ProviderSettings, ...]) -> FailoverSettings | None:
+    """The lane's failover policy: None without providers; by default on for critical and standard, off for bulk."""
+    if not providers:
+        return None
+    data: dict[str, object] = {}
+    if raw.strip():
+        try:
+            data = _object(json.loads(raw), Env.FAILOVER)
+        except ValueError as exc:
+            raise ConfigurationError(f"{Env.FAILOVER} is not JSON: {exc}") from None
+    enabled = data.get("enabled", lane in FAILOVER_LANES)
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(f"{Env.FAILOVER}: enabled must be true or false, got {enabled!r}")
+    provider = _text(data, "provider", Env.FAILOVER, providers[0].name)
+    if provider not in {p.name for p in providers}:
+        raise ConfigurationError(f"{Env.FAILOVER}: provider {provider!r} is not among {Env.PROVIDERS}")
+    where = Env.FAILOVER
+    return FailoverSettings(
+        enabled=enabled,
+        provider=provider,
+        failure_threshold=_whole(data, "failure_threshold", where, 5),
+        window_seconds=_whole(data, "window_seconds", where, 30),
+        cooldown_seconds=_whole(data, "cooldown_seconds", where, 30),
+        account_cooldown_seconds=_whole(data, "account_cooldown_seconds", where, 300),
+        refresh_seconds=_number(data, "refresh_seconds", where, 2.0),
+    )
+
+
+@dataclass(frozen=True)
+class ProviderWebhookSettings:
+    """Everything the provider webhook function reads: the feedback function's settings, providers, two more tables.
+
+    The idempotency table keeps the webhook's replay guard (one item per
+    provider event); the preferences table takes provider unsubscribes.
+    """
+
+    feedback: FeedbackSettings
+    providers: tuple[ProviderSettings, ...]
+    idempotency_table: str
+    preferences_table: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProviderWebhookSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        missing = [key for key in (Env.IDEMPOTENCY_TABLE, Env.PREFERENCES_TABLE) if not env.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        providers = parse_providers(env.get(Env.PROVIDERS, ""))
+        if not any(provider.kind in WEBHOOK_PROVIDER_KINDS for provider in providers):
+            raise ConfigurationError(f"{Env.PROVIDERS} names no provider that posts webhooks (sendgrid, mailgun)")
+        return cls(
+            feedback=FeedbackSettings.from_env(env),
+            providers=providers,
+            idempotency_table=env[Env.IDEMPOTENCY_TABLE],
+            preferences_table=env[Env.PREFERENCES_TABLE],
+        )
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """Everything the ingest bridge (Kafka and RabbitMQ into the lanes) reads from its environment."""
+
+    # Lane name -> queue URL, for every lane.
+    queue_urls: dict[str, str]
+    # Template bundles: each template's default priority routes requests that name none.
+    templates_bucket: str
+    # Records that are not valid requests are logged `rejected` here.
+    messages_table: str
+    message_log_ttl_days: int = 90
+    template_cache_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BridgeSettings:
+        """Parse the environment; raise ConfigurationError naming every missing or bad key."""
+        env = os.environ if environ is None else environ
+        queue_keys = {lane: Env.lane_queue_url(lane) for lane in LANES}
+        required = [*queue_keys.values(), Env.TEMPLATES_BUCKET, Env.MESSAGES_TABLE]
+        missing = [key for key in required if not env.get(key, "").strip()]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        numbers: dict[str, int] = {}
+        for name, key, default in (
+            ("message_log_ttl_days", Env.MESSAGE_LOG_TTL_DAYS, 90),
+            ("template_cache_seconds", Env.TEMPLATE_CACHE_SECONDS, 60),
+        ):
+            raw = env.get(key) or str(default)
+            try:
+                numbers[name] = int(raw)
+            except ValueError:
+                raise ConfigurationError(f"{key} must be a whole number, got {raw!r}") from None
+            if numbers[name] < 0:
+                raise ConfigurationError(f"{key} must not be negative, got {raw!r}")
+        return cls(
+            queue_urls={lane: env[key].strip() for lane, key in queue_keys.items()},
+            templates_bucket=env[Env.TEMPLATES_BUCKET],
+            messages_table=env[Env.MESSAGES_TABLE],
+            **numbers,
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -23,18 +25,38 @@ from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesAccountReader, SesEmailSender
 from mailwright.adapters.sqs import SqsDeferrals, SqsRetryScheduler
+from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID
+from mailwright.errors import ConfigurationError
 from mailwright.pacing import AccountPacer
 from mailwright.ports import AccountReader, EmailSender
 from mailwright.sending import SendPolicy, SendService
-from mailwright.settings import BreakerSettings, FeedbackSettings, UnsubscribeSettings, WorkerSettings
+from mailwright.settings import (
+    ApiSettings,
+    BreakerSettings,
+    BridgeSettings,
+    FailoverSettings,
+    FeedbackSettings,
+    ProviderSettings,
+    ProviderWebhookSettings,
+    SendGridSettings,
+    SesRegionSettings,
+    SmtpSettings,
+    UnsubscribeSettings,
+    WorkerSettings,
+)
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 
 # The other functions' services are imported where they are built: a send worker's cold start loads
 # only what sending needs.
 if TYPE_CHECKING:
     from mailwright.breaker import CircuitBreaker
+    from mailwright.failover import FailoverSender, ProviderEvents
     from mailwright.feedback import FeedbackService
+    from mailwright.ingest_bridge import BridgeService
+    from mailwright.ports import ProviderBreakerStore
     from mailwright.preferences import UnsubscribeService
+    from mailwright.provider_feedback import ProviderFeedbackService
+    from mailwright.status import StatusService
     from mailwright.suppression import SoftBouncePolicy, SuppressionService
 
 
@@ -82,11 +104,13 @@ def build_send_service(
     session: boto3.session.Session | None = None,
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
     account_reader: AccountReader | None = None,
+    provider_events: ProviderEvents | None = None,
 ) -> SendService:
     """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
 
     `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator);
-    `account_reader` replaces SES GetAccount (which the local stack's moto does not have).
+    `account_reader` replaces SES GetAccount (which the local stack's moto does not have), and
+    `provider_events` take the failover metrics elsewhere than stdout.
     """
     session = session or boto3.session.Session()
     pool = max(settings.send_concurrency, 10) + 4
@@ -115,7 +139,7 @@ def build_send_service(
         address_keys=address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
         rate_limiter=DynamoRateLimiter(dynamodb, settings.idempotency_table),
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
-        sender=wrap_sender(SesEmailSender(ses)) if wrap_sender else SesEmailSender(ses),
+        sender=_sender(settings, session, ses, dynamodb, secrets, wrap_sender, provider_events),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
         deferrals=SqsDeferrals(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
@@ -143,6 +167,128 @@ def account_pacer(settings: WorkerSettings, dynamodb: Any, account: AccountReade
 def address_keys(secrets: Any, secret_arn: str, dynamodb: Any, suppression_table: str) -> SecretAddressKeys:
     """The address keyring from its secret, with the suppression table's marker of the key versions still stored."""
     return SecretAddressKeys(secrets, secret_arn, DynamoAddressKeyMarker(dynamodb, suppression_table))
+
+
+def _sender(
+    settings: WorkerSettings,
+    session: boto3.session.Session,
+    ses: Any,
+    dynamodb: Any,
+    secrets: Any,
+    wrap_sender: Callable[[EmailSender], EmailSender] | None,
+    events: ProviderEvents | None = None,
+) -> EmailSender:
+    """SES (decorated by `wrap_sender`), behind the failover sender when the lane has a secondary provider."""
+    primary: EmailSender = SesEmailSender(ses)
+    if wrap_sender is not None:
+        primary = wrap_sender(primary)
+    if settings.failover is None:
+        return primary
+    # Only a lane with a secondary provider loads the failover modules (cold start).
+    from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore
+
+    return build_failover_sender(
+        settings.lane,
+        settings.failover,
+        settings.providers,
+        primary=primary,
+        store=DynamoProviderBreakerStore(dynamodb, settings.idempotency_table),
+        session=session,
+        secrets=secrets,
+        events=events,
+    )
+
+
+class SecretJson:
+    """A provider's secret, a JSON object in Secrets Manager, read on first use and kept for the container."""
+
+    def __init__(self, client: Any, secret_arn: str) -> None:
+        self._client = client
+        self._secret_arn = secret_arn
+        self._values: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, str]:
+        """The secret's fields; the first call reads it (a failure is raised, and the next call tries again)."""
+        if self._values is None:
+            with self._lock:
+                if self._values is None:
+                    raw = self._client.get_secret_value(SecretId=self._secret_arn)["SecretString"]
+                    values = json.loads(raw)
+                    if not isinstance(values, dict):
+                        raise ConfigurationError("a provider secret must be a JSON object")
+                    self._values = {str(k): str(v) for k, v in values.items()}
+        return self._values
+
+    def field(self, name: str) -> str:
+        """One field of the secret; ConfigurationError if it is missing (its value never appears in errors)."""
+        value = self.get().get(name)
+        if not value:
+            raise ConfigurationError(f"the provider secret has no {name!r}")
+        return value
+
+
+# The field of each webhook provider's secret that verifies its webhook.
+WEBHOOK_KEYS = {PROVIDER_KIND_SENDGRID: "webhook_public_key", PROVIDER_KIND_MAILGUN: "webhook_signing_key"}
+
+
+def build_provider_sender(provider: ProviderSettings, *, session: boto3.session.Session, secrets: Any) -> EmailSender:
+    """The EmailSender of a secondary provider, its credentials read from its secret on first use."""
+    from mailwright.adapters.mailgun import MailgunEmailSender
+    from mailwright.adapters.sendgrid import SendGridEmailSender
+    from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
+
+    options = provider.options
+    if isinstance(options, SesRegionSettings):
+        client = session.client("sesv2", region_name=options.region, config=client_config(max_attempts=2))
+        return SesEmailSender(client, configuration_set=options.configuration_set, label=provider.name)
+    secret = SecretJson(secrets, provider.secret_arn)
+    if isinstance(options, SmtpSettings):
+
+        def credentials() -> SmtpCredentials | None:
+            values = secret.get()
+            if not values.get("username"):
+                return None  # a relay that trusts the sender's address (e.g. by IP) needs no AUTH
+            return SmtpCredentials(values["username"], secret.field("password"))
+
+        return SmtpEmailSender(options, credentials, name=provider.name)
+    if isinstance(options, SendGridSettings):
+        return SendGridEmailSender(options, lambda: secret.field("api_key"), name=provider.name)
+    return MailgunEmailSender(options, lambda: secret.field("api_key"), name=provider.name)
+
+
+def build_failover_sender(
+    lane: str,
+    failover: FailoverSettings,
+    providers: tuple[ProviderSettings, ...],
+    *,
+    primary: EmailSender,
+    store: ProviderBreakerStore,
+    session: boto3.session.Session,
+    secrets: Any,
+    events: ProviderEvents | None = None,
+) -> FailoverSender:
+    """SES behind its lane breaker, with the lane's secondary provider (paced at its own rate) behind its own."""
+    from mailwright.constants import PROVIDER_SES
+    from mailwright.failover import BreakerPolicy, FailoverSender, ProviderBreaker
+    from mailwright.observability import ProviderMetrics
+    from mailwright.pacing import Pacer
+
+    events = events or ProviderMetrics()
+    policy = BreakerPolicy.from_settings(failover)
+    secondary = next(provider for provider in providers if provider.name == failover.provider)
+    return FailoverSender(
+        lane=lane,
+        primary=primary,
+        breaker=ProviderBreaker(store, lane=lane, provider=PROVIDER_SES, policy=policy, events=events),
+        store=store,
+        events=events,
+        enabled=failover.enabled,
+        secondary=build_provider_sender(secondary, session=session, secrets=secrets),
+        secondary_name=secondary.name,
+        secondary_breaker=ProviderBreaker(store, lane=lane, provider=secondary.name, policy=policy, events=events),
+        secondary_pacer=Pacer(secondary.send_rate),
+    )
 
 
 def build_unsubscribe_service(
@@ -255,4 +401,94 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
         watched=settings.alarm_names,
         auto_resume=settings.auto_resume,
         lane=settings.lane,
+    )
+
+
+def build_status_service(settings: ApiSettings, *, session: boto3.session.Session | None = None) -> StatusService:
+    """A StatusService over the message log, its recipient index and the address keyring (the API and the CLI)."""
+    from mailwright.adapters.recipient_index import DynamoRecipientIndex
+    from mailwright.status import StatusService
+
+    session = session or boto3.session.Session()
+    # A caller is waiting: fail fast rather than retry for long.
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    secrets = session.client("secretsmanager", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
+    return StatusService(
+        # Read only: the TTL it would give new items does not matter here.
+        DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=1),
+        DynamoRecipientIndex(dynamodb, settings.messages_table),
+        address_keys(secrets, settings.address_key_secret_arn, dynamodb, settings.suppression_table),
+    )
+
+
+def build_provider_feedback_service(
+    settings: ProviderWebhookSettings,
+    *,
+    session: boto3.session.Session | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ProviderFeedbackService:
+    """The provider webhook's service: the feedback service of SES feedback, plus preferences and a replay guard."""
+    from mailwright.adapters.dynamodb import DynamoFeedbackLog, DynamoPreferenceWriter
+    from mailwright.adapters.provider_breaker import DynamoReplayGuard
+    from mailwright.feedback import FeedbackService
+    from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
+    from mailwright.suppression import SoftBouncePolicy
+
+    session = session or boto3.session.Session()
+    # A provider is waiting for the answer (and retries): fail fast rather than retry for long.
+    config = client_config(max_attempts=3, pool=10, read_timeout=5.0)
+    dynamodb = session.client("dynamodb", config=config)
+    secrets = session.client("secretsmanager", config=config)
+    feedback_settings = settings.feedback
+    soft_bounce = SoftBouncePolicy(
+        threshold=feedback_settings.soft_bounce_threshold,
+        window_seconds=feedback_settings.soft_bounce_window_days * 86400,
+        suppression_seconds=feedback_settings.soft_bounce_suppression_days * 86400,
+    )
+    suppressions = _suppression_service(
+        dynamodb,
+        session,
+        feedback_settings.suppression_table,
+        feedback_settings.address_key_secret_arn,
+        feedback_settings.mirror_ses_suppression,
+        clock,
+        soft_bounce,
+    )
+    ttl_days = feedback_settings.message_log_ttl_days
+    feedback = FeedbackService(
+        suppressions=suppressions,
+        log=DynamoFeedbackLog(dynamodb, feedback_settings.messages_table, ttl_days=ttl_days, clock=clock),
+        preferences=DynamoPreferenceWriter(dynamodb, settings.preferences_table),
+        requests=DynamoMessageLog(dynamodb, feedback_settings.messages_table, ttl_days=ttl_days).get,
+    )
+    providers = []
+    for provider in settings.providers:
+        if provider.kind not in WEBHOOK_KEYS:
+            continue
+        secret = SecretJson(secrets, provider.secret_arn)
+        providers.append(
+            WebhookProvider(provider.name, provider.kind, partial(secret.field, WEBHOOK_KEYS[provider.kind]))
+        )
+    return ProviderFeedbackService(
+        feedback=feedback,
+        guard=DynamoReplayGuard(dynamodb, settings.idempotency_table, clock),
+        providers=providers,
+        clock=clock,
+    )
+
+
+def build_bridge(settings: BridgeSettings, *, session: boto3.session.Session | None = None) -> BridgeService:
+    """The ingest bridge: SendMessageBatch to the lane queues, the message log, template priorities from S3."""
+    from mailwright.adapters.sqs import SqsLanePublisher
+    from mailwright.ingest_bridge import BridgeService, TemplatePriorities
+
+    session = session or boto3.session.Session()
+    sqs = session.client("sqs", config=client_config(max_attempts=3, pool=4))
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))
+    s3 = session.client("s3", config=client_config(max_attempts=3, pool=4))
+    templates = S3TemplateSource(s3, settings.templates_bucket, cache_seconds=settings.template_cache_seconds)
+    return BridgeService(
+        publisher=SqsLanePublisher(sqs, settings.queue_urls),
+        message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
+        template_priority=TemplatePriorities(templates),
     )

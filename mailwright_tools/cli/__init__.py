@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from mailwright_tools.cli import lanes, local, migrate, operations, templates  # noqa: F401 - they register their commands
+from mailwright_tools.cli import (  # noqa: F401 - they register their commands
+    lanes,
+    local,
+    local_ses,
+    migrate,
+    operations,
+    providers,
+    templates,
+    webhooks,
+)
 from mailwright_tools.cli.app import app
 
 __all__ = ["app", "main"]

@@ -28,10 +28,60 @@ SesRateOption = Annotated[
 TemplatesDirOption = Annotated[
     Path | None, typer.Option("--templates-dir", help="The templates to upload (default: the project's templates/).")
 ]
+SecondaryOption = Annotated[
+    bool,
+    typer.Option(
+        "--secondary/--no-secondary",
+        help="Run an SMTP server on loopback as the secondary provider that critical and standard mail fail over "
+        "to while SES is down (`mailwright local ses down`); --no-secondary: SES alone.",
+    ),
+]
+WebhookOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook",
+        help="Deliver signed webhooks of every published detail-type to this URL (repeatable; loopback http is "
+        "allowed locally). Secrets: webhook_secrets in .mailwright/local.json.",
+    ),
+]
+EventsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--events",
+        help='Detail-types to put on the bus: "all" or a comma-separated list (default: cdk.json\'s outcome_events).',
+    ),
+]
+
+
+def _parse_events(raw: str | None) -> tuple[str, ...] | None:
+    """`--events`: None (cdk.json's), "all", or a comma-separated list of detail-types; exits 2 on a bad one."""
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
+
+    if raw is None:
+        return None
+    if raw.strip() == "all":
+        return OUTCOME_DETAIL_TYPES
+    chosen = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in OUTCOME_DETAIL_TYPES]
+    if unknown:
+        fail(
+            f"--events: unknown detail-types {', '.join(unknown)}; known: {', '.join(OUTCOME_DETAIL_TYPES)}", EXIT_USAGE
+        )
+    return chosen
 
 
 def _start_stack(
-    state: StateDir, found: Project, *, port: int, ses_rate: float | None, templates_dir: Path | None
+    state: StateDir,
+    found: Project,
+    *,
+    port: int,
+    ses_rate: float | None,
+    templates_dir: Path | None,
+    secondary: bool = True,
+    rabbitmq_url: str = "",
+    rabbitmq_queue: str = "",
+    webhooks: list[str] | None = None,
+    events: tuple[str, ...] | None = None,
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -45,13 +95,29 @@ def _start_stack(
         )
     if ses_rate is not None and not ses_rate > 0:
         fail("--ses-rate must be positive", EXIT_USAGE)
+    rabbitmq_url, rabbitmq_queue = _rabbitmq_options(rabbitmq_url, rabbitmq_queue)
     try:
         config = found.config()
     except (OSError, ConfigError) as exc:
         fail(f"{found.cdk_json}: {exc}")
+    from mailwright_tools.local.hearing import local_webhooks
+
+    try:
+        local_webhooks(webhooks or (), ())  # a URL the stack may not call stops it before it starts
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     stack = LocalStack(
         LocalStackOptions(
-            state=state, config=config, port=port, ses_rate=ses_rate, templates_dir=templates_dir or found.templates
+            state=state,
+            config=config,
+            port=port,
+            ses_rate=ses_rate,
+            templates_dir=templates_dir or found.templates,
+            secondary=secondary,
+            rabbitmq_url=rabbitmq_url,
+            rabbitmq_queue=rabbitmq_queue,
+            outcome_events=events,
+            webhooks=tuple(webhooks or ()),
         )
     )
     try:
@@ -59,6 +125,21 @@ def _start_stack(
     except OSError as exc:
         fail(f"could not start the local stack: {exc}")
     return stack
+
+
+def _rabbitmq_options(url: str, queue: str) -> tuple[str, str]:
+    """The RabbitMQ URL and queue for LocalStackOptions; a URL that is not amqp:// is bad input (exit 2)."""
+    from mailwright_tools.local.rabbitmq import DEFAULT_QUEUE, RabbitMQSourceSettings, RabbitMQUrlError
+
+    if not url:
+        if queue:
+            fail("--rabbitmq-queue needs --rabbitmq URL", EXIT_USAGE)
+        return "", DEFAULT_QUEUE
+    try:
+        RabbitMQSourceSettings(url=url, queue=queue or DEFAULT_QUEUE)
+    except RabbitMQUrlError as exc:
+        fail(f"--rabbitmq: {exc}", EXIT_USAGE)
+    return url, queue or DEFAULT_QUEUE
 
 
 def _stop_on_sigterm() -> None:
@@ -76,6 +157,21 @@ def up(
     port: PortOption = 0,
     ses_rate: SesRateOption = None,
     templates_dir: TemplatesDirOption = None,
+    secondary: SecondaryOption = True,
+    rabbitmq: Annotated[
+        str,
+        typer.Option(
+            "--rabbitmq",
+            metavar="URL",
+            help="Drain a RabbitMQ queue into the lanes through the ingest bridge, as the Amazon MQ event source "
+            "mapping would: amqp://USER:PASS@HOST:PORT/ (a virtual host after the slash).",
+        ),
+    ] = "",
+    rabbitmq_queue: Annotated[
+        str, typer.Option("--rabbitmq-queue", help="The queue --rabbitmq drains (default: mailwright-requests).")
+    ] = "",
+    webhook: WebhookOption = None,
+    events: EventsOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -87,7 +183,18 @@ def up(
     state = cli_context(ctx).state
     found = project(ctx)
     _stop_on_sigterm()
-    stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+    stack = _start_stack(
+        state,
+        found,
+        port=port,
+        ses_rate=ses_rate,
+        templates_dir=templates_dir,
+        secondary=secondary,
+        rabbitmq_url=rabbitmq,
+        rabbitmq_queue=rabbitmq_queue,
+        webhooks=webhook,
+        events=_parse_events(events),
+    )
     try:
         if json_output:
             emit_json(stack.state)
@@ -114,11 +221,23 @@ def _print_banner(stack: LocalStack) -> None:
     for lane, url in state["queues"].items():
         table.add_row(f"{lane} queue", url)
     table.add_row("event bus", state["event_bus"])
+    table.add_row("outcome events", ", ".join(state.get("outcome_events", [])) or "none")
+    for name, hook in state.get("webhooks", {}).items():
+        table.add_row(f"webhook {name}", f"{hook['url']} (secret {state['webhook_secrets'][name]})")
     table.add_row("outbox", f"{state['outbox']}/index.html")
     if state.get("unsubscribe_url"):
         table.add_row("unsubscribe", state["unsubscribe_url"])
+    if state.get("status_api_url"):
+        table.add_row("status API", f"{state['status_api_url']}/v1/messages/ID (unsigned on loopback)")
     if state.get("lambda_endpoint_url"):
         table.add_row("lanes", f"{state['lambda_endpoint_url']} (`mailwright lanes status|pause|resume`)")
+    if state.get("secondary_smtp"):
+        names = ", ".join(p["name"] for p in state.get("providers", []))
+        table.add_row("secondary", f"{names}: SMTP on {state['secondary_smtp']} (`mailwright providers status`)")
+    if state.get("ses_control_url"):
+        table.add_row("SES outage", "`mailwright local ses down` / `mailwright local ses up`")
+    if state.get("rabbitmq"):
+        table.add_row("RabbitMQ", f"{state['rabbitmq']['queue']} on {state['rabbitmq']['url']} (into the bridge)")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()
@@ -143,14 +262,20 @@ def _watch(stack: LocalStack, *, quiet: bool) -> None:
             continue
         stats = {name: emulator.stats for name, emulator in stack.emulators.items()}
         now = tuple(s.invocations for s in stats.values())
+        if stack.rabbitmq is not None:
+            now += (stack.rabbitmq.stats.invocations,)
         if now == last or not any(now):
             continue
         last = now
         sent = sum(stack.mailbox.sent.values()) if stack.mailbox else 0
+        sent += stack.relay.received_count if stack.relay is not None else 0
         parts = [
             f"{name}: {s.deleted} done" + (f", {s.failed_records} retried" if s.failed_records else "")
             for name, s in stats.items()
         ]
+        if stack.rabbitmq is not None:
+            r = stack.rabbitmq.stats
+            parts.append(f"rabbitmq: {r.acked} forwarded" + (f", {r.requeued} requeued" if r.requeued else ""))
         out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] sent {sent} · " + " · ".join(parts))
 
 
@@ -163,12 +288,22 @@ def demo(
     timeout: Annotated[float, typer.Option("--timeout", help="Give up draining after this many seconds.")] = 600.0,
     port: PortOption = 0,
     templates_dir: TemplatesDirOption = None,
+    secondary: SecondaryOption = True,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help='Detail-types the demo\'s own stack puts on the bus: "all" or a comma-separated list (default: '
+            "cdk.json's outcome_events, as deployed). A running stack publishes what it was started with.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish COUNT requests of every kind through the producer SDK, drain, and account for each one.
 
     Uses the running local stack if there is one, else starts one in-process
-    for the run. Exits 1 if any published request is unaccounted for.
+    for the run. Exits 1 if any published request is unaccounted for. The
+    report counts the outcome events a rule on the bus heard, by detail-type.
     """
     from mailwright_tools.local import demo as demo_lib
     from mailwright_tools.state import live_local_stack
@@ -181,7 +316,15 @@ def demo(
     running = live_local_stack(state)
     stack = None
     if running is None:
-        stack = _start_stack(state, found, port=port, ses_rate=ses_rate, templates_dir=templates_dir)
+        stack = _start_stack(
+            state,
+            found,
+            port=port,
+            ses_rate=ses_rate,
+            templates_dir=templates_dir,
+            secondary=secondary,
+            events=_parse_events(events),
+        )
         running = stack.state
     elif ses_rate is not None:
         fail("--ses-rate applies only when the demo starts its own stack; stop the running one first", EXIT_USAGE)
@@ -232,6 +375,8 @@ def _run_demo(
 
     plan = demo_lib.build_plan(count, templates=load_template_tree(templates_dir), seed=seed)
     demo_lib.seed(plan, target, session)
+    # A producer's view: a rule with an SQS target on the bus, subscribed before the first request.
+    tap = demo_lib.EventTap(target, session)
     progress = Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
@@ -257,6 +402,17 @@ def _run_demo(
             target, session, published, timeout=timeout, drained=drained, progress=report_progress
         )
     finished = time.time()
+    sqs = session.client("sqs")
+
+    def pending() -> bool:
+        # The stream's unread writes and the DLQs still announce; SES events deferred on the feedback queue
+        # (they beat their request into the log) are not waited for, as the accounting above does not.
+        return stack is not None and stack.hearing is not None and not stack.hearing.idle(sqs)
+
+    try:
+        heard = tap.settle(pending=pending)
+    finally:
+        tap.close()
     created = demo_lib.suppressions_since(target, session, started)
     configured = (
         stack.options.config.ses_max_send_rate if stack is not None else float(target.extra.get("ses_rate") or 0)
@@ -278,6 +434,8 @@ def _run_demo(
             outbox_count=len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0,
             target=target,
             ses_events=_published_events(stack),
+            outcome_events=heard,
+            published_types=list(stack.state.get("outcome_events", [])) if stack is not None else None,
         )
     )
 
@@ -291,6 +449,8 @@ def _published_events(stack: LocalStack | None) -> dict[str, int]:
 
 def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from mailwright.constants import OUTCOME_DETAIL_TYPES
 
     out = console()
     out.print()
@@ -323,6 +483,14 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["ses_events"]:
         events = ", ".join(f"{kind} {n}" for kind, n in report["ses_events"].items())
         out.print(f"SES events published to the feedback topic: {events}")
+    heard = ", ".join(f"{kind} {n}" for kind, n in report.get("outcome_events", {}).items()) or "none"
+    out.print(f"Outcome events a rule on the bus heard (source mailwright), by detail-type: {heard}")
+    published = report.get("outcome_events_published") or []
+    if published and len(published) < len(OUTCOME_DETAIL_TYPES):
+        out.print(
+            f"  (the stack publishes {len(published)} detail-types, as cdk.json's outcome_events says; "
+            "`--events all` shows every kind)"
+        )
     created = ", ".join(f"{reason} {n}" for reason, n in report["suppressions_created"].items()) or "none"
     out.print(f"Suppressions created: {created} (of which seeded by the demo: {report['suppressions_seeded']} MANUAL)")
     duration = report["duration_s"]

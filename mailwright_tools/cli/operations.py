@@ -44,6 +44,29 @@ def send(
         Path | None, typer.Option("--file", help="A JSON file holding one request or an array of them.")
     ] = None,
     via: Annotated[str, typer.Option("--via", help="queue (the lane queue) or bus (EventBridge).")] = "queue",
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="A CSV file: one request per row, sent with --template. Columns recipient_email, user_id and locale "
+            "are those fields; every other column is a template variable (a.b nests).",
+        ),
+    ] = None,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="COLUMN=FIELD for --csv: a request field, a template variable, or - to leave "
+            "the column out; repeatable.",
+        ),
+    ] = None,
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-id",
+            help="With --csv: names the batch in every row's idempotency key (default: TEMPLATE-FILENAME).",
+        ),
+    ] = None,
     no_template_check: Annotated[
         bool,
         typer.Option(
@@ -63,9 +86,16 @@ def send(
     from mailwright.sdk import InvalidRequestError, PartialBatchError, Publisher, template_priorities
     from mailwright_tools.request_checks import KnownTemplates, check_requests
 
-    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
     if via not in ("queue", "bus"):
         fail("--via is queue or bus", EXIT_USAGE)
+    if csv_file is not None:
+        others = (to, data, locale, idempotency_key, user_id, file)
+        _send_csv(ctx, csv_file, template, column_map, batch_id, priority, metadata, via, no_template_check,
+                  json_output, others=others)  # fmt: skip
+        return
+    if column_map or batch_id is not None:
+        fail("--map and --batch-id go with --csv", EXIT_USAGE)
+    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
     # Bad input is exit 2 whether or not a stack runs: check everything before looking for one.
     found = optional_project(ctx)
     templates = None if no_template_check or found is None else KnownTemplates.read(found.templates)
@@ -112,6 +142,52 @@ def send(
                 f"{item['lane']} lane, via {via})"
             )
         out.print(f"[dim]follow it with: mailwright status {sent[0]['request_id']} --wait[/]")
+
+
+def _send_csv(
+    ctx: typer.Context,
+    path: Path,
+    template: str | None,
+    column_map: list[str] | None,
+    batch_id: str | None,
+    priority: str | None,
+    metadata: list[str] | None,
+    via: str,
+    no_template_check: bool,
+    json_output: bool,
+    *,
+    others: tuple[Any, ...],
+) -> None:
+    """`send --csv`: --priority and --metadata apply to every row; the one-request flags do not go with it."""
+    from mailwright_tools.cli.bulk import send_csv
+
+    if any(value is not None for value in others):
+        fail("--csv takes --template, --map, --batch-id, --priority and --metadata; the columns give the rest",
+             EXIT_USAGE)  # fmt: skip
+    extra: dict[str, Any] = {"priority": priority} if priority is not None else {}
+    if metadata:
+        extra["metadata"] = _metadata_pairs(metadata)
+    send_csv(
+        ctx,
+        path=path,
+        template=template,
+        mapping=column_map or [],
+        batch_id=batch_id,
+        extra=extra,
+        via=via,
+        check_templates=not no_template_check,
+        json_output=json_output,
+    )
+
+
+def _metadata_pairs(metadata: list[str]) -> dict[str, str]:
+    pairs = {}
+    for pair in metadata:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--metadata {pair!r}: expected KEY=VALUE", EXIT_USAGE)
+        pairs[key] = value
+    return pairs
 
 
 def _invalid_requests(problems: list[tuple[int, str]], file: Path | None) -> str:
@@ -178,17 +254,29 @@ MIN_PREFIX = 8
 REQUEST_ID_LENGTH = 32
 _HEX = re.compile(r"^[0-9a-f]+$")
 WAIT_POLL_SECONDS = 0.5
+MAX_RECIPIENT_RESULTS = 1000
 
 
 @app.command("status")
 def status(
     ctx: typer.Context,
     request_id: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="A request id (from send or the SDK), its first 8+ characters (local stack), or an SES message id."
         ),
-    ],
+    ] = None,
+    recipient: Annotated[
+        str | None,
+        typer.Option("--recipient", help="Instead of one request: the requests sent to this address, newest first."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="With --recipient: completed at or after this ISO time, e.g. 2026-11-01T00:00Z."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_RECIPIENT_RESULTS, help="With --recipient: at most this many.")
+    ] = 20,
     wait: Annotated[
         bool,
         typer.Option("--wait", help="Poll until the request reaches a terminal state; exit 1 if --timeout passes."),
@@ -202,10 +290,21 @@ def status(
     not be processed yet, wait in a dead-letter queue, or never have been
     published: the answer says which is likely). With --wait it polls until
     the request reaches a terminal state, whichever, and exits 1 if --timeout
-    seconds pass first.
+    seconds pass first. With --recipient ADDRESS (instead of an id) it lists
+    the requests sent to that address, newest first, as the status API's
+    search does (the same code), and exits 1 when there are none.
     """
     from mailwright.constants import TERMINAL_STATUSES
 
+    if recipient is not None:
+        if request_id is not None or wait:
+            fail("give a request id or --recipient ADDRESS, not both (--wait follows one request)", EXIT_USAGE)
+        _status_by_recipient(ctx, recipient, since, limit, json_output)
+        return
+    if request_id is None:
+        fail("give a request id, or --recipient ADDRESS", EXIT_USAGE)
+    if since is not None:
+        fail("--since goes with --recipient", EXIT_USAGE)
     target = resolve(ctx)
     session = target.session()
     dynamodb = session.client("dynamodb")
@@ -236,6 +335,80 @@ def status(
     _print_status(_with_iso_times(result), json_output)
     if item.get("status") not in TERMINAL_STATUSES:  # only --wait gets here: it ran out of time
         raise typer.Exit(EXIT_FAILED)
+
+
+def _status_by_recipient(ctx: typer.Context, recipient: str, since: str | None, limit: int, json_output: bool) -> None:
+    """List the requests sent to `recipient` with the status API's search (StatusService), page after page."""
+    from pydantic import ValidationError
+
+    from mailwright.addresses import mask_address
+    from mailwright.errors import TransientError
+    from mailwright.request import describe_validation_error
+    from mailwright.settings import ApiSettings
+    from mailwright.status_models import MAX_PAGE_SIZE, MessageSummary, SearchRequest
+    from mailwright.wiring import build_status_service
+
+    try:
+        query = SearchRequest.model_validate({"recipient": recipient, "since": since, "limit": 1})
+    except ValidationError as exc:
+        fail(f"--recipient/--since: {describe_validation_error(exc)}", EXIT_USAGE)
+    target = resolve(ctx)
+    if not target.address_key_secret:
+        fail(f"the {target.describe()} names no address keyring: it predates lookups by address")
+    settings = ApiSettings(
+        messages_table=target.tables["messages"],
+        address_key_secret_arn=target.address_key_secret,
+        suppression_table=target.tables["suppression"],
+    )
+    service = build_status_service(settings, session=target.session())
+    found: list[MessageSummary] = []
+    cursor: str | None = None
+    failures: tuple[type[BaseException], ...] = (TransientError, *_aws_errors())
+    try:
+        while len(found) < limit:
+            page_size = min(MAX_PAGE_SIZE, limit - len(found))
+            page = service.search(query.model_copy(update={"limit": page_size, "next": cursor}))
+            found += page.items
+            cursor = page.next
+            if cursor is None:
+                break
+    except failures as exc:
+        fail(f"could not read the message log: {exc}")
+    masked = mask_address(query.recipient)
+    if json_output:
+        emit_json(
+            {
+                "recipient_masked": masked,
+                "since": query.since.isoformat() if query.since else None,
+                "found": len(found),
+                "more": cursor is not None,
+                "requests": [item.model_dump(mode="json") for item in found],
+            }
+        )
+    else:
+        _print_recipient_requests(masked, found, more=cursor is not None)
+    if not found:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_recipient_requests(masked: str, found: list[Any], *, more: bool) -> None:
+    from rich.markup import escape
+
+    out = console()
+    if not found:
+        out.print(f"[yellow]no request to {escape(masked)} in the message log[/] (or none in that time)")
+        return
+    out.print(f"[bold]{len(found)}[/] request(s) to {escape(masked)}, newest first (UTC):")
+    for item in found:
+        state = item.status if not item.delivery or item.delivery == item.status else f"{item.status}/{item.delivery}"
+        colour = "green" if item.status == "sent" else "yellow"
+        why = f" · {item.reason_code}" if item.reason_code else ""
+        out.print(
+            f"  {_iso(item.completed_at.timestamp())}  {item.request_id}  [{colour}]{state:<20}[/] "
+            f"{escape(str(item.template_id or '-'))} · {item.lane or '-'}{escape(why)}"
+        )
+    if more:
+        out.print("[dim]more are older: raise --limit[/]")
 
 
 def _find_request(target: Target, dynamodb: Any, wanted: str) -> dict[str, Any] | None:
@@ -305,9 +478,10 @@ def _not_found(target: Target, session: Any, wanted: str, *, waited: float | Non
                 found = body_request_id(message["Body"])
                 if found == wanted or (_is_prefix(wanted) and found.startswith(wanted)):
                     receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+                    lane = name.removesuffix("-parked")  # a lane's parked queue is redriven with its DLQ
                     why = (
                         f"it waits in the {name} dead-letter queue after {receives} receives; "
-                        f"`mailwright dlq redrive --lane {name}` sends it back"
+                        f"`mailwright dlq redrive --lane {lane}` sends it back"
                     )
                     _print_status({"request_id": found, "found": False, "dlq": name, "why": why}, json_output)
                     return
@@ -647,12 +821,17 @@ LaneOption = Annotated[
 
 
 def _dlqs(target: Target, lane: str | None) -> dict[str, str]:
+    from mailwright_tools.target import PARKED_SUFFIX
+
     queues = target.dead_letter_queues()
     if lane is None:
         return queues
-    if lane not in queues:
-        fail(f"no dead-letter queue {lane!r}; known: {', '.join(queues)}", EXIT_USAGE)
-    return {lane: queues[lane]}
+    # A lane's dead letters move from its DLQ to its parked queue once recorded as failed: --lane takes both.
+    chosen = {name: url for name, url in queues.items() if name in (lane, lane + PARKED_SUFFIX)}
+    if not chosen:
+        known = [name for name in queues if not name.endswith(PARKED_SUFFIX)]
+        fail(f"no dead-letter queue {lane!r}; known: {', '.join(known)}", EXIT_USAGE)
+    return chosen
 
 
 @dlq_app.command("list")

@@ -52,10 +52,13 @@ def _settings(found: Project | None) -> tuple[str, str]:
 
 @templates_app.command("validate")
 def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_output: JsonOption = False) -> None:
-    """Render every template with its sample data in every locale; report problems with file and line.
+    """Render every template with its sample data in every locale and run the stricter checks.
 
-    Exits 1 when any template has a problem (a missing variable, an unknown
-    filter, a syntax error, a sandbox violation...).
+    Exits 1 when any template has a problem: a syntax error, a missing or
+    undeclared variable, an unknown filter or helper, a sandbox violation,
+    product or marketing mail without the unsubscribe link and postal address,
+    a subject over 78 characters, a link that is not https, an image without
+    alt text. A declared variable no locale uses is only a warning.
     """
     from rich.markup import escape
 
@@ -76,8 +79,11 @@ def validate(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_
             out.print(f"{mark} {check.template} [dim]({check.locale})[/]")
             for problem in check.problems:
                 out.print(f"     [red]{escape(str(problem))}[/]")
+            for warning in check.warnings:
+                out.print(f"     [yellow]warning: {escape(str(warning))}[/]")
         failed = sum(1 for check in checks if not check.ok)
-        summary = f"{len(checks)} template locales checked, {failed} with problems"
+        warned = sum(len(check.warnings) for check in checks)
+        summary = f"{len(checks)} template locales checked, {failed} with problems, {warned} warnings"
         out.print(f"[bold {'green' if ok else 'red'}]{summary}[/]")
     if not ok:
         raise typer.Exit(EXIT_FAILED)
@@ -195,13 +201,24 @@ def preview(
 
 @templates_app.command("upload")
 def upload(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_output: JsonOption = False) -> None:
-    """Bundle every template and upload it to the target stack's templates bucket (new S3 versions)."""
+    """Check every template (as `templates validate`), bundle it and upload it to the target stack's templates
+    bucket (new S3 versions); nothing is uploaded when a template fails the checks."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from mailwright.errors import TemplateFormatError
     from mailwright_tools.provision import upload_template_versions
+    from mailwright_tools.template_checks import check_tree
 
-    templates_dir, _ = _templates(ctx, templates_dir)
+    templates_dir, found = _templates(ctx, templates_dir)
+    postal, base_url = _settings(found)
+    failed = [
+        problem
+        for check in check_tree(templates_dir, postal_address=postal, base_url=base_url)
+        for problem in check.problems
+    ]
+    if failed:
+        more = f" (and {len(failed) - 1} more: mailwright templates validate)" if len(failed) > 1 else ""
+        fail(f"not uploaded, a template fails the checks: {failed[0]}{more}")
     target = resolve(ctx)
     if not target.templates_bucket:
         fail(f"the {target.describe()} names no templates bucket")
@@ -218,3 +235,72 @@ def upload(ctx: typer.Context, templates_dir: TemplatesDirOption = None, json_ou
         for template_id, version in versions.items():
             out.print(f"uploaded {template_id} [dim](version {version})[/]")
         out.print(f"{len(versions)} templates in s3://{target.templates_bucket} ({target.describe()})")
+
+
+@templates_app.command("import-ses")
+def import_ses(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The SES stored template's name.")],
+    template_id: Annotated[
+        str | None, typer.Option("--template-id", help="Directory name under templates/ (default: from NAME).")
+    ] = None,
+    category: Annotated[
+        str,
+        typer.Option(
+            "--category",
+            help="security, transactional, product or marketing: decides consent and unsubscribe handling.",
+        ),
+    ] = "transactional",
+    locale: Annotated[str, typer.Option("--locale", help="The locale directory the parts go into.")] = "en",
+    region: Annotated[str | None, typer.Option("--region", help="The SES region (default: the AWS settings').")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a template directory of the same id.")] = False,
+    templates_dir: TemplatesDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Pull an SES stored template (sesv2 GetEmailTemplate) into templates/ as a Handlebars template.
+
+    Writes templates/<id>/template.json ("engine": "handlebars", the category,
+    the variables the parts read, placeholder sample data) and
+    <locale>/subject.txt, body.html, body.txt, then runs `templates validate`'s
+    checks on it and lists what is left to fix.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.markup import escape
+
+    from mailwright.constants import CATEGORIES
+    from mailwright_tools import ses_import
+    from mailwright_tools.template_checks import check_template
+
+    if category not in CATEGORIES:
+        fail(f"--category must be one of {', '.join(CATEGORIES)}, not {category!r}", EXIT_USAGE)
+    templates_dir, found = _templates(ctx, templates_dir)
+    if not templates_dir.is_dir():
+        fail(f"{templates_dir} is not a directory", EXIT_USAGE)
+    try:
+        result = ses_import.import_ses_template(
+            ses_import.sesv2_client(region),
+            name,
+            templates_dir=templates_dir,
+            template_id=template_id,
+            category=category,
+            locale=locale,
+            force=force,
+        )
+    except ses_import.TemplateImportError as exc:
+        fail(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILED)
+    except (ClientError, BotoCoreError) as exc:
+        fail(f"SES GetEmailTemplate failed: {exc}")
+    postal, base_url = _settings(found)
+    checks = check_template(result.path, postal_address=postal, base_url=base_url)
+    to_fix = sorted({str(problem) for check in checks for problem in check.problems})
+    if json_output:
+        emit_json({**result.to_json(), "ok": not to_fix, "problems": to_fix})
+        return
+    out = console()
+    out.print(f"imported SES template {escape(name)} into {escape(str(result.path))} [dim](handlebars, {category})[/]")
+    for note in result.notes:
+        out.print(f"  [yellow]{escape(note)}[/]")
+    for problem in to_fix:
+        out.print(f"  [red]to fix: {escape(problem)}[/]")
+    if not to_fix:
+        out.print("  [green]passes templates validate[/]")

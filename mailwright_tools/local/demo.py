@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import time
 import uuid
@@ -31,7 +32,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from mailwright.constants import LANES, TERMINAL_STATUSES
+from mailwright.constants import LANES, OUTCOME_EVENT_SOURCE, TERMINAL_STATUSES
 from mailwright.request import EmailRequest
 from mailwright.sdk import Publisher, template_priorities
 from mailwright_tools.queues import body_request_id, peek_queue, queues_empty
@@ -493,6 +494,8 @@ def build_report(
     outbox_count: int,
     target: Target,
     ses_events: dict[str, int] | None = None,
+    outcome_events: dict[str, int] | None = None,
+    published_types: list[str] | None = None,
 ) -> dict[str, Any]:
     """The demo's report, as `--json` prints it."""
     latencies: dict[str, list[float]] = {lane: [] for lane in LANES}
@@ -540,6 +543,9 @@ def build_report(
             else f"local SES rate {ses_rate:g}/s instead of cdk.json's {configured_rate:g}/s",
         },
         "ses_events": dict(sorted((ses_events or {}).items())),
+        # What a rule on the bus heard, by detail-type, and which detail-types the stack publishes.
+        "outcome_events": dict(sorted((outcome_events or {}).items())),
+        "outcome_events_published": list(published_types or []),
         "suppressions_created": suppressions,
         "suppressions_seeded": seeded_suppressions,
         "mix": {
@@ -556,3 +562,66 @@ def build_report(
         "target": target.describe(),
         "examples": examples(published, accounting),
     }
+
+
+class EventTap:
+    """A rule with an SQS target on the local bus, as a producer would subscribe: the events the demo heard.
+
+    Counted by detail-type, each event once (delivery is at least once: duplicates share an `event_id`).
+    """
+
+    def __init__(self, target: Target, session: Any, *, name: str | None = None) -> None:
+        self._sqs = session.client("sqs")
+        self._events = session.client("events")
+        self._bus = target.event_bus
+        self._rule = name or f"mailwright-demo-events-{os.getpid()}"
+        self.queue_url: str = self._sqs.create_queue(QueueName=self._rule)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self._events.put_rule(
+            Name=self._rule, EventBusName=self._bus, EventPattern=json.dumps({"source": [OUTCOME_EVENT_SOURCE]})
+        )
+        self._events.put_targets(Rule=self._rule, EventBusName=self._bus, Targets=[{"Id": "demo", "Arn": arn}])
+        self.by_type: Counter[str] = Counter()
+        self._seen: set[str] = set()
+
+    def collect(self) -> int:
+        """Take what the queue holds; how many new events."""
+        new = 0
+        while True:
+            messages = self._sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return new
+            for message in messages:
+                event = json.loads(message["Body"])
+                event_id = str(event.get("detail", {}).get("event_id") or event.get("id"))
+                if event_id not in self._seen:
+                    self._seen.add(event_id)
+                    self.by_type[str(event.get("detail-type"))] += 1
+                    new += 1
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def settle(
+        self, *, pending: Callable[[], bool] = lambda: False, quiet_seconds: float = 2.0, timeout: float = 30.0
+    ) -> dict[str, int]:
+        """Collect until nothing is `pending` and nothing new arrived for `quiet_seconds`; counts by detail-type."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.collect() or pending():
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_seconds:
+                break
+            time.sleep(0.25)
+        self.collect()
+        return dict(sorted(self.by_type.items()))
+
+    def close(self) -> None:
+        """Remove the rule and its queue."""
+        self._events.remove_targets(Rule=self._rule, EventBusName=self._bus, Ids=["demo"])
+        self._events.delete_rule(Name=self._rule, EventBusName=self._bus)
+        self._sqs.delete_queue(QueueUrl=self.queue_url)

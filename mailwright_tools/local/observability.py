@@ -66,6 +66,12 @@ class ContainerMetrics:
         """Add metadata to this container's metric set."""
         self._provider().add_metadata(key=key, value=value)
 
+    def write_document(self, line: str) -> None:
+        """Write one EMF document made elsewhere (the failover metrics, one per breaker change or state)."""
+        with self._write_lock:
+            self._sink.write(line + "\n")
+            self._sink.flush()
+
     def flush(self) -> None:
         """Write this container's metrics as one EMF line and clear them (the end of an invocation)."""
         provider = self._provider()
@@ -120,13 +126,13 @@ def quiet_third_party(log_file: Path) -> logging.Handler:
     """Send werkzeug's request log and moto's errors (e.g. an API it lacks) to a file instead of stderr."""
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    for name in ("werkzeug", "moto", "botocore", "mailwright_tools"):
+    for name in ("werkzeug", "moto", "botocore", "mailwright_tools", "pika"):
         target = logging.getLogger(name)
         target.addHandler(handler)
         target.propagate = False
         if name == "werkzeug":
             target.setLevel(logging.WARNING)  # one line per request otherwise
-        elif name == "botocore":
+        elif name in ("botocore", "pika"):
             target.setLevel(logging.WARNING)
         else:
             target.setLevel(logging.INFO)
@@ -135,7 +141,7 @@ def quiet_third_party(log_file: Path) -> logging.Handler:
 
 def unquiet_third_party(handler: logging.Handler) -> None:
     """Undo `quiet_third_party`."""
-    for name in ("werkzeug", "moto", "botocore", "mailwright_tools"):
+    for name in ("werkzeug", "moto", "botocore", "mailwright_tools", "pika"):
         target = logging.getLogger(name)
         target.removeHandler(handler)
         target.propagate = True

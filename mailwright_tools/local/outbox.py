@@ -49,6 +49,8 @@ class OutboxEntry:
     ses_message_id: str
     simulator: str
     unsubscribe: str
+    # Who delivered it: `ses`, or the secondary provider's name (the local relay).
+    provider: str = "ses"
 
 
 def build_message(email: OutboundEmail, ses_message_id: str, *, sent_at: float) -> EmailMessage:
@@ -67,6 +69,8 @@ def build_message(email: OutboundEmail, ses_message_id: str, *, sent_at: float) 
     message["X-Mailwright-Template"] = tags.get("template", "")
     message["X-SES-Message-ID"] = ses_message_id
     message["X-SES-CONFIGURATION-SET"] = email.configuration_set
+    # Mail a secondary provider delivered carries that provider's name instead (mailwright_tools.local.relay).
+    message["X-Mailwright-Provider"] = "ses"
     message.set_content(email.text, subtype="plain", charset="utf-8")
     message.add_alternative(email.html, subtype="html", charset="utf-8")
     return message
@@ -140,6 +144,42 @@ class Outbox:
             ses_message_id=ses_message_id,
             simulator=simulator_scenario(email.to_address) or "",
             unsubscribe=dict(email.headers).get("List-Unsubscribe", "").strip("<>"),
+        )
+        with self._lock:
+            self._entries.append(entry)
+        self._dirty.set()
+        return entry
+
+    def add_received(self, message: EmailMessage, *, provider: str, sent_at: float | None = None) -> OutboxEntry:
+        """Store one email a secondary provider received (.eml as received, .html its HTML part)."""
+        sent_at = time.time() if sent_at is None else sent_at
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        request_id = str(message.get("X-Mailwright-Request-Id", ""))
+        template = str(message.get("X-Mailwright-Template", ""))
+        stem = f"{sequence:05d}-{_SAFE.sub('_', template or 'email')}-{request_id[:12] or 'unknown'}"
+        html_part = message.get_body(preferencelist=("html",))
+        html_text = html_part.get_content() if isinstance(html_part, EmailMessage) else ""
+        (self.directory / f"{stem}.eml").write_bytes(message.as_bytes(policy=MESSAGE_POLICY))
+        (self.directory / f"{stem}.html").write_text(html_text, encoding="utf-8")
+        language = _LANG.search(html_text)
+        to = str(message.get("To", ""))
+        entry = OutboxEntry(
+            stem=stem,
+            sent_at=sent_at,
+            subject=str(message.get("Subject", "")),
+            to=to,
+            from_address=str(message.get("From", "")),
+            lane=str(message.get("X-Mailwright-Lane", "")),
+            template=template,
+            category=str(message.get("X-Mailwright-Category", "")),
+            locale=language.group(1) if language else "",
+            request_id=request_id,
+            ses_message_id=str(message.get("Message-ID", "")).strip("<>"),
+            simulator=simulator_scenario(to) or "",
+            unsubscribe=str(message.get("List-Unsubscribe", "")).strip("<>"),
+            provider=provider,
         )
         with self._lock:
             self._entries.append(entry)
@@ -245,6 +285,8 @@ def render_index(entries: list[OutboxEntry]) -> str:
         when = datetime.fromtimestamp(entry.sent_at).strftime("%H:%M:%S")
         chips = [_chip(entry.lane, colour=_LANE_COLOURS.get(entry.lane, "#4b5563"), kind="lane")]
         chips += [_chip(entry.template), _chip(entry.locale or "?"), _chip(entry.category)]
+        if entry.provider != "ses":
+            chips.append(_chip(f"via {entry.provider}", colour="#7c3aed", kind="sim"))
         if entry.simulator:
             chips.append(
                 _chip(

@@ -14,6 +14,12 @@ queues carry the stack's visibility timeouts and redrive policies. The
 event sources can be paused and resumed through a local Lambda API
 (`lane_api`), by `mailwright lanes` and by the reputation breaker (`breaker`).
 
+Unless `secondary` is off, a real SMTP server on loopback (`relay`) is the
+secondary provider, configured as a deployed SMTP relay is (a `providers`
+entry, its credentials in Secrets Manager), with cdk.json's `failover` per
+lane; `mailwright local ses down|up` (`ses_outage`) makes SES fail as an
+outage would, so the provider breakers, failover and restore run as deployed.
+
 Everything lives in this process's memory: suppressions, preferences, the
 message log and queued messages are gone when the stack stops.
 """
@@ -32,14 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config import MailwrightConfig
+from infra.config import MailwrightConfig, lane_provider
 from mailwright.constants import BREAKER_LANE, LANES, Env
-from mailwright_tools.local import lane_api, moto_speedups
+from mailwright_tools.local import lane_api, moto_speedups, ses_outage
 from mailwright_tools.local.breaker import LocalBreaker, create_reputation_alarms
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings, Handler
+from mailwright_tools.local.hearing import LocalEvents
 from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
+from mailwright_tools.local.rabbitmq import DEFAULT_QUEUE, RabbitMQEventSource, RabbitMQSourceSettings, redacted
 from mailwright_tools.local.session import LocalSession
 from mailwright_tools.project import SOURCE_CHECKOUT
 from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
@@ -67,10 +75,22 @@ class LocalStackOptions:
     # The SES account send rate the workers share; None keeps cdk.json's ses_max_send_rate.
     ses_rate: float | None = None
     serve_unsubscribe: bool = True
+    # The HTTPS API (status lookups) on another loopback port, unsigned: `status_api_url` in local.json.
+    serve_api: bool = True
     # Write .mailwright/local.json so the CLI and other processes find the stack.
     record: bool = True
     # Seconds after a send at which SES publishes each event type (it does so asynchronously).
     ses_event_delays: dict[str, float] = dataclasses.field(default_factory=lambda: dict(SES_EVENT_DELAYS))
+    # Run an SMTP server on loopback as the secondary provider (`--no-secondary`: SES alone).
+    secondary: bool = True
+    # A RabbitMQ broker (amqp://USER:PASS@HOST:PORT/VHOST) whose queue the ingest bridge drains, as the
+    # deployed Amazon MQ mapping does; empty: no RabbitMQ door.
+    rabbitmq_url: str = ""
+    rabbitmq_queue: str = DEFAULT_QUEUE
+    # The detail-types put on the bus; None keeps cdk.json's outcome_events.
+    outcome_events: tuple[str, ...] | None = None
+    # `--webhook URL`: endpoints local-1, local-2... for every published detail-type (loopback http allowed).
+    webhooks: tuple[str, ...] = ()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -100,12 +120,23 @@ class LocalStack:
         self.outbox: Outbox | None = None
         self._server: Any = None
         self._unsubscribe_server: Any = None
+        self._api_server: Any = None
         self._lane_api: Any = None
         self.lambda_endpoint_url = ""
         self.breaker: LocalBreaker | None = None
+        self.rabbitmq: RabbitMQEventSource | None = None
         self._events: SesEventPublisher | None = None
+        # Outcome events, dead letters and webhooks (mailwright_tools.local.hearing).
+        self.hearing: LocalEvents | None = None
         self._output: WorkerOutput | None = None
         self._log_handler: logging.Handler | None = None
+        # The secondary provider, and the switch that takes SES down (`mailwright local ses down`).
+        self.relay: Any = None
+        self.ses_outage = ses_outage.SesOutage()
+        self._ses_server: Any = None
+        self.ses_control_url = ""
+        # Every emulated container's send service, closed at stop (an SMTP relay's pooled connections).
+        self._services: list[Any] = []
         self._lock = threading.Lock()
         self._started = False
         self.endpoint_url = ""
@@ -156,10 +187,22 @@ class LocalStack:
         self.resources = resources
 
         from mailwright.handlers import breaker as breaker_handler
+        from mailwright.handlers import bridge as bridge_handler
+        from mailwright.handlers import dead_letters, events_publisher, send_worker, webhooks
         from mailwright.handlers import feedback as feedback_handler
-        from mailwright.handlers import send_worker
 
-        self._output = WorkerOutput(paths.logs, handler_modules=[send_worker, feedback_handler, breaker_handler])
+        self._output = WorkerOutput(
+            paths.logs,
+            handler_modules=[
+                send_worker,
+                feedback_handler,
+                breaker_handler,
+                bridge_handler,
+                events_publisher,
+                dead_letters,
+                webhooks,
+            ],
+        )
         self.outbox = Outbox(paths.outbox)
         self.outbox.start()
         delays = self.options.ses_event_delays
@@ -172,6 +215,7 @@ class LocalStack:
             region=self.options.region,
             event_types=self.config.published_event_types,
         )
+        self._start_secondary(session)
         sqs = session.client("sqs")
         for lane in LANES:
             settings = self.config.lanes[lane]
@@ -204,6 +248,7 @@ class LocalStack:
         self._lane_api, self.lambda_endpoint_url = lane_api.start(
             self.emulators, region=self.options.region, host=self.options.host
         )
+        self._ses_server, self.ses_control_url = ses_outage.start(self.ses_outage, host=self.options.host)
         alarm_names = create_reputation_alarms(session.client("cloudwatch"), self.config.stack_name)
         self.breaker = LocalBreaker(
             config=self.config,
@@ -213,10 +258,30 @@ class LocalStack:
             region=self.options.region,
             publish=lambda outcome: self._publish_breaker_outcome(breaker_handler, outcome),
         )
-        self.state = self._describe(resources, feedback, unsubscribe_url)
+        if self.options.rabbitmq_url:
+            self.rabbitmq = RabbitMQEventSource(
+                name="mailwright-bridge",
+                settings=self._rabbitmq_settings(),
+                handler_factory=self._bridge_handler_factory(bridge_handler, resources),
+            )
+        self.hearing = LocalEvents(
+            config=self.config,
+            resources=resources,
+            session_factory=self.session,
+            metrics=self._output.metrics,
+            region=self.options.region,
+            detail_types=self.options.outcome_events,
+            webhook_urls=self.options.webhooks,
+        )
+        self.state = {**self._describe(resources, feedback, unsubscribe_url), **self.hearing.describe()}
+        if self.options.serve_api:
+            self.state["status_api_url"] = self._serve_api(resources)
         for emulator in self.emulators.values():
             emulator.start()
+        self.hearing.start()
         self.breaker.start()
+        if self.rabbitmq is not None:
+            self.rabbitmq.start()  # connects first: a broker that cannot be reached stops `local up` here
         if self.options.record:
             paths.write_local(self.state)
 
@@ -228,12 +293,27 @@ class LocalStack:
             self._started = False
         if self.breaker is not None:
             self.breaker.stop()
+        if self.rabbitmq is not None:
+            self.rabbitmq.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        with self._lock:
+            services, self._services = self._services, []
+        for service in services:
+            service.close()
+        if self.hearing is not None:
+            self.hearing.stop()
         if self._lane_api is not None:
             self._lane_api.shutdown()
             self._lane_api.server_close()
             self._lane_api = None
+        if self._ses_server is not None:
+            self._ses_server.shutdown()
+            self._ses_server.server_close()
+            self._ses_server = None
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
         if self._events is not None:
             self._events.close()
         if self.outbox is not None:
@@ -242,6 +322,10 @@ class LocalStack:
             self._unsubscribe_server.shutdown()
             self._unsubscribe_server.server_close()
             self._unsubscribe_server = None
+        if self._api_server is not None:
+            self._api_server.shutdown()
+            self._api_server.server_close()
+            self._api_server = None
         if self.options.record:
             self.options.state.clear_local(pid=os.getpid())
         if self._output is not None:
@@ -257,9 +341,38 @@ class LocalStack:
     # -- wiring ---------------------------------------------------------
 
     def session(self) -> LocalSession:
-        """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda)."""
+        """A fresh boto3 session on the local endpoint (one per emulated container, as in Lambda).
+
+        Its SES calls obey the outage switch (`mailwright local ses down|up`).
+        """
         endpoints = {"lambda": self.lambda_endpoint_url} if self.lambda_endpoint_url else None
-        return LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+        session = LocalSession(self.endpoint_url, self.options.region, service_endpoints=endpoints)
+        self.ses_outage.install(session)
+        return session
+
+    def _start_secondary(self, session: LocalSession) -> None:
+        """Start the loopback relay and configure it as the secondary, or run SES alone (`secondary` off).
+
+        The relay replaces cdk.json's providers (a deployed SendGrid cannot be reached from here); each
+        lane keeps cdk.json's `failover`, pointed at the relay.
+        """
+        import json
+
+        from mailwright_tools.local.relay import LocalRelay, local_relay_provider
+
+        assert self.outbox is not None and self.resources is not None
+        if not self.options.secondary:
+            self.config = dataclasses.replace(self.config, providers=())
+            return
+        self.relay = LocalRelay(self.outbox, host=self.options.host)
+        self.relay.start()
+        secret_arn = session.client("secretsmanager").create_secret(
+            Name=f"mailwright/providers/{self.relay.name}", SecretString=json.dumps(self.relay.credentials)
+        )["ARN"]
+        provider = local_relay_provider(host=self.options.host, port=self.relay.port, secret_arn=secret_arn)
+        failover = {lane: dataclasses.replace(f, provider="") for lane, f in self.config.failover.items()}
+        self.config = dataclasses.replace(self.config, providers=(provider,), failover=failover)
+        self.resources = dataclasses.replace(self.resources, provider_secrets={provider.name: secret_arn})
 
     def _publish_breaker_outcome(self, module: Any, outcome: Any) -> None:
         """What the breaker function does with an outcome (log and count it), flushed as its invocation ends."""
@@ -282,6 +395,7 @@ class LocalStack:
         from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
         from mailwright.handlers import send_worker
+        from mailwright.observability import ProviderMetrics
         from mailwright.settings import WorkerSettings
         from mailwright.wiring import build_send_service
         from mailwright_tools.fakes import FakeAccountReader
@@ -295,8 +409,14 @@ class LocalStack:
             # moto has no SES GetAccount: the account allows what the settings say (cdk.json's rate).
             account = FakeAccountReader(self.config.ses_max_send_rate or 1.0)
             service = build_send_service(
-                settings, session=self.session(), wrap_sender=mailbox.wrap, account_reader=account
+                settings,
+                session=self.session(),
+                wrap_sender=mailbox.wrap,
+                account_reader=account,
+                provider_events=ProviderMetrics(sink=output.metrics.write_document),
             )
+            with self._lock:
+                self._services.append(service)
 
             def invoke(event: dict[str, Any], context: Any) -> Any:
                 try:
@@ -331,6 +451,46 @@ class LocalStack:
 
         return cold_start
 
+    def _rabbitmq_settings(self) -> RabbitMQSourceSettings:
+        """The emulated Amazon MQ mapping: cdk.json's ingest.rabbitmq batching when set, else Lambda's defaults."""
+        deployed = self.config.ingest.rabbitmq
+        batching = (
+            {"batch_size": deployed.batch_size, "batching_window_seconds": deployed.batching_window_seconds}
+            if deployed is not None
+            else {}
+        )
+        return RabbitMQSourceSettings(url=self.options.rabbitmq_url, queue=self.options.rabbitmq_queue, **batching)
+
+    def _bridge_handler_factory(self, module: Any, resources: StackResources) -> Callable[[], Handler]:
+        from infra.config import bridge_environment
+        from mailwright.settings import BridgeSettings
+        from mailwright.wiring import build_bridge
+
+        # The environment the CDK app gives the deployed bridge, parsed now so a bad one stops `local up`.
+        settings = BridgeSettings.from_env(
+            bridge_environment(
+                config=self.config,
+                queue_urls=dict(resources.queues),
+                templates_bucket=resources.templates_bucket,
+                messages_table=resources.messages_table,
+            )
+        )
+        assert self._output is not None
+        output = self._output
+
+        def cold_start() -> Handler:
+            service = build_bridge(settings, session=self.session())
+
+            def invoke(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return module.handle_event(service, event)
+                finally:
+                    output.metrics.flush()
+
+            return invoke
+
+        return cold_start
+
     def _serve_unsubscribe(self, resources: StackResources) -> str:
         """Serve the unsubscribe endpoint on a free loopback port, as its function URL would; its base URL."""
         from infra.config import unsubscribe_environment
@@ -346,6 +506,22 @@ class LocalStack:
         )
         service = build_unsubscribe_service(UnsubscribeSettings.from_env(environment), session=self.session())
         self._unsubscribe_server, base_url = unsubscribe_server.start(service, host=self.options.host, port=0)
+        return base_url
+
+    def _serve_api(self, resources: StackResources) -> str:
+        """Serve the HTTPS API's function on a free loopback port, as API Gateway would; its base URL (no /v1)."""
+        from infra.config import api_environment
+        from mailwright.settings import ApiSettings
+        from mailwright.wiring import build_status_service
+        from mailwright_tools.local import api_server
+
+        environment = api_environment(
+            messages_table=resources.messages_table,
+            address_key_secret_arn=resources.address_key_secret_arn,
+            suppression_table=resources.suppression_table,
+        )
+        service = build_status_service(ApiSettings.from_env(environment), session=self.session())
+        self._api_server, base_url = api_server.start(service, host=self.options.host, port=0)
         return base_url
 
     def _provision_feedback(self, session: LocalSession, resources: StackResources) -> FeedbackPath:
@@ -389,7 +565,22 @@ class LocalStack:
             "functions": {lane: self.emulators[lane].name for lane in LANES},
             "event_source_mappings": {lane: self.emulators[lane].uuid for lane in LANES},
             "reputation_alarms": list(self.breaker.alarm_names) if self.breaker else [],
+            # The RabbitMQ door, when on: the broker (password left out) and the queue the bridge drains.
+            "rabbitmq": (
+                {"url": redacted(self.options.rabbitmq_url), "queue": self.options.rabbitmq_queue}
+                if self.options.rabbitmq_url
+                else None
+            ),
             "ses_max_send_rate": self.config.ses_max_send_rate,
+            # Secondary providers (the loopback relay), each lane's failover, and the SES outage switch.
+            "providers": [{"name": p.name, "kind": p.kind} for p in self.config.providers],
+            "failover": {
+                lane: {"enabled": self.config.failover[lane].enabled, "provider": provider.name}
+                for lane in LANES
+                if (provider := lane_provider(self.config, lane)) is not None
+            },
+            "secondary_smtp": f"{self.relay.host}:{self.relay.port}" if self.relay is not None else "",
+            "ses_control_url": self.ses_control_url,
             "outbox": str(paths.outbox),
             "logs": str(paths.logs),
         }
@@ -407,10 +598,15 @@ class LocalStack:
             return False
         if self.mailbox is not None and not self.mailbox.idle:
             return False
+        if self.rabbitmq is not None and not self.rabbitmq.idle:
+            return False
+        sqs = sqs or self.session().client("sqs")
+        if self.hearing is not None and not self.hearing.idle(sqs):
+            return False
         # Feedback for a request not logged yet is failed on purpose and comes back after the
         # feedback queue's visibility timeout: that wait is not work in progress.
         deferred_ok = [self.state["feedback_queue"]] if self.state.get("feedback_queue") else []
-        return queues_empty(sqs or self.session().client("sqs"), self.queue_urls(), waiting_ok=deferred_ok)
+        return queues_empty(sqs, self.queue_urls(), waiting_ok=deferred_ok)
 
     def wait_until_drained(self, *, timeout: float, poll: float = 0.25) -> bool:
         """Block until `drained()` holds twice in a row (False on timeout)."""

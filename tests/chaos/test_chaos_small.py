@@ -20,10 +20,12 @@ SMALL = ChaosSettings(
     crash_at=(10, 40, 80),  # early, so the crashed batches come back while the rest is processed
     duplicate_rate=0.05,
     poison_rate=0.05,
-    timeout_seconds=5,
-    visibility_seconds=16,
+    # Timeouts with room for a machine busy with other tests (`make test` runs a worker per core): a batch
+    # that overruns on a starved CPU is retried, and too many retries would outlast the drain.
+    timeout_seconds=10,
+    visibility_seconds=30,
     max_backoff_seconds=10,
-    drain_timeout=110.0,
+    drain_timeout=240.0,
 )
 
 

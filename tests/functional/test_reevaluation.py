@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,8 @@ def test_a_rejected_request_is_sent_once_its_template_is_uploaded(
             target.mkdir(exist_ok=True)
         else:
             target.write_bytes(item.read_bytes())
+    shutil.copytree(REPO / "templates" / "_layouts", tmp_path / "_layouts")  # the layout the template extends
+    shutil.copytree(REPO / "templates" / "_partials", tmp_path / "_partials")
     upload_templates(boto3.client("s3"), stack.templates_bucket, tmp_path)
     w.publish(ORDER)
     w.run_batch()

@@ -397,7 +397,8 @@ def test_template_version_pins_an_older_version(
     # Publish a new version of the template with another subject
     import shutil
 
-    shutil.copytree(templates_dir / "order_confirmation", tmp_path / "order_confirmation")
+    for name in ("order_confirmation", "_layouts", "_partials"):  # the template, and the layout it extends
+        shutil.copytree(templates_dir / name, tmp_path / name)
     (tmp_path / "order_confirmation" / "en" / "subject.txt").write_text("Receipt {{ order_id }}\n", encoding="utf-8")
     upload_templates(s3, stack.templates_bucket, tmp_path)
 

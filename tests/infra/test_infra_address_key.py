@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match
 
 from mailwright.constants import (
     ADDRESS_KEY_MARKER,
+    API_HANDLER,
     FEEDBACK_HANDLER,
     SEND_WORKER_HANDLER,
     UNSUBSCRIBE_HANDLER,
@@ -74,7 +75,7 @@ def test_only_those_functions_read_the_keyring(synthesized: Synthesized) -> None
         for resource in synthesized.resources("AWS::Lambda::Function").values()
         if any({"Ref": logical_id} in as_list(s["Resource"]) for s in role_statements(synthesized, resource))
     }
-    assert readers == {SEND_WORKER_HANDLER, FEEDBACK_HANDLER, UNSUBSCRIBE_HANDLER}
+    assert readers == {SEND_WORKER_HANDLER, FEEDBACK_HANDLER, UNSUBSCRIBE_HANDLER, API_HANDLER}
 
 
 def test_the_public_endpoint_reads_only_the_marker_of_the_suppression_table(synthesized: Synthesized) -> None:

@@ -8,7 +8,16 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import BOUNCE_RATE_ALARM, COMPLAINT_RATE_ALARM, DEFAULT_MAX_MESSAGE_AGE_SECONDS
-from mailwright.constants import BREAKER_HANDLER, FEEDBACK_HANDLER, LANES, UNSUBSCRIBE_HANDLER, Outputs
+from mailwright.constants import (
+    API_HANDLER,
+    BREAKER_HANDLER,
+    DEAD_LETTERS_HANDLER,
+    EVENTS_PUBLISHER_HANDLER,
+    FEEDBACK_HANDLER,
+    LANES,
+    UNSUBSCRIBE_HANDLER,
+    Outputs,
+)
 from tests.infra.synth import Resource, Synthesized, render
 
 # Each module shares the session's synthesized stacks (see conftest.py).
@@ -44,11 +53,15 @@ def _functions(synthesized: Synthesized) -> dict[str, str]:
     functions["feedback"] = _function_id(synthesized, FEEDBACK_HANDLER)
     functions["unsubscribe"] = _function_id(synthesized, UNSUBSCRIBE_HANDLER)
     functions["breaker"] = _function_id(synthesized, BREAKER_HANDLER)
+    functions["api"] = _function_id(synthesized, API_HANDLER)
+    functions["events-publisher"] = _function_id(synthesized, EVENTS_PUBLISHER_HANDLER)
+    functions["dead-letters"] = _function_id(synthesized, DEAD_LETTERS_HANDLER)
     return functions
 
 
 def _dead_letter_queues(synthesized: Synthesized) -> dict[str, str]:
-    queues = {lane: synthesized.output_ref(Outputs.dlq_url(lane)) for lane in LANES}
+    # A lane's dead letters wait in its parked queue once the dead-letter function recorded them (EmailFailed).
+    queues = {lane: synthesized.output_ref(Outputs.parked_dlq_url(lane)) for lane in LANES}
     queues["feedback"] = synthesized.output_ref(Outputs.FEEDBACK_DLQ_URL)
     queues["ingest"] = synthesized.output_ref(Outputs.INGEST_DLQ_URL)
     queues["breaker"] = synthesized.output_ref(Outputs.BREAKER_DLQ_URL)
@@ -119,11 +132,15 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
     expected = {
         *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest", "breaker")),
         *(f"{prefix}-age-{queue}" for queue in (*LANES, "feedback")),
+        *(f"{prefix}-age-{lane}-dlq" for lane in LANES),
+        f"{prefix}-dlq-events-publisher",
         *(f"{prefix}-{kind}-{name}" for kind in ("errors", "throttles") for name in _functions(synthesized)),
         f"{prefix}-ses-bounce-rate",
         f"{prefix}-ses-complaint-rate",
         f"{prefix}-ses-daily-quota",
         f"{prefix}-ses-quota-hold",
+        f"{prefix}-api-5xx",
+        f"{prefix}-api-4xx-rate",
     }
 
     assert names == expected

@@ -135,7 +135,13 @@ def native_asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_handler_constants_are_found() -> None:
     # The import test below covers whatever this finds: a new *_HANDLER constant is imported too.
-    assert {"SEND_WORKER_HANDLER", "FEEDBACK_HANDLER", "UNSUBSCRIBE_HANDLER", "BREAKER_HANDLER"} <= set(handler_specs())
+    assert {
+        "SEND_WORKER_HANDLER",
+        "FEEDBACK_HANDLER",
+        "UNSUBSCRIBE_HANDLER",
+        "BREAKER_HANDLER",
+        "BRIDGE_HANDLER",
+    } <= set(handler_specs())
 
 
 def test_every_handler_imports_from_the_asset_and_the_aws_sdk_alone(native_asset: Path) -> None:

@@ -211,6 +211,7 @@ def test_every_function_is_traced(synthesized: Synthesized) -> None:
         if resource["Properties"]["Handler"].startswith("mailwright.")
     ]
 
-    assert len(ours) == len(LANES) + 3  # the workers, feedback, unsubscribe, breaker
+    # The workers, feedback, unsubscribe, breaker, api, the events publisher and the dead-letter function.
+    assert len(ours) == len(LANES) + 6
     assert all(props["TracingConfig"] == {"Mode": "Active"} for props in ours)
     assert any(props["Handler"] == BREAKER_HANDLER for props in ours)

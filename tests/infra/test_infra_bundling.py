@@ -20,7 +20,8 @@ def test_templates_asset_has_one_json_bundle_per_template(synthesized: Synthesiz
     (deployment,) = synthesized.resources("Custom::CDKBucketDeployment").values()
     (object_key,) = deployment["Properties"]["SourceObjectKeys"]
     asset = synthesized.outdir / f"asset.{object_key.removesuffix('.zip')}"
-    template_ids = sorted(p.name for p in (REPO_ROOT / "templates").iterdir() if p.is_dir())
+    # Layouts and partials (`_layouts/`, `_partials/`) travel inside each template's bundle.
+    template_ids = sorted(p.name for p in (REPO_ROOT / "templates").iterdir() if p.is_dir() and p.name[0] != "_")
 
     assert sorted(p.stem for p in asset.glob("*.json")) == template_ids
     for bundle in asset.glob("*.json"):
@@ -35,6 +36,22 @@ def test_a_broken_template_stops_the_synth(tmp_path: Path) -> None:
     # When it is bundled, Then the error names the template
     with pytest.raises(BundlingError, match="broken"):
         bundler.try_bundle(str(tmp_path / "out"), image=DockerImage.from_registry("unused"))
+
+
+def test_a_template_failing_the_checks_stops_the_synth(tmp_path: Path) -> None:
+    # Given a marketing template without an unsubscribe link or postal address
+    path = tmp_path / "src" / "promo" / "en"
+    path.mkdir(parents=True)
+    meta = {"category": "marketing", "required_variables": ["name"], "sample_data": {"name": "Jo"}}
+    (path.parent / "template.json").write_text(json.dumps(meta), encoding="utf-8")
+    for name in ("subject.txt", "body.html", "body.txt"):
+        (path / name).write_text("Hi {{ name }}", encoding="utf-8")
+    bundler = TemplatesBundler(templates_dir=tmp_path / "src")
+
+    # When it is bundled, Then the synth stops with the check's finding
+    with pytest.raises(BundlingError, match=r"did not pass the checks:\n.*promo/en/body\.html: marketing mail needs"):
+        bundler.try_bundle(str(tmp_path / "out"), image=DockerImage.from_registry("unused"))
+    assert not (tmp_path / "out" / "promo.json").exists()
 
 
 def test_dependencies_come_from_the_cache_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

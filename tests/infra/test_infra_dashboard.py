@@ -66,7 +66,8 @@ def test_lanes_show_depth_age_and_throughput(synthesized: Synthesized, dashboard
 
 
 def test_every_dead_letter_queue_is_on_the_dashboard(synthesized: Synthesized, dashboard: dict[str, Any]) -> None:
-    dlqs = [synthesized.output_ref(Outputs.dlq_url(lane)) for lane in LANES]
+    # A lane's dead letters wait in its parked queue (the dead-letter function drains the DLQ into it).
+    dlqs = [synthesized.output_ref(Outputs.parked_dlq_url(lane)) for lane in LANES]
     dlqs += [
         synthesized.output_ref(key)
         for key in (Outputs.FEEDBACK_DLQ_URL, Outputs.INGEST_DLQ_URL, Outputs.BREAKER_DLQ_URL)

@@ -36,7 +36,9 @@ def test_lane_dlq_keeps_messages_for_fourteen_days(synthesized: Synthesized, lan
 
     assert dlq["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
     assert dlq["Properties"]["SqsManagedSseEnabled"] is True
-    assert "RedrivePolicy" not in dlq["Properties"]
+    # Its only redrive is to the lane's parked queue (test_infra_outcome_events.py), never back to a lane.
+    parked = synthesized.output_ref(Outputs.parked_dlq_url(lane))
+    assert dlq["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [parked, "Arn"]}
 
 
 def test_lane_queues_share_the_expected_shape(template: Template) -> None:

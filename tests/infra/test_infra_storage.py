@@ -68,13 +68,15 @@ def test_message_log_is_indexed_by_ses_message_id(template: Template) -> None:
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": SES_MESSAGE_ID_INDEX,
-                    "KeySchema": [{"AttributeName": Keys.SES_MESSAGE_ID, "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
+            "GlobalSecondaryIndexes": Match.array_with(
+                [
+                    {
+                        "IndexName": SES_MESSAGE_ID_INDEX,
+                        "KeySchema": [{"AttributeName": Keys.SES_MESSAGE_ID, "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ]
+            ),
             "AttributeDefinitions": Match.array_with([{"AttributeName": Keys.SES_MESSAGE_ID, "AttributeType": "S"}]),
         },
     )

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import MAX_SEND_CONCURRENCY, MailwrightConfig
-from mailwright.constants import LANES, SEND_WORKER_HANDLER, Env, Outputs
+from mailwright.constants import FEEDBACK_HANDLER, LANES, SEND_WORKER_HANDLER, Env, Outputs
 from mailwright.settings import WorkerSettings
 from tests.infra.synth import Synthesized
 
@@ -62,7 +62,22 @@ def test_worker_environment_names_every_setting_for_its_lane(
     }
     # ... and those only the reputation breaker reads (test_infra_breaker.py).
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
-    keys = {value for name, value in vars(Env).items() if name.isupper()} - feedback_only - breaker_only
+    # ... and those set only with secondary providers (test_infra_providers.py).
+    providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    declared = {value for name, value in vars(Env).items() if name.isupper()}
+    # ... and those of the events publisher, the dead-letter function and the webhook sender
+    # (test_infra_outcome_events.py).
+    events_only = {
+        Env.EVENT_BUS_NAME,
+        Env.OUTCOME_EVENTS,
+        Env.DEAD_LETTER_QUEUES,
+        Env.WEBHOOK_ENDPOINTS,
+        Env.WEBHOOK_STATE_TABLE,
+        Env.WEBHOOK_ARCHIVE_BUCKET,
+        Env.WEBHOOK_RETRY,
+        Env.WEBHOOK_ALLOW_LOOPBACK,
+    }
+    keys = declared - feedback_only - breaker_only - providers_only - events_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]
@@ -155,9 +170,13 @@ def test_event_source_reports_partial_failures_and_caps_concurrency(
 
 
 def test_each_queue_feeds_exactly_one_worker(synthesized: Synthesized) -> None:
+    functions = synthesized.resources("AWS::Lambda::Function")
     sources = [
         m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
         for m in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+        # The DLQs feed the dead-letter function and the message log's stream the events publisher.
+        if functions[m["Properties"]["FunctionName"]["Ref"]]["Properties"]["Handler"]
+        in (SEND_WORKER_HANDLER, FEEDBACK_HANDLER)
     ]
 
     # ... and the feedback queue feeds the feedback function (test_infra_feedback.py).

@@ -20,6 +20,7 @@ from infra.config import load_config
 from mailwright_tools.cli import app
 from mailwright_tools.local.stack import LocalStack, LocalStackOptions
 from mailwright_tools.state import StateDir
+from tests.local.rabbitmq_broker import BrokerUnavailableError, RabbitMQBroker
 
 REPO = Path(__file__).resolve().parents[2]
 # Fast enough that the tests wait on nothing but the pipeline itself.
@@ -79,3 +80,17 @@ def cli(local_stack: LocalStack) -> Cli:
         return run_cli(local_stack.options.state, *args)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQBroker]:
+    """A private RabbitMQ broker for the session (its own node, ports and directories); stopped at the end."""
+    try:
+        broker = RabbitMQBroker(tmp_path_factory.mktemp("rabbitmq"))
+        broker.start()
+    except BrokerUnavailableError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -351,19 +351,27 @@ def test_dlq_list_and_redrive(cli: Cli, local_stack: LocalStack) -> None:
     sqs = local_stack.session().client("sqs")
     sqs.send_message(QueueUrl=local_stack.state["dlqs"]["standard"], MessageBody=body)
 
-    # When listing the DLQs, it is there with its request id, and still there afterwards
+    # When listing the DLQs, it is there with its request id (moved by the dead-letter function, which
+    # recorded it as failed, to the lane's parked queue), and still there afterwards
+    wait_until(lambda: cli("dlq", "list", "--json").json()["queues"]["standard-parked"]["count"] == 1)
     listed = cli("dlq", "list", "--json").json()
     assert listed["total"] == 1
-    (message,) = listed["queues"]["standard"]["messages"]
+    (message,) = listed["queues"]["standard-parked"]["messages"]
     assert message["request_id"] == body_request_id(body)
     assert message["recipient"] == "k***@example.com"
     assert cli("dlq", "list", "--lane", "standard", "--json").json()["total"] == 1
+    assert cli("status", body_request_id(body), "--json").json()["status"] == "failed"
 
     # When redriving it, it goes back to its queue, unchanged, and gets sent
     redriven = cli("dlq", "redrive", "--lane", "standard", "--json")
     assert redriven.exit_code == 0, redriven.stderr
     assert redriven.json()["moved"] == 1
-    status = wait_until(lambda: settled(cli, body_request_id(body)))
+
+    def outcome() -> dict[str, Any] | None:  # the log says `failed` until the redriven request's outcome replaces it
+        found = settled(cli, body_request_id(body))
+        return found if found and found["status"] != "failed" else None
+
+    status = wait_until(outcome)
     assert status["status"] == "sent"
     assert cli("dlq", "list", "--json").json()["total"] == 0
 
@@ -484,7 +492,9 @@ def test_templates_validate_passes_the_shipped_templates(cli: Cli) -> None:
 
 
 def test_templates_validate_reports_file_and_line(cli: Cli, tmp_path: Path) -> None:
-    shutil.copytree(REPO / "templates" / "welcome_email", tmp_path / "welcome_email")
+    shutil.copytree(REPO / "templates", tmp_path, dirs_exist_ok=True)
+    for other in ("newsletter", "order_confirmation", "password_reset"):
+        shutil.rmtree(tmp_path / other)
     (tmp_path / "welcome_email" / "en" / "body.html").write_text("<p>\n{{ user_name }}\n{{ missing_thing }}\n</p>\n")
     (tmp_path / "welcome_email" / "fr" / "body.txt").write_text("Bonjour\n{{ user_name | shout }}\n")
     (tmp_path / "welcome_email" / "fr" / "subject.txt").write_text("{{ ''.__class__.__mro__ }}")
@@ -496,6 +506,11 @@ def test_templates_validate_reports_file_and_line(cli: Cli, tmp_path: Path) -> N
         (p["file"], p["line"], p["message"].split(":")[0]) for t in result.json()["templates"] for p in t["problems"]
     }
     assert ("welcome_email/en/body.html", 3, "missing variable") in problems
+    # The stricter check names the variable template.json should declare, at the same line.
+    assert any(
+        file == "welcome_email/en/body.html" and line == 3 and "uses 'missing_thing'" in message
+        for file, line, message in problems
+    )
     assert ("welcome_email/fr/body.txt", 2, "No filter named 'shout'.") in problems
     assert ("welcome_email/fr/subject.txt", 1, "blocked by the sandbox") in problems
     human = cli("templates", "validate", "--templates-dir", str(tmp_path))

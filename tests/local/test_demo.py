@@ -47,6 +47,18 @@ def test_the_mailbox_simulator_feeds_back(demo: tuple[dict[str, Any], StateDir])
     assert report["ses_events"]["Bounce"] >= 1
 
 
+def test_the_report_counts_the_outcome_events_a_rule_on_the_bus_heard(demo: tuple[dict[str, Any], StateDir]) -> None:
+    report, _ = demo
+
+    # The demo's stack publishes what cdk.json's outcome_events names (the default: what went wrong), one
+    # event per such outcome and per bounce; not EmailSent (one per email, opted into in context)
+    heard = report["outcome_events"]
+    assert "EmailSent" not in report["outcome_events_published"] and "EmailSent" not in heard
+    assert heard["EmailSuppressed"] == report["outcomes"]["suppressed"]
+    assert heard["EmailRejected"] >= report["outcomes"]["rejected"]
+    assert heard["EmailBounced"] == report["ses_events"]["Bounce"]
+
+
 def test_the_report_measures_latency_per_lane(demo: tuple[dict[str, Any], StateDir]) -> None:
     report, _ = demo
 

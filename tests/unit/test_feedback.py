@@ -150,7 +150,10 @@ def test_details_for_the_log_keep_no_address_and_no_link_parameters() -> None:
             "not a list",
         ),
         ('{"eventType": "Send", "mail": {"messageId": "x"}}', "no timestamp"),
-        (json.dumps(sns_envelope({}) | {"Message": "{oops"}), "not JSON"),
+        (
+            json.dumps(sns_envelope({}) | {"Message": "{oops", "MessageId": "5f1c1a45-0000-4000-8000-000000000001"}),
+            "not JSON",
+        ),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(payload: str, why: str) -> None:

@@ -61,8 +61,21 @@ def env_keys() -> set[str]:
     }
     # Read by the reputation circuit breaker only (tests/unit/test_breaker.py covers them).
     breaker_only = {Env.BREAKER_MAPPING_ID, Env.BREAKER_ALARMS, Env.BREAKER_AUTO_RESUME}
+    # Optional: unset means SES alone (tests/unit/test_provider_settings.py covers them).
+    providers_only = {Env.PROVIDERS, Env.FAILOVER}
+    # Read by the events publisher, the dead-letter function and the webhook sender (test_event_settings.py).
+    events_only = {
+        Env.EVENT_BUS_NAME,
+        Env.OUTCOME_EVENTS,
+        Env.DEAD_LETTER_QUEUES,
+        Env.WEBHOOK_ENDPOINTS,
+        Env.WEBHOOK_STATE_TABLE,
+        Env.WEBHOOK_ARCHIVE_BUCKET,
+        Env.WEBHOOK_RETRY,
+        Env.WEBHOOK_ALLOW_LOOPBACK,
+    }
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only
+    return declared - feedback_only - breaker_only - providers_only - events_only
 
 
 def test_cdk_json_context_parses() -> None:

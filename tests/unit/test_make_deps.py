@@ -27,11 +27,11 @@ def make_deps(*packages: str, as_user: str | None = None) -> subprocess.Complete
     return make("deps", f"DEBIAN_PACKAGES={' '.join(packages)}", as_user=as_user)
 
 
-def test_the_list_names_chromium() -> None:
+def test_the_list_names_chromium_and_rabbitmq_server() -> None:
     result = make("--eval", "print-packages: ; @echo $(DEBIAN_PACKAGES)", "print-packages")
 
     assert result.returncode == 0, result.stderr
-    assert "chromium" in result.stdout.split()
+    assert {"chromium", "rabbitmq-server"} <= set(result.stdout.split())
 
 
 def test_present_packages_cost_nothing() -> None:

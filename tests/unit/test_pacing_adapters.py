@@ -66,3 +66,16 @@ def test_the_daily_quota_is_told_apart_from_the_send_rate(
         SesEmailSender(client).send(EMAIL)
     # A daily quota is not a throttle: pacing must not cut the rate for it
     assert isinstance(caught.value, ThrottledError) == (error is ThrottledError)
+    if isinstance(caught.value, DailyQuotaExceededError):
+        # ...and it is an outage of the provider: its breaker opens at once.
+        assert caught.value.at_once and caught.value.code == "ses_quota_exhausted" and caught.value.provider == "ses"
+
+
+def test_the_daily_quota_of_ses_in_another_region_names_that_provider(ses: tuple[Any, Stubber]) -> None:
+    client, stubber = ses
+    stubber.add_client_error(
+        "send_email", service_error_code="Throttling", service_message="Daily message quota exceeded."
+    )
+    with pytest.raises(DailyQuotaExceededError) as caught:
+        SesEmailSender(client, label="ses-eu").send(EMAIL)
+    assert caught.value.provider == "ses-eu" and caught.value.code == "ses-eu_quota_exhausted"

@@ -19,7 +19,7 @@ from tests.unit.conftest import REPO
 
 
 def make_project(root: Path, *, stack_name: str | None = None) -> Path:
-    """A minimal project: cdk.json (with a stack name, maybe) and one template copied from the repository."""
+    """A minimal project: cdk.json (with a stack name, maybe) and one template, with its layouts, from the checkout."""
     root.mkdir(parents=True, exist_ok=True)
     context = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))
     if stack_name is not None:
@@ -27,7 +27,8 @@ def make_project(root: Path, *, stack_name: str | None = None) -> Path:
     else:
         context["context"]["mailwright"].pop("stack_name", None)
     (root / "cdk.json").write_text(json.dumps(context), encoding="utf-8")
-    shutil.copytree(REPO / "templates" / "welcome_email", root / "templates" / "welcome_email")
+    for name in ("welcome_email", "_layouts", "_partials"):  # the template, and the layout it extends
+        shutil.copytree(REPO / "templates" / name, root / "templates" / name)
     return root
 
 

@@ -772,15 +772,12 @@ def test_sends_run_concurrently(fake_service: FakeServiceFactory) -> None:
     latency = 0.05
     service, world = fake_service(sender=FakeEmailSender(latency_seconds=latency))
     messages = [body(to=f"u{i}@example.com") for i in range(10)]
-    sequential = latency * len(messages)
 
-    started = time.monotonic()
     report, _ = run(service, *messages)
-    elapsed = time.monotonic() - started
 
+    # Then the calls overlap: counted by the sender itself, not timed, so a busy machine cannot fail it
     assert len(report.outcomes) == 10
-    assert elapsed < 0.5 * sequential, f"batch took {elapsed:.3f}s; sequential sends would take {sequential:.3f}s"
-    assert world.sender.max_in_flight > 1
+    assert world.sender.max_in_flight >= 5
 
 
 # -- headers and tags ---------------------------------------------------------------------------
@@ -920,6 +917,14 @@ def test_the_daily_quota_is_not_a_throttle(fake_service: FakeServiceFactory) -> 
     report, _ = run(service, body())
     assert report.deferred == {"m0": "quota_exhausted"}
     assert world.deferrals.deferred[0].seconds == 60
+
+
+def test_another_providers_daily_quota_does_not_hold_the_lanes(fake_service: FakeServiceFactory) -> None:
+    # A secondary provider's own quota (its breaker opens at once) says nothing of SES's: a plain retry.
+    service, world = fake_service()
+    world.sender.fail = lambda e: DailyQuotaExceededError("relay_quota_exhausted", "quota", provider="relay")
+    report, _ = run(service, body())
+    assert report.deferred == {} and report.retry_reasons == {"m0": "relay_quota_exhausted"}
 
 
 def test_empty_batch_does_nothing(service: SendService, world: FakeWorld) -> None:

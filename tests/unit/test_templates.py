@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.sandbox import SandboxedEnvironment
 
 from mailwright.errors import HeaderInjectionError, TemplateFormatError, TemplateRenderError
 from mailwright.templates import (
@@ -93,6 +94,13 @@ def test_every_shipped_template_renders_its_sample_data(template_id: str, locale
 def test_shipped_sample_data_covers_the_required_variables(template_id: str) -> None:
     metadata = SHIPPED[template_id].metadata
     assert set(metadata.required_variables) <= set(metadata.sample_data)
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_newsletter_without_articles_still_renders(locale: str) -> None:
+    data = {"user_name": "Jo", "headline": "News", "articles": []}
+    rendered = render(SHIPPED["newsletter"], data, locale)
+    assert "Jo" in rendered.html.split('class="mw-preheader"', 1)[1].split("</div>", 1)[0]
 
 
 def test_newsletter_carries_unsubscribe_links_and_postal_address() -> None:
@@ -292,16 +300,24 @@ def test_default_locale_needs_a_directory(tmp_path: Path) -> None:
 def test_syntax_error_names_template_locale_file_and_line(
     tmp_path: Path, filename: str, content: str, line: int
 ) -> None:
-    bundle = load_template_dir(write_template(tmp_path, "broken", {filename: content}))
+    # Given a template with a syntax error in one part
+    path = write_template(tmp_path, "broken", {filename: content})
 
-    with pytest.raises(TemplateFormatError) as caught:
-        Renderer().compile(bundle, "en")
+    # When it is read (bundling parses every part), or a stored bundle holding it is compiled
+    with pytest.raises(TemplateFormatError) as loading:
+        load_template_dir(path)
+    part = {"subject.txt": "subject", "body.html": "html", "body.txt": "text"}[filename]
+    stored = make_bundle(**{part: content}, template_id="broken")
+    with pytest.raises(TemplateFormatError) as compiling:
+        Renderer().compile_part(stored, "en", part)
 
-    assert str(caught.value).startswith(f"broken/en/{filename}:{line}:")
+    # Then both name the template, locale, file and line
+    assert str(loading.value).startswith(f"broken/en/{filename}:{line}:")
+    assert str(compiling.value).startswith(f"broken/en/{filename}:{line}:")
 
 
-def test_syntax_error_at_send_time_is_a_render_error(tmp_path: Path) -> None:
-    bundle = load_template_dir(write_template(tmp_path, "broken", {"body.txt": "{% if %}"}))
+def test_syntax_error_at_send_time_is_a_render_error() -> None:
+    bundle = make_bundle(text="{% if %}", template_id="broken")
     with pytest.raises(TemplateRenderError) as caught:
         Renderer().render(bundle, locale=None, data={"name": "x"}, provided={})
     assert caught.value.code == "render_error"
@@ -352,9 +368,202 @@ def test_cache_is_keyed_by_version() -> None:
 def test_cache_reuses_compiled_templates_and_stays_bounded() -> None:
     renderer = Renderer(cache_size=2)
     bundles = [make_bundle(version=f"v{i}") for i in range(3)]
-    first = renderer.compile(bundles[0], "en")
-    assert renderer.compile(bundles[0], "en") is first
-    renderer.compile(bundles[1], "en")
-    renderer.compile(bundles[2], "en")
+    first = renderer.compile_part(bundles[0], "en", "subject")
+    assert renderer.compile_part(bundles[0], "en", "subject") is first
+    renderer.compile_part(bundles[1], "en", "subject")
+    renderer.compile_part(bundles[2], "en", "subject")
     # The oldest entry was evicted, so compiling it again makes a new object.
-    assert renderer.compile(bundles[0], "en") is not first
+    assert renderer.compile_part(bundles[0], "en", "subject") is not first
+
+
+def test_an_unstored_bundle_edited_in_memory_renders_afresh() -> None:
+    # Given one renderer, and a bundle not yet stored (no version), as an editor holds it
+    renderer = Renderer()
+    draft = make_bundle(subject="Draft {{ name }}", version=None)
+    assert renderer.render(draft, locale=None, data={"name": "x"}, provided={}).subject == "Draft x"
+
+    # When the subject is edited in memory and rendered again
+    edited = draft.model_copy(
+        update={"locales": {"en": draft.locales["en"].model_copy(update={"subject": "Edit {{ name }}"})}}
+    )
+
+    # Then the edit shows: the cache key of an unstored bundle is its content
+    assert renderer.render(edited, locale=None, data={"name": "x"}, provided={}).subject == "Edit x"
+
+
+# -- layouts and partials ---------------------------------------------------------
+
+
+def write_shared(root: Path, files: dict[str, str]) -> None:
+    """Write layouts and partials under `root` (paths relative to it)."""
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content, encoding="utf-8")
+
+
+LAYOUT = "<main>{% block content %}{% endblock %}</main><footer>{{ postal_address }}</footer>"
+
+
+def test_every_shipped_template_uses_the_one_layout() -> None:
+    for template_id, bundle in SHIPPED.items():
+        assert {"_layouts/base.html", "_layouts/base.txt", "_layouts/brand.jinja"} <= set(bundle.shared), template_id
+        for locale, parts in bundle.locales.items():
+            assert parts.html.startswith('{% extends "_layouts/base.html" %}'), (template_id, locale)
+            assert parts.text.startswith('{% extends "_layouts/base.txt" %}'), (template_id, locale)
+            # No template repeats the page around its content.
+            assert "<html" not in parts.html and "<body" not in parts.html
+
+
+def test_a_bundle_carries_only_the_shared_files_it_uses(tmp_path: Path) -> None:
+    # Given two layouts, a partial one of them includes, and a partial nobody uses
+    write_shared(
+        tmp_path,
+        {
+            "_layouts/a.html": '{% include "_partials/used.html" %}' + LAYOUT,
+            "_layouts/b.html": LAYOUT,
+            "_partials/used.html": "<hr>",
+            "_partials/unused.html": "<br>",
+        },
+    )
+    path = write_template(
+        tmp_path, "hello", {"body.html": '{% extends "_layouts/a.html" %}{% block content %}{{ name }}{% endblock %}'}
+    )
+
+    bundle = load_template_dir(path)
+
+    assert sorted(bundle.shared) == ["_layouts/a.html", "_partials/used.html"]
+
+
+def test_a_stored_bundle_renders_without_the_directory_and_keeps_its_layout(tmp_path: Path) -> None:
+    # Given version 1 bundled with the old layout, then the layout changes and version 2 is bundled
+    write_shared(tmp_path, {"_layouts/base.html": "OLD " + LAYOUT})
+    path = write_template(
+        tmp_path,
+        "hello",
+        {"body.html": '{% extends "_layouts/base.html" %}{% block content %}{{ name }}{% endblock %}'},
+    )
+    v1 = TemplateBundle.model_validate_json(load_template_dir(path).to_json()).model_copy(update={"version": "v1"})
+    write_shared(tmp_path, {"_layouts/base.html": "NEW " + LAYOUT})
+    v2 = TemplateBundle.model_validate_json(load_template_dir(path).to_json()).model_copy(update={"version": "v2"})
+    shutil.rmtree(tmp_path)
+
+    # When both are rendered by one renderer
+    renderer = Renderer()
+    old = renderer.render(v1, locale=None, data={"name": "Jo"}, provided=PROVIDED)
+    new = renderer.render(v2, locale=None, data={"name": "Jo"}, provided=PROVIDED)
+
+    # Then each keeps the layout it was bundled with
+    assert old.html.startswith("OLD <main>Jo</main>")
+    assert new.html.startswith("NEW <main>Jo</main>")
+
+
+@pytest.mark.parametrize(
+    ("html", "message"),
+    [
+        ('<p>\n{% include "_partials/nope.html" %}', r"hello/en/body\.html:2: '_partials/nope\.html' is not a layout"),
+        ('{% extends "../secrets.html" %}', r"hello/en/body\.html:1: '\.\./secrets\.html' is not a layout"),
+        ("{% include name %}", r"hello/en/body\.html:1: the template name must be a quoted string"),
+        ('{% extends "hello/en/body.txt" %}', r"'hello/en/body\.txt' is not a layout or partial"),
+    ],
+)
+def test_a_reference_outside_the_shared_files_is_named(tmp_path: Path, html: str, message: str) -> None:
+    path = write_template(tmp_path, "hello", {"body.html": html})
+    with pytest.raises(TemplateFormatError, match=message):
+        load_template_dir(path)
+
+
+def test_the_loader_serves_nothing_beyond_the_bundle() -> None:
+    # Given a stored bundle (not from a directory, so nothing checked it) that includes a file it lacks
+    bundle = make_bundle(html='{% include "/etc/passwd" %}')
+
+    # When it renders, Then the include fails as a render error: the loader has no file system
+    with pytest.raises(TemplateRenderError, match="/etc/passwd"):
+        render(bundle, {"name": "x"})
+
+
+def test_a_syntax_error_in_a_layout_is_named_with_its_line(tmp_path: Path) -> None:
+    write_shared(tmp_path, {"_layouts/base.html": "<main>\n\n{% block content %}{% endblock %\n</main>"})
+    path = write_template(tmp_path, "hello", {"body.html": '{% extends "_layouts/base.html" %}'})
+    with pytest.raises(TemplateFormatError, match=r"^_layouts/base\.html:3: "):
+        load_template_dir(path)
+
+
+def test_a_missing_variable_in_a_layout_names_the_layout_line(tmp_path: Path) -> None:
+    write_shared(
+        tmp_path, {"_layouts/base.html": "<main>\n{% block content %}{% endblock %}\n{{ brand_colour }}</main>"}
+    )
+    bundle = load_template_dir(
+        write_template(
+            tmp_path, "hello", {"body.html": '{% extends "_layouts/base.html" %}{% block content %}x{% endblock %}'}
+        )
+    )
+    with pytest.raises(TemplateRenderError) as caught:
+        render(bundle, {"name": "x"})
+    assert caught.value.code == "missing_variable"
+    assert caught.value.message.startswith("_layouts/base.html:3: 'brand_colour' is undefined")
+
+
+def test_partials_are_escaped_by_their_own_kind(tmp_path: Path) -> None:
+    write_shared(tmp_path, {"_partials/name.html": "<b>{{ name }}</b>", "_partials/name.txt": "*{{ name }}*"})
+    bundle = load_template_dir(
+        write_template(
+            tmp_path,
+            "hello",
+            {"body.html": '{% include "_partials/name.html" %}', "body.txt": '{% include "_partials/name.txt" %}'},
+        )
+    )
+    rendered = render(bundle, {"name": "<Jo & Al>"})
+    assert rendered.html == "<b>&lt;Jo &amp; Al&gt;</b>"
+    assert rendered.text == "*<Jo & Al>*"
+
+
+@pytest.mark.parametrize(("template_id", "locale"), SHIPPED_LOCALES)
+def test_the_layout_gives_what_email_clients_need(template_id: str, locale: str) -> None:
+    bundle = SHIPPED[template_id]
+    provided = (
+        PROVIDED if not bundle.metadata.essential else {k: PROVIDED[k] for k in ("recipient_email", "postal_address")}
+    )
+    rendered = Renderer().render(bundle, locale=locale, data=dict(bundle.metadata.sample_data), provided=provided)
+    page = rendered.html
+
+    assert f'<html lang="{locale}"' in page
+    assert '<meta name="color-scheme" content="light dark">' in page
+    assert '<meta name="supported-color-schemes" content="light dark">' in page
+    assert "@media only screen and (max-width:620px)" in page
+    assert "@media (prefers-color-scheme:dark)" in page
+    # Outlook desktop ignores max-width: it gets a fixed 600 px table in a conditional comment.
+    assert '<!--[if mso]><table role="presentation" align="center" width="600"' in page
+    assert "max-width:600px" in page
+    # A hidden preheader, filled by the template.
+    preheader = page.split('<div class="mw-preheader"', 1)[1].split("</div>", 1)[0]
+    assert "display:none" in preheader and "mso-hide:all" in preheader
+    assert len(preheader.split(">", 1)[1].strip()) > 20
+    # Every table is a layout table to screen readers.
+    assert page.count("<table") == page.count('<table role="presentation"')
+    assert 'role="article"' in page
+    # Unsubscribe links only where mailwright provides them; the postal address always.
+    assert (PROVIDED["unsubscribe_url"] in page) is (not bundle.metadata.essential)
+    assert PROVIDED["postal_address"] in page and PROVIDED["postal_address"] in rendered.text
+
+
+def test_a_layout_is_compiled_once_for_every_bundle_that_carries_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a renderer and the four shipped bundles, which all carry the same layout
+    compiled: list[str | None] = []
+    original = SandboxedEnvironment.compile
+
+    def counting(self: SandboxedEnvironment, source: Any, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(name)
+        return original(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(SandboxedEnvironment, "compile", counting)
+    renderer = Renderer()
+
+    # When each is rendered (each bundle has its own sandboxed loader)
+    for bundle in SHIPPED.values():
+        stored = bundle.model_copy(update={"version": "v1"})
+        provided = PROVIDED if not bundle.metadata.essential else {"recipient_email": "j@x", "postal_address": "a"}
+        renderer.render(stored, locale="en", data=dict(bundle.metadata.sample_data), provided=provided)
+
+    # Then the layout was compiled once, its compiled code reused by the others
+    assert compiled.count("_layouts/base.html") == 1
+    assert compiled.count("welcome_email/en/body.html") == 1

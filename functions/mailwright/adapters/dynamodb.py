@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, Keys
+from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, STATUS_SENT, Keys
 from mailwright.errors import TransientError
 from mailwright.ports import (
     APPEND_DUPLICATE,
@@ -205,44 +205,40 @@ class DynamoClaimStore:
 
     def take_over(self, record: ClaimRecord, *, lease_seconds: int) -> str | None:
         """Replace an expired lease with ours, unless someone else did first."""
-        lease_id = uuid.uuid4().hex
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={Keys.IDEMPOTENCY_PK: {"S": self.PREFIX + record.request_id}},
-                UpdateExpression="SET lease_id = :new, lease_until = :until",
-                ConditionExpression="lease_id = :old",
-                ExpressionAttributeValues={
-                    ":new": {"S": lease_id},
-                    ":old": {"S": record.lease_id},
-                    ":until": {"N": str(int(self._clock() + lease_seconds))},
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return None
-            raise as_transient(exc, "dynamodb") from None
-        return lease_id
+        return self._replace_lease(record, lease_seconds=lease_seconds)
 
     def reclaim(self, record: ClaimRecord, *, evaluation: int, lease_seconds: int, ttl_seconds: int) -> str | None:
         """Take the claim for evaluation `evaluation`, unless its lease id changed since it was read."""
-        now = self._clock()
+        expires = int(self._clock() + max(ttl_seconds, lease_seconds))
+        also = {"evaluation": {"N": str(evaluation)}, Keys.TTL: {"N": str(expires)}}
+        return self._replace_lease(record, lease_seconds=lease_seconds, also=also)
+
+    def _replace_lease(
+        self, record: ClaimRecord, *, lease_seconds: int, also: dict[str, Any] | None = None
+    ) -> str | None:
+        """Set a new lease (and the attributes in `also`) if the claim still holds the lease it was read with."""
         lease_id = uuid.uuid4().hex
+        sets = ["lease_id = :new", "lease_until = :until"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {
+            ":new": {"S": lease_id},
+            ":old": {"S": record.lease_id},
+            ":until": {"N": str(int(self._clock() + lease_seconds))},
+        }
+        for index, (name, value) in enumerate((also or {}).items()):
+            names[f"#a{index}"], values[f":a{index}"] = name, value
+            sets.append(f"#a{index} = :a{index}")
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {Keys.IDEMPOTENCY_PK: {"S": self.PREFIX + record.request_id}},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "lease_id = :old",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={Keys.IDEMPOTENCY_PK: {"S": self.PREFIX + record.request_id}},
-                UpdateExpression="SET lease_id = :new, lease_until = :until, evaluation = :evaluation, #e = :expires",
-                ConditionExpression="lease_id = :old",
-                ExpressionAttributeNames={"#e": Keys.TTL},
-                ExpressionAttributeValues={
-                    ":new": {"S": lease_id},
-                    ":old": {"S": record.lease_id},
-                    ":until": {"N": str(int(now + lease_seconds))},
-                    ":evaluation": {"N": str(evaluation)},
-                    ":expires": {"N": str(int(now + max(ttl_seconds, lease_seconds)))},
-                },
-            )
+            self._client.update_item(**request)
         except ClientError as exc:
             if _is_conditional_failure(exc):
                 return None
@@ -384,6 +380,8 @@ class DynamoMessageLog:
             item["received_at"] = {"N": f"{outcome.received_at:.3f}"}
         if outcome.metadata:
             item["metadata"] = {"M": {k: {"S": v} for k, v in outcome.metadata.items()}}
+        if outcome.status == STATUS_SENT:
+            item["provider"] = {"S": outcome.provider}
         return item
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
