@@ -103,9 +103,15 @@ def service_metrics() -> Metrics:
     return Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
+# The libraries the X-Ray SDK instruments: the AWS SDK is the only one mailwright's functions call through
+# (webhooks and relays use the standard library, which the SDK does not patch by default). Patching all
+# it supports would import a patch module for each (SQLAlchemy, psycopg, httpx, sqlite3...) at every cold start.
+TRACED_MODULES = ("botocore",)
+
+
 def service_tracer() -> Tracer:
-    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set)."""
-    return Tracer(service=SERVICE_NAME)
+    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set), tracing AWS calls."""
+    return Tracer(service=SERVICE_NAME, patch_modules=TRACED_MODULES)
 
 
 # -- metrics ------------------------------------------------------------------
