@@ -44,6 +44,8 @@ def test_the_send_worker_loads_neither_other_functions_nor_untraced_libraries() 
         "aws_xray_sdk.ext.botocore.patch"
     }
     assert "sqlite3" not in modules
+    # The raw SQS event is read as it comes: Powertools' event classes (loaded all together) stay unloaded.
+    assert "aws_lambda_powertools.utilities.data_classes" not in modules
     # The other functions' services, and failover for a lane without a secondary, load where they are built.
     for other in ("feedback", "suppression", "preferences", "breaker", "failover", "status", "ingest_bridge"):
         assert f"mailwright.{other}" not in modules, other
