@@ -136,11 +136,26 @@ def init_times(runs: int = 10, shipped: set[str] | None = None) -> dict[str, Any
     return {"runs": runs, "bytecode_cached": summary(warm), "asset_compiled_at_start": summary(cold)}
 
 
-def import_breakdown(top: int = 10) -> list[dict[str, Any]]:
-    """Import time by top-level package (`python -X importtime`, each module's own time summed per package)."""
+def import_breakdown(top: int = 10, *, python: str | None = None) -> list[dict[str, Any]]:
+    """Import time by top-level package (`python -X importtime`, each module's own time summed per package).
+
+    With `python` (a CPython 3.12): that interpreter, isolated, on the asset and the SDK alone, as Lambda runs
+    it (the tracer on). Without: this interpreter and its virtualenv, whose many packages some imports scan
+    (the X-Ray SDK's looks them up), so its figures overstate those imports.
+    """
     env = _environment()
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import mailwright.handlers.send_worker"],
+    command = [sys.executable, "-X", "importtime", "-c", "import mailwright.handlers.send_worker"]
+    if python is not None:
+        from infra.functions import RUNTIME_ENVIRONMENT
+
+        asset, _, sdk = emulated_asset(python)
+        env = {**env, **RUNTIME_ENVIRONMENT, **_lambda_variables(asset)}
+        env.pop("PYTHONPATH", None)
+        probe = "import sys; sys.path[:0] = sys.argv[1:3]; del sys.argv[1:3]\nimport mailwright.handlers.send_worker"
+        command = [python, "-I", "-S", "-B", "-X", "importtime", "-c", probe, str(asset), str(sdk)]
+        subprocess.run(command, env=env, capture_output=True, check=True, cwd=REPO)  # noqa: S603 (page cache warm)
+    result = subprocess.run(  # noqa: S603
+        command,
         env=env,
         capture_output=True,
         text=True,
@@ -277,6 +292,16 @@ def compile_bytecode_tree(python: str, tree: Path) -> None:
     )
 
 
+def _lambda_variables(code: Path) -> dict[str, str]:
+    """What Lambda sets: the tracer is on, and the X-Ray SDK samples locally as it does in Lambda."""
+    return {
+        "LAMBDA_TASK_ROOT": str(code),
+        "AWS_LAMBDA_FUNCTION_NAME": "mailwright-cold-start",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+    }
+
+
 def deployed_init_times(python: str, runs: int = 10) -> dict[str, Any]:
     """Median import and build times over `runs` isolated CPython 3.12 processes, with and without bytecode."""
     from infra.functions import RUNTIME_ENVIRONMENT
@@ -286,15 +311,7 @@ def deployed_init_times(python: str, runs: int = 10) -> dict[str, Any]:
     env.pop("PYTHONPATH", None)
 
     def probe(code: Path) -> dict[str, float]:
-        # What Lambda sets: the tracer is on, and the X-Ray SDK samples locally as it does in Lambda.
-        env.update(
-            {
-                "LAMBDA_TASK_ROOT": str(code),
-                "AWS_LAMBDA_FUNCTION_NAME": "mailwright-cold-start",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
-            }
-        )
+        env.update(_lambda_variables(code))
         # -B: nothing is written back (Lambda's /var/task is read-only), so a module without
         # bytecode is compiled at every start.
         result = subprocess.run(  # noqa: S603
@@ -354,7 +371,7 @@ def measure(progress: Callable[[str], None] = print) -> dict[str, Any]:
             **deployed,
             "method": "cpython-3.12-isolated-asset",
             "init_ms": deployed["bytecode_shipped"]["init_ms"],
-            "import_breakdown": import_breakdown(),
+            "import_breakdown": import_breakdown(python=python),
             "asset": asset,
         }
     shipped = set(asset.get("packages", ASSET_PACKAGES))
