@@ -671,7 +671,7 @@ Other features add their lines to `bench.cost.FEATURES`.
 
 **The default configuration** (the core, paced, and the features it has on):
 **${co["default_config_usd"]:.2f} per million, {co["default_config_pct"]}% of SES**.
-
+{_outcome_events_text(co)}
 **SES events: SNS or EventBridge.** Bounces, complaints, rejects and
 rendering failures go to the feedback topic (SNS, then SQS): the feedback
 path of the design card, and part of the core. SES's Send events are no
