@@ -87,8 +87,13 @@ function showLocale() {
   schedule();
 }
 
+let loading = 0;
+
 async function load(templateId) {
-  current = await api(`/api/templates/${encodeURIComponent(templateId)}`);
+  const mine = ++loading;
+  const found = await api(`/api/templates/${encodeURIComponent(templateId)}`);
+  if (mine !== loading) return;  // another template was picked while this one loaded
+  current = found;
   const locales = Object.keys(current.locales);
   $("locale").replaceChildren(...locales.map((name) => new Option(name, name)));
   $("locale").value = locales.includes(current.default_locale) ? current.default_locale : locales[0];
