@@ -104,7 +104,8 @@ class ChaosSettings:
     send_rate_per_worker: float = 100.0  # pacing is not under test here
     max_backoff_seconds: int = 40  # the backoff cap (MAILWRIGHT_MAX_BACKOFF_SECONDS), short to keep the run short
     max_queue_depth: int = 60  # moto's SQS slows down with deep queues: publish as the workers drain
-    drain_timeout: float = 520.0
+    # A cap for a run that stopped making progress, not a target: a loaded machine takes longer (`seconds`).
+    drain_timeout: float = 1500.0
     report_every: float = 15.0  # seconds between progress lines
 
 
@@ -193,6 +194,9 @@ class Container:
     def _observe(self, operation: str, params: dict[str, Any]) -> None:
         if operation == "sesv2.SendEmail":
             self._local.params = params  # the API parameters; the after-call hook in this thread reads them
+        elif operation in ("dynamodb.BatchWriteItem", "dynamodb.PutItem"):
+            tables = params.get("RequestItems") or {params.get("TableName", ""): None}
+            self._local.writes_log = self.stack.resources.messages_table in tables
 
     def _before_call(self, operation: str, params: dict[str, Any]) -> Any:
         if self.dead:
@@ -219,7 +223,7 @@ class Container:
     def _after_call(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
         operation = f"{model.service_model.service_name}.{model.name}"
         status = getattr(http_response, "status_code", 200)
-        if operation == "dynamodb.BatchWriteItem" and status >= 300:
+        if operation in ("dynamodb.BatchWriteItem", "dynamodb.PutItem") and status >= 300 and self._writes_log():
             with self.ledger.lock:
                 self.ledger.write_failed.add((self.id, self.invocation))
         if operation != "sesv2.SendEmail" or status >= 300:
@@ -243,6 +247,10 @@ class Container:
                 self.ledger.crashed.add((self.id, self.invocation))
                 self.ledger.faults["crash_after_accept"] += 1
             raise WorkerCrash(f"container {self.id} died after SES accepted {accept.message_id}")
+
+    def _writes_log(self) -> bool:
+        """Whether this thread's last DynamoDB write was to the message log (an outcome, not a claim)."""
+        return bool(getattr(self._local, "writes_log", False))
 
     # -- the handler --------------------------------------------------------------
 

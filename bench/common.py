@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import MailwrightConfig, load_config
+from mailwright.ports import Deferral
 from mailwright.sending import QueueRecord
 from mailwright.templates import load_template_tree
 from mailwright_tools.fakes import TEMPLATES_DIR
@@ -114,6 +115,9 @@ class Message:
     receive_count: int = 0
     receipt: str = ""
     version: int = 0
+    # Carried by a deferred request's new message (SQS message attributes in AWS).
+    deferrals: int = 0
+    published_at: float | None = None
 
 
 class MemoryQueue:
@@ -153,12 +157,14 @@ class MemoryQueue:
             if message is not None and message.version == version:
                 self._ready.append((message_id, version))
 
-    def send(self, body: str, *, delay: float = 0.0) -> str:
-        """Enqueue a message; returns its id."""
+    def send(self, body: str, *, delay: float = 0.0, deferrals: int = 0, published_at: float | None = None) -> str:
+        """Enqueue a message (with a deferred request's attributes); returns its id."""
         with self._lock:
             now = self.clock()
             message_id = f"msg-{next(self._ids)}"
-            message = Message(message_id, body, sent_at=now, visible_at=now)
+            message = Message(
+                message_id, body, sent_at=now, visible_at=now, deferrals=deferrals, published_at=published_at
+            )
             self.messages[message_id] = message
             self.requests += 1
             if delay > 0:
@@ -166,6 +172,18 @@ class MemoryQueue:
             else:
                 self._ready.append((message_id, message.version))
             return message_id
+
+    def next_hidden_at(self) -> float | None:
+        """When the next hidden message (delayed or in flight) becomes visible, or None."""
+        with self._lock:
+            self._promote(self.clock())
+            while self._hidden:
+                until, _, message_id, version = self._hidden[0]
+                message = self.messages.get(message_id)
+                if message is not None and message.version == version:
+                    return until
+                heapq.heappop(self._hidden)
+            return None
 
     def visible(self) -> int:
         """How many messages could be received now."""
@@ -214,7 +232,8 @@ class MemoryQueue:
                         receipt_handle=message.receipt,
                         body=message.body,
                         receive_count=message.receive_count,
-                        sent_at=message.sent_at,
+                        sent_at=message.published_at if message.published_at is not None else message.sent_at,
+                        deferrals=message.deferrals,
                     )
                 )
         return out
@@ -259,6 +278,29 @@ class QueueRetries:
     def delay(self, receipts: Sequence[tuple[str, int]]) -> None:
         """ChangeMessageVisibilityBatch, with the delays scaled by `scale` (1.0: real backoff)."""
         self._queue.change_visibility([(r, max(0, round(s * self._scale))) for r, s in receipts])
+
+
+class QueueDeferrals:
+    """Deferrals port over a MemoryQueue: each deferred record becomes a new message with its delay."""
+
+    def __init__(self, queue: MemoryQueue) -> None:
+        self._queue = queue
+        self.deferred = 0
+
+    def defer(self, deferrals: Sequence[Deferral]) -> set[str]:
+        """SendMessageBatch: ten per request."""
+        for deferral in deferrals:
+            self._queue.send(
+                deferral.body,
+                delay=deferral.seconds,
+                deferrals=deferral.deferrals,
+                published_at=deferral.published_at,
+            )
+            self.deferred += 1
+        # The sends above counted one request each; SendMessageBatch takes ten.
+        with self._queue._lock:
+            self._queue.requests -= len(deferrals) - -(-len(deferrals) // 10)
+        return set()
 
 
 # -- virtual time --------------------------------------------------------------------

@@ -6,11 +6,25 @@ us-east-1 as compiled on PRICES_AS_OF (DynamoDB on-demand since its
 2024-11-01 reduction, Lambda arm64 first tier, SQS standard beyond the free
 tier); the benchmark does not fetch them, so check them before relying on
 the result. Free tiers are left out.
+
+The table has two parts:
+
+* the **core**, as issue 14 defines it: the send path (the producer's
+  request, the lane queue, the worker, the dedupe claim and the outcome,
+  the message log with its storage and backups) and the suppression
+  feedback (bounces, complaints, rejects, rendering failures), in two
+  regimes, paced (the lanes scenario, cdk.json's settings) and unpaced;
+* **feature lines**, one per feature that can be turned on or off, per
+  million emails, each saying whether cdk.json's default configuration has
+  it. `FEATURES` is the list: a feature adds its line with `feature(...)`
+  (a name, the setting that turns it on, whether the default has it, and a
+  function from the measurements to US dollars per million emails).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 PRICES_AS_OF = "2026-11-25"
@@ -24,19 +38,25 @@ PRICES: dict[str, tuple[float, str]] = {
     "dynamodb_storage_gb_month": (0.25, "DynamoDB Standard table class storage, per GB-month"),
     "dynamodb_pitr_gb_month": (0.20, "DynamoDB point-in-time recovery (continuous backups), per GB-month"),
     "sns_publish": (0.50 / 1e6, "SNS standard topic, per publish (64 KB chunk); delivery to SQS is free"),
+    "eventbridge_opt_in_event": (
+        1.00 / 1e6,
+        "EventBridge, AWS opt-in data events ingested on the default bus (what an SES configuration set's "
+        "EventBridge destination sends), per event; same-account rules and targets add nothing",
+    ),
     "logs_ingest_gb": (0.50, "CloudWatch Logs ingestion (standard class), per GB"),
     "eventbridge_event": (1.00 / 1e6, "EventBridge PutEvents to a custom bus, per event entry (64 KB chunk)"),
 }
 
 # Assumptions the measurements cannot give; each is printed in the doc. The SES events per email and
-# the DynamoDB writes they cost are measured (`bench.ddb`, its FEEDBACK_MIX of event types).
+# the DynamoDB units they cost are measured (`bench.ddb`, its FEEDBACK_GROUPS of event types).
 FEEDBACK_BATCH = 10  # the feedback function's event source batch size (infra.config.FEEDBACK_BATCH_SIZE)
 FEEDBACK_MEMORY_GB = 0.25
-FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: at most one UpdateItem per event; not timed here
+FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: at most a few DynamoDB calls per event; not timed here
 PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0  # the seed article's producer: one SendMessage per email
-MESSAGE_LOG_RETENTION_MONTHS = 3.0  # message_log_ttl_days 90: items stay ~3 months
 DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item (and per index entry), as DynamoDB bills storage
 INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES message id
+DAYS_PER_MONTH = 30.4
+MILLION = 1e6
 # The status API's recipient index (keys only): every logged request writes one entry of ~150 bytes
 # (request id, sort key, keyed address hash, completion time) when the worker records it, 1 WRU;
 # the feedback function's history appends change neither of its keys and write nothing to it.
@@ -73,57 +93,87 @@ def price(name: str) -> float:
     return PRICES[name][0]
 
 
-def per_million(
+@dataclass(frozen=True)
+class Inputs:
+    """What the measurements give the cost model, per email (regime-specific figures apart)."""
+
+    ddb: dict[str, Any]  # bench.ddb: requests, units by purpose, item sizes, feedback per event group
+    memory_gb: float
+    retention_months: float  # the message log's TTL (cdk.json message_log_ttl_days) in months
+
+    @property
+    def write_units(self) -> dict[str, float]:
+        """Write units per email by purpose (claim, messages, index:ses_message_id, rate_limit, pacing)."""
+        units: dict[str, float] = self.ddb["write_units_per_email_by_purpose"]
+        return units
+
+    @property
+    def read_units(self) -> dict[str, float]:
+        """Read units per email by purpose (suppression, preferences, rate_limit, pacing...)."""
+        units: dict[str, float] = self.ddb["read_units_per_email_by_purpose"]
+        return units
+
+    def feedback(self, group: str) -> dict[str, Any]:
+        """The feedback function's figures for one event group (suppression, delivery, opens_clicks)."""
+        figures: dict[str, Any] = self.ddb["feedback"]["groups"][group]
+        return figures
+
+    def storage_per_million(self, item_bytes: float) -> float:
+        """Storage and point-in-time recovery of `item_bytes` per email, kept for the retention, per million."""
+        gb_months = item_bytes * MILLION / 1e9 * self.retention_months
+        return gb_months * (price("dynamodb_storage_gb_month") + price("dynamodb_pitr_gb_month"))
+
+
+def events_per_million(inputs: Inputs, group: str, *, route: str = "sns") -> dict[str, float]:
+    """What one group of SES events costs per million emails: transport, the feedback function, its writes."""
+    figures = inputs.feedback(group)
+    events = figures["events_per_sent_email"] * inputs.ddb["ses_calls_per_sent_email"]
+    # SES -> SNS (or the default bus) -> SQS SendMessage; the feedback mapping's receives and deletes.
+    transport = price("sns_publish") if route == "sns" else price("eventbridge_opt_in_event")
+    transport += price("sqs_request") * (1 + 2 / FEEDBACK_BATCH)
+    function = FEEDBACK_SECONDS_PER_EVENT * FEEDBACK_MEMORY_GB * price("lambda_gb_second_arm64")
+    function += price("lambda_request") / FEEDBACK_BATCH
+    dynamodb = figures["write_units_per_sent_email"] * price("dynamodb_wru")
+    dynamodb += figures["read_units_per_sent_email"] * price("dynamodb_rru")
+    return {
+        "transport": events * transport * MILLION,
+        "function": events * function * MILLION,
+        "dynamodb": dynamodb * MILLION,
+        # Their history entries stay in the message log as long as the request does.
+        "storage": inputs.storage_per_million(figures["item_bytes_added_per_sent_email"]),
+    }
+
+
+def core(
+    inputs: Inputs,
     *,
     lambda_seconds_per_email: float,
-    memory_gb: float,
     invocations_per_email: float,
-    sqs_receives_per_email: float,
-    ddb: dict[str, Any],
+    sqs_requests_per_email: float,
+    pacing_writes_per_email: float | None = None,
 ) -> dict[str, Any]:
-    """Dollars per million emails by service, and the overhead beside SES in percent of SES's cost."""
-    million = 1e6
+    """The core's US dollars per million emails by row, and its share of SES's price."""
+    d = inputs.ddb
     rows: dict[str, float] = {}
-    rows["SES"] = price("ses_per_email") * ddb["ses_calls_per_sent_email"] * million
-    worker = lambda_seconds_per_email * memory_gb * price("lambda_gb_second_arm64") * million
-    worker += invocations_per_email * price("lambda_request") * million
-    feedback = ddb["feedback"]
-    events = feedback["events_per_sent_email"]
-    feedback_lambda = events * FEEDBACK_SECONDS_PER_EVENT * FEEDBACK_MEMORY_GB * price("lambda_gb_second_arm64")
-    feedback_lambda += events / FEEDBACK_BATCH * price("lambda_request")
-    rows["Lambda (send worker)"] = worker
-    rows["Lambda (feedback, estimated)"] = feedback_lambda * million
-    sqs_requests = (
-        PRODUCER_SQS_REQUESTS_PER_EMAIL
-        + 2 * sqs_receives_per_email  # ReceiveMessage and DeleteMessageBatch, both ten per call
-        + ddb.get("sqs_retry_calls_per_email", 0.0)
-        + events * (1 + 2 / FEEDBACK_BATCH)  # SNS delivers each event with SendMessage; the feedback ESM
-    )
-    rows["SQS"] = sqs_requests * price("sqs_request") * million
-    wru = ddb["write_units_per_email"] + ddb["gsi_write_units_per_email"] + feedback["write_units_per_sent_email"]
-    rru = ddb["read_units_per_email"] + feedback["read_units_per_sent_email"]
-    rows["DynamoDB requests"] = (wru * price("dynamodb_wru") + rru * price("dynamodb_rru")) * million
-    # The message log keeps every request ~3 months (with its SES events), plus a keys-only index entry.
-    item = feedback["sent_item_bytes_after_feedback_avg"] + DYNAMODB_ITEM_OVERHEAD_BYTES
-    index = INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
-    table_gb_months = item * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
-    index_gb_months = index * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
-    rows["DynamoDB storage (message log, 90 days)"] = (table_gb_months + index_gb_months) * price(
-        "dynamodb_storage_gb_month"
-    )
-    # infra/storage.py turns point-in-time recovery on for the message log (the table, not its index).
-    rows["DynamoDB PITR (message log)"] = table_gb_months * price("dynamodb_pitr_gb_month")
-    recipient_index_writes = RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * million
-    recipient_index_entry = RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
-    recipient_index_gb_months = recipient_index_entry * million / 1e9 * MESSAGE_LOG_RETENTION_MONTHS
-    recipient_index_storage = recipient_index_gb_months * price("dynamodb_storage_gb_month")
-    rows["DynamoDB recipient index (status API: writes, 90 days)"] = recipient_index_writes + recipient_index_storage
-    rows["SNS"] = events * price("sns_publish") * million
-    rows["CloudWatch Logs"] = ddb["log_bytes_per_email"] * million / 1e9 * price("logs_ingest_gb")
-    # Outcome events as deployed by default (outcome_events: what went wrong), and their publisher.
-    events_cost = outcome_event_costs(ddb)
-    rows["EventBridge (outcome events, default set)"] = events_cost["default_set_usd_per_million_emails"]
-    rows["Lambda (events publisher, estimated)"] = events_cost["publisher_usd_per_million_emails"]
+    rows["SES"] = price("ses_per_email") * d["ses_calls_per_sent_email"] * MILLION
+    worker = lambda_seconds_per_email * inputs.memory_gb * price("lambda_gb_second_arm64")
+    worker += invocations_per_email * price("lambda_request")
+    rows["Lambda (send worker)"] = worker * MILLION
+    rows["SQS (producer, lane queue, deferrals, retries)"] = sqs_requests_per_email * price("sqs_request") * MILLION
+    pacing = inputs.write_units.get("pacing", 0.0) if pacing_writes_per_email is None else pacing_writes_per_email
+    wru = inputs.write_units.get("claim", 0.0) + inputs.write_units.get("messages", 0.0) + pacing
+    rru = sum(units for purpose, units in inputs.read_units.items() if purpose != "rate_limit")
+    rows["DynamoDB requests (claim, outcome, consent lookups, pacing)"] = (
+        wru * price("dynamodb_wru") + rru * price("dynamodb_rru")
+    ) * MILLION
+    item = d["message_log_item_bytes_avg"] + DYNAMODB_ITEM_OVERHEAD_BYTES
+    gb_months = item * MILLION / 1e9 * inputs.retention_months
+    days = round(inputs.retention_months * DAYS_PER_MONTH)
+    rows[f"DynamoDB storage (message log, {days} days)"] = gb_months * price("dynamodb_storage_gb_month")
+    rows["DynamoDB PITR (message log)"] = gb_months * price("dynamodb_pitr_gb_month")
+    suppression = events_per_million(inputs, "suppression")
+    rows["Suppression feedback (SNS, SQS, Lambda, DynamoDB)"] = sum(suppression.values())
+    rows["CloudWatch Logs"] = d["log_bytes_per_email"] * MILLION / 1e9 * price("logs_ingest_gb")
     overhead = sum(v for k, v in rows.items() if k != "SES")
     return {
         "rows": {k: round(v, 3) for k, v in rows.items()},
@@ -132,16 +182,87 @@ def per_million(
         "overhead_pct": round(100 * overhead / rows["SES"], 2),
         "inputs": {
             "lambda_seconds_per_email": round(lambda_seconds_per_email, 4),
-            "memory_gb": memory_gb,
+            "memory_gb": inputs.memory_gb,
             "invocations_per_email": round(invocations_per_email, 4),
-            "sqs_requests_per_email": round(sqs_requests, 3),
+            "sqs_requests_per_email": round(sqs_requests_per_email, 3),
             "dynamodb_wru_per_email": round(wru, 3),
             "dynamodb_rru_per_email": round(rru, 3),
-            "feedback_events_per_email": events,
-            "feedback_wru_per_email": feedback["write_units_per_sent_email"],
-            "feedback_rru_per_email": feedback["read_units_per_sent_email"],
+            "suppression_events_per_email": inputs.feedback("suppression")["events_per_sent_email"],
         },
     }
+
+
+# -- feature lines ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One line of the feature table: what it is, the setting that turns it on, whether cdk.json has it on."""
+
+    name: str
+    setting: str
+    default: bool
+    per_million: Callable[[Inputs], float]
+    notes: str = ""
+
+
+FEATURES: list[Feature] = []
+
+
+def feature(name: str, *, setting: str, default: bool, notes: str = "") -> Callable[[Callable[[Inputs], float]], Any]:
+    """Register a feature line (a decorator on its per-million function)."""
+
+    def register(per_million: Callable[[Inputs], float]) -> Callable[[Inputs], float]:
+        FEATURES.append(Feature(name, setting, default, per_million, notes))
+        return per_million
+
+    return register
+
+
+@feature(
+    "Delivery tracking (Delivery, DeliveryDelay, Subscription events)",
+    setting="event_tracking.delivery",
+    default=True,
+    notes="SNS, SQS, the feedback function and one history append per event, kept with the request",
+)
+def _delivery_tracking(inputs: Inputs) -> float:
+    return sum(events_per_million(inputs, "delivery").values())
+
+
+@feature(
+    "Open and click tracking (Open, Click events)",
+    setting="event_tracking.opens_clicks",
+    default=False,
+    notes="opt-in; opens and clicks repeat, a request's history keeps 16 entries",
+)
+def _opens_clicks(inputs: Inputs) -> float:
+    return sum(events_per_million(inputs, "opens_clicks").values())
+
+
+@feature(
+    "Per-user rate limits",
+    setting="rate_limits",
+    default=True,
+    notes="a counter per user, category and window: one conditional write per limited email",
+)
+def _rate_limits(inputs: Inputs) -> float:
+    wru = inputs.write_units.get("rate_limit", 0.0)
+    rru = inputs.read_units.get("rate_limit", 0.0)
+    return (wru * price("dynamodb_wru") + rru * price("dynamodb_rru")) * MILLION
+
+
+@feature(
+    "SES message id index (lookups by SES message id)",
+    setting="(always, until a release drops it)",
+    default=True,
+    notes="keys only; feedback finds requests by their request_id tag and needs it only for untagged events",
+)
+def _ses_message_id_index(inputs: Inputs) -> float:
+    writes = inputs.write_units.get("index:ses_message_id", 0.0) * price("dynamodb_wru") * MILLION
+    sent_share = inputs.ddb["ses_calls_per_email"]  # only sent requests carry an SES message id
+    entry = (INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES) * sent_share
+    gb_months = entry * MILLION / 1e9 * inputs.retention_months
+    return writes + gb_months * price("dynamodb_storage_gb_month")
 
 
 def outcome_event_costs(ddb: dict[str, Any]) -> dict[str, Any]:
@@ -153,8 +274,12 @@ def outcome_event_costs(ddb: dict[str, Any]) -> dict[str, Any]:
     from mailwright.constants import DEFAULT_OUTCOME_EVENTS, OUTCOME_DETAIL_TYPES
 
     feedback = ddb["feedback"]
-    sent = feedback["events"] / max(feedback["events_per_sent_email"], 1e-9)
-    by_ses_type = {name: count / max(sent, 1e-9) for name, count in feedback["by_type"].items()}
+    sent = max(float(feedback["sent"]), 1e-9)
+    counts: dict[str, float] = {}
+    for group in feedback["groups"].values():
+        for name, count in group["by_type"].items():
+            counts[name] = counts.get(name, 0.0) + count
+    by_ses_type = {name: count / sent for name, count in counts.items()}
     shares: dict[str, float] = {"EmailSent": 1.0}
     for detail_type, ses_type in OUTCOME_EVENT_SES_TYPES.items():
         shares[detail_type] = by_ses_type.get(ses_type, 0.0)
@@ -188,56 +313,114 @@ def outcome_event_costs(ddb: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@feature(
+    "Outcome events (the default set) and their publisher",
+    setting="outcome_events",
+    default=True,
+    notes="PutEvents at $1 per million entries for what went wrong; the publisher reads the log's stream",
+)
+def _outcome_events(inputs: Inputs) -> float:
+    events = outcome_event_costs(inputs.ddb)
+    return float(events["default_set_usd_per_million_emails"] + events["publisher_usd_per_million_emails"])
+
+
+@feature(
+    "Recipient index (the status API's search by recipient)",
+    setting="(always: the status API)",
+    default=True,
+    notes="keys only: one entry of ~150 bytes per logged request, kept as long as the request",
+)
+def _recipient_index(inputs: Inputs) -> float:
+    writes = RECIPIENT_INDEX_WRITES_PER_EMAIL * price("dynamodb_wru") * MILLION
+    entry = RECIPIENT_INDEX_ENTRY_BYTES + DYNAMODB_ITEM_OVERHEAD_BYTES
+    return writes + entry * MILLION / 1e9 * inputs.retention_months * price("dynamodb_storage_gb_month")
+
+
+def features(inputs: Inputs) -> list[dict[str, Any]]:
+    """Every feature line, US dollars and percent of SES's price per million emails."""
+    ses = price("ses_per_email") * MILLION
+    lines = []
+    for line in FEATURES:
+        usd = line.per_million(inputs)
+        lines.append(
+            {
+                "name": line.name,
+                "setting": line.setting,
+                "default": line.default,
+                "usd_per_million": round(usd, 3),
+                "pct": round(100 * usd / ses, 2),
+                "notes": line.notes,
+            }
+        )
+    return lines
+
+
+def engagement_route(inputs: Inputs) -> dict[str, Any]:
+    """Delivery events through SNS (as deployed) against SES's EventBridge destination, per million emails."""
+    sns = events_per_million(inputs, "delivery", route="sns")["transport"]
+    eventbridge = events_per_million(inputs, "delivery", route="eventbridge")["transport"]
+    return {
+        "sns_per_million_emails": round(sns, 3),
+        "eventbridge_per_million_emails": round(eventbridge, 3),
+        "chosen": "sns" if sns <= eventbridge else "eventbridge",
+    }
+
+
 def estimate(
-    *, lanes: dict[str, Any], throughput: dict[str, Any], cpu: dict[str, Any], ddb: dict[str, Any], memory_mb: int
+    *,
+    lanes: dict[str, Any],
+    throughput: dict[str, Any],
+    cpu: dict[str, Any],
+    ddb: dict[str, Any],
+    memory_mb: int,
+    retention_days: int,
 ) -> dict[str, Any]:
-    """Two regimes: workers paced at their SES share (cdk.json, the lanes scenario) and workers not paced."""
+    """The core in two regimes (paced: the lanes scenario; unpaced), the feature lines, the default's total."""
     from bench.lanes import FULL_VCPU_MB
 
-    memory_gb = memory_mb / 1024
-    # Paced: the lanes scenario's billed seconds and invocations, all lanes together.
-    invocations = sum(lanes["invocations"].values())
-    emails = lanes["bulk_sent"] + lanes["critical_sent"]
-    seconds = sum(lanes["billed_seconds_per_email"][lane] * _sent(lanes, lane) for lane in ("critical", "bulk"))
-    receives = sum(
-        math.ceil(lanes["emails_per_invocation"][lane] / 10) * lanes["invocations"][lane]
-        for lane in lanes["emails_per_invocation"]
-    )
-    paced = per_million(
-        lambda_seconds_per_email=seconds / emails,
-        memory_gb=memory_gb,
-        invocations_per_email=invocations / emails,
-        sqs_receives_per_email=receives / emails,
-        ddb=ddb,
+    inputs = Inputs(ddb=ddb, memory_gb=memory_mb / 1024, retention_months=retention_days / DAYS_PER_MONTH)
+    # Paced: the lanes scenario's billed seconds, invocations and SQS requests (deferrals included).
+    sent = lanes["bulk_sent"] + lanes["critical_sent"]
+    paced = core(
+        inputs,
+        lambda_seconds_per_email=lanes["billed_seconds_per_sent_email"],
+        invocations_per_email=sum(lanes["invocations"].values()) / sent,
+        sqs_requests_per_email=lanes["sqs_requests"] / sent + ddb.get("sqs_retry_calls_per_email", 0.0),
+        # The shared bucket's and the schedules' writes (one unit each: the items are small).
+        pacing_writes_per_email=sum(lanes["registry_writes"].values()) / sent,
     )
     # Not paced (traffic under the SES rate): a batch of ten takes the throughput run's time at 50 ms,
     # plus the boto3 CPU the fakes do not spend, at Lambda's CPU share for this memory size.
     at_50 = next(p for p in throughput["points"] if p["ses_latency_ms"] == 50)
     boto_cpu = max(0.0, (cpu["with_boto3"]["us_per_email"] - cpu["domain"]["us_per_email"]) / 1e6)
     unpaced_seconds = 1 / at_50["standard_mixed"]["emails_per_second"] + boto_cpu * FULL_VCPU_MB / memory_mb
-    unpaced = per_million(
+    unpaced = core(
+        inputs,
         lambda_seconds_per_email=unpaced_seconds,
-        memory_gb=memory_gb,
         invocations_per_email=0.1,
-        sqs_receives_per_email=0.1,
-        ddb=ddb,
+        # The producer's SendMessage, and the mapping's ReceiveMessage and DeleteMessageBatch at ten a call.
+        sqs_requests_per_email=PRODUCER_SQS_REQUESTS_PER_EMAIL + 0.2 + ddb.get("sqs_retry_calls_per_email", 0.0),
     )
+    lines = features(inputs)
+    default_usd = paced["overhead"] + sum(line["usd_per_million"] for line in lines if line["default"])
+    ses = price("ses_per_email") * MILLION
     return {
         "prices_as_of": PRICES_AS_OF,
         "prices": {k: {"usd": v, "unit": d} for k, (v, d) in PRICES.items()},
         "assumptions": {
             "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
             "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
-            "message_log_retention_months": MESSAGE_LOG_RETENTION_MONTHS,
+            "message_log_retention_days": retention_days,
             "recipient_index_writes_per_email": RECIPIENT_INDEX_WRITES_PER_EMAIL,
             "recipient_index_entry_bytes": RECIPIENT_INDEX_ENTRY_BYTES,
         },
         "paced": paced,
         "unpaced": unpaced,
+        # The core, paced (the worse regime), as issue 14's target reads it.
+        "overhead_pct": max(paced["overhead_pct"], unpaced["overhead_pct"]),
+        "features": lines,
+        "default_config_usd": round(default_usd, 3),
+        "default_config_pct": round(100 * default_usd / ses, 2),
+        "engagement_route": engagement_route(inputs),
         "outcome_events": outcome_event_costs(ddb),
-        "overhead_pct": paced["overhead_pct"],
     }
-
-
-def _sent(lanes: dict[str, Any], lane: str) -> int:
-    return int(lanes["bulk_sent"] if lane == "bulk" else lanes["critical_sent"])

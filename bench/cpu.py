@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSResponse
 
 from bench.common import MIX, SAMPLES, config, lane_environment, median, mixed_requests
 from infra.config import MAX_SEND_CONCURRENCY
+from mailwright.constants import ADDRESS_KEY_MARKER
 from mailwright.pacing import Pacer
 from mailwright.request import parse_request
 from mailwright.sending import SendService
@@ -152,6 +153,9 @@ class CannedAws:
             body = {"Responses": {table: [] for table in tables}, "UnprocessedKeys": {}}
         elif operation == "dynamodb.BatchWriteItem":
             body = {"UnprocessedItems": {}}
+        elif operation == "dynamodb.GetItem" and ADDRESS_KEY_MARKER in request.body.decode():
+            # A stack whose stored hashes all use the current key version (as provisioned, or migrated).
+            body = {"Item": {"readable_from": {"N": "1"}}}
         elif operation.startswith("dynamodb."):
             body = {}
         elif operation == "sesv2.SendEmail":
@@ -160,7 +164,10 @@ class CannedAws:
         elif operation == "sqs.ChangeMessageVisibilityBatch":
             body = {"Successful": [], "Failed": []}
         elif operation.endswith(".GetSecretValue"):
-            body = {"ARN": "arn:secret", "Name": "key", "SecretString": "k" * 48}
+            secret_id = json.loads(request.body)["SecretId"]
+            # The address keyring is JSON (a version and its key); the unsubscribe key is a plain string.
+            value = json.dumps({"current": "1", "1": "k" * 48}) if "address" in secret_id else "k" * 48
+            body = {"ARN": "arn:secret", "Name": "key", "SecretString": value}
         elif operation == "s3.GetObject":
             path = urlsplit(request.url).path.lstrip("/")
             data = next(body for key, body in self._bundles.items() if path.endswith(key))

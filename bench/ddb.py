@@ -160,20 +160,21 @@ def run_until_empty(
             raise RuntimeError(f"{lane}: {len(failed)} records failed in a fault-free run")
 
 
-# SES events per sent email (every type is published): Send and Delivery always, then opens, clicks,
-# bounces and complaints at rates typical of a mix of transactional and marketing mail.
-FEEDBACK_MIX: tuple[tuple[str, float], ...] = (
-    ("Send", 1.0),
-    ("Delivery", 1.0),
-    ("Open", 0.35),
-    ("Click", 0.1),
-    ("Bounce", 0.03),
-    ("Complaint", 0.002),
-)
+# SES events per sent email, by what publishes them (infra.config's event types): what suppresses
+# (always), deliveries (`event_tracking.delivery`, on by default), opens and clicks (opt-in), at rates
+# typical of a mix of transactional and marketing mail. SES's Send event is not published.
+FEEDBACK_GROUPS: dict[str, tuple[tuple[str, float], ...]] = {
+    "suppression": (("Bounce", 0.03), ("Complaint", 0.002)),
+    "delivery": (("Delivery", 0.97), ("DeliveryDelay", 0.01)),
+    "opens_clicks": (("Open", 0.35), ("Click", 0.1)),
+}
+FEEDBACK_MIX: tuple[tuple[str, float], ...] = tuple(pair for group in FEEDBACK_GROUPS.values() for pair in group)
 
 
-def feedback_events(sent: list[dict[str, Any]], *, seed: int = 3) -> list[dict[str, Any]]:
-    """Configuration-set events (tagged as the worker tags its sends) for the sent requests, per FEEDBACK_MIX."""
+def feedback_events(
+    sent: list[dict[str, Any]], *, mix: tuple[tuple[str, float], ...] = FEEDBACK_MIX, seed: int = 3
+) -> list[dict[str, Any]]:
+    """Configuration-set events (tagged as the worker tags its sends) for the sent requests, per `mix`."""
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     for n, item in enumerate(sent):
@@ -183,7 +184,7 @@ def feedback_events(sent: list[dict[str, Any]], *, seed: int = 3) -> list[dict[s
             "destination": [f"user{n}@example.com"],
             "tags": {"request_id": [item[Keys.MESSAGES_PK]["S"]]},
         }
-        for event_type, rate in FEEDBACK_MIX:
+        for event_type, rate in mix:
             count = int(rate) + (rng.random() < rate - int(rate))
             for k in range(count):
                 at = f"2026-11-25T10:{k + 1:02d}:00.000Z"
@@ -202,44 +203,58 @@ def feedback_events(sent: list[dict[str, Any]], *, seed: int = 3) -> list[dict[s
                     detail.update(complainedRecipients=[{"emailAddress": mail["destination"][0]}], feedbackId=f"c-{n}")
                 elif event_type == "Click":
                     detail["link"] = "https://example.com/a"
+                elif event_type == "DeliveryDelay":
+                    detail.update(delayType="MailboxFull", delayedRecipients=[{"emailAddress": mail["destination"][0]}])
                 key = event_type[0].lower() + event_type[1:]
                 events.append({"eventType": event_type, "mail": mail, key: detail})
     return events
 
 
 def measure_feedback(stack: MotoStack) -> dict[str, Any]:
-    """The feedback function's DynamoDB requests and write units per SES event, over the sent requests."""
+    """The feedback function's requests and units per SES event group, applied in turn to the sent requests."""
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    messages = stack.resources.messages_table
     sent = [
         item
-        for item in dynamodb.scan(TableName=stack.resources.messages_table)["Items"]
+        for item in dynamodb.scan(TableName=messages)["Items"]
         if item.get("status", {}).get("S") == "sent" and Keys.SES_MESSAGE_ID in item
     ]
-    events = feedback_events(sent)
-    ledger = ApiLedger()
     settings = FeedbackSettings.from_env(
-        {Env.SUPPRESSION_TABLE: stack.resources.suppression_table, Env.MESSAGES_TABLE: stack.resources.messages_table}
+        {
+            Env.SUPPRESSION_TABLE: stack.resources.suppression_table,
+            Env.MESSAGES_TABLE: messages,
+            Env.ADDRESS_KEY_SECRET_ARN: stack.resources.address_key_secret_arn,
+        }
     )
-    service = build_feedback_service(settings, session=stack.session(observe=[ledger.record]))
-    report = service.process_events(events)
-    if report.failed:
-        raise RuntimeError(f"feedback: {len(report.failed)} events failed in a fault-free run")
-    calls = {k: v for k, v in ledger.calls.items() if k.startswith("dynamodb.")}
-    messages = stack.resources.messages_table
-    items = dynamodb.scan(TableName=messages)["Items"]
-    sizes = [item_size(i) for i in items if i.get("status", {}).get("S") == "sent"]
-    return {
-        "events": len(events),
-        "events_per_sent_email": round(len(events) / max(1, len(sent)), 3),
-        "by_type": dict(Counter(e["eventType"] for e in events)),
-        "requests_per_event": round(sum(calls.values()) / max(1, len(events)), 3),
-        "write_units_per_event": round(sum(ledger.write_units.values()) / max(1, len(events)), 3),
-        "write_units_per_sent_email": round(sum(ledger.write_units.values()) / max(1, len(sent)), 3),
-        "messages_write_units_per_sent_email": round(ledger.write_units[messages] / max(1, len(sent)), 3),
-        "read_units_per_sent_email": round(sum(ledger.read_units.values()) / max(1, len(sent)), 3),
-        "sent_item_bytes_after_feedback_avg": round(sum(sizes) / max(1, len(sizes))),
-        "by_call": {k.removeprefix("dynamodb."): v for k, v in sorted(calls.items(), key=lambda kv: -kv[1])},
-    }
+
+    def sent_item_bytes() -> int:
+        items = dynamodb.scan(TableName=messages)["Items"]
+        sizes = [item_size(i) for i in items if i.get("status", {}).get("S") == "sent"]
+        return round(sum(sizes) / max(1, len(sizes)))
+
+    groups: dict[str, Any] = {}
+    before = sent_item_bytes()
+    for n, (group, mix) in enumerate(FEEDBACK_GROUPS.items()):
+        events = feedback_events(sent, mix=mix, seed=3 + n)
+        ledger = ApiLedger()
+        service = build_feedback_service(settings, session=stack.session(observe=[ledger.record]))
+        report = service.process_events(events)
+        if report.failed:
+            raise RuntimeError(f"feedback: {len(report.failed)} {group} events failed in a fault-free run")
+        calls = {k: v for k, v in ledger.calls.items() if k.startswith("dynamodb.")}
+        after = sent_item_bytes()
+        groups[group] = {
+            "events_per_sent_email": round(len(events) / max(1, len(sent)), 4),
+            "by_type": dict(Counter(e["eventType"] for e in events)),
+            "requests_per_event": round(sum(calls.values()) / max(1, len(events)), 3),
+            "write_units_per_sent_email": round(sum(ledger.write_units.values()) / max(1, len(sent)), 4),
+            "read_units_per_sent_email": round(sum(ledger.read_units.values()) / max(1, len(sent)), 4),
+            # What these events add to a sent request's message log item (their history entries).
+            "item_bytes_added_per_sent_email": after - before,
+            "by_call": {k.removeprefix("dynamodb."): v for k, v in sorted(calls.items(), key=lambda kv: -kv[1])},
+        }
+        before = after
+    return {"sent": len(sent), "groups": groups, "sent_item_bytes_after_feedback_avg": before}
 
 
 def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
@@ -247,7 +262,14 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
     cfg = config()
     bodies, consent = workload(emails)
     with moto_stack(cfg) as stack, tempfile.TemporaryDirectory() as logs:
-        ledger = ApiLedger(gsi_attribute={stack.resources.messages_table: Keys.SES_MESSAGE_ID})
+        resources = stack.resources
+        roles = {
+            resources.suppression_table: "suppression",
+            resources.preferences_table: "preferences",
+            resources.idempotency_table: "idempotency",
+            resources.messages_table: "messages",
+        }
+        ledger = ApiLedger(gsi_attribute={resources.messages_table: Keys.SES_MESSAGE_ID}, roles=roles)
         seed_consent(stack, **consent)
         output = WorkerOutput(Path(logs), handler_modules=[send_worker])
         try:
@@ -257,7 +279,6 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
         log_bytes = output.log_path.stat().st_size + output.metrics_path.stat().st_size
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=stack.resources.messages_table)
         statuses = Counter(item["status"]["S"] for item in items["Items"])
-        resources = stack.resources
         feedback = measure_feedback(stack)
     total = sum(len(b) for b in bodies.values())
     invocations = sum(lane["invocations"] for lane in lanes.values())
@@ -289,6 +310,18 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
         "read_units_per_email": round(sum(ledger.read_units.values()) / total, 3),
         "write_units_per_email": round(sum(ledger.write_units.values()) / total, 3),
         "gsi_write_units_per_email": round(sum(ledger.gsi_write_units.values()) / total, 3),
+        # What the units are for: the claim, the message log (and its SES message id index), the consent
+        # lookups, the rate limits, pacing.
+        "write_units_per_email_by_purpose": {
+            k: round(v / total, 4) for k, v in sorted(ledger.write_units_by_purpose.items())
+        },
+        "read_units_per_email_by_purpose": {
+            k: round(v / total, 4) for k, v in sorted(ledger.read_units_by_purpose.items())
+        },
+        "message_log_item_bytes_avg": round(
+            sum(ledger.item_bytes.get(resources.messages_table, [0]))
+            / max(1, len(ledger.item_bytes.get(resources.messages_table, [])))
+        ),
         "item_bytes_avg": {
             name: round(sum(ledger.item_bytes.get(t, [0])) / max(1, len(ledger.item_bytes.get(t, []))))
             for name, t in tables.items()
@@ -303,8 +336,8 @@ def measure(emails: int = 1200, progress: Any = print) -> dict[str, Any]:
     progress(
         f"  dynamodb: {result['requests_per_email']} requests/email "
         f"({result['reads_per_email']} reads, {result['writes_per_email']} writes), "
-        f"SES {result['ses_calls_per_email']} calls/email; feedback {feedback['write_units_per_event']} write "
-        f"units/event ({feedback['events_per_sent_email']} events/sent email)"
+        f"SES {result['ses_calls_per_email']} calls/email; feedback write units/sent email: "
+        + ", ".join(f"{name} {g['write_units_per_sent_email']}" for name, g in feedback["groups"].items())
     )
     return result
 

@@ -13,11 +13,10 @@ hours to drain at the shares cdk.json gives it), running the real
   overlap in virtual time, `send_concurrency` at a time), every port call
   sleeps its latency on the virtual clock (SES 50 ms, DynamoDB and SQS
   5 ms), and its pacer is the one `wiring.build_send_service` builds, on
-  the virtual clock: a fixed share of the SES account rate for the critical
-  lane, a share of the standard/bulk pool for the others, split among the
-  pooled containers busy at that moment (what the lease registry converges
-  to; an invocation here runs to its end at once, so the registry's renewal
-  timing itself is exercised by `bench.pacing`, in real time);
+  the virtual clock: an `AccountPacer` on the account's shared token bucket
+  (`FakeRateRegistry`, 5 ms a call), critical mail first; what a batch
+  cannot send within its lane's wait is handed back to the queue with a
+  booked delay (`QueueDeferrals`), and comes back when its slot is due;
 * the CPU an invocation really used on this machine, plus the boto3 CPU per
   email measured by `bench.cpu`, scaled to Lambda's CPU share at the
   configured memory, is added to its duration;
@@ -45,6 +44,7 @@ from bench.common import (
     IO_LATENCY_SECONDS,
     Latent,
     MemoryQueue,
+    QueueDeferrals,
     QueueRetries,
     SimClock,
     VirtualExecutor,
@@ -53,17 +53,19 @@ from bench.common import (
     request,
 )
 from infra.config import MAX_SEND_CONCURRENCY, MailwrightConfig
-from mailwright.constants import LANES, POOLED_LANES
-from mailwright.pacing import Pacer, PooledPacer, SendPacer
+from mailwright.constants import LANES
+from mailwright.pacing import AccountPacer
 from mailwright.ports import Outcome
 from mailwright.sending import SendService
 from mailwright.settings import RateLimit
 from mailwright_tools.fakes import (
+    FakeAccountReader,
     FakeClaimStore,
     FakeEmailSender,
     FakeMessageLog,
     FakePreferenceStore,
     FakeRateLimiter,
+    FakeRateRegistry,
     FakeSuppressionStore,
     FakeTemplateSource,
     FakeWorld,
@@ -99,16 +101,6 @@ class LaneStats:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-class BusyPool:
-    """RateShares for the simulation: the live leases are the pooled containers busy now."""
-
-    def __init__(self, sim: LaneSimulation) -> None:
-        self._sim = sim
-
-    def join(self, worker_id: str, *, until: float) -> int:
-        return sum(c.busy for lane in POOLED_LANES for c in self._sim.containers.get(lane, []))
-
-
 class LaneSimulation:
     """The event loop: arrivals, invocations and their ends, in virtual time."""
 
@@ -118,11 +110,11 @@ class LaneSimulation:
         *,
         boto_cpu_per_email: float,
         cpu_scale: float | None = None,
-        pacer_burst: float = 1.0,
     ) -> None:
         self.cfg = cfg
-        self.pacer_burst = pacer_burst
         self.clock = SimClock()
+        self.registry = FakeRateRegistry()
+        self.account = FakeAccountReader(cfg.ses_max_send_rate or 14.0)
         self.start = self.clock.now
         self.boto_cpu_per_email = boto_cpu_per_email
         self.cpu_scale = cpu_scale
@@ -160,6 +152,7 @@ class LaneSimulation:
             templates=TEMPLATES,
             sender=FakeEmailSender(latency_seconds=SES_LATENCY_SECONDS, sleep=self.clock.sleep),
             retries=Latent(QueueRetries(self.queues[lane]), IO_LATENCY_SECONDS, self.clock.sleep),  # type: ignore[arg-type]
+            deferrals=Latent(QueueDeferrals(self.queues[lane]), IO_LATENCY_SECONDS, self.clock.sleep),  # type: ignore[arg-type]
             pacer=self._pacer(lane),
             clock=self.clock,
             max_workers=1,
@@ -169,20 +162,21 @@ class LaneSimulation:
         service._executor = executor  # the pool of `build_fake_service`, swapped for one in virtual time
         return Container(lane=lane, service=service, world=world, executor=executor)
 
-    def _pacer(self, lane: str) -> SendPacer:
-        """As `wiring` builds it, on the virtual clock."""
-        floor = self.cfg.send_rate_per_worker
-        if lane in POOLED_LANES:
-            pool = self.cfg.send_pool_rate
-            return PooledPacer(
-                pool,
-                floor_rate=floor,
-                shares=BusyPool(self),
-                clock=self.clock,
-                wall_clock=self.clock,
-                sleep=self.clock.sleep,
-            )
-        return Pacer(floor, burst=self.pacer_burst, clock=self.clock, sleep=self.clock.sleep)
+    def _pacer(self, lane: str) -> AccountPacer:
+        """As `wiring.account_pacer` builds it, on the virtual clock (registry calls take 5 ms)."""
+        return AccountPacer(
+            lane=lane,
+            registry=Latent(self.registry, IO_LATENCY_SECONDS, self.clock.sleep),  # type: ignore[arg-type]
+            account=self.account,
+            ceiling=self.cfg.ses_max_send_rate,
+            fallback_rate=self.cfg.ses_max_send_rate or 1.0,
+            fallback_share=self.cfg.send_rate_per_worker,
+            max_wait=self.cfg.lanes[lane].pacing_max_wait,
+            quota_holds=self.cfg.quota_holds,
+            wall_clock=self.clock,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
 
     # -- events ------------------------------------------------------------------
 
@@ -238,6 +232,13 @@ class LaneSimulation:
                     container.gathering_since = now
                     self.at(now + lane_cfg.batching_window_seconds, "dispatch", lane)
                 if now < container.gathering_since + lane_cfg.batching_window_seconds:
+                    # The poller keeps receiving: a full batch goes at once, without the window's end.
+                    upcoming = queue.next_hidden_at()
+                    if (
+                        upcoming is not None
+                        and now < upcoming < container.gathering_since + lane_cfg.batching_window_seconds
+                    ):
+                        self.at(upcoming, "dispatch", lane)
                     break
             container.gathering_since = None
             # Busy from now, so those invoked at this same instant count it in the send-rate pool.
@@ -259,7 +260,10 @@ class LaneSimulation:
         container.executor.reset()
         cpu = time.process_time()
         report = container.service.process(records)
-        cpu = time.process_time() - cpu + self.boto_cpu_per_email * len(records)
+        # boto3's CPU for each record that went through the pipeline; a deferred record costs a tenth
+        # of a SendMessageBatch call.
+        handed_back = len(report.deferred)
+        cpu = time.process_time() - cpu + self.boto_cpu_per_email * (len(records) - handed_back + handed_back / 10)
         scale = self.cpu_scale if self.cpu_scale is not None else FULL_VCPU_MB / lane_cfg.memory_mb
         end = max(self.clock.now, started) + cpu * scale
         stats = self.stats[container.lane]
@@ -299,11 +303,10 @@ def scenario(
     critical_rate: float,
     critical_seconds: float,
     boto_cpu_per_email: float,
-    pacer_burst: float = 1.0,
     seed: int = 5,
 ) -> dict[str, Any]:
     """The bulk backlog and the critical arrivals; latencies, throughput and billed time."""
-    sim = LaneSimulation(cfg, boto_cpu_per_email=boto_cpu_per_email, pacer_burst=pacer_burst)
+    sim = LaneSimulation(cfg, boto_cpu_per_email=boto_cpu_per_email)
     rng = random.Random(seed)
     try:
         sim.publish("bulk", [json.dumps(request("newsletter", i, idempotency_key=f"b{i}")) for i in range(bulk)])
@@ -350,10 +353,21 @@ def scenario(
             "would_be_throttled": would_be_throttled(all_sent, cfg.ses_max_send_rate),
             "lost": lost,
             "billed_seconds_per_email": {
-                lane: round(s.billed_seconds / max(1, len(s.outcomes)), 4)
+                lane: round(s.billed_seconds / max(1, sum(o.status == "sent" for o in s.outcomes)), 4)
                 for lane, s in sim.stats.items()
                 if s.outcomes
             },
+            # Every invocation's billed time (deferring ones included) over every email sent.
+            "billed_seconds_per_sent_email": round(
+                sum(s.billed_seconds for s in sim.stats.values())
+                / max(1, sum(o.status == "sent" for s in sim.stats.values() for o in s.outcomes)),
+                4,
+            ),
+            "deferrals": sum(c.world.deferrals._port.deferred for cs in sim.containers.values() for c in cs),  # type: ignore[attr-defined]
+            # Every SQS request the queues would bill: the producer's sends, the mapping's receives and
+            # deletes, deferrals (ten a SendMessageBatch) and retries (the mapping's empty polls left out).
+            "sqs_requests": sum(queue.requests for queue in sim.queues.values()),
+            "registry_writes": dict(sim.registry.writes),
             "invocations": {lane: s.invocations for lane, s in sim.stats.items()},
             "emails_per_invocation": {
                 lane: round(len(s.outcomes) / s.invocations, 2) for lane, s in sim.stats.items() if s.invocations
@@ -398,7 +412,7 @@ def measure(
         f"(simulated in {headline['wall_seconds']} s)"
     )
     variants = {}
-    for name, (lanes_override, burst) in WHAT_IF.items():
+    for name, lanes_override in WHAT_IF.items():
         raw_lanes = {**_lanes_raw(), **lanes_override}
         variant_cfg = config_with(lanes=raw_lanes)
         result = scenario(
@@ -407,11 +421,9 @@ def measure(
             critical_rate=5.0,
             critical_seconds=600.0,
             boto_cpu_per_email=boto_cpu_per_email,
-            pacer_burst=burst,
         )
         variants[name] = {
             "critical": raw_lanes["critical"],
-            "pacer_burst": burst,
             "rate_per_worker": round(variant_cfg.send_rate_per_worker, 3),
             **{k: result[k] for k in ("critical_p50_s", "critical_p99_s", "critical_max_s", "critical_sent")},
         }
@@ -420,7 +432,6 @@ def measure(
         "config": {lane: dict(_lanes_raw()[lane]) for lane in LANES},
         "ses_max_send_rate": cfg.ses_max_send_rate,
         "rate_per_worker": round(cfg.send_rate_per_worker, 3),
-        "pool_rate": round(cfg.send_pool_rate, 3),
         "critical_rate_per_s": 5.0,
         "critical_seconds": critical_seconds,
         "bulk_backlog": bulk,
@@ -440,20 +451,14 @@ def _lanes_raw() -> dict[str, dict[str, Any]]:
     return lanes
 
 
-# Critical-lane settings (and the pacer's burst, which `wiring` fixes at 1) tried with critical traffic
-# alone, to show what would bring its p99 under 2 s. Lanes do not interact: each worker has a fixed share.
-WHAT_IF: dict[str, tuple[dict[str, dict[str, Any]], float]] = {
-    "cdk.json": ({}, 1.0),
-    "critical batch_size 1": ({"critical": {**_lanes_raw()["critical"], "batch_size": 1}}, 1.0),
-    "critical max_concurrency 4": (
-        {"critical": {**_lanes_raw()["critical"], "max_concurrency": 4, "reserved_concurrency": 4}},
-        1.0,
-    ),
-    "critical max_concurrency 5": (
-        {"critical": {**_lanes_raw()["critical"], "max_concurrency": 5, "reserved_concurrency": 5}},
-        1.0,
-    ),
-    "pacer burst 2 (runtime change)": ({}, 2.0),
+# Critical-lane settings tried with critical traffic alone. With the shared bucket the lanes no longer
+# hold fixed shares, so these only change how critical requests are batched.
+WHAT_IF: dict[str, dict[str, dict[str, Any]]] = {
+    "cdk.json": {},
+    "critical batch_size 1": {"critical": {**_lanes_raw()["critical"], "batch_size": 1}},
+    "critical max_concurrency 2": {
+        "critical": {**_lanes_raw()["critical"], "max_concurrency": 2, "reserved_concurrency": 2}
+    },
 }
 
 

@@ -34,6 +34,7 @@ from mailwright.constants import Env, Keys
 from mailwright.sending import SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
+from mailwright_tools.fakes import FakeAccountReader
 from mailwright_tools.provision import StackResources, provision
 
 # (operation "service.Operation", params) -> a (http response, parsed) pair to short-circuit the call, or None.
@@ -109,9 +110,27 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
+# What an item of the idempotency table is for, by its key's prefix (the adapters' item kinds).
+IDEMPOTENCY_PURPOSES: tuple[tuple[str, str], ...] = (("claim#", "claim"), ("rate#", "rate_limit"), ("pace#", "pacing"))
+
+
+def purpose_of(role: str, params: dict[str, Any]) -> str:
+    """What a call on a table of `role` (suppression, preferences, idempotency, messages) is for."""
+    if role != "idempotency":
+        return role
+    key = params.get("Key") or params.get("Item") or {}
+    pk = str(key.get(Keys.IDEMPOTENCY_PK, {}).get("S", ""))
+    return next((purpose for prefix, purpose in IDEMPOTENCY_PURPOSES if pk.startswith(prefix)), "idempotency")
+
+
 @dataclass
 class ApiLedger:
-    """Every AWS call the containers made, by operation and table, with the DynamoDB capacity they consume."""
+    """Every AWS call the containers made, by operation and table, with the DynamoDB capacity they consume.
+
+    With `roles` (table name -> suppression, preferences, idempotency, messages), the units are also
+    counted by what they are for (`read_units_by_purpose`, `write_units_by_purpose`): the claim, the
+    rate limit and pacing share the idempotency table.
+    """
 
     calls: Counter[str] = field(default_factory=Counter)
     read_units: Counter[str] = field(default_factory=Counter)
@@ -119,6 +138,9 @@ class ApiLedger:
     gsi_write_units: Counter[str] = field(default_factory=Counter)
     item_bytes: dict[str, list[int]] = field(default_factory=dict)
     gsi_attribute: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    read_units_by_purpose: Counter[str] = field(default_factory=Counter)
+    write_units_by_purpose: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, operation: str, params: dict[str, Any]) -> None:
@@ -132,7 +154,16 @@ class ApiLedger:
                 for table, spec in params["RequestItems"].items():
                     self.calls[f"dynamodb.{name}:{table}"] += 1
                     # Eventually consistent, items under 4 KB: half a unit per key, found or not.
-                    self.read_units[table] += 0.5 * len(spec["Keys"])  # type: ignore[assignment]
+                    self._read(table, {}, 0.5 * len(spec["Keys"]))
+            elif name == "TransactWriteItems":
+                # Each item of a transaction costs two write units per KB (prepare and commit).
+                for entry in params["TransactItems"]:
+                    ((kind, spec),) = entry.items()
+                    table = spec.get("TableName", "?")
+                    self.calls[f"dynamodb.{name}:{table}"] += 1
+                    units = 2 * (write_units(item_size(spec["Item"])) if kind == "Put" else 1)
+                    self.write_units[table] += units
+                    self.write_units_by_purpose[purpose_of(self.roles.get(table, table), spec)] += units
             elif name == "BatchWriteItem":
                 for table, requests in params["RequestItems"].items():
                     self.calls[f"dynamodb.{name}:{table}"] += 1
@@ -146,19 +177,28 @@ class ApiLedger:
                 if name == "PutItem":
                     self._write(table, params["Item"])
                 elif name in ("UpdateItem", "DeleteItem"):
-                    self.write_units[table] += 1  # the items touched here are small
+                    # The items touched here are small.
+                    self.write_units[table] += 1
+                    self.write_units_by_purpose[purpose_of(self.roles.get(table, table), params)] += 1
                 elif name in ("GetItem", "Query"):
-                    self.read_units[table] += 1
+                    self._read(table, params, 1.0)
+
+    def _read(self, table: str, params: dict[str, Any], units: float) -> None:
+        self.read_units[table] += units  # type: ignore[assignment]
+        self.read_units_by_purpose[purpose_of(self.roles.get(table, table), params)] += units  # type: ignore[assignment]
 
     def _write(self, table: str, item: dict[str, Any]) -> None:
         size = item_size(item)
         self.item_bytes.setdefault(table, []).append(size)
         self.write_units[table] += write_units(size)
+        self.write_units_by_purpose[purpose_of(self.roles.get(table, table), {"Item": item})] += write_units(size)
         attribute = self.gsi_attribute.get(table)
         if attribute and attribute in item:
             # The keys-only index writes an entry of the table's keys and its own.
             keys = {name: value for name, value in item.items() if name in (attribute, *INDEX_KEY_ATTRIBUTES)}
-            self.gsi_write_units[table] += write_units(item_size(keys) + GSI_ENTRY_OVERHEAD_BYTES)
+            units = write_units(item_size(keys) + GSI_ENTRY_OVERHEAD_BYTES)
+            self.gsi_write_units[table] += units
+            self.write_units_by_purpose[f"index:{attribute}"] += units
 
 
 @dataclass
@@ -220,9 +260,9 @@ class MotoStack:
         if not env.get(Env.UNSUBSCRIBE_BASE_URL):
             env[Env.UNSUBSCRIBE_BASE_URL] = "https://example.com/unsubscribe"
         if send_rate is not None:
+            # The account's rate (every worker shares one bucket in DynamoDB) and the fallback share.
+            env[Env.SES_MAX_SEND_RATE] = str(send_rate * self.config.total_max_concurrency)
             env[Env.SEND_RATE_PER_WORKER] = str(send_rate)
-            if float(env.get(Env.SEND_POOL_RATE, "0")) > 0:  # pooled lanes keep their lease writes
-                env[Env.SEND_POOL_RATE] = str(2 * send_rate)
         if max_backoff is not None:
             env[Env.MAX_BACKOFF_SECONDS] = str(max_backoff)
         return env
@@ -232,4 +272,6 @@ class MotoStack:
     ) -> SendService:
         """One emulated Lambda container's send service, from the deployed composition root."""
         settings = WorkerSettings.from_env(self.environment(lane, send_rate=send_rate, max_backoff=max_backoff))
-        return build_send_service(settings, session=session)
+        # moto has no SES GetAccount: the account allows the ceiling (or cdk.json's rate).
+        account = FakeAccountReader(settings.ses_max_send_rate or self.config.ses_max_send_rate or 1.0)
+        return build_send_service(settings, session=session, account_reader=account)

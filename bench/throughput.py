@@ -222,6 +222,7 @@ def build_worker(
         message_log=world.message_log,
         sender=world.sender,
         retries=world.retries,
+        deferrals=world.deferrals,
         links=service._links,
         pacer=world.pacer,
         executor=world.executor,

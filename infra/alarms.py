@@ -9,6 +9,7 @@
 | `<stack>-ses-bounce-rate`     | AWS/SES Reputation.BounceRate (max, 1 h)       | >= 4 % (SES reviews at 5 %)       |
 | `<stack>-ses-complaint-rate`  | AWS/SES Reputation.ComplaintRate (max, 1 h)    | >= 0.08 % (SES reviews at 0.1 %)  |
 | `<stack>-ses-daily-quota`     | AWS/SES Send (sum over one day)                | >= 80 % of ses_daily_quota        |
+| `<stack>-ses-quota-hold`      | Mailwright QuotaUsedPercent (max, 15 min)      | >= the bulk lane's quota hold     |
 | `<stack>-api-5xx`             | AWS/ApiGateway 5XXError of the stage (sum)     | >= 1 in 5 min                     |
 | `<stack>-api-4xx-rate`        | 4XXError / Count of the stage, in percent      | >= 25 % of >= 20 requests, 5 min  |
 | `<stack>-provider-breaker-<lane>` | Mailwright ProviderBreakerOpen, SES (max, 1 min) | open for alarm_after_minutes  |
@@ -61,6 +62,7 @@ from mailwright.constants import (
     METRIC_VARIANT_DISABLED,
     METRICS_NAMESPACE,
     PROVIDER_SES,
+    QUOTA_USED_METRIC,
     SERVICE_NAME,
 )
 
@@ -77,6 +79,9 @@ AGE_EVALUATION_PERIODS = 3
 REPUTATION_PERIOD = Duration.hours(1)
 # SES's sending quota is a rolling 24 hours; one day is also the longest period an alarm may have.
 QUOTA_PERIOD = Duration.days(1)
+# The workers report SES's own figure (SentLast24Hours / Max24HourSend) each time one reads it, every
+# 5 minutes and every 30 s near a hold: 15 minutes always holds a report.
+QUOTA_USED_PERIOD = Duration.minutes(15)
 # The HTTPS API: a share of client errors this high, over at least this many requests in five
 # minutes, is a spike (a client gone wrong, refused signatures, throttling, someone probing ids).
 API_4XX_RATE_PERCENT = 25
@@ -170,6 +175,27 @@ class Alarms(Construct):
             description=f"Sends in the last day reached {QUOTA_ALARM_RATIO:.0%} of ses_daily_quota "
             f"({config.alarms.ses_daily_quota}). Ask AWS for a higher quota, or slow bulk sending "
             "(`mailwright lanes pause bulk`), before SES starts refusing mail.",
+        )
+        # SES's own count against its own quota (GetAccount), as the workers report it: pacing holds the
+        # lowest lane (bulk) from this share on, so critical mail keeps the rest of the day's quota.
+        hold = min(config.quota_holds.values(), default=1.0)
+        self.quota_hold = self._add(
+            "ses-quota-hold",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=QUOTA_USED_METRIC,
+                dimensions_map={"service": SERVICE_NAME},
+                statistic="Maximum",
+                period=QUOTA_USED_PERIOD,
+            ),
+            threshold=round(100 * hold, 2),
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"SES reports {hold:.0%} of the account's 24-hour quota used: mailwright holds "
+            f"{', '.join(sorted(lane for lane, share in config.quota_holds.items() if share <= hold))} mail "
+            "(it waits in its queue and is sent as the quota frees up). Ask AWS for a higher quota if this "
+            "is the new normal.",
         )
 
     @property

@@ -22,7 +22,6 @@ from mailwright.constants import (
     FAILOVER_LANES,
     LANES,
     METRICS_NAMESPACE,
-    POOLED_LANES,
     PRODUCER_PATTERN,
     PROVIDER_KIND_MAILGUN,
     PROVIDER_KIND_SENDGRID,
@@ -56,6 +55,16 @@ class LaneConfig:
     timeout_seconds: int = 30
     memory_mb: int = 512
     max_receive_count: int = 8
+    # The longest a batch waits for a send token before handing the rest back to the queue
+    # (None: the lane's default in DEFAULT_PACING_MAX_WAIT_SECONDS).
+    pacing_max_wait_seconds: float | None = None
+
+    @property
+    def pacing_max_wait(self) -> float:
+        """This lane's pacing wait, in seconds."""
+        if self.pacing_max_wait_seconds is not None:
+            return self.pacing_max_wait_seconds
+        return DEFAULT_PACING_MAX_WAIT_SECONDS.get(self.name, 0.25)
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -70,6 +79,32 @@ class RateLimit:
     limit: int
     window_seconds: int
 
+
+# How long a batch may wait for send tokens by default. Waiting is billed and a deferral costs
+# about a millisecond, so lanes wait little; critical mail waits up to a second rather than
+# coming back a second later.
+# SES event types (SESv2 names) the configuration set may publish. Those that suppress an address or
+# reject a request always go to the feedback path; the engagement ones are optional (`event_tracking`),
+# and Send events are never published: the worker records the send itself when SES accepts it.
+EVENT_TYPES_SUPPRESSION: tuple[str, ...] = ("BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE")
+EVENT_TYPES_DELIVERY: tuple[str, ...] = ("DELIVERY", "DELIVERY_DELAY", "SUBSCRIPTION")
+EVENT_TYPES_OPENS_CLICKS: tuple[str, ...] = ("OPEN", "CLICK")
+EVENT_TYPES_ALL: tuple[str, ...] = (
+    "DELIVERY",
+    "BOUNCE",
+    "COMPLAINT",
+    "REJECT",
+    "OPEN",
+    "CLICK",
+    "DELIVERY_DELAY",
+    "RENDERING_FAILURE",
+    "SUBSCRIPTION",
+)
+
+DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 1.0, "standard": 0.25, "bulk": 0.0}
+# Shares of SES's daily quota (Max24HourSend) from which a lane's mail is held back, so critical
+# mail keeps the rest; the quota-hold alarm fires at the lowest.
+DEFAULT_QUOTA_HOLDS: dict[str, float] = {"bulk": 0.90, "standard": 0.97}
 
 # SES reviews an account at a 5% bounce rate or a 0.1% complaint rate (account-wide, over a
 # representative volume); mailwright alarms, and pauses the bulk lane, a step before.
@@ -280,7 +315,8 @@ class MailwrightConfig:
     domain: str
     postal_address: str
     unsubscribe_base_url: str
-    ses_max_send_rate: float
+    # A ceiling on the account rate mailwright uses (None: whatever SES's MaxSendRate allows).
+    ses_max_send_rate: float | None
     idempotency_ttl_hours: int
     message_log_ttl_days: int
     rate_limits: dict[str, RateLimit]
@@ -305,6 +341,14 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # SES events published to the feedback path beyond those that suppress (EVENT_TYPES_SUPPRESSION):
+    # deliveries (Delivery, DeliveryDelay, Subscription) by default, opens and clicks when opted in.
+    track_delivery: bool = True
+    track_opens_clicks: bool = False
+    # Pacing: items the account's token bucket is split into, the daily-quota holds, how often SES is asked.
+    pacing_shards: int = 1
+    quota_holds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTA_HOLDS))
+    quota_refresh_seconds: int = 300
     # Secondary providers (none: SES alone, as without them), each lane's failover, and their webhook.
     providers: tuple[ProviderConfig, ...] = ()
     failover: dict[str, LaneFailoverConfig] = field(default_factory=lambda: default_failover())
@@ -334,14 +378,23 @@ class MailwrightConfig:
 
     @property
     def send_rate_per_worker(self) -> float:
-        """Each worker's share of the SES send rate, so all of them together stay under it."""
-        return self.ses_max_send_rate / self.total_max_concurrency
+        """Each worker's share of the account rate with every worker busy: the pace while the shared bucket is
+        out of reach (the ceiling, or SES's sandbox rate of 1/s without one, split across all workers)."""
+        return (self.ses_max_send_rate or 1.0) / self.total_max_concurrency
 
     @property
-    def send_pool_rate(self) -> float:
-        """The rate the pooled lanes' workers split among those sending: what the critical lane's shares leave."""
-        pooled = sum(lane.max_concurrency for name, lane in self.lanes.items() if name in POOLED_LANES)
-        return self.send_rate_per_worker * pooled
+    def published_event_types(self) -> tuple[str, ...]:
+        """The SES event types (SESv2 names) the configuration set publishes, in EVENT_TYPES_ALL's order."""
+        wanted = set(EVENT_TYPES_SUPPRESSION)
+        if self.track_delivery:
+            wanted.update(EVENT_TYPES_DELIVERY)
+        if self.track_opens_clicks:
+            wanted.update(EVENT_TYPES_OPENS_CLICKS)
+        return tuple(event for event in EVENT_TYPES_ALL if event in wanted)
+
+    def quota_holds_json(self) -> str:
+        """The quota holds as the JSON the worker reads from its environment."""
+        return json.dumps(dict(sorted(self.quota_holds.items())), separators=(",", ":"))
 
     def rate_limits_json(self) -> str:
         """Rate limits as the JSON the worker reads from its environment."""
@@ -384,6 +437,9 @@ def _lane(name: str, raw: dict[str, Any]) -> LaneConfig:
     timeout = _positive_int(raw, "timeout_seconds", defaults.timeout_seconds, where=where)
     if timeout > 900:
         raise ConfigError(f"{where}.timeout_seconds is at most 900")
+    wait = raw.get("pacing_max_wait_seconds")
+    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 5):
+        raise ConfigError(f"{where}.pacing_max_wait_seconds must be a number of seconds from 0 to 5, got {wait!r}")
     return LaneConfig(
         name=name,
         batch_size=batch_size,
@@ -393,6 +449,7 @@ def _lane(name: str, raw: dict[str, Any]) -> LaneConfig:
         timeout_seconds=timeout,
         memory_mb=_positive_int(raw, "memory_mb", defaults.memory_mb, minimum=128, where=where),
         max_receive_count=_positive_int(raw, "max_receive_count", defaults.max_receive_count, minimum=5, where=where),
+        pacing_max_wait_seconds=None if wait is None else float(wait),
     )
 
 
@@ -412,9 +469,9 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
     url = str(raw.get("unsubscribe_base_url", "")).strip()
     if url and not url.startswith("https://"):
         raise ConfigError(f"{CONTEXT_KEY}.unsubscribe_base_url must start with https://")
-    rate = raw.get("ses_max_send_rate", 14)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
-        raise ConfigError(f"{CONTEXT_KEY}.ses_max_send_rate must be a positive number, got {rate!r}")
+    rate = raw.get("ses_max_send_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+        raise ConfigError(f"{CONTEXT_KEY}.ses_max_send_rate must be a positive number or null, got {rate!r}")
 
     rate_limits: dict[str, RateLimit] = {}
     for category, limit in (raw.get("rate_limits") or {}).items():
@@ -458,6 +515,10 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "auto_resume_bulk",
         "sandbox_recipients",
         "mail_from_domain",
+        "event_tracking",
+        "pacing_shards",
+        "quota_holds",
+        "quota_refresh_seconds",
         "unsubscribe",
         "api",
         "providers",
@@ -479,9 +540,9 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         domain=domain,
         postal_address=str(raw.get("postal_address", "")).strip(),
         unsubscribe_base_url=url,
-        ses_max_send_rate=float(rate),
+        ses_max_send_rate=None if rate is None else float(rate),
         idempotency_ttl_hours=_positive_int(raw, "idempotency_ttl_hours", 24, where=CONTEXT_KEY),
-        message_log_ttl_days=_positive_int(raw, "message_log_ttl_days", 90, where=CONTEXT_KEY),
+        message_log_ttl_days=_positive_int(raw, "message_log_ttl_days", 30, where=CONTEXT_KEY),
         template_cache_seconds=_positive_int(raw, "template_cache_seconds", 60, minimum=0, where=CONTEXT_KEY),
         rate_limits=rate_limits,
         lanes=lanes,
@@ -491,6 +552,10 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         ingest=_ingest_settings(raw),
         sandbox_recipients=_sandbox_recipients(raw),
         mail_from_domain=_mail_from_domain(raw, domain),
+        **_event_tracking(raw),
+        pacing_shards=_positive_int(raw, "pacing_shards", 1, where=CONTEXT_KEY),
+        quota_holds=_quota_holds(raw),
+        quota_refresh_seconds=_positive_int(raw, "quota_refresh_seconds", 300, minimum=10, where=CONTEXT_KEY),
         providers=providers,
         failover=parse_failover(raw.get("failover"), providers),
         provider_webhook=_provider_webhook_settings(raw),
@@ -528,6 +593,42 @@ def _alarm_settings(raw: dict[str, Any]) -> AlarmConfig:
         ses_daily_quota=_positive_int(raw, "ses_daily_quota", 50000, where=CONTEXT_KEY),
         auto_resume_bulk=auto_resume,
     )
+
+
+def _quota_holds(raw: dict[str, Any]) -> dict[str, float]:
+    holds = raw.get("quota_holds")
+    if holds is None:
+        return dict(DEFAULT_QUOTA_HOLDS)
+    where = f"{CONTEXT_KEY}.quota_holds"
+    if not isinstance(holds, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"bulk": 0.9, "standard": 0.97}}')
+    parsed: dict[str, float] = {}
+    for lane, share in holds.items():
+        if lane not in LANES:
+            raise ConfigError(f"{where}: unknown lane {lane!r}; lanes are {', '.join(LANES)}")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            raise ConfigError(f"{where}.{lane} must be a share of the daily quota in (0, 1], got {share!r}")
+        parsed[lane] = float(share)
+    return parsed
+
+
+def _event_tracking(raw: dict[str, Any]) -> dict[str, bool]:
+    where = f"{CONTEXT_KEY}.event_tracking"
+    settings = raw.get("event_tracking")
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f'{where} must be an object, e.g. {{"delivery": true, "opens_clicks": false}}')
+    unknown = set(settings) - {"delivery", "opens_clicks"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {sorted(unknown)}; the settings are delivery and opens_clicks")
+    parsed: dict[str, bool] = {}
+    for key, field_name in (("delivery", "track_delivery"), ("opens_clicks", "track_opens_clicks")):
+        if key in settings:
+            if not isinstance(settings[key], bool):
+                raise ConfigError(f"{where}.{key} must be true or false, got {settings[key]!r}")
+            parsed[field_name] = settings[key]
+    return parsed
 
 
 def _unsubscribe_settings(raw: dict[str, Any]) -> UnsubscribeConfig:
@@ -949,10 +1050,18 @@ def worker_environment(
         Env.ADDRESS_KEY_SECRET_ARN: resources.address_key_secret_arn,
         # Bulk mail must carry a physical address (CAN-SPAM).
         Env.POSTAL_ADDRESS: config.postal_address,
-        # This worker's share of the SES send rate, so all lanes together stay under it.
+        # The pace that keeps all workers under the ceiling while the shared token bucket is unreachable.
         Env.SEND_RATE_PER_WORKER: str(config.send_rate_per_worker),
-        # Standard and bulk workers split this among those sending; the per-worker rate is their floor.
-        Env.SEND_POOL_RATE: str(config.send_pool_rate if lane.name in POOLED_LANES else 0),
+        # The ceiling on the account rate (empty: SES's MaxSendRate, read with GetAccount, decides).
+        Env.SES_MAX_SEND_RATE: "" if config.ses_max_send_rate is None else str(config.ses_max_send_rate),
+        # The longest a batch waits for send tokens; later mail is handed back to this queue with a delay.
+        Env.PACING_MAX_WAIT_SECONDS: str(lane.pacing_max_wait),
+        # Items the account's token bucket is split into (more for fleets of hundreds of workers).
+        Env.PACING_SHARDS: str(config.pacing_shards),
+        # Shares of the daily quota from which each lane's mail is held back, as JSON.
+        Env.QUOTA_HOLDS: config.quota_holds_json(),
+        # How old SES's quota, as shared between workers, may be before one worker asks SES again.
+        Env.QUOTA_REFRESH_SECONDS: str(config.quota_refresh_seconds),
         # Parallel SES calls within one batch; more than the batch would idle.
         Env.SEND_CONCURRENCY: str(min(lane.batch_size, MAX_SEND_CONCURRENCY)),
         # How long a sent request's idempotency key blocks a duplicate.

@@ -32,19 +32,18 @@ from infra.functions import python_function
 from infra.topics import encrypted_topic
 from mailwright.constants import FEEDBACK_HANDLER
 
-# Every event type SES can publish: the message log wants all of them, not only bounces and complaints.
-ALL_EVENTS: tuple[ses.EmailSendingEvent, ...] = (
-    ses.EmailSendingEvent.SEND,
-    ses.EmailSendingEvent.DELIVERY,
-    ses.EmailSendingEvent.BOUNCE,
-    ses.EmailSendingEvent.COMPLAINT,
-    ses.EmailSendingEvent.REJECT,
-    ses.EmailSendingEvent.OPEN,
-    ses.EmailSendingEvent.CLICK,
-    ses.EmailSendingEvent.DELIVERY_DELAY,
-    ses.EmailSendingEvent.RENDERING_FAILURE,
-    ses.EmailSendingEvent.SUBSCRIPTION,
-)
+# SESv2 event type names (infra.config) to the CDK's: which events go to the topic is a setting.
+SES_EVENTS: dict[str, ses.EmailSendingEvent] = {
+    "DELIVERY": ses.EmailSendingEvent.DELIVERY,
+    "BOUNCE": ses.EmailSendingEvent.BOUNCE,
+    "COMPLAINT": ses.EmailSendingEvent.COMPLAINT,
+    "REJECT": ses.EmailSendingEvent.REJECT,
+    "OPEN": ses.EmailSendingEvent.OPEN,
+    "CLICK": ses.EmailSendingEvent.CLICK,
+    "DELIVERY_DELAY": ses.EmailSendingEvent.DELIVERY_DELAY,
+    "RENDERING_FAILURE": ses.EmailSendingEvent.RENDERING_FAILURE,
+    "SUBSCRIPTION": ses.EmailSendingEvent.SUBSCRIPTION,
+}
 DLQ_RETENTION = Duration.days(14)
 # Feedback is the service's memory of bad addresses: keep it as long as SQS allows.
 QUEUE_RETENTION = Duration.days(14)
@@ -115,7 +114,9 @@ class Feedback(Construct):
             "EventDestination",
             configuration_set=configuration_set,
             destination=ses.EventDestination.sns_topic(self.topic),
-            events=list(ALL_EVENTS),
+            # Bounces, complaints, rejects and rendering failures always; deliveries, opens and clicks
+            # as `event_tracking` says (opens and clicks are opt-in); never Send (the worker logs it).
+            events=[SES_EVENTS[name] for name in config.published_event_types],
             enabled=True,
         )
 

@@ -18,6 +18,10 @@ from constructs import Construct
 
 from infra.nag import LATEST_RUNTIME_REASON, acknowledge, acknowledge_tracing
 
+# Set on every function: pydantic looks for plugins among the installed distributions when the first model
+# is built; mailwright uses none, so its cold starts skip the search.
+RUNTIME_ENVIRONMENT: dict[str, str] = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 # Long enough to investigate an incident, short enough not to hoard addresses that slipped through masking.
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -71,7 +75,7 @@ def python_function(
         log_group=log_group,
         role=role,
         tracing=lambda_.Tracing.ACTIVE,
-        environment=dict(environment),
+        environment={**RUNTIME_ENVIRONMENT, **environment},
     )
     acknowledge(function, "AwsSolutions-L1", LATEST_RUNTIME_REASON)
     acknowledge_tracing(role)

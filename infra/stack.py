@@ -204,7 +204,19 @@ class MailwrightStack(Stack):
         )
         messages = self.storage.messages.node.default_child
         assert isinstance(messages, dynamodb.CfnTable)
-        for worker in self.workers.functions.values():
+        # Pacing reads the account's send rate and daily quota. GetAccount has no resource type: "*" is
+        # its only resource; a Sid of its own keeps it out of the X-Ray statement (also on "*").
+        read_quota = iam.PolicyStatement(sid="ReadSesSendingQuota", actions=["ses:GetAccount"], resources=["*"])
+        for lane, worker in self.workers.functions.items():
+            # Pacing hands mail back to the worker's own queue as new, delayed messages (deferrals).
+            self.lanes.queues[lane].grant_send_messages(worker)
+            worker.add_to_role_policy(read_quota)
+            acknowledge(
+                worker.role or worker,
+                "AwsSolutions-IAM5[Resource::*]",
+                f"{XRAY_REASON} And ses:GetAccount (the account's send rate and daily quota, read-only): SES "
+                "gives it no resource type, so '*' is the only resource it accepts.",
+            )
             self.storage.preferences.grant_read_data(worker)
             self.storage.suppression.grant_read_data(worker)
             self.storage.idempotency.grant_read_write_data(worker)

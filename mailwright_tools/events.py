@@ -18,7 +18,9 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str = "
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
                 "attributes": {str(k): str(v) for k, v in m.get("Attributes", {}).items()},
-                "messageAttributes": m.get("MessageAttributes", {}),
+                "messageAttributes": {
+                    name: lambda_message_attribute(value) for name, value in m.get("MessageAttributes", {}).items()
+                },
                 "md5OfBody": m.get("MD5OfBody", ""),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
@@ -26,6 +28,17 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str = "
             }
             for m in messages
         ]
+    }
+
+
+def lambda_message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda's SQS event carries it (ReceiveMessage's shape, in camel case)."""
+    return {
+        "stringValue": value.get("StringValue"),
+        "binaryValue": value.get("BinaryValue"),
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": list(value.get("BinaryListValues", [])),
+        "dataType": value.get("DataType", "String"),
     }
 
 

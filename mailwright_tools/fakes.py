@@ -28,7 +28,7 @@ from typing import Any
 from mailwright.address_keys import AddressHasher, AddressKeyring
 from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
-from mailwright.pacing import Pacer
+from mailwright.pacing import Pacer, SendPacer, gcra_grant
 from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
@@ -36,12 +36,14 @@ from mailwright.ports import (
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
+    AccountState,
     Appended,
     AuditRecord,
     BreakerChange,
     BreakerState,
     ClaimRecord,
     ClaimResult,
+    Deferral,
     FeedbackRecord,
     IndexEntry,
     IndexPage,
@@ -54,8 +56,10 @@ from mailwright.ports import (
     Preferences,
     RefusedMessage,
     Schedule,
+    SendQuota,
     Suppression,
     SuppressionEntry,
+    TakeResult,
     with_feedback,
 )
 from mailwright.producers import ProducerKey
@@ -397,21 +401,134 @@ class FakeRateLimiter(_FakePort):
             return len(self.counted.get((user_id, category, self.window_start(limit, now)), ()))
 
 
-class FakeRateShares(_FakePort):
-    """RateShares in memory, one registry shared by the workers given it, as the DynamoDB item is."""
+class FakeRateRegistry(_FakePort):
+    """RateRegistry in memory, with the DynamoDB adapter's semantics (one GCRA bucket, per-lane schedules).
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    Shared by every worker given it, as the item is. `writes` counts the
+    writes each adapter item would take (`pace#bucket`, `pace#schedule#<lane>`),
+    for the hot-key figures of the benchmarks.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        self._clock = clock
-        self.leases: dict[str, float] = {}
+        self.tat = 0.0
+        self.state = AccountState()
+        self.schedules: dict[str, float] = {}
+        self.refresh_claimed_at = 0.0
+        self.writes: Counter[str] = Counter()
+        self.granted = 0
 
-    def join(self, worker_id: str, *, until: float) -> int:
-        """Hold this worker's lease until `until`; how many leases are live now."""
-        self._enter("join")
+    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
+        """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`); record the lane."""
+        self._enter("take")
         with self._lock:
-            self.leases[worker_id] = until
-            now = self._clock()
-            return sum(1 for end in self.leases.values() if end >= now)
+            granted, base, new_tat = gcra_grant(
+                tat=self.tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait
+            )
+            if granted:
+                self.tat = new_tat
+                self.granted += granted
+                self.writes["pace#bucket"] += 1
+                granted_so_far = self.state.lanes_granted.get(lane, 0.0) + granted
+                self.state = replace(
+                    self.state,
+                    lanes_active_at={**self.state.lanes_active_at, lane: now},
+                    lanes_granted={**self.state.lanes_granted, lane: granted_so_far},
+                )
+            return TakeResult(granted=granted, base=base, state=self.state)
+
+    def read_state(self) -> AccountState:
+        """The shared account state."""
+        self._enter("read_state")
+        with self._lock:
+            return self.state
+
+    def give_back(self, *, seconds: float, now: float) -> None:
+        """Move the arrival time back, unless those tokens expired (as the adapter's condition)."""
+        self._enter("give_back")
+        with self._lock:
+            self.writes["pace#bucket"] += 1
+            if self.tat >= now + seconds:
+                self.tat -= seconds
+
+    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
+        """Book `count` slots in the lane's schedule; the first, or None past the horizon."""
+        self._enter("schedule")
+        with self._lock:
+            start = max(self.schedules.get(lane, 0.0), now)
+            if start > horizon:
+                return None
+            self.writes[f"pace#schedule#{lane}"] += 1
+            self.schedules[lane] = start + count * interval
+            return start
+
+    def congested(self, *, rate: float, now: float, min_gap: float) -> bool:
+        """Record a throttle unless one was recorded within `min_gap`."""
+        self._enter("congested")
+        with self._lock:
+            self.writes["pace#bucket"] += 1
+            if now - self.state.congestion_at < min_gap:
+                return False
+            self.state = replace(self.state, congestion_rate=rate, congestion_at=now)
+            return True
+
+    def quota_exhausted(self, *, now: float) -> None:
+        """Record an exhausted daily quota."""
+        self._enter("quota_exhausted")
+        with self._lock:
+            self.writes["pace#bucket"] += 1
+            self.state = replace(self.state, quota_exhausted_at=now)
+
+    def claim_refresh(self, *, now: float, min_gap: float) -> bool:
+        """One worker per `min_gap` reads the quota from SES."""
+        self._enter("claim_refresh")
+        with self._lock:
+            self.writes["pace#bucket"] += 1
+            if now - self.refresh_claimed_at < min_gap:
+                return False
+            self.refresh_claimed_at = now
+            return True
+
+    def store_quota(self, quota: SendQuota, *, now: float) -> AccountState:
+        """Share SES's quota."""
+        self._enter("store_quota")
+        with self._lock:
+            self.writes["pace#bucket"] += 1
+            self.state = replace(self.state, quota=quota, quota_read_at=now)
+            return self.state
+
+
+class FakeAccountReader(_FakePort):
+    """AccountReader answering the configured quota (the local stack: cdk.json's rate); change it to follow."""
+
+    def __init__(
+        self, max_send_rate: float, *, max_24_hour_send: float = 50_000.0, sent_last_24_hours: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.quota = SendQuota(max_send_rate, max_24_hour_send, sent_last_24_hours)
+
+    def read(self) -> SendQuota:
+        """The quota as set."""
+        self._enter("read")
+        with self._lock:
+            return self.quota
+
+
+class FakeDeferrals(_FakePort):
+    """Deferrals that keep what they are given (`deferred`); `refuse` names message ids that fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deferred: list[Deferral] = []
+        self.refuse: set[str] = set()
+
+    def defer(self, deferrals: Sequence[Deferral]) -> set[str]:
+        """Keep the deferrals; the refused ids fail."""
+        self._enter("defer")
+        with self._lock:
+            failed = {d.message_id for d in deferrals if d.message_id in self.refuse}
+            self.deferred.extend(d for d in deferrals if d.message_id not in failed)
+            return failed
 
 
 def _number(value: float) -> int | float:
@@ -668,8 +785,9 @@ class FakeWorld:
     message_log: FakeMessageLog
     sender: FakeEmailSender
     retries: FakeRetryScheduler
+    deferrals: FakeDeferrals
     signer: TokenSigner
-    pacer: Pacer
+    pacer: SendPacer
     executor: ThreadPoolExecutor
 
     def close(self) -> None:
@@ -696,9 +814,10 @@ def build_fake_service(
     message_log: FakeMessageLog | None = None,
     sender: FakeEmailSender | None = None,
     retries: FakeRetryScheduler | None = None,
+    deferrals: FakeDeferrals | None = None,
     signing_key: bytes = DEFAULT_SIGNING_KEY,
     send_rate: float = 1000.0,
-    pacer: Pacer | None = None,
+    pacer: SendPacer | None = None,
     max_workers: int = 10,
     renderer: Renderer | None = None,
     clock: Callable[[], float] = time.time,
@@ -736,6 +855,7 @@ def build_fake_service(
         message_log=message_log if message_log is not None else FakeMessageLog(),
         sender=sender if sender is not None else FakeEmailSender(),
         retries=retries if retries is not None else FakeRetryScheduler(),
+        deferrals=deferrals if deferrals is not None else FakeDeferrals(),
         signer=signer,
         # A burst as large as the rate: fakes answer at once, so pacing should not dominate.
         pacer=pacer if pacer is not None else Pacer(send_rate, burst=send_rate),
@@ -756,6 +876,7 @@ def build_fake_service(
         message_log=world.message_log,
         sender=world.sender,
         retries=world.retries,
+        deferrals=world.deferrals,
         links=links,
         pacer=world.pacer,
         executor=world.executor,

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 # Lanes, in order of urgency. Each lane is one SQS queue (+ DLQ) and one worker.
 LANES: tuple[str, ...] = ("critical", "standard", "bulk")
-# The lanes whose workers share one send-rate pool among those sending (mailwright.pacing);
-# the critical lane keeps fixed shares so its latency never depends on the others.
-POOLED_LANES: tuple[str, ...] = ("standard", "bulk")
 DEFAULT_LANE = "standard"
 
 # Template categories. Mail in an essential category is sent even to users who
@@ -38,6 +35,11 @@ TERMINAL_STATUSES: tuple[str, ...] = (
 RENDER_REASON_CODES: frozenset[str] = frozenset(
     {"missing_variable", "render_error", "sandbox_violation", "header_injection"}
 )
+# A deferred record is enqueued again as a new message carrying these SQS message attributes: how many
+# times it was deferred, when its producer first published it (epoch seconds), and why it was deferred.
+DEFERRALS_ATTRIBUTE = "mailwright-deferrals"
+PUBLISHED_AT_ATTRIBUTE = "mailwright-published-at"
+DEFERRED_REASON_ATTRIBUTE = "mailwright-deferred-reason"
 
 # EventBridge: producers put events with this detail-type on the bus; the
 # detail is the request itself.
@@ -136,7 +138,11 @@ class Env:
     ADDRESS_KEY_SECRET_ARN = "MAILWRIGHT_ADDRESS_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
     POSTAL_ADDRESS = "MAILWRIGHT_POSTAL_ADDRESS"
     SEND_RATE_PER_WORKER = "MAILWRIGHT_SEND_RATE_PER_WORKER"
-    SEND_POOL_RATE = "MAILWRIGHT_SEND_POOL_RATE"
+    SES_MAX_SEND_RATE = "MAILWRIGHT_SES_MAX_SEND_RATE"
+    PACING_MAX_WAIT_SECONDS = "MAILWRIGHT_PACING_MAX_WAIT_SECONDS"
+    PACING_SHARDS = "MAILWRIGHT_PACING_SHARDS"
+    QUOTA_HOLDS = "MAILWRIGHT_QUOTA_HOLDS"
+    QUOTA_REFRESH_SECONDS = "MAILWRIGHT_QUOTA_REFRESH_SECONDS"
     SEND_CONCURRENCY = "MAILWRIGHT_SEND_CONCURRENCY"
     IDEMPOTENCY_TTL_SECONDS = "MAILWRIGHT_IDEMPOTENCY_TTL_SECONDS"
     MESSAGE_LOG_TTL_DAYS = "MAILWRIGHT_MESSAGE_LOG_TTL_DAYS"
@@ -335,6 +341,8 @@ SERVICE_NAME = "mailwright"
 # template was found, and for a lane or category that an SES event's tags do not name.
 METRIC_DIMENSIONS: tuple[str, ...] = ("lane", "category")
 UNKNOWN = "unknown"
+# The send workers' metric of the share of SES's daily quota used (percent, no dimensions but `service`).
+QUOTA_USED_METRIC = "QuotaUsedPercent"
 # The lane the reputation circuit breaker pauses: critical and standard mail keeps flowing.
 BREAKER_LANE = "bulk"
 

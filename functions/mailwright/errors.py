@@ -80,6 +80,22 @@ class ProviderUnavailableError(TransientError):
         super().__init__("provider_unavailable", message)
 
 
+class ProviderPacedError(TransientError):
+    """A secondary provider's own send rate is used up for now: the email waits (not a failure)."""
+
+
+class DailyQuotaExceededError(ProviderOutageError):
+    """A provider refused a send because its account's 24-hour quota is used up (not a rate problem).
+
+    An outage at once for the provider breaker; for SES (`provider` "ses") pacing also holds every lane
+    until SES reports room, without slowing the rate.
+    """
+
+    def __init__(self, code: str, message: str, *, provider: str = "ses") -> None:
+        super().__init__(code, message, at_once=True)
+        self.provider = provider
+
+
 class ConfigurationError(MailwrightError):
     """The function's environment is missing a setting or holds a bad one."""
 

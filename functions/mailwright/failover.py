@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from mailwright.constants import PROVIDER_SES
-from mailwright.errors import ProviderOutageError, ProviderUnavailableError, TransientError
+from mailwright.errors import ProviderOutageError, ProviderPacedError, ProviderUnavailableError, TransientError
 from mailwright.pacing import Pacer
 from mailwright.ports import (
     BREAKER_CLOSED,
@@ -441,7 +441,7 @@ class FailoverSender:
             return
         reserved, wait = self._pacer.reserve(max_wait=self._max_pace_wait)
         if not reserved:
-            raise TransientError(f"{name}_paced", f"{name}: its send rate is used up; the email is retried later")
+            raise ProviderPacedError(f"{name}_paced", f"{name}: its send rate is used up; the email waits")
         if wait > 0:
             self._sleep(wait)
 

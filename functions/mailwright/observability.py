@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -36,6 +36,7 @@ from mailwright.constants import (
     METRIC_VARIANT_DISABLED,
     METRICS_NAMESPACE,
     PROVIDER_SES,
+    QUOTA_USED_METRIC,
     RENDER_REASON_CODES,
     SERVICE_NAME,
     STATUS_OPTED_OUT,
@@ -46,10 +47,12 @@ from mailwright.constants import (
     UNKNOWN,
     VARIANT_METRICS,
 )
-from mailwright.feedback import NORMALISED_TYPES, FeedbackReport
 from mailwright.ports import BreakerChange
-from mailwright.sending import BatchReport
-from mailwright.variants import VariantSwitch
+
+if TYPE_CHECKING:  # the send worker never loads the feedback module (cold start)
+    from mailwright.feedback import FeedbackReport
+    from mailwright.sending import BatchReport
+    from mailwright.variants import VariantSwitch
 
 # One metric per terminal state of a request.
 METRIC_BY_STATUS: dict[str, str] = {
@@ -102,9 +105,15 @@ def service_metrics() -> Metrics:
     return Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 
+# The libraries the X-Ray SDK instruments: the AWS SDK is the only one mailwright's functions call through
+# (webhooks and relays use the standard library, which the SDK does not patch by default). Patching all
+# it supports would import a patch module for each (SQLAlchemy, psycopg, httpx, sqlite3...) at every cold start.
+TRACED_MODULES = ("botocore",)
+
+
 def service_tracer() -> Tracer:
-    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set)."""
-    return Tracer(service=SERVICE_NAME)
+    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set), tracing AWS calls."""
+    return Tracer(service=SERVICE_NAME, patch_modules=TRACED_MODULES)
 
 
 # -- metrics ------------------------------------------------------------------
@@ -187,11 +196,13 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     """The send worker's metrics for one batch.
 
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
-    RenderFailed, Throttled and SendLatency (ms from publish to send). Per lane:
-    Retried, Duplicates and LeaseTakeovers. Per lane and secondary provider:
-    FailedOver (the emails it sent while SES's breaker was open). Per template
-    and A/B variant: VariantSent and VariantRenderFailed, and VariantDisabled
-    (see `count_variant_switches`).
+    RenderFailed, Throttled and SendLatency (ms from the producer's publish to
+    the send, across deferrals). Per lane: Retried, Deferred, Duplicates and
+    LeaseTakeovers. Per lane and secondary provider: FailedOver (the emails it
+    sent while SES's breaker was open). Per template and A/B variant:
+    VariantSent and VariantRenderFailed, and VariantDisabled (see
+    `count_variant_switches`). Without dimensions: QuotaUsedPercent, when SES's
+    quota is known.
     """
     metrics = MetricGroups()
     for outcome in report.outcomes:
@@ -204,11 +215,16 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
             metrics.add("SendLatency", latency, MetricUnit.Milliseconds, lane=lane, category=category)
         if outcome.status == STATUS_SENT and outcome.provider != PROVIDER_SES:
             metrics.count(METRIC_FAILED_OVER, lane=lane, provider=outcome.provider)
-    for message_id, reason in report.retry_reasons.items():
-        if reason == "throttled":
-            category = report.retry_categories.get(message_id, UNKNOWN)
-            metrics.count("Throttled", lane=lane, category=category)
+    throttled = [m for m, reason in report.retry_reasons.items() if reason == "throttled"]
+    throttled += [m for m, reason in report.deferred.items() if reason == "throttled"]
+    for message_id in throttled:
+        metrics.count("Throttled", lane=lane, category=report.retry_categories.get(message_id, UNKNOWN))
     metrics.count("Retried", len(report.failed), lane=lane)
+    # Handed back to the queue by pacing (not failures): a backlog waiting for the account's rate or quota.
+    metrics.count("Deferred", len(report.deferred), lane=lane)
+    if report.quota_used is not None:
+        # The share of SES's daily quota used (percent), as SES last reported it: the quota alarms watch it.
+        metrics.add(QUOTA_USED_METRIC, round(100 * report.quota_used, 2), MetricUnit.Percent)
     metrics.count("Duplicates", report.duplicates, lane=lane)
     metrics.count("LeaseTakeovers", report.lease_takeovers, lane=lane)
     for outcome in report.outcomes:
@@ -241,6 +257,8 @@ def feedback_metrics(report: FeedbackReport) -> MetricGroups:
     first delivered, opened, clicked, bounced or complained about
     (VariantDelivered, ...), and VariantDisabled.
     """
+    from mailwright.feedback import NORMALISED_TYPES
+
     metrics = MetricGroups()
     for name, counter in (("Bounces", report.bounces), ("Complaints", report.complaints)):
         for (lane, category), value in counter.items():

@@ -6,7 +6,7 @@ stack and the benchmarks use in-memory fakes of the same interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -232,14 +232,6 @@ class RateLimiter(Protocol):
         without taking a second one. Slots counted under `older_user_ids` (the same
         user's key in an older key version) count too.
         """
-        ...
-
-
-class RateShares(Protocol):
-    """The registry of workers sending from a pooled send rate: short leases, renewed while sending."""
-
-    def join(self, worker_id: str, *, until: float) -> int:
-        """Hold (or renew) this worker's lease until `until` (epoch seconds); how many leases are live now."""
         ...
 
 
@@ -535,6 +527,124 @@ class AlarmStates(Protocol):
     def states(self, names: Collection[str]) -> dict[str, str]:
         """The state (OK, ALARM, INSUFFICIENT_DATA) of each named alarm that exists."""
         ...
+
+
+# -- pacing: the account's send rate, shared by every worker -------------------
+
+
+@dataclass(frozen=True)
+class SendQuota:
+    """The SES account's sending limits, as SES reports them (SESv2 GetAccount, `SendQuota`)."""
+
+    max_send_rate: float
+    max_24_hour_send: float
+    sent_last_24_hours: float
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What every worker shares about the account beside the token bucket (kept in the registry).
+
+    `quota` and `quota_read_at` cache SES's answer so workers do not all ask SES;
+    `congestion_rate` and `congestion_at` are the last time SES throttled a worker
+    and the rate the fleet sent at then (the adaptive rate recovers from there);
+    `quota_exhausted_at` is when SES last refused a send for the daily quota;
+    `lanes_active_at` is when each lane was last granted tokens (the lower lanes
+    leave headroom while a higher one sends) and `lanes_granted` how many tokens
+    each lane was granted so far (its send rate, over two looks). Times are epoch
+    seconds; 0 means never.
+    """
+
+    quota: SendQuota | None = None
+    quota_read_at: float = 0.0
+    congestion_rate: float = 0.0
+    congestion_at: float = 0.0
+    quota_exhausted_at: float = 0.0
+    lanes_active_at: Mapping[str, float] = field(default_factory=dict)
+    lanes_granted: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TakeResult:
+    """What a take from the shared token bucket got: `granted` tokens after the arrival time `base`.
+
+    `base` is max(bucket's arrival time before the take, now): token j may be
+    used at max(now, base + j * interval - reach); with nothing granted, the
+    first token would have been usable at base - reach.
+    """
+
+    granted: int
+    base: float
+    state: AccountState = field(default_factory=AccountState)
+
+
+class RateRegistry(Protocol):
+    """The account's shared token bucket (GCRA: one theoretical arrival time), with the account state beside it.
+
+    A take of `count` tokens at `interval` seconds each is granted while the
+    bucket's theoretical arrival time stays within `reach` seconds of now (a
+    lane's priority: critical mail reaches furthest) plus `max_wait`. Granted
+    tokens are usable `interval` apart (see `TakeResult`), and a grant records
+    that `lane` is sending. Every answer carries the shared AccountState.
+    """
+
+    def take(
+        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
+    ) -> TakeResult: ...
+
+    def read_state(self) -> AccountState:
+        """The shared account state as stored (a worker's first look, before its first take)."""
+        ...
+
+    def give_back(self, *, seconds: float, now: float) -> None:
+        """Return unused tokens (`seconds` of the bucket) if they have not expired yet."""
+        ...
+
+    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
+        """Book `count` later slots for deferred mail of `lane`; the first slot's time, or None past `horizon`."""
+        ...
+
+    def congested(self, *, rate: float, now: float, min_gap: float) -> bool:
+        """Record that SES throttled a send made at `rate`, unless another worker did within `min_gap` seconds."""
+        ...
+
+    def quota_exhausted(self, *, now: float) -> None:
+        """Record that SES refused a send because the daily quota is used up."""
+        ...
+
+    def claim_refresh(self, *, now: float, min_gap: float) -> bool:
+        """Whether this worker should read the account's quota from SES now (one worker per `min_gap` seconds)."""
+        ...
+
+    def store_quota(self, quota: SendQuota, *, now: float) -> AccountState:
+        """Share the quota SES reported; the account state afterwards."""
+        ...
+
+
+class AccountReader(Protocol):
+    """Reads the SES account's sending limits."""
+
+    def read(self) -> SendQuota: ...
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A queue record handed back to its queue to be delivered again after `seconds` (not a failure)."""
+
+    message_id: str
+    body: str
+    seconds: int
+    reason: str
+    # How many times this request has been deferred, this one included, and when it was first published.
+    deferrals: int = 1
+    published_at: float | None = None
+
+
+class Deferrals(Protocol):
+    """Hands records back to their queue as new messages with a delay, keeping their receive count unused."""
+
+    def defer(self, deferrals: Sequence[Deferral]) -> set[str]:
+        """Enqueue each deferral again; the message ids that could not be (they must be retried instead)."""
 
 
 # -- lookups by recipient (the status API) ------------------------------------

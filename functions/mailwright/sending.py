@@ -1,12 +1,20 @@
 """The send pipeline: a batch of queue records in, one terminal outcome (or a retry) per record out.
 
-Per record: parse -> dedupe -> suppression -> consent -> template -> A/B
-variant -> render -> per-user rate limit -> send -> log. Addresses are looked up by their keyed
-hashes (`mailwright.address_keys`), in every key version items may still be
-stored under. The batch is the unit of I/O: lookups are
-batched per table, claims and sends run concurrently on shared clients, and
-the outcomes are written together. Failures are contained per record: a bad
-record never fails its batch mates.
+Per record: parse -> pace -> dedupe -> suppression -> consent -> template ->
+A/B variant -> render -> per-user rate limit -> send -> log. Addresses are looked up by their
+keyed hashes (`mailwright.address_keys`), in every key version items may still
+be stored under. The batch is the unit of I/O: lookups are batched per table,
+claims and sends run concurrently on shared clients. Each sent email's outcome
+is written as soon as SES accepts it, grouped with those accepted while a
+write is in flight (a crash re-sends at most the emails whose send or write
+was in flight); the other outcomes are written together. Failures are contained per
+record: a bad record never fails its batch mates.
+
+Pacing comes right after parsing: the batch takes the tokens it may use now
+from the account's shared bucket, and the records without one are handed back
+to the queue with a delay (`Deferrals`: a new message, so the receive count
+that leads to the DLQ is not used up) before any claim or lookup is paid for.
+A send SES throttles is handed back the same way. Only failures are retried.
 
 Powertools' BatchProcessor handles records one at a time, which would forbid
 batched lookups and concurrent sends, so this module builds the partial batch
@@ -19,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
@@ -31,6 +40,7 @@ from mailwright.addresses import mask_address
 from mailwright.backoff import retry_delay
 from mailwright.constants import (
     ESSENTIAL_CATEGORIES,
+    PROVIDER_SES,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
     STATUS_REJECTED,
@@ -38,12 +48,23 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     TERMINAL_STATUSES,
 )
-from mailwright.errors import HeaderInjectionError, RejectedError, TemplateNotFoundError, TransientError
-from mailwright.pacing import SendPacer
+from mailwright.errors import (
+    DailyQuotaExceededError,
+    HeaderInjectionError,
+    ProviderPacedError,
+    ProviderUnavailableError,
+    RejectedError,
+    TemplateNotFoundError,
+    ThrottledError,
+    TransientError,
+)
+from mailwright.pacing import MAX_DEFER_SECONDS, REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
 from mailwright.ports import (
     AddressKeySource,
     ClaimRecord,
     ClaimStore,
+    Deferral,
+    Deferrals,
     EmailSender,
     MessageLog,
     OutboundEmail,
@@ -69,6 +90,11 @@ LinkMaker = Callable[[str, str], dict[str, str]]
 # Seconds kept in hand before the function's deadline: no send starts later than this.
 DEADLINE_MARGIN_SECONDS = 3.0
 DEFAULT_LEASE_SECONDS = 900
+# A request handed back this many times is retried as a failure instead (a safety net: at up to
+# 15 minutes a deferral, that is days; only a pacing fault would get there).
+MAX_DEFERRALS = 500
+# A secondary provider whose own send rate is used up has room again within seconds.
+PROVIDER_PACED_MAX_DEFER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,10 @@ class QueueRecord:
     receipt_handle: str
     body: str
     receive_count: int = 1
+    # When the producer published the request (for a deferred one: its first publish), epoch seconds.
     sent_at: float | None = None
+    # How many times the request was handed back to its queue by pacing (not failures).
+    deferrals: int = 0
 
 
 def partial_batch_response(failed: Sequence[str]) -> dict[str, list[dict[str, str]]]:
@@ -108,10 +137,14 @@ class BatchReport:
     failed: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     retry_reasons: dict[str, str] = field(default_factory=dict)
-    # The template category of each retried record whose template was loaded (metrics are kept per category).
+    # The template category of each retried or deferred record whose template was loaded (metrics are per category).
     retry_categories: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     lease_takeovers: int = 0
+    # Records handed back to the queue with a delay (not failures), message id -> why (paced, throttled...).
+    deferred: dict[str, str] = field(default_factory=dict)
+    # Share of the SES daily quota used, when this worker read it from SES during the batch (else None).
+    quota_used: float | None = None
     # Requests recorded `rejected` before and evaluated again in this batch.
     reevaluations: int = 0
     # A/B variants this batch switched off (their rendering-failure rate passed the policy's).
@@ -145,15 +178,60 @@ class _Work:
     retry: str | None = None
     duplicate: bool = False
     sent: bool = False
+    # Pacing: when this record's token is usable (monotonic clock), or the delay and reason it is handed back with.
+    start: float | None = None
+    attempted: bool = False
+    defer: tuple[int, str] | None = None
+    handed_back: bool = False
+    recorded: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.outcome is None and self.retry is None and not self.duplicate
+        return self.outcome is None and self.retry is None and not self.duplicate and self.defer is None
 
     @property
     def user_key(self) -> str:
         """The user the preferences, rate limits and links belong to (current key version)."""
         return self.user_keys[0]
+
+
+class _SentRecorder:
+    """Writes sent outcomes as SES accepts them, grouped: while one write is in flight, the next ones gather.
+
+    The send thread that finds no write in flight writes what has gathered, and
+    goes on until nothing is left; the others return at once. So an outcome
+    waits at most for one write before its own, a crash re-sends only the emails
+    whose SES call or outcome write was in flight, and a batch whose sends finish
+    together takes a few writes instead of one per email. An outcome that could
+    not be written is left for the batch's write in `SendService._finish`.
+    """
+
+    def __init__(self, log: MessageLog) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._pending: list[_Work] = []
+        self._writing = False
+
+    def record(self, work: _Work) -> None:
+        """Write `work`'s outcome now, or have the write in flight's thread write it next."""
+        with self._lock:
+            self._pending.append(work)
+            if self._writing:
+                return
+            self._writing = True
+        while True:
+            with self._lock:
+                group, self._pending = self._pending, []
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                self._log.record([w.outcome for w in group if w.outcome is not None])
+            except Exception as exc:
+                logger.warning("could not record sent emails yet", extra={"count": len(group), "error": str(exc)})
+                continue
+            for done in group:
+                done.recorded = True
 
 
 class SendService:
@@ -172,6 +250,7 @@ class SendService:
         message_log: MessageLog,
         sender: EmailSender,
         retries: RetryScheduler,
+        deferrals: Deferrals,
         links: LinkMaker,
         pacer: SendPacer,
         executor: Executor,
@@ -190,6 +269,7 @@ class SendService:
         self._log = message_log
         self._sender = sender
         self._retries = retries
+        self._deferrals = deferrals
         self._links = links
         self._pacer = pacer
         self._executor = executor
@@ -217,6 +297,10 @@ class SendService:
         works = [self._parse(record) for record in records]
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
+        self._pace(self._pending(works), deadline)
+        # Records without a token go back to the queue while the others are processed.
+        paced = [w for w in works if w.defer is not None]
+        handing_back = self._executor.submit(self._hand_back, paced, report) if paced else None
         # The consent reads do not depend on the dedupe claims: start them first so the
         # two round trips overlap instead of adding up.
         lookups = self._start_lookups(self._pending(works))
@@ -227,6 +311,8 @@ class SendService:
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
         self._send(self._pending(works), deadline)
+        if handing_back is not None:
+            handing_back.result()  # _hand_back contains its own failures
         self._finish(works, report)
         return report
 
@@ -531,26 +617,60 @@ class SendService:
         for future in futures:
             future.result()  # acquire() contains its own failures
 
-    def _send(self, works: list[_Work], deadline: float | None) -> None:
-        def send(work: _Work) -> None:
-            assert work.email is not None
-            if not self._pacer.acquire(deadline=deadline):
-                work.retry = "deadline"  # out of time: leave it for the next invocation
-                return
-            message_id = self._sender.send(work.email)
-            work.sent = True
-            self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
-
+    def _pace(self, works: list[_Work], deadline: float | None) -> None:
+        """Tokens for the records that may be sent now; the others are handed back with a delay."""
         if not works:
             return
-        self._pacer.begin()
+        # Mail that was deferred before first (oldest first): it keeps its place ahead of newer mail.
+        ordered = sorted(works, key=lambda w: (w.record.deferrals == 0, w.record.sent_at or 0.0))
+        returning = sum(1 for w in works if w.record.deferrals > 0)
         try:
-            self._each(works, send, stage="send")
-        finally:
-            self._pacer.end()
+            grant = self._pacer.take(len(ordered), deadline=deadline, returning=returning)
+        except Exception as exc:
+            self._retry_all(ordered, "pacing_failed", exc)
+            return
+        for work, start in zip(ordered, grant.starts, strict=False):
+            work.start = start
+        for work, seconds in zip(ordered[grant.granted :], grant.defer_seconds, strict=True):
+            work.defer = (seconds, grant.reason)
+
+    def _send(self, works: list[_Work], deadline: float | None) -> None:
+        recorder = _SentRecorder(self._log)
+
+        def send(work: _Work) -> None:
+            assert work.email is not None
+            if work.start is not None:
+                self._pacer.wait_for(work.start)
+            work.attempted = True
+            try:
+                message_id = self._sender.send(work.email)
+            except DailyQuotaExceededError as exc:
+                if exc.provider != PROVIDER_SES:
+                    raise  # another provider's quota: its breaker has it; the record is retried
+                work.defer = (self._pacer.quota_exceeded(), REASON_QUOTA_EXHAUSTED)
+                return
+            except (ProviderUnavailableError, ProviderPacedError) as exc:
+                # The provider is out (its breaker is open) or a secondary's own rate is used up: the mail
+                # waits for it, which is not the mail's failure, so its receive count stays unused.
+                work.defer = (self._provider_wait(work, paced=isinstance(exc, ProviderPacedError)), exc.code)
+                return
+            except ThrottledError:
+                # SES said slow down: the rate is cut and the record comes back shortly, its receive count unused.
+                work.defer = (self._pacer.throttled(), REASON_THROTTLED)
+                return
+            work.sent = True
+            self._finish_as(work, STATUS_SENT, None, None, ses_message_id=message_id)
+            recorder.record(work)
+
+        self._each(works, send, stage="send")
+
+    def _provider_wait(self, work: _Work, *, paced: bool) -> int:
+        """How long a record waits for its provider: backoff over the request's deferrals, at most 15 minutes."""
+        cap = PROVIDER_PACED_MAX_DEFER_SECONDS if paced else self.policy.max_backoff_seconds
+        return retry_delay(work.record.deferrals + 1, cap_seconds=min(MAX_DEFER_SECONDS, cap), rng=self._rng)
 
     def _finish(self, works: list[_Work], report: BatchReport) -> None:
-        outcomes = [w.outcome for w in works if w.outcome is not None]
+        outcomes = [w.outcome for w in works if w.outcome is not None and not w.recorded]
         if outcomes:
             try:
                 self._log.record(outcomes)
@@ -559,9 +679,14 @@ class SendService:
                 # waits out the lease instead of sending again at once.
                 logger.exception("could not record outcomes", extra={"count": len(outcomes), "error": str(exc)})
                 for work in works:
-                    if work.outcome is not None:
+                    if work.outcome is not None and not work.recorded:
                         work.retry, work.outcome = "log_write_failed", None
         report.outcomes = [w.outcome for w in works if w.outcome is not None]
+        unused = sum(1 for w in works if w.start is not None and not w.attempted)
+        if unused:
+            self._pacer.give_back(unused)
+        self._hand_back([w for w in works if not w.handed_back], report)
+        report.quota_used = self._pacer.quota_report()
         self._count_variants(works, report)
         retried = [w for w in works if w.retry is not None]
         for work in retried:
@@ -599,6 +724,49 @@ class SendService:
         }
         if names:
             report.variant_switches = self._variants.count_outcomes(report.outcomes, names)
+
+    def _hand_back(self, works: list[_Work], report: BatchReport) -> None:
+        """Enqueue the deferred records again as new messages; those that could not be are retried instead."""
+        deferred = [w for w in works if w.defer is not None and w.outcome is None and w.retry is None]
+        for work in deferred:
+            work.handed_back = True
+        for work in deferred:
+            if work.record.deferrals >= MAX_DEFERRALS:
+                work.retry, work.defer = "deferred_too_often", None
+        deferred = [w for w in deferred if w.defer is not None]
+        if not deferred:
+            return
+        items = [
+            Deferral(
+                message_id=w.record.message_id,
+                body=w.record.body,
+                seconds=w.defer[0],
+                reason=w.defer[1],
+                deferrals=w.record.deferrals + 1,
+                published_at=w.record.sent_at,
+            )
+            for w in deferred
+            if w.defer is not None
+        ]
+        try:
+            failed = self._deferrals.defer(items)
+        except Exception as exc:
+            logger.exception("could not defer records", extra={"count": len(items), "error": str(exc)})
+            failed = {item.message_id for item in items}
+        for work in deferred:
+            assert work.defer is not None
+            if work.record.message_id in failed:
+                work.retry = "defer_failed"
+                continue
+            report.deferred[work.record.message_id] = work.defer[1]
+            if work.bundle is not None:
+                report.retry_categories[work.record.message_id] = work.bundle.metadata.category
+            # Not sent: the new copy must be able to claim the request at once.
+            if work.lease_id is not None and not work.sent:
+                try:
+                    self._claims.release(work.request_id, work.lease_id)
+                except Exception:
+                    logger.exception("could not release claim", extra={"request_id": work.request_id})
 
     # -- helpers --------------------------------------------------------
 

@@ -48,10 +48,18 @@ class WorkerSettings:
     unsubscribe_secret_arn: str
     address_key_secret_arn: str
     postal_address: str = ""
+    # The share of the account rate that is safe with every worker busy: used only while the shared
+    # rate registry cannot be reached (and as the account rate until SES has been asked, times workers).
     send_rate_per_worker: float = 1.0
-    # The send rate this lane's workers share with the other pooled lanes' (0: a fixed share only).
-    # A pool below the per-worker rate is ignored: the fixed share is then the faster one.
-    send_pool_rate: float = 0.0
+    # The ceiling on the account rate (ses_max_send_rate); None: whatever SES allows.
+    ses_max_send_rate: float | None = None
+    # The longest a batch waits for a token; later tokens' mail is handed back to the queue.
+    pacing_max_wait_seconds: float = 0.25
+    # Items the account's token bucket is split into (one per ~500 takes a second).
+    pacing_shards: int = 1
+    # Share of the daily quota (Max24HourSend) from which a lane is held.
+    quota_holds: dict[str, float] = field(default_factory=lambda: {"bulk": 0.90, "standard": 0.97})
+    quota_refresh_seconds: float = 300.0
     send_concurrency: int = 10
     idempotency_ttl_seconds: int = 86400
     message_log_ttl_days: int = 90
@@ -91,7 +99,9 @@ class WorkerSettings:
         try:
             numbers = {
                 "send_rate_per_worker": float(env.get(Env.SEND_RATE_PER_WORKER, "1")),
-                "send_pool_rate": float(env.get(Env.SEND_POOL_RATE, "0")),
+                "pacing_max_wait_seconds": float(env.get(Env.PACING_MAX_WAIT_SECONDS, "0.25")),
+                "pacing_shards": int(env.get(Env.PACING_SHARDS, "1")),
+                "quota_refresh_seconds": float(env.get(Env.QUOTA_REFRESH_SECONDS, "300")),
                 "send_concurrency": int(env.get(Env.SEND_CONCURRENCY, "10")),
                 "idempotency_ttl_seconds": int(env.get(Env.IDEMPOTENCY_TTL_SECONDS, "86400")),
                 "message_log_ttl_days": int(env.get(Env.MESSAGE_LOG_TTL_DAYS, "90")),
@@ -102,9 +112,10 @@ class WorkerSettings:
             raise ConfigurationError(f"a numeric setting is not a number: {exc}") from None
         if not numbers["send_rate_per_worker"] > 0 or numbers["send_concurrency"] < 1:  # `not >` catches NaN
             raise ConfigurationError("send rate and send concurrency must be positive")
-        pool = numbers["send_pool_rate"]
-        if not pool >= 0:
-            raise ConfigurationError(f"{Env.SEND_POOL_RATE} must be 0 (no pool) or a positive rate")
+        if not 0 <= numbers["pacing_max_wait_seconds"] <= 5:
+            raise ConfigurationError(f"{Env.PACING_MAX_WAIT_SECONDS} must be between 0 and 5 seconds")
+        if numbers["pacing_shards"] < 1 or not numbers["quota_refresh_seconds"] >= 10:
+            raise ConfigurationError(f"{Env.PACING_SHARDS} must be >= 1 and {Env.QUOTA_REFRESH_SECONDS} >= 10")
         if not 1 <= numbers["max_backoff_seconds"] <= 43200:
             raise ConfigurationError(f"{Env.MAX_BACKOFF_SECONDS} must be between 1 and 43200 (the SQS maximum)")
         providers = parse_providers(env.get(Env.PROVIDERS, ""))
@@ -113,10 +124,42 @@ class WorkerSettings:
             **numbers,  # type: ignore[arg-type]
             postal_address=env.get(Env.POSTAL_ADDRESS, ""),
             rate_limits=parse_rate_limits(env.get(Env.RATE_LIMITS, "")),
+            ses_max_send_rate=parse_ceiling(env.get(Env.SES_MAX_SEND_RATE, "")),
+            quota_holds=parse_quota_holds(env.get(Env.QUOTA_HOLDS, "")),
             providers=providers,
             failover=parse_failover(env.get(Env.FAILOVER, ""), lane=str(values["lane"]), providers=providers),
             variants=VariantPolicy.from_json(env.get(Env.VARIANTS, "")),
         )
+
+
+def parse_ceiling(raw: str) -> float | None:
+    """The optional ceiling on the account's send rate: empty means none."""
+    if not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{Env.SES_MAX_SEND_RATE} must be a number of emails per second, got {raw!r}"
+        ) from None
+    if not value > 0:
+        raise ConfigurationError(f"{Env.SES_MAX_SEND_RATE} must be positive, got {raw!r}")
+    return value
+
+
+def parse_quota_holds(raw: str) -> dict[str, float]:
+    """Parse `{"bulk": 0.9, "standard": 0.97}`: the share of the daily quota from which each lane waits."""
+    if not raw.strip():
+        return {"bulk": 0.90, "standard": 0.97}
+    try:
+        data = json.loads(raw)
+        holds = {str(lane): float(share) for lane, share in data.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"{Env.QUOTA_HOLDS} is not valid: {exc}") from None
+    bad = [lane for lane, share in holds.items() if lane not in LANES or not 0 < share <= 1]
+    if bad:
+        raise ConfigurationError(f"{Env.QUOTA_HOLDS}: a lane name and a share in (0, 1] each, not {', '.join(bad)}")
+    return holds
 
 
 def parse_rate_limits(raw: str) -> dict[str, RateLimit]:

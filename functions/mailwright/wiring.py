@@ -8,48 +8,28 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
 from mailwright.adapters.aws import client_config
-from mailwright.adapters.awslambda import EventSourceMappingSwitch
-from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
-    DynamoFeedbackLog,
     DynamoMessageLog,
     DynamoPreferenceStore,
-    DynamoPreferenceWriter,
     DynamoRateLimiter,
-    DynamoRateShares,
-    DynamoSuppressionLedger,
     DynamoSuppressionStore,
 )
-from mailwright.adapters.mailgun import MailgunEmailSender
-from mailwright.adapters.producers import DynamoProducerDirectory
-from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore, DynamoReplayGuard
-from mailwright.adapters.recipient_index import DynamoRecipientIndex
+from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.s3 import S3TemplateSource
-from mailwright.adapters.sendgrid import SendGridEmailSender
-from mailwright.adapters.ses import SesEmailSender, SesSuppressionMirror
-from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
-from mailwright.adapters.sqs import SqsLanePublisher, SqsRetryScheduler
+from mailwright.adapters.ses import SesAccountReader, SesEmailSender
+from mailwright.adapters.sqs import SqsDeferrals, SqsRetryScheduler
 from mailwright.adapters.variants import DynamoVariantLedger
-from mailwright.api_services import ApiServices
-from mailwright.breaker import CircuitBreaker
-from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID, PROVIDER_SES
+from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID
 from mailwright.errors import ConfigurationError
-from mailwright.failover import BreakerPolicy, FailoverSender, ProviderBreaker, ProviderEvents
-from mailwright.feedback import FeedbackService
-from mailwright.ingest_bridge import BridgeService, TemplatePriorities
-from mailwright.observability import ProviderMetrics
-from mailwright.pacing import Pacer, PooledPacer, SendPacer
-from mailwright.ports import EmailSender, ProviderBreakerStore
-from mailwright.preferences import PreferenceService, UnsubscribeService
-from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
-from mailwright.sdk import Publisher
+from mailwright.pacing import AccountPacer
+from mailwright.ports import AccountReader, EmailSender
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import (
     ApiSettings,
@@ -66,11 +46,22 @@ from mailwright.settings import (
     UnsubscribeSettings,
     WorkerSettings,
 )
-from mailwright.status import StatusService
-from mailwright.submission import SubmissionService, TemplateLanes
-from mailwright.suppression import SoftBouncePolicy, SuppressionService
 from mailwright.tokens import TokenSigner, UnsubscribeClaim
 from mailwright.variants import VariantService
+
+# The other functions' services are imported where they are built: a send worker's cold start loads
+# only what sending needs.
+if TYPE_CHECKING:
+    from mailwright.api_services import ApiServices
+    from mailwright.breaker import CircuitBreaker
+    from mailwright.failover import FailoverSender, ProviderEvents
+    from mailwright.feedback import FeedbackService
+    from mailwright.ingest_bridge import BridgeService
+    from mailwright.ports import ProviderBreakerStore
+    from mailwright.preferences import UnsubscribeService
+    from mailwright.provider_feedback import ProviderFeedbackService
+    from mailwright.status import StatusService
+    from mailwright.suppression import SoftBouncePolicy, SuppressionService
 
 
 class SecretSigner:
@@ -116,11 +107,13 @@ def build_send_service(
     *,
     session: boto3.session.Session | None = None,
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
+    account_reader: AccountReader | None = None,
     provider_events: ProviderEvents | None = None,
 ) -> SendService:
     """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
 
-    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator), and
+    `wrap_sender` lets the local stack decorate the SES sender (outbox, mailbox simulator);
+    `account_reader` replaces SES GetAccount (which the local stack's moto does not have), and
     `provider_events` take the failover metrics elsewhere than stdout.
     """
     session = session or boto3.session.Session()
@@ -152,10 +145,27 @@ def build_send_service(
         message_log=DynamoMessageLog(dynamodb, settings.messages_table, ttl_days=settings.message_log_ttl_days),
         sender=_sender(settings, session, ses, dynamodb, secrets, wrap_sender, provider_events),
         retries=SqsRetryScheduler(sqs, settings.queue_url),
+        deferrals=SqsDeferrals(sqs, settings.queue_url),
         links=SecretLinkMaker(secrets, settings.unsubscribe_secret_arn, settings.unsubscribe_base_url),
-        pacer=_pacer(settings, dynamodb),
+        pacer=account_pacer(settings, dynamodb, account_reader or SesAccountReader(ses)),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
         variants=VariantService(DynamoVariantLedger(dynamodb, settings.idempotency_table), settings.variants),
+    )
+
+
+def account_pacer(settings: WorkerSettings, dynamodb: Any, account: AccountReader) -> AccountPacer:
+    """The lane's view of the account's shared token bucket (in the idempotency table) and SES's quota."""
+    return AccountPacer(
+        lane=settings.lane,
+        registry=DynamoRateRegistry(dynamodb, settings.idempotency_table, shards=settings.pacing_shards),
+        account=account,
+        ceiling=settings.ses_max_send_rate,
+        # Until SES has answered: the ceiling, or SES's own rate for a new account (sandbox: 1/s).
+        fallback_rate=settings.ses_max_send_rate or 1.0,
+        fallback_share=settings.send_rate_per_worker,
+        max_wait=settings.pacing_max_wait_seconds,
+        quota_holds=settings.quota_holds,
+        refresh_seconds=settings.quota_refresh_seconds,
     )
 
 
@@ -179,6 +189,9 @@ def _sender(
         primary = wrap_sender(primary)
     if settings.failover is None:
         return primary
+    # Only a lane with a secondary provider loads the failover modules (cold start).
+    from mailwright.adapters.provider_breaker import DynamoProviderBreakerStore
+
     return build_failover_sender(
         settings.lane,
         settings.failover,
@@ -226,6 +239,10 @@ WEBHOOK_KEYS = {PROVIDER_KIND_SENDGRID: "webhook_public_key", PROVIDER_KIND_MAIL
 
 def build_provider_sender(provider: ProviderSettings, *, session: boto3.session.Session, secrets: Any) -> EmailSender:
     """The EmailSender of a secondary provider, its credentials read from its secret on first use."""
+    from mailwright.adapters.mailgun import MailgunEmailSender
+    from mailwright.adapters.sendgrid import SendGridEmailSender
+    from mailwright.adapters.smtp import SmtpCredentials, SmtpEmailSender
+
     options = provider.options
     if isinstance(options, SesRegionSettings):
         client = session.client("sesv2", region_name=options.region, config=client_config(max_attempts=2))
@@ -257,6 +274,11 @@ def build_failover_sender(
     events: ProviderEvents | None = None,
 ) -> FailoverSender:
     """SES behind its lane breaker, with the lane's secondary provider (paced at its own rate) behind its own."""
+    from mailwright.constants import PROVIDER_SES
+    from mailwright.failover import BreakerPolicy, FailoverSender, ProviderBreaker
+    from mailwright.observability import ProviderMetrics
+    from mailwright.pacing import Pacer
+
     events = events or ProviderMetrics()
     policy = BreakerPolicy.from_settings(failover)
     secondary = next(provider for provider in providers if provider.name == failover.provider)
@@ -274,21 +296,13 @@ def build_failover_sender(
     )
 
 
-def _pacer(settings: WorkerSettings, dynamodb: Any) -> SendPacer:
-    """A pooled share for the standard and bulk lanes, a fixed one for the critical lane."""
-    if settings.send_pool_rate >= settings.send_rate_per_worker:
-        return PooledPacer(
-            settings.send_pool_rate,
-            floor_rate=settings.send_rate_per_worker,
-            shares=DynamoRateShares(dynamodb, settings.idempotency_table),
-        )
-    return Pacer(settings.send_rate_per_worker)
-
-
 def build_unsubscribe_service(
     settings: UnsubscribeSettings, *, session: boto3.session.Session | None = None
 ) -> UnsubscribeService:
     """An UnsubscribeService wired to AWS (the preferences table and the signing secret), once per container."""
+    from mailwright.adapters.dynamodb import DynamoPreferenceWriter
+    from mailwright.preferences import PreferenceService, UnsubscribeService
+
     session = session or boto3.session.Session()
     # A recipient is waiting for the page: fail fast rather than retry for long.
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
@@ -327,6 +341,10 @@ def _suppression_service(
     clock: Callable[[], float],
     soft_bounce: SoftBouncePolicy | None,
 ) -> SuppressionService:
+    from mailwright.adapters.dynamodb import DynamoSuppressionLedger
+    from mailwright.adapters.ses import SesSuppressionMirror
+    from mailwright.suppression import SuppressionService
+
     mirror = None
     if mirror_to_ses:
         mirror = SesSuppressionMirror(session.client("sesv2", config=client_config(max_attempts=3)))
@@ -347,6 +365,10 @@ def build_feedback_service(
     clock: Callable[[], float] = time.time,
 ) -> FeedbackService:
     """A FeedbackService wired to the suppression and messages tables (and SES, when mirroring)."""
+    from mailwright.adapters.dynamodb import DynamoFeedbackLog
+    from mailwright.feedback import FeedbackService
+    from mailwright.suppression import SoftBouncePolicy
+
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
     soft_bounce = SoftBouncePolicy(
@@ -375,6 +397,10 @@ def build_feedback_service(
 
 def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:
     """The reputation circuit breaker, switching the lane's event source mapping through the Lambda API."""
+    from mailwright.adapters.awslambda import EventSourceMappingSwitch
+    from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
+    from mailwright.breaker import CircuitBreaker
+
     session = session or boto3.session.Session()
     config = client_config(max_attempts=5, pool=2)
     return CircuitBreaker(
@@ -388,6 +414,9 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
 
 def build_status_service(settings: ApiSettings, *, session: boto3.session.Session | None = None) -> StatusService:
     """A StatusService over the message log, its recipient index and the address keyring (the API and the CLI)."""
+    from mailwright.adapters.recipient_index import DynamoRecipientIndex
+    from mailwright.status import StatusService
+
     session = session or boto3.session.Session()
     # A caller is waiting: fail fast rather than retry for long.
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
@@ -409,6 +438,11 @@ def build_api_services(
     settings: ApiSettings, submission: SubmissionSettings, *, session: boto3.session.Session | None = None
 ) -> ApiServices:
     """The HTTPS API's services: status lookups, submissions to the lane queues, and the producers' keys."""
+    from mailwright.adapters.producers import DynamoProducerDirectory
+    from mailwright.api_services import ApiServices
+    from mailwright.sdk import Publisher
+    from mailwright.submission import SubmissionService, TemplateLanes
+
     session = session or boto3.session.Session()
     # A caller is waiting: each call fails fast, and the publisher retries refused entries itself.
     fast = client_config(max_attempts=2, pool=10, read_timeout=3.0)
@@ -439,6 +473,12 @@ def build_provider_feedback_service(
     clock: Callable[[], float] = time.time,
 ) -> ProviderFeedbackService:
     """The provider webhook's service: the feedback service of SES feedback, plus preferences and a replay guard."""
+    from mailwright.adapters.dynamodb import DynamoFeedbackLog, DynamoPreferenceWriter
+    from mailwright.adapters.provider_breaker import DynamoReplayGuard
+    from mailwright.feedback import FeedbackService
+    from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
+    from mailwright.suppression import SoftBouncePolicy
+
     session = session or boto3.session.Session()
     # A provider is waiting for the answer (and retries): fail fast rather than retry for long.
     config = client_config(max_attempts=3, pool=10, read_timeout=5.0)
@@ -484,6 +524,9 @@ def build_provider_feedback_service(
 
 def build_bridge(settings: BridgeSettings, *, session: boto3.session.Session | None = None) -> BridgeService:
     """The ingest bridge: SendMessageBatch to the lane queues, the message log, template priorities from S3."""
+    from mailwright.adapters.sqs import SqsLanePublisher
+    from mailwright.ingest_bridge import BridgeService, TemplatePriorities
+
     session = session or boto3.session.Session()
     sqs = session.client("sqs", config=client_config(max_attempts=3, pool=4))
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))

@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from mailwright.ports import EmailSender, OutboundEmail
 from mailwright_tools.local.outbox import Outbox
-from mailwright_tools.local.ses_events import events_for
+from mailwright_tools.local.ses_events import EVENT_TYPE_NAMES, events_for
 
 logger = logging.getLogger(__name__)
 PUBLISH_BATCH = 10  # SNS PublishBatch takes ten entries
@@ -115,11 +116,14 @@ class LocalMailbox:
         events: SesEventPublisher | None,
         identity: str,
         region: str,
+        event_types: Collection[str] | None = None,
     ) -> None:
         self.outbox = outbox
         self.events = events
         self._identity = identity
         self._region = region
+        # The configuration set's event types (SESv2 names); None: every type SES makes.
+        self._published = None if event_types is None else {EVENT_TYPE_NAMES[t] for t in event_types}
         self._lock = threading.Lock()
         self.sent: Counter[str] = Counter()
 
@@ -134,10 +138,10 @@ class LocalMailbox:
         with self._lock:
             self.sent[dict(email.tags).get("lane", "")] += 1
         if self.events is not None:
-            self.events.publish(
-                events_for(email, message_id, sent_at=sent_at, identity=self._identity, region=self._region),
-                sent_at=sent_at,
-            )
+            events = events_for(email, message_id, sent_at=sent_at, identity=self._identity, region=self._region)
+            if self._published is not None:
+                events = [e for e in events if e["eventType"] in self._published]
+            self.events.publish(events, sent_at=sent_at)
 
     @property
     def idle(self) -> bool:

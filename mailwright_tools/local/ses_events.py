@@ -1,7 +1,8 @@
 """SES configuration-set events, as SES publishes them to SNS, for emails the local stack sends.
 
 moto accepts SendEmail but publishes no events, so the local stack makes
-them here: Send and Delivery for every email, and what the SES mailbox
+them here (and publishes those the configuration set would, as
+`event_tracking` chooses them): Send and Delivery for every email, and what the SES mailbox
 simulator does for its addresses (`bounce@`, `complaint@`, `ooto@`,
 `suppressionlist@`, `success@` at simulator.amazonses.com, each also with a
 `+label`). The shapes follow the SES developer guide's "Examples of event
@@ -18,6 +19,19 @@ from typing import Any
 from mailwright.ports import OutboundEmail
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
+# An event destination's event types (SESv2 names, as infra.config lists them) to the events' `eventType`.
+EVENT_TYPE_NAMES: dict[str, str] = {
+    "SEND": "Send",
+    "DELIVERY": "Delivery",
+    "BOUNCE": "Bounce",
+    "COMPLAINT": "Complaint",
+    "REJECT": "Reject",
+    "OPEN": "Open",
+    "CLICK": "Click",
+    "DELIVERY_DELAY": "DeliveryDelay",
+    "RENDERING_FAILURE": "Rendering Failure",
+    "SUBSCRIPTION": "Subscription",
+}
 SIMULATOR_SCENARIOS = ("success", "bounce", "ooto", "complaint", "suppressionlist")
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 REPORTING_MTA = "a8-70.smtp-out.amazonses.com"

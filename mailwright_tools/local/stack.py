@@ -216,6 +216,7 @@ class LocalStack:
             events=self._events,
             identity=resources.sender_identity or self.config.identity,
             region=self.options.region,
+            event_types=self.config.published_event_types,
         )
         self._start_secondary(session)
         sqs = session.client("sqs")
@@ -401,6 +402,7 @@ class LocalStack:
         from mailwright.observability import ProviderMetrics
         from mailwright.settings import WorkerSettings
         from mailwright.wiring import build_send_service
+        from mailwright_tools.fakes import FakeAccountReader
 
         # Parsed now, so a bad setting stops `local up` instead of the first batch.
         settings = WorkerSettings.from_env(self.lane_environment(lane))
@@ -408,10 +410,13 @@ class LocalStack:
         mailbox, output = self.mailbox, self._output
 
         def cold_start() -> Handler:
+            # moto has no SES GetAccount: the account allows what the settings say (cdk.json's rate).
+            account = FakeAccountReader(self.config.ses_max_send_rate or 1.0)
             service = build_send_service(
                 settings,
                 session=self.session(),
                 wrap_sender=mailbox.wrap,
+                account_reader=account,
                 provider_events=ProviderMetrics(sink=output.metrics.write_document),
             )
             with self._lock:

@@ -21,6 +21,7 @@ from mailwright.handlers import send_worker
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
 from mailwright_tools.events import FakeLambdaContext, sqs_event
+from mailwright_tools.fakes import FakeAccountReader
 from mailwright_tools.provision import StackResources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,9 +87,10 @@ class WorkerHarness:
 
     def __post_init__(self) -> None:
         env = self.resources.worker_environment(self.config, self.lane)
-        env[Env.SEND_RATE_PER_WORKER] = "1000"  # tests measure outcomes, not pacing
-        if float(env[Env.SEND_POOL_RATE]) > 0:  # but the pooled lanes still keep their leases in DynamoDB
-            env[Env.SEND_POOL_RATE] = "2000"
+        # Tests measure outcomes, not pacing: a high ceiling, and an account that allows it (moto has no
+        # GetAccount); every take still goes through the shared bucket in DynamoDB.
+        env[Env.SEND_RATE_PER_WORKER] = "1000"
+        env[Env.SES_MAX_SEND_RATE] = "1000"
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)
         self.session = boto3.session.Session()
@@ -96,7 +98,9 @@ class WorkerHarness:
         # Clients copy their session's hooks when created, so one dispatcher is registered
         # now and tests add faults to it later.
         self.session.events.register("before-call", self._before_call)
-        self.service = build_send_service(WorkerSettings.from_env(), session=self.session)
+        self.service = build_send_service(
+            WorkerSettings.from_env(), session=self.session, account_reader=FakeAccountReader(1000.0)
+        )
         # The handler builds its service from the environment on first use; hand it ours,
         # whose session captures SES calls (moto keeps neither headers nor tags).
         self.monkeypatch.setattr(send_worker, "service", lambda: self.service)
@@ -127,7 +131,10 @@ class WorkerHarness:
     def run_batch(self, max_messages: int = 10) -> dict[str, Any]:
         """Receive one batch like the event source mapping does and invoke the handler; returns its response."""
         messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=max_messages, AttributeNames=["All"]
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return {"batchItemFailures": [], "received": 0}

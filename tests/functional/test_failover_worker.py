@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,31 +121,43 @@ def test_while_ses_is_paused_critical_mail_goes_out_through_the_relay_and_comes_
     assert w.api_calls.count("secretsmanager.GetSecretValue") == 2
 
 
+def delayed(w: Any) -> int:
+    """Messages of the worker's queue that wait out a delay (deferred mail)."""
+    attributes = w.sqs.get_queue_attributes(QueueUrl=w.queue_url, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
 def test_the_bulk_lane_waits_for_ses_and_then_drains(
     failover_worker: Make, stack: StackResources, relay: Relay
 ) -> None:
     w = failover_worker("bulk")
+    w.service.policy = replace(w.service.policy, max_backoff_seconds=1)  # the waits' delays: a second
     w.faults.append(ses_fails("SendingPausedException", 400))
     requests = [password_reset(f"user{i}@example.com") for i in range(3)]
     w.publish(*requests)
 
     paused = w.run_batch()
 
-    assert len(paused["batchItemFailures"]) == 3 and relay.handler.messages == []
+    # Waiting for SES is not a failure: the records go back to the queue as new, delayed messages.
+    assert paused["batchItemFailures"] == [] and relay.handler.messages == []
+    assert delayed(w) == 3
     assert all(w.logged(request_id(r)) is None for r in requests)
     assert breaker_state(stack, "bulk") == BREAKER_OPEN
 
     # SES returns: after the cooldown one email probes it; the rest wait for the probe's answer.
     w.faults.clear()
     time.sleep(1.2)
-    w.end_backoff()
     probed = w.run_batch()
-    assert len(probed["batchItemFailures"]) < 3 and breaker_state(stack, "bulk") == BREAKER_CLOSED
+    assert probed["received"] == 3 and probed["batchItemFailures"] == []
+    assert breaker_state(stack, "bulk") == BREAKER_CLOSED
     for _ in range(3):
-        w.end_backoff()
+        time.sleep(1.1)
         if w.run_batch()["received"] == 0:
             break
-    assert {w.logged(request_id(r))["provider"] for r in requests} == {"ses"}  # type: ignore[index]
+    logged = [w.logged(request_id(r)) for r in requests]
+    assert {entry["provider"] for entry in logged} == {"ses"}  # type: ignore[index]
+    # However long they waited, no receive was spent toward the DLQ.
+    assert {entry["attempts"] for entry in logged} == {1}  # type: ignore[index]
     assert relay.handler.messages == [] and breaker_state(stack, "bulk") == BREAKER_CLOSED
 
 
@@ -155,10 +168,12 @@ def test_repeated_server_errors_open_the_breaker_and_rate_throttling_does_not(
     w.faults.append(ses_fails("TooManyRequestsException", 429))  # "Maximum sending rate exceeded"
     w.publish(password_reset("a@example.com"), password_reset("b@example.com"))
     throttled = w.run_batch()
-    assert len(throttled["batchItemFailures"]) == 2 and breaker_state(stack, "standard") == BREAKER_CLOSED
+    # A throttle is pacing's: the records come back as new, delayed messages, and the breaker stays closed.
+    assert throttled["batchItemFailures"] == [] and delayed(w) == 2
+    assert breaker_state(stack, "standard") == BREAKER_CLOSED
 
     w.faults[:] = [ses_fails("InternalFailure", 500)]
-    w.end_backoff()
+    time.sleep(3.1)  # the throttled records' delay (1 to 3 s)
     w.run_batch()
 
     assert breaker_state(stack, "standard") == BREAKER_OPEN

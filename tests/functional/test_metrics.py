@@ -75,6 +75,8 @@ def test_outcomes_are_counted_per_lane_and_category(
     transactional = documents.pop(lane_and_category("standard", "transactional"))
     marketing = documents.pop(lane_and_category("standard", "marketing"))
     unknown = documents.pop(lane_and_category("standard", "unknown"))
+    # The container's first batch read SES's quota for every worker: the share used, without dimensions
+    assert documents.pop(()) == {"QuotaUsedPercent": [0.0]}
     assert documents == {}
     assert {name: sum(v) for name, v in transactional.items() if name != "SendLatency"} == {"Sent": 1, "Suppressed": 1}
     assert {name: sum(v) for name, v in marketing.items() if name != "SendLatency"} == {
@@ -88,7 +90,7 @@ def test_outcomes_are_counted_per_lane_and_category(
     assert 0 <= transactional["SendLatency"][0] < 60_000
 
 
-def test_ses_throttling_is_counted_per_category_and_retries_per_lane(
+def test_ses_throttling_is_counted_per_category_and_deferrals_per_lane(
     worker: Make, capsys: pytest.CaptureFixture[str]
 ) -> None:
     w = worker("bulk")
@@ -101,7 +103,7 @@ def test_ses_throttling_is_counted_per_category_and_retries_per_lane(
     documents = emf_documents(capsys.readouterr().out)
     assert documents[lane_and_category("bulk", "marketing")]["Throttled"] == [1.0]
     assert documents[lane_and_category("bulk", "marketing")]["Sent"] == [1.0]
-    assert documents[(("lane", "bulk"),)] == {"Retried": [1.0]}
+    assert documents[(("lane", "bulk"),)] == {"Deferred": [1.0]}
 
 
 def test_bounces_and_complaints_are_counted_per_lane_and_category_of_the_message(
@@ -179,4 +181,5 @@ def test_the_local_stacks_metrics_stand_in_gets_one_line_per_document(
     assert set(documents) == {
         lane_and_category("standard", "transactional"),
         lane_and_category("standard", "marketing"),
+        (),  # QuotaUsedPercent: the container's first batch read SES's quota
     }

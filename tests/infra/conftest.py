@@ -33,9 +33,9 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
     It also switches on the settings that are off or empty in cdk.json (mirroring to
     SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
-    recipients, other alarm thresholds) and takes the unsubscribe endpoint's concurrency
-    cap away and the API's logging role (an account that has one), declares producers and WAF, so one more
-    synth covers them all.
+    recipients, other alarm thresholds, open and click events instead of deliveries) and
+    takes the unsubscribe endpoint's concurrency cap away and the API's logging role (an
+    account that has one), declares producers and WAF, so one more synth covers them all.
     """
     return synthesize(
         tmp_path_factory.mktemp("cdk.out-domain"),
@@ -48,6 +48,7 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         ses_daily_quota=200000,
         max_message_age_seconds={"critical": 120, "feedback": 600},
         unsubscribe={"reserved_concurrency": None},
+        event_tracking={"delivery": False, "opens_clicks": True},
         api={
             "throttling_rate_limit": 7.5,
             "throttling_burst_limit": 15,

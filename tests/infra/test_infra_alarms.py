@@ -138,6 +138,7 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         f"{prefix}-ses-bounce-rate",
         f"{prefix}-ses-complaint-rate",
         f"{prefix}-ses-daily-quota",
+        f"{prefix}-ses-quota-hold",
         f"{prefix}-api-5xx",
         f"{prefix}-api-4xx-rate",
         f"{prefix}-variant-disabled",
@@ -268,6 +269,21 @@ def test_sending_close_to_the_daily_quota_alarms(
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
     _notifies_the_topic(stack, alarm)
+
+
+def test_the_quota_hold_alarms_when_bulk_mail_is_held(synthesized: Synthesized) -> None:
+    alarm = _alarm(synthesized, "ses-quota-hold")
+
+    # The workers' report of SES's own count against its own quota (GetAccount), per service
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Mailwright", "QuotaUsedPercent")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "mailwright"}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 900, 1)
+    # From the lowest hold on (bulk, 90% by default) mail is held back: the alarm says so
+    assert alarm["Threshold"] == 100 * min(synthesized.config.quota_holds.values()) == 90
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert "bulk" in alarm["AlarmDescription"]
+    _notifies_the_topic(synthesized, alarm)
 
 
 def test_alarm_topic_output_names_the_topic(synthesized: Synthesized) -> None:

@@ -75,3 +75,49 @@ def test_cache_key_changes_with_the_requirements(tmp_path: Path) -> None:
     requirements.write_text("jinja2==3.1.5\n", encoding="utf-8")
 
     assert bundling.deps_cache_key(requirements) != before
+
+
+# -- bytecode for the Lambda runtime -----------------------------------------------
+
+
+def _package(root: Path) -> Path:
+    (root / "mailwright").mkdir(parents=True)
+    (root / "mailwright" / "__init__.py").write_text('"""x"""\n', encoding="utf-8")
+    (root / "mailwright" / "thing.py").write_text("VALUE = 41 + 1\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.skipif(bundling.lambda_python() is None, reason="no CPython 3.12 on this machine")
+def test_the_asset_is_compiled_for_cpython_312_the_same_way_everywhere(tmp_path: Path) -> None:
+    # Given the same sources in two places, compiled at different times
+    first, second = _package(tmp_path / "a"), _package(tmp_path / "b")
+    assert bundling.compile_bytecode(first) and bundling.compile_bytecode(second)
+
+    # Then each module has unchecked-hash bytecode (PEP 552 flags 0b01: no source check on a read-only /var/task)
+    pyc = first / "mailwright" / "__pycache__" / "thing.cpython-312.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+    # And the bytes do not depend on where or when they were built (the asset is reproducible)
+    assert pyc.read_bytes() == (second / "mailwright" / "__pycache__" / "thing.cpython-312.pyc").read_bytes()
+    # And the module names its source where Lambda has it
+    python = bundling.lambda_python()
+    assert python is not None
+    where = subprocess.run(  # noqa: S603
+        [python, "-c", f"import marshal; print(marshal.loads(open({str(pyc)!r}, 'rb').read()[16:]).co_filename)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where == "/var/task/mailwright/thing.py"
+
+
+def test_without_cpython_312_the_asset_ships_sources_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundling, "lambda_python", lambda: None)
+    root = _package(tmp_path)
+    assert bundling.compile_bytecode(root) is False
+    assert not list(root.rglob("*.pyc"))
+
+
+def test_an_interpreter_that_cannot_compile_the_package_stops_the_synth(tmp_path: Path) -> None:
+    root = _package(tmp_path)
+    with pytest.raises(BundlingError, match="did not compile the mailwright package"):
+        bundling.compile_bytecode(root, python="/bin/false")

@@ -19,18 +19,9 @@ from tests.infra.synth import Resource, Synthesized, render, without_tracing
 pytestmark = pytest.mark.slow
 
 CONFIG_SET_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${%s}"
-ALL_EVENT_TYPES = [
-    "send",
-    "delivery",
-    "bounce",
-    "complaint",
-    "reject",
-    "open",
-    "click",
-    "deliveryDelay",
-    "renderingFailure",
-    "subscription",
-]
+# CloudFormation's names: what suppresses or rejects, and deliveries (cdk.json); opens and clicks opt-in.
+SUPPRESSION_EVENT_TYPES = ["bounce", "complaint", "reject", "renderingFailure"]
+DELIVERY_EVENT_TYPES = ["delivery", "deliveryDelay", "subscription"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -62,16 +53,28 @@ def _configuration_set_id(synthesized: Synthesized) -> str:
     return logical_id
 
 
-def test_the_configuration_set_publishes_every_event_type_to_the_topic(synthesized: Synthesized) -> None:
+def test_the_configuration_set_publishes_suppressing_and_delivery_events_to_the_topic(
+    synthesized: Synthesized,
+) -> None:
     (destination,) = synthesized.resources("AWS::SES::ConfigurationSetEventDestination").values()
     props = destination["Properties"]
 
     assert props["ConfigurationSetName"] == {"Ref": _configuration_set_id(synthesized)}
     assert props["EventDestination"]["Enabled"] is True
-    assert sorted(props["EventDestination"]["MatchingEventTypes"]) == sorted(ALL_EVENT_TYPES)
+    # Never Send (the worker logs the send itself), opens and clicks only when opted in
+    assert sorted(props["EventDestination"]["MatchingEventTypes"]) == sorted(
+        SUPPRESSION_EVENT_TYPES + DELIVERY_EVENT_TYPES
+    )
     assert props["EventDestination"]["SnsDestination"] == {
         "TopicARN": {"Ref": synthesized.output_ref(Outputs.FEEDBACK_TOPIC_ARN)}
     }
+
+
+def test_opens_and_clicks_are_published_once_opted_in(domain_synthesized: Synthesized) -> None:
+    (destination,) = domain_synthesized.resources("AWS::SES::ConfigurationSetEventDestination").values()
+    assert sorted(destination["Properties"]["EventDestination"]["MatchingEventTypes"]) == sorted(
+        [*SUPPRESSION_EVENT_TYPES, "open", "click"]
+    )
 
 
 def test_only_ses_of_this_account_and_configuration_set_may_publish(synthesized: Synthesized) -> None:

@@ -40,9 +40,19 @@ def _ses_arns(synthesized: Synthesized, identity: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lane", LANES)
+def test_worker_may_read_the_ses_quota_and_nothing_else_on_any_resource(synthesized: Synthesized, lane: str) -> None:
+    # SES GetAccount (the send rate and daily quota pacing follows) has no resource type: its own statement.
+    statements = without_tracing(_worker_statements(synthesized, lane))
+    (quota,) = [s for s in statements if "*" in _as_list(s["Resource"])]
+    assert quota.get("Sid") == "ReadSesSendingQuota"
+    assert _as_list(quota["Action"]) == ["ses:GetAccount"]
+
+
+@pytest.mark.parametrize("lane", LANES)
 def test_worker_policy_has_no_wildcard_actions_or_resources(synthesized: Synthesized, lane: str) -> None:
-    # Exactly one statement may name "*": X-Ray's two actions, which have no resource type.
-    for statement in without_tracing(_worker_statements(synthesized, lane)):
+    # Only X-Ray's two actions and SES GetAccount may name "*": they have no resource type.
+    statements = without_tracing(_worker_statements(synthesized, lane))
+    for statement in [s for s in statements if s.get("Sid") != "ReadSesSendingQuota"]:
         actions = _as_list(statement["Action"])
         assert statement["Effect"] == "Allow"
         assert not any("*" in action for action in actions), statement
@@ -92,9 +102,13 @@ def test_no_statement_in_the_stack_has_a_wildcard_action_but_cdks_own(synthesize
             else:
                 assert not wildcards, statement
             if "*" in as_list(statement["Resource"]):
-                # The events publisher's stream mapping adds dynamodb:ListStreams, which has no resource type.
+                # X-Ray's, SES GetAccount's (pacing reads the account's quota) and the events publisher's
+                # dynamodb:ListStreams (its stream mapping): none has a resource type.
+                quota = statement.get("Sid") == "ReadSesSendingQuota" and as_list(statement["Action"]) == [
+                    "ses:GetAccount"
+                ]
                 listed = [a for a in as_list(statement["Action"]) if a != "dynamodb:ListStreams"]
-                assert is_tracing_statement({**statement, "Action": listed}), statement
+                assert is_tracing_statement({**statement, "Action": listed}) or quota, statement
 
     assert cdk_wildcards == CDK_DEPLOYMENT_WILDCARDS
 
@@ -126,7 +140,12 @@ def test_every_log_group_has_a_retention(synthesized: Synthesized) -> None:
 def test_worker_may_send_only_as_its_identity_through_its_configuration_set(
     synthesized: Synthesized, lane: str
 ) -> None:
-    ses = [s for s in _worker_statements(synthesized, lane) if any(a.startswith("ses:") for a in _as_list(s["Action"]))]
+    # (beside the read of the account's quota, test_worker_may_read_the_ses_quota_and_nothing_else_on_any_resource)
+    ses = [
+        s
+        for s in _worker_statements(synthesized, lane)
+        if any(a.startswith("ses:") for a in _as_list(s["Action"])) and s.get("Sid") != "ReadSesSendingQuota"
+    ]
 
     assert len(ses) == 1
     assert _as_list(ses[0]["Action"]) == ["ses:SendEmail"]
@@ -153,11 +172,13 @@ def test_worker_consumes_only_its_own_queue(synthesized: Synthesized, lane: str)
     own_queue = {"Fn::GetAtt": [synthesized.queue_of(lane)[0], "Arn"]}
     sqs = [s for s in _worker_statements(synthesized, lane) if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
 
-    assert len(sqs) == 1
-    assert _as_list(sqs[0]["Resource"]) == [own_queue]
-    # The worker backs a throttled record off by changing its visibility.
-    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(sqs[0]["Action"])
-    assert "sqs:SendMessage" not in sqs[0]["Action"]
+    assert sqs
+    assert all(_as_list(statement["Resource"]) == [own_queue] for statement in sqs)
+    actions = {action for statement in sqs for action in _as_list(statement["Action"])}
+    # The worker backs a failed record off by changing its visibility, and hands paced mail back to its
+    # own queue as new, delayed messages (SendMessage): to no other queue.
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= actions
+    assert not any(action.endswith("*") for action in actions)
 
 
 @pytest.mark.parametrize("lane", LANES)

@@ -95,6 +95,12 @@ def test_worker_environment_names_every_setting_for_its_lane(
     assert env[Env.UNSUBSCRIBE_BASE_URL] == (config.unsubscribe_base_url or outputs[Outputs.UNSUBSCRIBE_URL]["Value"])
     assert env[Env.POSTAL_ADDRESS] == config.postal_address
     assert float(env[Env.SEND_RATE_PER_WORKER]) == config.send_rate_per_worker
+    # Pacing: the optional ceiling, the lane's wait for tokens, the bucket's shards, the daily-quota holds
+    assert env[Env.SES_MAX_SEND_RATE] == ("" if config.ses_max_send_rate is None else str(config.ses_max_send_rate))
+    assert float(env[Env.PACING_MAX_WAIT_SECONDS]) == settings.pacing_max_wait
+    assert int(env[Env.PACING_SHARDS]) == config.pacing_shards
+    assert json.loads(env[Env.QUOTA_HOLDS]) == config.quota_holds
+    assert float(env[Env.QUOTA_REFRESH_SECONDS]) == config.quota_refresh_seconds
     assert int(env[Env.SEND_CONCURRENCY]) == min(settings.batch_size, MAX_SEND_CONCURRENCY)
     assert int(env[Env.IDEMPOTENCY_TTL_SECONDS]) == config.idempotency_ttl_hours * 3600
     assert int(env[Env.MESSAGE_LOG_TTL_DAYS]) == config.message_log_ttl_days
@@ -106,12 +112,21 @@ def test_worker_environment_names_every_setting_for_its_lane(
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
 
 
+def test_every_function_skips_pydantics_plugin_search_at_cold_start(synthesized: Synthesized) -> None:
+    for function in synthesized.resources("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if "POWERTOOLS_SERVICE_NAME" in variables:  # mailwright's own (not the CDK's helper functions)
+            assert variables.get("PYDANTIC_DISABLE_PLUGINS") == "__all__", function["Properties"].get("Description")
+
+
 def test_lane_workers_together_stay_under_the_ses_send_rate(synthesized: Synthesized, config: MailwrightConfig) -> None:
     total = 0.0
     for lane, (_, worker) in synthesized.workers().items():
         rate = float(worker["Properties"]["Environment"]["Variables"][Env.SEND_RATE_PER_WORKER])
         total += rate * config.lanes[lane].max_concurrency
 
+    # The fallback shares (used only while the shared bucket is unreachable) stay under the ceiling
+    assert config.ses_max_send_rate is not None
     assert total <= config.ses_max_send_rate
 
 

@@ -12,6 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from mailwright.adapters.sqs import SqsDeferrals
+from mailwright.constants import DEFERRALS_ATTRIBUTE, DEFERRED_REASON_ATTRIBUTE, PUBLISHED_AT_ATTRIBUTE
+from mailwright.ports import Deferral
 from mailwright_tools.local import lane_api, moto_speedups
 from mailwright_tools.local.event_source import EventSourceEmulator, EventSourceSettings
 from mailwright_tools.local.session import LocalSession
@@ -175,6 +178,48 @@ def test_batches_fill_up_to_the_batch_size_within_the_window(sqs: Any) -> None:
     # SQS returns ten per receive; the mapping keeps receiving until the batch is full
     assert [len(batch) for batch in handler.batches] == [25]
     assert handler.cold_starts == 1
+
+
+def test_a_deferred_record_comes_back_as_a_new_message_with_its_attributes_after_the_delay(sqs: Any) -> None:
+    # Given a worker that hands its first record back with SqsDeferrals (as pacing does), 2 s later
+    queue, dlq = make_queue(sqs, "deferred", max_receive_count=2)
+    deferrals = SqsDeferrals(sqs, queue)
+    published = 1_700_000_000.0
+
+    def defer_first(record: dict[str, Any]) -> bool:
+        if not record["messageAttributes"]:
+            deferral = Deferral(record["messageId"], record["body"], 2, "paced", deferrals=1, published_at=published)
+            assert deferrals.defer([deferral]) == set()
+        return False  # handed back, not failed: the original is deleted
+
+    handler = Recorder(fail=defer_first)
+    sqs.send_message(QueueUrl=queue, MessageBody="later")
+    source = emulator(sqs, queue, handler)
+    try:
+        wait_until(lambda: len(handler.records) == 2, timeout=15)
+    finally:
+        source.stop()
+    first, second = handler.records
+    # Then the new message came back no sooner than its delay, with its receive count starting again
+    gap = int(second["attributes"]["SentTimestamp"]) - int(first["attributes"]["SentTimestamp"])
+    assert gap >= 0
+    assert (
+        int(second["attributes"]["ApproximateFirstReceiveTimestamp"]) - int(second["attributes"]["SentTimestamp"])
+        >= 1900
+    )
+    assert second["attributes"]["ApproximateReceiveCount"] == "1"
+    # And the attributes arrive in Lambda's event shape, as the worker reads them
+    attributes = second["messageAttributes"]
+    assert attributes[DEFERRALS_ATTRIBUTE] == {
+        "stringValue": "1",
+        "binaryValue": None,
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "Number",
+    }
+    assert float(attributes[PUBLISHED_AT_ATTRIBUTE]["stringValue"]) == published
+    assert attributes[DEFERRED_REASON_ATTRIBUTE]["stringValue"] == "paced"
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
 
 
 # -- disabling and enabling, through the local Lambda API ----------------------

@@ -142,3 +142,25 @@ def test_events_go_out_when_due_ten_at_a_time(tmp_path: Path) -> None:
     assert publisher.published == {"Send": 12, "Delivery": 12}
     assert mailbox.sent == {"bulk": 12}
     assert len(list(tmp_path.glob("*.eml"))) == 12
+
+
+def test_the_mailbox_publishes_only_the_configuration_sets_event_types(tmp_path: Path) -> None:
+    published: list[dict[str, Any]] = []
+
+    class Recorder:
+        idle = True
+
+        def publish(self, events: list[dict[str, Any]], *, sent_at: float | None = None) -> None:
+            published.extend(events)
+
+    mailbox = LocalMailbox(
+        outbox=Outbox(tmp_path / "outbox"),
+        events=Recorder(),  # type: ignore[arg-type]
+        identity="no-reply@example.com",
+        region="us-east-1",
+        event_types=("BOUNCE", "COMPLAINT", "DELIVERY"),
+    )
+    mailbox.accepted(outbound("complaint@simulator.amazonses.com"), "ses-1")
+    mailbox.accepted(outbound("bounce@simulator.amazonses.com"), "ses-2")
+    # Send is never published, as deployed; the verdicts are
+    assert [e["eventType"] for e in published] == ["Delivery", "Complaint", "Bounce"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -415,16 +415,53 @@ def test_without_a_secondary_the_log_says_ses(fake_service: FakeServiceFactory) 
     assert json.dumps(logged)  # plain values
 
 
-def test_a_paused_lane_retries_its_mail_with_the_provider_unavailable_reason(fake_service: FakeServiceFactory) -> None:
+def test_a_paused_lane_hands_its_mail_back_with_the_provider_unavailable_reason(
+    fake_service: FakeServiceFactory,
+) -> None:
     world = World(ses_down=ProviderOutageError("ses_paused", "paused", at_once=True))
     service, fakes = fake_service(lane="bulk", sender=world.sender(enabled=False))
+    records = [queue_record({**RESET, "recipient_email": f"u{i}@example.com"}) for i in range(3)]
 
-    report = service.process([queue_record({**RESET, "recipient_email": f"u{i}@example.com"}) for i in range(3)])
+    report = service.process(records)
 
-    assert report.outcomes == [] and len(report.failed) == 3
+    assert report.outcomes == [] and report.failed == []  # waiting for SES is not a failure
     # The first email finds SES paused (the breaker opens at once); none moves to the relay.
-    assert set(report.retry_reasons.values()) == {"provider_unavailable"}
-    assert not world.relay.attempts and len(fakes.claims) == 0  # claims released: the retries start clean
+    assert set(report.deferred.values()) == {"provider_unavailable"}
+    deferred = fakes.deferrals.deferred
+    assert sorted(d.body for d in deferred) == sorted(r.body for r in records)
+    # New messages with a delay (backoff over the request's deferrals, at most 15 minutes): no receive is spent.
+    assert all(d.deferrals == 1 and 1 <= d.seconds <= 5 for d in deferred)
+    assert not fakes.retries.delays
+    assert not world.relay.attempts and len(fakes.claims) == 0  # claims released: the new copies start clean
+
+
+def test_a_request_that_keeps_waiting_for_its_provider_waits_longer_each_time(
+    fake_service: FakeServiceFactory,
+) -> None:
+    world = World(ses_down=ProviderOutageError("ses_paused", "paused", at_once=True))
+    service, fakes = fake_service(lane="bulk", sender=world.sender(enabled=False))
+    record = replace(queue_record({**RESET, "recipient_email": "jane@example.com"}), deferrals=6)
+
+    report = service.process([record])
+
+    assert report.deferred == {record.message_id: "provider_unavailable"}
+    (deferral,) = fakes.deferrals.deferred
+    assert deferral.deferrals == 7 and 160 <= deferral.seconds <= 320  # the 7th step of 5 s doubling: 320 s
+
+
+def test_mail_over_the_secondarys_own_rate_is_handed_back_shortly(fake_service: FakeServiceFactory) -> None:
+    world = World(ses_down=ProviderOutageError("ses_paused", "paused", at_once=True))
+    pacer = Pacer(0.1, clock=world.clock, sleep=world.clock.sleep)  # one email every 10 s
+    service, fakes = fake_service(lane="critical", sender=world.sender(pacer=pacer))
+    record = replace(queue_record({**RESET, "recipient_email": "late@example.com"}), deferrals=20)
+    records = [queue_record({**RESET, "recipient_email": "first@example.com"}), record]
+
+    report = service.process(records)
+
+    assert len(report.outcomes) == 1 and report.outcomes[0].provider == "relay" and report.failed == []
+    assert report.deferred == {record.message_id: "relay_paced"}
+    (deferral,) = fakes.deferrals.deferred
+    assert deferral.seconds <= 60  # the relay has room again within seconds, however often it waited
 
 
 # -- history and reported states -------------------------------------------------------

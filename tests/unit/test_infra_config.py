@@ -87,7 +87,8 @@ def test_cdk_json_context_parses() -> None:
     assert config.identity == config.sender  # no domain: the sender address is the SES identity
     assert config.unsubscribe_base_url == ""  # links point at the stack's own endpoint
     assert set(config.lanes) == set(LANES)
-    assert config.lanes["bulk"].batch_size == 25
+    # A bulk batch is what one take of the shared bucket sends at cdk.json's 14/s (docs/benchmarks.md)
+    assert config.lanes["bulk"].batch_size == 10
     assert config.lanes["bulk"].batching_window_seconds >= 1
     assert all(lane.max_receive_count >= 5 for lane in config.lanes.values())
     assert config.rate_limits["marketing"].limit == 2
@@ -103,7 +104,7 @@ def test_defaults_fill_an_almost_empty_context() -> None:
     assert config.sender == "ops@example.com"
     assert config.lanes["standard"] == LaneConfig(name="standard")
     assert config.rate_limits == {}
-    assert config.ses_max_send_rate == 14
+    assert config.ses_max_send_rate is None  # no ceiling: SES's MaxSendRate decides
 
 
 def test_domain_makes_the_identity() -> None:
@@ -219,14 +220,31 @@ def test_send_rate_per_worker_shares_the_ses_rate_across_all_workers() -> None:
     assert config.send_rate_per_worker * config.total_max_concurrency <= config.ses_max_send_rate
 
 
-def test_standard_and_bulk_pool_what_the_critical_lanes_fixed_shares_leave() -> None:
-    # Given cdk.json: 4 critical workers at 1.75/s each; 2 standard + 2 bulk workers
-    config = parse_config(CONTEXT)
+def test_ses_max_send_rate_is_an_optional_ceiling() -> None:
+    assert parse_config(CONTEXT).ses_max_send_rate == 14.0
+    config = parse_config(context(ses_max_send_rate=None))
+    assert config.ses_max_send_rate is None
+    # Without a ceiling the fallback share assumes SES's sandbox rate, 1/s, across every worker
+    assert config.send_rate_per_worker == 1 / config.total_max_concurrency
 
-    # The pool is the other 7/s: one bulk worker alone may use all of it; all four together, 1.75/s each
-    assert config.send_pool_rate == 7.0
-    critical = config.lanes["critical"].max_concurrency * config.send_rate_per_worker
-    assert critical + config.send_pool_rate == config.ses_max_send_rate
+
+def test_pacing_settings_have_defaults_per_lane_and_are_checked() -> None:
+    config = parse_config(CONTEXT)
+    assert {name: lane.pacing_max_wait for name, lane in config.lanes.items()} == {
+        "critical": 1.0,
+        "standard": 0.25,
+        "bulk": 0.0,
+    }
+    assert config.quota_holds == {"bulk": 0.9, "standard": 0.97}
+    assert (config.pacing_shards, config.quota_refresh_seconds) == (1, 300)
+    custom = parse_config(context(quota_holds={"bulk": 0.8}, pacing_shards=4))
+    assert (custom.quota_holds, custom.pacing_shards) == ({"bulk": 0.8}, 4)
+    for bad in ({"quota_holds": {"bulk": 0}}, {"quota_holds": {"express": 0.5}}, {"pacing_shards": 0}):
+        with pytest.raises(ConfigError):
+            parse_config(context(**bad))
+    lanes = {"bulk": {"batch_size": 10, "pacing_max_wait_seconds": 9}}
+    with pytest.raises(ConfigError, match="pacing_max_wait_seconds"):
+        parse_config(context(lanes=lanes))
 
 
 @pytest.mark.parametrize("rate", [10, 0.01, 1])
@@ -268,7 +286,7 @@ def test_worker_environment_carries_the_lane_settings() -> None:
     env = worker_environment(config=config, lane=config.lanes["bulk"], queue_url="q", resources=RESOURCES)
     assert env[Env.LANE] == "bulk"
     assert env[Env.QUEUE_URL] == "q"
-    assert env[Env.SEND_CONCURRENCY] == "25"  # one SES call in flight per record of the batch
+    assert env[Env.SEND_CONCURRENCY] == "10"  # one SES call in flight per record of the batch
     assert env[Env.MAX_BACKOFF_SECONDS] == str(10 * config.lanes["bulk"].visibility_timeout_seconds)
     assert env[Env.TEMPLATES_BUCKET] == RESOURCES.templates_bucket
     assert env.get(Env.TEMPLATE_CACHE_SECONDS) == "300"
@@ -307,3 +325,27 @@ def test_variants_context_reaches_the_workers_as_the_runtimes_policy() -> None:
 def test_bad_variants_settings_name_the_key(variants: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(context(variants=variants))
+
+
+def test_event_tracking_publishes_deliveries_by_default_and_opens_and_clicks_when_opted_in() -> None:
+    config = parse_config(CONTEXT)
+    assert config.published_event_types == (
+        "DELIVERY",
+        "BOUNCE",
+        "COMPLAINT",
+        "REJECT",
+        "DELIVERY_DELAY",
+        "RENDERING_FAILURE",
+        "SUBSCRIPTION",
+    )
+    opted = parse_config(context(event_tracking={"delivery": False, "opens_clicks": True}))
+    assert opted.published_event_types == ("BOUNCE", "COMPLAINT", "REJECT", "OPEN", "CLICK", "RENDERING_FAILURE")
+    # What suppresses an address is never optional, and SES's Send event is never published
+    assert "SEND" not in parse_config(context(event_tracking={"opens_clicks": True})).published_event_types
+    for bad, message in (
+        ({"event_tracking": "all"}, "must be an object"),
+        ({"event_tracking": {"opens": True}}, "unknown settings"),
+        ({"event_tracking": {"delivery": "yes"}}, "delivery must be true or false"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_config(context(**bad))

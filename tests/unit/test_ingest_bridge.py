@@ -13,6 +13,7 @@ import pytest
 from mailwright.constants import LANES
 from mailwright.errors import IngestDeliveryError, IngestEventError, TransientError
 from mailwright.handlers.bridge import handle_event
+from mailwright.handlers.bridge import metrics as bridge_metrics
 from mailwright.ingest_bridge import (
     MAX_BODY_BYTES,
     BridgeService,
@@ -285,7 +286,12 @@ def test_an_unreachable_message_log_or_templates_bucket_fails_the_batch(bridge: 
         bridge.forward(kafka_event([(encoded(WELCOME), {})]))
 
 
-def test_the_handler_answers_an_unreadable_event_without_raising_and_counts_a_batch(bridge: Bridge) -> None:
+def test_the_handler_answers_an_unreadable_event_without_raising_and_counts_a_batch(
+    bridge: Bridge, request: pytest.FixtureRequest
+) -> None:
+    # handle_event counts into the handler's Powertools metrics, which only the handler's decorator flushes:
+    # cleared after the test, so no later test in this process flushes them with its own.
+    request.addfinalizer(bridge_metrics.clear_metrics)
     assert handle_event(bridge.service, {"eventSource": "aws:sqs"})["source"] is None
 
     event = copy.deepcopy(load_event("rabbitmq"))

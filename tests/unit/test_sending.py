@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mailwright.backoff import retry_delay
-from mailwright.errors import RejectedError, ThrottledError, TransientError
+from mailwright.errors import DailyQuotaExceededError, RejectedError, ThrottledError, TransientError
 from mailwright.pacing import Pacer
 from mailwright.ports import SCOPE_NON_ESSENTIAL, ClaimRecord, OutboundEmail, Outcome, Preferences, Suppression
 from mailwright.request import parse_request
-from mailwright.sending import BatchReport, QueueRecord, SendService
+from mailwright.sending import MAX_DEFERRALS, BatchReport, QueueRecord, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import LocaleParts, TemplateBundle, TemplateMetadata, load_template_tree
-from mailwright_tools.fakes import FAKE_HASHER, TEMPLATES_DIR, FakeEmailSender, FakeWorld, queue_record
+from mailwright_tools.fakes import FAKE_HASHER, TEMPLATES_DIR, FakeEmailSender, FakeMessageLog, FakeWorld, queue_record
 
 from .conftest import FakeServiceFactory
 
@@ -52,10 +52,11 @@ def outcome_of(report: BatchReport, message: dict[str, Any]) -> Outcome:
 
 
 def assert_accounted(report: BatchReport, records: list[QueueRecord]) -> None:
-    """Every record ends with exactly one outcome, one retry, or as a counted duplicate."""
+    """Every record ends with exactly one outcome, one retry, one deferral, or as a counted duplicate."""
     assert len(set(report.failed)) == len(report.failed)
     assert set(report.failed) <= {r.message_id for r in records}
-    assert len(report.outcomes) + len(report.failed) + report.duplicates == len(records)
+    assert not set(report.failed) & set(report.deferred)
+    assert len(report.outcomes) + len(report.failed) + len(report.deferred) + report.duplicates == len(records)
 
 
 def product_bundle() -> TemplateBundle:
@@ -515,7 +516,7 @@ def test_request_locale_falls_back_to_the_language(service: SendService, world: 
 # -- transient failures -------------------------------------------------------------------------
 
 
-def test_throttled_send_retries_only_that_record_with_backoff(fake_service: FakeServiceFactory) -> None:
+def test_throttled_send_is_handed_back_without_using_a_receive(fake_service: FakeServiceFactory) -> None:
     # Given SES throttles one recipient
     service, world = fake_service(rng=random.Random(7), max_backoff_seconds=600)
     world.sender.fail = lambda e: (
@@ -527,14 +528,17 @@ def test_throttled_send_retries_only_that_record_with_backoff(fake_service: Fake
     # When the batch runs
     report = service.process(records)
 
-    # Then only b is reported as failed, with the throttling reason
-    assert report.failed == ["m-b"]
-    assert report.retry_reasons == {"m-b": "throttled"}
-    assert report.partial_batch_response() == {"batchItemFailures": [{"itemIdentifier": "m-b"}]}
-    # And its claim is released so the retry can claim it again
+    # Then nothing is reported failed: b is handed back to the queue as a new message, a few seconds later
+    assert report.failed == []
+    assert report.deferred == {"m-b": "throttled"}
+    assert report.partial_batch_response() == {"batchItemFailures": []}
+    [deferral] = world.deferrals.deferred
+    assert (deferral.message_id, deferral.reason, deferral.deferrals) == ("m-b", "throttled", 1)
+    assert deferral.body == records[1].body
+    assert 1 <= deferral.seconds <= 3
+    assert world.retries.delays == []
+    # And its claim is released so the new copy can claim it again
     assert world.claims.get(request_id(messages[1])) is None
-    # And it is backed off by the documented backoff for its third receive
-    assert world.retries.delays == [("receipt-m-b", retry_delay(3, cap_seconds=600, rng=random.Random(7)))]
     # And the others are sent and logged; b has no outcome yet
     assert sorted(e.to_address for e in world.sender.sent) == ["a@example.com", "c@example.com"]
     assert {o.request_id for o in report.outcomes} == {request_id(messages[0]), request_id(messages[2])}
@@ -652,7 +656,7 @@ def test_dependency_failures_retry_with_the_transient_code(
 
 def test_retry_scheduler_failure_still_reports_the_failures(service: SendService, world: FakeWorld) -> None:
     world.retries.failures["delay"] = TransientError("sqs_failed", "injected")
-    world.sender.fail = lambda e: ThrottledError("throttled", "slow down")
+    world.sender.fail = lambda e: TransientError("ses_failed", "500")
     report, _ = run(service, body())
     assert report.failed == ["m0"]
 
@@ -660,7 +664,7 @@ def test_retry_scheduler_failure_still_reports_the_failures(service: SendService
 # -- deadline ---------------------------------------------------------------------------------
 
 
-def test_record_that_cannot_get_a_send_slot_before_the_deadline_is_retried(fake_service: FakeServiceFactory) -> None:
+def test_record_that_cannot_get_a_send_slot_before_the_deadline_is_deferred(fake_service: FakeServiceFactory) -> None:
     # Given a pacer allowing one send now and the next only in 1000 s, and 3.5 s left in the invocation
     service, world = fake_service(pacer=Pacer(0.001))
     messages = [body(to="a@example.com"), body(to="b@example.com")]
@@ -669,21 +673,25 @@ def test_record_that_cannot_get_a_send_slot_before_the_deadline_is_retried(fake_
     started = time.monotonic()
     report, records = run(service, *messages, remaining_seconds=lambda: 3.5)
 
-    # Then one is sent and the other is retried with reason `deadline`, without waiting for its slot
+    # Then one is sent and the other is handed back with reason `deadline`, without waiting for its slot
+    # (a deferral: its receive count is not used up)
     assert time.monotonic() - started < 1.0
     assert len(world.sender.sent) == 1
-    assert list(report.retry_reasons.values()) == ["deadline"]
-    (failed,) = report.failed
-    retried = next(m for r, m in zip(records, messages, strict=True) if r.message_id == failed)
-    assert world.claims.get(request_id(retried)) is None
+    assert report.failed == []
+    assert list(report.deferred.values()) == ["deadline"]
+    (deferred,) = report.deferred
+    later = next(m for r, m in zip(records, messages, strict=True) if r.message_id == deferred)
+    assert world.claims.get(request_id(later)) is None
     assert_accounted(report, records)
 
 
 def test_no_send_starts_inside_the_deadline_margin(fake_service: FakeServiceFactory) -> None:
     service, world = fake_service()
     report, _ = run(service, body(), remaining_seconds=lambda: 1.0)
-    assert report.retry_reasons == {"m0": "deadline"}
+    assert report.deferred == {"m0": "deadline"}
     assert world.sender.calls["send"] == 0
+    # Nothing was claimed or looked up for it: pacing comes before the claims
+    assert world.claims.calls["claim"] == 0
 
 
 # -- batching ---------------------------------------------------------------------------------
@@ -699,9 +707,64 @@ def test_lookups_are_batched_per_store(service: SendService, world: FakeWorld) -
     assert world.suppressions.calls["get_many"] == 1
     assert world.preferences.calls["get_many"] == 1
     assert world.templates.calls["get"] == 2
-    assert world.message_log.calls["record"] == 1
+    # Each sent email's outcome written as soon as SES accepts it (here no write is ever in flight long enough
+    # for others to join it: one each)
+    assert world.message_log.calls["record"] == 10
     assert world.message_log.calls["statuses"] == 0  # every claim was won: nothing to look up
     assert world.claims.calls["claim"] == 10
+
+
+class SlowLog(FakeMessageLog):
+    """A message log whose writes take `seconds`; the groups written, in order."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.groups: list[list[str]] = []
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        time.sleep(self.seconds)
+        self.groups.append([o.request_id for o in outcomes])
+        super().record(outcomes)
+
+
+def test_sent_outcomes_accepted_while_a_write_is_in_flight_join_the_next_write(
+    fake_service: FakeServiceFactory,
+) -> None:
+    # Given ten sends that SES accepts at about the same time, and message-log writes that take 50 ms
+    log = SlowLog(0.05)
+    service, _ = fake_service(sender=FakeEmailSender(latency_seconds=0.05), message_log=log)
+    messages = [body(to=f"u{i}@example.com") for i in range(10)]
+
+    report, _ = run(service, *messages)
+
+    # Then every email is recorded sent, in a few writes rather than ten: the first accepted is written at
+    # once, the others gather while that write is in flight
+    assert [o.status for o in report.outcomes] == ["sent"] * 10
+    assert sorted(rid for group in log.groups for rid in group) == sorted(o.request_id for o in report.outcomes)
+    assert 2 <= len(log.groups) <= 4
+    assert len(log.groups[0]) == 1
+
+
+def test_a_sent_outcome_whose_write_failed_is_written_with_the_batch(fake_service: FakeServiceFactory) -> None:
+    # Given a message log that refuses the first write
+    class FlakyLog(FakeMessageLog):
+        refused = 0
+
+        def record(self, outcomes: Sequence[Outcome]) -> None:
+            if not self.refused:
+                self.refused += 1
+                raise TransientError("dynamodb_throttled", "slow down")
+            super().record(outcomes)
+
+    log = FlakyLog()
+    service, _ = fake_service(message_log=log)
+    report, _ = run(service, body())
+
+    # Then the batch's own write records it: sent, and nothing retried
+    assert [o.status for o in report.outcomes] == ["sent"]
+    assert report.failed == [] and log.refused == 1
+    assert log.outcomes[-1].status == "sent"
 
 
 def test_sends_run_concurrently(fake_service: FakeServiceFactory) -> None:
@@ -798,11 +861,70 @@ def test_no_header_or_address_holds_a_line_break(service: SendService, world: Fa
 
 
 def test_partial_batch_response_lists_only_retried_records(service: SendService, world: FakeWorld) -> None:
-    world.sender.fail = lambda e: ThrottledError("throttled", "x") if e.to_address.startswith("slow") else None
+    world.sender.fail = lambda e: TransientError("ses_failed", "x") if e.to_address.startswith("slow") else None
     report, _ = run(service, body(to="slow1@example.com"), body(), "not json", body(to="slow2@example.com"))
     assert report.partial_batch_response() == {
         "batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m3"}]
     }
+
+
+def test_deferred_records_are_not_failures_and_keep_their_first_publish_time(
+    fake_service: FakeServiceFactory,
+) -> None:
+    # Given a pacer with one token now and the next in 10 s, and a record already deferred twice
+    service, world = fake_service(pacer=Pacer(0.1, max_wait=0.5))
+    first = queue_record(body(to="a@example.com"), message_id="m-a", sent_at=1_000.0)
+    again = queue_record(body(to="b@example.com"), message_id="m-b", receive_count=1, sent_at=900.0)
+    again = dataclasses.replace(again, deferrals=2)
+
+    report = service.process([first, again])
+
+    # Then the older request is sent first, the other is handed back: not in batchItemFailures
+    assert [e.to_address for e in world.sender.sent] == ["b@example.com"]
+    assert report.partial_batch_response() == {"batchItemFailures": []}
+    assert report.deferred == {"m-a": "paced"}
+    [deferral] = world.deferrals.deferred
+    # The new message carries the body, its deferral count and the producer's publish time
+    assert (deferral.body, deferral.deferrals, deferral.published_at) == (first.body, 1, 1_000.0)
+    assert 9 <= deferral.seconds <= 11
+    # And nothing was claimed, read or rendered for it
+    assert world.claims.calls["claim"] == 1
+
+
+def test_a_deferral_that_cannot_be_enqueued_is_retried_instead(fake_service: FakeServiceFactory) -> None:
+    service, world = fake_service(pacer=Pacer(0.1, max_wait=0.5))
+    world.deferrals.refuse = {"m1"}
+    report, _ = run(service, body(to="a@example.com"), body(to="b@example.com"))
+    assert report.failed == ["m1"]
+    assert report.retry_reasons == {"m1": "defer_failed"}
+    assert report.deferred == {}
+
+
+def test_a_request_deferred_too_often_is_retried_as_a_failure(fake_service: FakeServiceFactory) -> None:
+    service, world = fake_service(pacer=Pacer(0.1, max_wait=0.5))
+    late = queue_record(body(to="b@example.com"), message_id="late", sent_at=2.0)
+    record = dataclasses.replace(late, deferrals=MAX_DEFERRALS)
+    # (the older request, deferred once, goes first and takes the only token)
+    first = dataclasses.replace(queue_record(body(), message_id="first", sent_at=1.0), deferrals=1)
+    report = service.process([first, record])
+    assert report.retry_reasons == {"late": "deferred_too_often"}
+    assert world.deferrals.deferred == []
+
+
+def test_the_daily_quota_is_not_a_throttle(fake_service: FakeServiceFactory) -> None:
+    service, world = fake_service()
+    world.sender.fail = lambda e: DailyQuotaExceededError("daily_quota", "Daily message quota exceeded")
+    report, _ = run(service, body())
+    assert report.deferred == {"m0": "quota_exhausted"}
+    assert world.deferrals.deferred[0].seconds == 60
+
+
+def test_another_providers_daily_quota_does_not_hold_the_lanes(fake_service: FakeServiceFactory) -> None:
+    # A secondary provider's own quota (its breaker opens at once) says nothing of SES's: a plain retry.
+    service, world = fake_service()
+    world.sender.fail = lambda e: DailyQuotaExceededError("relay_quota_exhausted", "quota", provider="relay")
+    report, _ = run(service, body())
+    assert report.deferred == {} and report.retry_reasons == {"m0": "relay_quota_exhausted"}
 
 
 def test_empty_batch_does_nothing(service: SendService, world: FakeWorld) -> None:

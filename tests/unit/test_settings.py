@@ -60,7 +60,10 @@ def test_full_environment_parses(lane: str) -> None:
     assert settings.unsubscribe_base_url == (config.unsubscribe_base_url or RESOURCES.unsubscribe_base_url)
     assert settings.postal_address == config.postal_address
     assert settings.send_rate_per_worker == config.send_rate_per_worker
-    assert settings.send_pool_rate == (config.send_pool_rate if lane != "critical" else 0)
+    assert settings.ses_max_send_rate == config.ses_max_send_rate
+    assert settings.pacing_max_wait_seconds == config.lanes[lane].pacing_max_wait
+    assert settings.quota_holds == config.quota_holds
+    assert settings.pacing_shards == config.pacing_shards
     assert settings.idempotency_ttl_seconds == config.idempotency_ttl_hours * 3600
     assert settings.message_log_ttl_days == config.message_log_ttl_days
     assert settings.template_cache_seconds == config.template_cache_seconds
@@ -78,6 +81,9 @@ def test_defaults_apply_to_optional_keys() -> None:
     assert (settings.template_cache_seconds, settings.max_backoff_seconds) == (60, 900)
     assert settings.rate_limits == {}
     assert settings.postal_address == ""
+    # No ceiling: SES's own MaxSendRate decides; bulk held at 90% of the daily quota, standard at 97%
+    assert settings.ses_max_send_rate is None
+    assert settings.quota_holds == {"bulk": 0.9, "standard": 0.97}
 
 
 def test_every_missing_key_is_named_at_once() -> None:
@@ -112,8 +118,16 @@ def test_unknown_lane_is_refused() -> None:
         (Env.SEND_RATE_PER_WORKER, "0"),
         (Env.SEND_RATE_PER_WORKER, "-2"),
         (Env.SEND_RATE_PER_WORKER, "nan"),
-        (Env.SEND_POOL_RATE, "-1"),
-        (Env.SEND_POOL_RATE, "nan"),
+        (Env.SES_MAX_SEND_RATE, "-1"),
+        (Env.SES_MAX_SEND_RATE, "nan"),
+        (Env.SES_MAX_SEND_RATE, "fourteen"),
+        (Env.PACING_MAX_WAIT_SECONDS, "-0.1"),
+        (Env.PACING_MAX_WAIT_SECONDS, "60"),
+        (Env.PACING_SHARDS, "0"),
+        (Env.QUOTA_HOLDS, '{"bulk": 1.5}'),
+        (Env.QUOTA_HOLDS, '{"express": 0.5}'),
+        (Env.QUOTA_HOLDS, "[0.9]"),
+        (Env.QUOTA_REFRESH_SECONDS, "1"),
         (Env.SEND_CONCURRENCY, "1.5"),
         (Env.SEND_CONCURRENCY, "0"),
         (Env.IDEMPOTENCY_TTL_SECONDS, "a day"),

@@ -347,57 +347,6 @@ class DynamoRateLimiter:
         return set(_plain(response.get("Item") or {}).get("request_ids") or ())
 
 
-class DynamoRateShares:
-    """RateShares over the idempotency table: one item whose `w_<worker id>` attributes hold lease ends.
-
-    A join is one UpdateItem (set our lease, drop leases long expired) that
-    returns the whole item, so counting the live leases costs no extra read.
-    """
-
-    KEY = "pace#pool"
-    ATTRIBUTE_PREFIX = "w_"
-    # Leases this long past their end are removed at the next join (their workers stopped or died).
-    FORGET_AFTER_SECONDS = 60
-    ITEM_TTL_SECONDS = 86400
-
-    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
-        self._client = client
-        self._table = table
-        self._clock = clock
-        self._stale: list[str] = []
-
-    def join(self, worker_id: str, *, until: float) -> int:
-        """Hold this worker's lease until `until`; how many leases are live now."""
-        me = self.ATTRIBUTE_PREFIX + worker_id
-        stale = [name for name in self._stale if name != me]
-        names = {"#me": me, "#e": Keys.TTL, **{f"#s{i}": name for i, name in enumerate(stale)}}
-        expression = "SET #me = :until, #e = :expires"
-        if stale:
-            expression += " REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale)))
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={Keys.IDEMPOTENCY_PK: {"S": self.KEY}},
-                UpdateExpression=expression,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    ":until": {"N": f"{until:.3f}"},
-                    ":expires": {"N": str(int(until + self.ITEM_TTL_SECONDS))},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise as_transient(exc, "dynamodb") from None
-        now = self._clock()
-        leases = {
-            name: float(value["N"])
-            for name, value in response.get("Attributes", {}).items()
-            if name.startswith(self.ATTRIBUTE_PREFIX) and "N" in value
-        }
-        self._stale = [name for name, end in leases.items() if end < now - self.FORGET_AFTER_SECONDS]
-        return sum(1 for end in leases.values() if end >= now)
-
-
 class DynamoMessageLog:
     """MessageLog over the messages table: one `request` item per request, its SES events in its history."""
 

@@ -1,4 +1,4 @@
-"""Amazon SES v2 adapter: EmailSender (the primary, or SES in another region as a secondary)."""
+"""Amazon SES v2 adapters: EmailSender (the primary, or SES in another region as a secondary) and AccountReader."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mailwright.adapters.aws import THROTTLING_CODES, as_transient, error_code
-from mailwright.errors import ProviderOutageError, RejectedError, TransientError
-from mailwright.ports import OutboundEmail
+from mailwright.errors import DailyQuotaExceededError, ProviderOutageError, RejectedError, TransientError
+from mailwright.ports import OutboundEmail, SendQuota
 
 # SES refuses these messages for good; anything else may pass on a retry, or
 # is a deployment problem (unverified MAIL FROM, missing configuration set)
@@ -39,6 +39,12 @@ def _status(exc: ClientError) -> int:
         return int(metadata.get("HTTPStatusCode") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def is_daily_quota(exc: ClientError) -> bool:
+    """Whether SES refused the send for the 24-hour quota (not the send rate)."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return error_code(exc) in THROTTLING_CODES and DAILY_QUOTA_MESSAGE in message.lower()
 
 
 class SesEmailSender:
@@ -101,8 +107,9 @@ class SesEmailSender:
         message = str(exc.response.get("Error", {}).get("Message", ""))
         if code in ACCOUNT_PAUSED_CODES:
             return ProviderOutageError(f"{label}_paused", f"{label}: {code}: {message}", at_once=True)
-        if code in THROTTLING_CODES and DAILY_QUOTA_MESSAGE in message.lower():
-            return ProviderOutageError(f"{label}_quota_exhausted", f"{label}: {code}: {message}", at_once=True)
+        if is_daily_quota(exc):
+            # Pacing holds the lanes for SES's own quota; the breaker opens for any provider's.
+            return DailyQuotaExceededError(f"{label}_quota_exhausted", f"{label}: {code}: {message}", provider=label)
         if _status(exc) >= 500:
             return ProviderOutageError(f"{label}_failed", f"{label}: {code}: {message}", maybe_sent=maybe_sent)
         return as_transient(exc, label)
@@ -115,6 +122,25 @@ class SesEmailSender:
         if isinstance(exc, (BotoConnectionError, *MAYBE_SENT_ERRORS)):
             return ProviderOutageError(f"{label}_unreachable", f"{label}: {exc}", maybe_sent=True)
         return as_transient(exc, label)
+
+
+class SesAccountReader:
+    """AccountReader over SESv2 GetAccount: the account's send rate and daily quota."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self) -> SendQuota:
+        """The account's `SendQuota`."""
+        try:
+            quota = self._client.get_account()["SendQuota"]
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "ses") from None
+        return SendQuota(
+            max_send_rate=float(quota.get("MaxSendRate", 0.0)),
+            max_24_hour_send=float(quota.get("Max24HourSend", 0.0)),
+            sent_last_24_hours=float(quota.get("SentLast24Hours", 0.0)),
+        )
 
 
 class SesSuppressionMirror:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mailwright.handlers.sqs import queue_records
@@ -14,6 +14,9 @@ from mailwright.observability import batch_metrics, service_logger, service_metr
 from mailwright.sending import BatchReport, SendService
 from mailwright.settings import WorkerSettings
 from mailwright.wiring import build_send_service
+
+if TYPE_CHECKING:  # the handler reads the raw event: Powertools' event classes load all together (cold start)
+    from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 logger = service_logger()
 metrics = service_metrics()
@@ -29,13 +32,12 @@ def service() -> SendService:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-@event_source(data_class=SQSEvent)
-def handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Process one batch of email requests from a lane queue."""
     return handle_batch(service(), event, context)
 
 
-def handle_batch(svc: SendService, event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
+def handle_batch(svc: SendService, event: SQSEvent | Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run a batch through `svc` and answer with the partial batch response (the local stack calls this too)."""
     records = queue_records(event)
     report = svc.process(records, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
