@@ -19,6 +19,7 @@ from mailwright.constants import (
     METRICS_NAMESPACE,
     OUTCOME_DETAIL_TYPES,
     OUTCOME_EVENT_SOURCE,
+    PRODUCER_PATTERN,
     SERVICE_NAME,
     Env,
 )
@@ -28,6 +29,7 @@ CONTEXT_KEY = "mailwright"
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _METADATA_TEXT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_PRODUCER = re.compile(PRODUCER_PATTERN)
 MAX_WEBHOOKS = 20
 MAX_WEBHOOK_CONCURRENCY = 20
 DEFAULT_WEBHOOK_CONCURRENCY = 2
@@ -66,7 +68,7 @@ class EventsConfigError(ValueError):
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """One webhook endpoint: where, which detail-types, and which producers' mail (a metadata filter)."""
+    """One webhook endpoint: where, which detail-types, and whose mail (producers, a metadata filter)."""
 
     name: str
     url: str
@@ -74,17 +76,26 @@ class WebhookConfig:
     # metadata key -> the values that match (any of them); empty: every request's events.
     metadata: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_concurrency: int = DEFAULT_WEBHOOK_CONCURRENCY
+    # The producers (HTTPS API key names, or the `producer` a request names) whose events match; empty: any.
+    producers: tuple[str, ...] = ()
 
     def event_pattern(self) -> dict[str, Any]:
         """The EventBridge pattern of this endpoint's rule (the deployed and the local stack use the same)."""
-        return event_pattern(self.detail_types, self.metadata)
+        return event_pattern(self.detail_types, self.metadata, self.producers)
 
 
-def event_pattern(detail_types: tuple[str, ...], metadata: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """A rule pattern for mailwright outcome events of these detail-types whose metadata matches."""
+def event_pattern(
+    detail_types: tuple[str, ...], metadata: dict[str, tuple[str, ...]], producers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A rule pattern for mailwright outcome events of these detail-types whose producer and metadata match."""
     pattern: dict[str, Any] = {"source": [OUTCOME_EVENT_SOURCE], "detail-type": list(detail_types)}
+    detail: dict[str, Any] = {}
+    if producers:
+        detail["producer"] = list(producers)
     if metadata:
-        pattern["detail"] = {"metadata": {key: list(values) for key, values in sorted(metadata.items())}}
+        detail["metadata"] = {key: list(values) for key, values in sorted(metadata.items())}
+    if detail:
+        pattern["detail"] = detail
     return pattern
 
 
@@ -147,7 +158,7 @@ def _webhook(index: int, raw: Any, published: tuple[str, ...]) -> WebhookConfig:
     where = f"{CONTEXT_KEY}.webhooks[{index}]"
     if not isinstance(raw, dict):
         raise EventsConfigError(f"{where} must be an object with name, url and detail_types")
-    unknown = set(raw) - {"name", "url", "detail_types", "metadata", "max_concurrency"}
+    unknown = set(raw) - {"name", "url", "detail_types", "metadata", "producers", "max_concurrency"}
     if unknown:
         raise EventsConfigError(f"{where}: unknown settings {sorted(unknown)}")
     name = raw.get("name")
@@ -183,13 +194,24 @@ def _webhook(index: int, raw: Any, published: tuple[str, ...]) -> WebhookConfig:
                 "a value or a list of values"
             )
         metadata[str(key)] = tuple(values)
+    producers = raw.get("producers") or []
+    if not isinstance(producers, list) or not all(isinstance(p, str) and _PRODUCER.match(p) for p in producers):
+        raise EventsConfigError(
+            f"{where}.producers must be a list of producer names (lower-case letters, digits, _ and -), "
+            'e.g. ["billing"]'
+        )
     concurrency = raw.get("max_concurrency", DEFAULT_WEBHOOK_CONCURRENCY)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int):
         raise EventsConfigError(f"{where}.max_concurrency must be a whole number")
     if not 2 <= concurrency <= MAX_WEBHOOK_CONCURRENCY:
         raise EventsConfigError(f"{where}.max_concurrency is 2 to {MAX_WEBHOOK_CONCURRENCY} (Lambda's minimum is 2)")
     return WebhookConfig(
-        name=name, url=url, detail_types=tuple(dict.fromkeys(types)), metadata=metadata, max_concurrency=concurrency
+        name=name,
+        url=url,
+        detail_types=tuple(dict.fromkeys(types)),
+        metadata=metadata,
+        max_concurrency=concurrency,
+        producers=tuple(dict.fromkeys(producers)),
     )
 
 

@@ -40,6 +40,12 @@ def test_a_webhook_gets_a_pattern_of_its_types_and_metadata() -> None:
     assert event_pattern(("EmailSent",), {}) == {"source": ["mailwright"], "detail-type": ["EmailSent"]}
 
 
+def test_a_webhook_may_take_only_some_producers_mail() -> None:
+    [hook] = parse(webhooks=[{**HOOK, "producers": ["billing", "crm"], "metadata": {"tenant": "acme"}}]).webhooks
+    assert hook.producers == ("billing", "crm")
+    assert hook.event_pattern()["detail"] == {"producer": ["billing", "crm"], "metadata": {"tenant": ["acme"]}}
+
+
 def test_a_webhook_without_types_takes_every_published_one() -> None:
     [hook] = parse(webhooks=[{"name": "all", "url": "https://a.example/in"}]).webhooks
     assert hook.detail_types == DEFAULT_OUTCOME_EVENTS
@@ -62,6 +68,8 @@ def test_a_webhook_without_types_takes_every_published_one() -> None:
         ({"webhooks": [{**HOOK, "url": "https://u:p@a.example/"}]}, "may not carry credentials"),
         ({"webhooks": [{**HOOK, "detail_types": ["EmailSent"]}]}, "EmailSent not published; add to"),
         ({"webhooks": [{**HOOK, "metadata": {"tenant": "a b"}}]}, "webhooks[shop].metadata.tenant"),
+        ({"webhooks": [{**HOOK, "producers": "billing"}]}, "webhooks[shop].producers must be a list"),
+        ({"webhooks": [{**HOOK, "producers": ["Billing Team"]}]}, "webhooks[shop].producers must be a list"),
         ({"webhooks": [{**HOOK, "max_concurrency": 1}]}, "max_concurrency is 2 to 20"),
         ({"webhooks": [{**HOOK, "retries": 3}]}, "unknown settings ['retries']"),
     ],
