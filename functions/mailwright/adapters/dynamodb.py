@@ -768,18 +768,7 @@ class DynamoSuppressionLedger:
         return self._transact([{"Delete": delete}, {"Update": self._audit_update(audit)}])
 
     def _transact(self, items: list[dict[str, Any]]) -> bool:
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            reasons: Any = exc.response.get("CancellationReasons") or []
-            if error_code(exc) == "TransactionCanceledException" and any(
-                reason.get("Code") == "ConditionalCheckFailed" for reason in reasons
-            ):
-                return False
-            raise as_transient(exc, "dynamodb") from None
-        except BotoCoreError as exc:
-            raise as_transient(exc, "dynamodb") from None
-        return True
+        return transact_conditionally(self._client, items)
 
     def append_audit(self, record: AuditRecord) -> None:
         """Append one audit record to the address's trail."""
@@ -1034,3 +1023,19 @@ def _event_key_digest(record: FeedbackRecord) -> str:
     # 64 bits: no collision among one request's handful of events, and 16 bytes instead of ~50
     # in an item that every later write pays for.
     return hashlib.sha256(record.key.encode("utf-8")).hexdigest()[:16]
+
+
+def transact_conditionally(client: Any, items: list[dict[str, Any]]) -> bool:
+    """Write `items` in one transaction; False when a condition of one of them failed (nothing written)."""
+    try:
+        client.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        reasons: Any = exc.response.get("CancellationReasons") or []
+        if error_code(exc) == "TransactionCanceledException" and any(
+            reason.get("Code") == "ConditionalCheckFailed" for reason in reasons
+        ):
+            return False
+        raise as_transient(exc, "dynamodb") from None
+    except BotoCoreError as exc:
+        raise as_transient(exc, "dynamodb") from None
+    return True

@@ -15,8 +15,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mailwright.adapters.aws import as_transient, error_code
-from mailwright.adapters.dynamodb import preferences_from_item
+from mailwright.adapters.aws import as_transient
+from mailwright.adapters.dynamodb import preferences_from_item, transact_conditionally
 from mailwright.constants import Keys
 from mailwright.ports import PreferenceAudit, PreferenceRecord
 
@@ -77,18 +77,7 @@ class DynamoPreferenceLedger:
         """Update every record on its version and append the audit record, in one transaction."""
         items = [{"Update": self._update(record, expected)} for record, expected in records]
         items.append({"Update": self._audit_update(audit)})
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            reasons: Any = exc.response.get("CancellationReasons") or []
-            if error_code(exc) == "TransactionCanceledException" and any(
-                reason.get("Code") == "ConditionalCheckFailed" for reason in reasons
-            ):
-                return False
-            raise as_transient(exc, "dynamodb") from None
-        except BotoCoreError as exc:
-            raise as_transient(exc, "dynamodb") from None
-        return True
+        return transact_conditionally(self._client, items)
 
     def _update(self, record: PreferenceRecord, expected: int | None) -> dict[str, Any]:
         """An UpdateItem (never a Put: attributes written elsewhere, such as `email`, stay)."""
