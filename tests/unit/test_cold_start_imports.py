@@ -104,14 +104,21 @@ def _run(probe: str, extra: dict[str, str]) -> str:
 
 
 def test_a_service_that_cannot_be_built_at_init_is_logged_and_left_to_the_first_invocation(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mailwright.handlers import send_worker
+
+    logged: list[str] = []
+
+    class Logger:
+        def exception(self, message: str) -> None:
+            logged.append(message)
 
     def unbuildable() -> None:
         raise ConfigurationError("MAILWRIGHT_LANE is required")
 
     monkeypatch.setattr(send_worker, "service", unbuildable)
+    monkeypatch.setattr(send_worker, "logger", Logger())
     send_worker.initialise()  # does not raise: the container starts, and the first invocation raises instead
 
-    assert "could not be built at init" in capsys.readouterr().out
+    assert logged == ["the send service could not be built at init; the first invocation tries again"]
