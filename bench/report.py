@@ -618,9 +618,17 @@ What-ifs with critical traffic alone (10 minutes):
 
 ## 5. Cold start and asset
 
-`bench/cold_start.py`: {cs["runs"]} fresh interpreters each import
-`mailwright.handlers.send_worker` and call `build_send_service` from a lane's
-environment (dummy names and credentials; no network). {_cold_start_method(cs)}
+`bench/cold_start.py`: {cs["runs"]} fresh interpreters each do what Lambda's
+Init phase does: import `mailwright.handlers.send_worker` and build the
+container's send service (`send_worker.service()`, which the module calls at
+import when the Lambda runtime loads it, so no invocation pays for it) from a
+lane's environment (dummy names and credentials; no network). **Init** is that
+import plus that build, wall clock, up to the service ready for its first
+batch: settings parsed and checked, the SES, DynamoDB, S3 and Secrets Manager
+clients built with their service models loaded (one botocore session, whose
+loader reads each data file once); only the queue's client, used by retries
+and deferrals alone, is built on its first use. {_cold_start_method(cs)}
+Load average {cs.get("load_average_at_start", "?")} at the start, {cs.get("load_average_at_end", "?")} at the end (2 cores).
 
 | median of {cs["runs"]} processes | import | build service | total (wall) | CPU |
 |---|---|---|---|---|
@@ -638,9 +646,30 @@ look through the installed distributions for plugins when the first model is
 built. Import time by package (`-X importtime`, own time summed, this
 checkout): {imports}.
 
+What the worker's Init leaves out: boto3 (the functions build low-level
+clients from a botocore session, `mailwright.adapters.aws.BotocoreSession`;
+boto3 imports s3transfer and multiprocessing, and DynamoDB items are decoded
+by `mailwright.adapters.dynamodb.deserialize`), asyncio (wrapt, the X-Ray
+SDK's dependency, is pinned to 1.17: wrapt 2 imports asyncio at import), the
+queue's client until a retry or deferral needs it, the other functions'
+services and models (status, submission, OpenAPI, feedback, failover for a
+lane without a secondary: `tests/unit/test_cold_start_imports.py` checks).
+What it still spends, and why: botocore (its import, then each client's
+service model and endpoint rules, JSON parsed at build: most of the build
+column), pydantic with the request and template-bundle models (both used by
+the first batch), jinja2 (the default template engine), Powertools' logger,
+metrics and tracer (the X-Ray SDK patches botocore at import), and about sixty
+frozen dataclasses (ports and settings), each compiled by `dataclasses` at import.
+
 Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{cs["asset"].get("unzipped_bytes", 0):,} bytes unzipped,
 {cs["asset"].get("zipped_bytes", 0):,} bytes zipped** (deflate level 9),
 {cs["asset"].get("files", 0)} files; largest: {largest}.{_cdk_out_note(cs)}
+The bundler leaves boto3, botocore, s3transfer and their own dependencies
+(jmespath, dateutil, urllib3, six) to the runtime and drops typing stubs.
+cryptography stays, imported only where used: the worker encrypts unsubscribe
+tokens with it (AES-GCM, on the first link it signs) and the provider webhooks
+verify signatures with it, and one asset serves every function; most of its
+size is one native library (its Rust bindings), loaded only when a token or signature needs it.
 
 ## 6. Cost per million emails
 
@@ -797,7 +826,8 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
         lines.append(
             f"* **Cold start {cs['init_ms']} ms (target 500 ms)** as measured here ({_cold_start_method(cs)}), "
             f"wall clock, of which {cs.get('bytecode_shipped', {}).get('cpu_ms', '?')} ms of CPU, with the load "
-            f"average at {results['machine'].get('load_average_at_start')} on 2 cores: most of the wall time is "
+            f"average at {cs.get('load_average_at_start', results['machine'].get('load_average_at_start'))} on 2 "
+            "cores: most of the wall time is "
             "waiting for a core, and a quiet machine measures far less. "
             f"The largest imports: "
             + ", ".join(f"{x['package']} {x['ms']} ms" for x in cs["import_breakdown"][:4])

@@ -1,4 +1,4 @@
-"""The composition root: builds the services from settings and boto3 clients, once per container."""
+"""The composition root: builds the services from settings and botocore clients, once per container."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
 from mailwright.adapters.address_keys import DynamoAddressKeyMarker, SecretAddressKeys
-from mailwright.adapters.aws import client_config
+from mailwright.adapters.aws import AwsSession, BotocoreSession, LazyClient, client_config
 from mailwright.adapters.dynamodb import (
     DynamoClaimStore,
     DynamoMessageLog,
@@ -105,7 +103,7 @@ class SecretLinkMaker:
 def build_send_service(
     settings: WorkerSettings,
     *,
-    session: boto3.session.Session | None = None,
+    session: AwsSession | None = None,
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
     account_reader: AccountReader | None = None,
     provider_events: ProviderEvents | None = None,
@@ -116,13 +114,14 @@ def build_send_service(
     `account_reader` replaces SES GetAccount (which the local stack's moto does not have), and
     `provider_events` take the failover metrics elsewhere than stdout.
     """
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     pool = max(settings.send_concurrency, 10) + 4
     # SES throttling is answered by backing the record off, not by retrying in the call.
     ses = session.client("sesv2", config=client_config(max_attempts=2, pool=pool))
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=pool))
     s3 = session.client("s3", config=client_config(max_attempts=3))
-    sqs = session.client("sqs", config=client_config(max_attempts=3))
+    # Only retries and deferrals use the queue: most containers' first batch needs neither.
+    sqs = LazyClient(partial(session.client, "sqs", config=client_config(max_attempts=3)))
     secrets = session.client("secretsmanager", config=client_config(max_attempts=3))
     policy = SendPolicy(
         lane=settings.lane,
@@ -176,7 +175,7 @@ def address_keys(secrets: Any, secret_arn: str, dynamodb: Any, suppression_table
 
 def _sender(
     settings: WorkerSettings,
-    session: boto3.session.Session,
+    session: AwsSession,
     ses: Any,
     dynamodb: Any,
     secrets: Any,
@@ -237,7 +236,7 @@ class SecretJson:
 WEBHOOK_KEYS = {PROVIDER_KIND_SENDGRID: "webhook_public_key", PROVIDER_KIND_MAILGUN: "webhook_signing_key"}
 
 
-def build_provider_sender(provider: ProviderSettings, *, session: boto3.session.Session, secrets: Any) -> EmailSender:
+def build_provider_sender(provider: ProviderSettings, *, session: AwsSession, secrets: Any) -> EmailSender:
     """The EmailSender of a secondary provider, its credentials read from its secret on first use."""
     from mailwright.adapters.mailgun import MailgunEmailSender
     from mailwright.adapters.sendgrid import SendGridEmailSender
@@ -269,7 +268,7 @@ def build_failover_sender(
     *,
     primary: EmailSender,
     store: ProviderBreakerStore,
-    session: boto3.session.Session,
+    session: AwsSession,
     secrets: Any,
     events: ProviderEvents | None = None,
 ) -> FailoverSender:
@@ -297,13 +296,13 @@ def build_failover_sender(
 
 
 def build_unsubscribe_service(
-    settings: UnsubscribeSettings, *, session: boto3.session.Session | None = None
+    settings: UnsubscribeSettings, *, session: AwsSession | None = None
 ) -> UnsubscribeService:
     """An UnsubscribeService wired to AWS (the preferences table and the signing secret), once per container."""
     from mailwright.adapters.dynamodb import DynamoPreferenceWriter
     from mailwright.preferences import PreferenceService, UnsubscribeService
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     # A recipient is waiting for the page: fail fast rather than retry for long.
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
     secrets = session.client("secretsmanager", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
@@ -319,13 +318,13 @@ def build_suppression_service(
     *,
     suppression_table: str,
     address_key_secret: str,
-    session: boto3.session.Session | None = None,
+    session: AwsSession | None = None,
     mirror_to_ses: bool = False,
     clock: Callable[[], float] = time.time,
     soft_bounce: SoftBouncePolicy | None = None,
 ) -> SuppressionService:
     """A SuppressionService on the suppression table; with `mirror_to_ses`, kept in step with SES's own list."""
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
     return _suppression_service(
         dynamodb, session, suppression_table, address_key_secret, mirror_to_ses, clock, soft_bounce
@@ -334,7 +333,7 @@ def build_suppression_service(
 
 def _suppression_service(
     dynamodb: Any,
-    session: boto3.session.Session,
+    session: AwsSession,
     suppression_table: str,
     address_key_secret: str,
     mirror_to_ses: bool,
@@ -361,7 +360,7 @@ def _suppression_service(
 def build_feedback_service(
     settings: FeedbackSettings,
     *,
-    session: boto3.session.Session | None = None,
+    session: AwsSession | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FeedbackService:
     """A FeedbackService wired to the suppression and messages tables (and SES, when mirroring)."""
@@ -369,7 +368,7 @@ def build_feedback_service(
     from mailwright.feedback import FeedbackService
     from mailwright.suppression import SoftBouncePolicy
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5))
     soft_bounce = SoftBouncePolicy(
         threshold=settings.soft_bounce_threshold,
@@ -395,13 +394,13 @@ def build_feedback_service(
     return FeedbackService(suppressions=suppressions, log=log, retries=retries, variants=variants)
 
 
-def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session | None = None) -> CircuitBreaker:
+def build_breaker(settings: BreakerSettings, *, session: AwsSession | None = None) -> CircuitBreaker:
     """The reputation circuit breaker, switching the lane's event source mapping through the Lambda API."""
     from mailwright.adapters.awslambda import EventSourceMappingSwitch
     from mailwright.adapters.cloudwatch import CloudWatchAlarmStates
     from mailwright.breaker import CircuitBreaker
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     config = client_config(max_attempts=5, pool=2)
     return CircuitBreaker(
         switch=EventSourceMappingSwitch(session.client("lambda", config=config), settings.mapping_id),
@@ -412,12 +411,12 @@ def build_breaker(settings: BreakerSettings, *, session: boto3.session.Session |
     )
 
 
-def build_status_service(settings: ApiSettings, *, session: boto3.session.Session | None = None) -> StatusService:
+def build_status_service(settings: ApiSettings, *, session: AwsSession | None = None) -> StatusService:
     """A StatusService over the message log, its recipient index and the address keyring (the API and the CLI)."""
     from mailwright.adapters.recipient_index import DynamoRecipientIndex
     from mailwright.status import StatusService
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     # A caller is waiting: fail fast rather than retry for long.
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
     secrets = session.client("secretsmanager", config=client_config(max_attempts=3, pool=10, read_timeout=5.0))
@@ -435,7 +434,7 @@ SUBMIT_RETRY_PAUSE_SECONDS = 0.05
 
 
 def build_api_services(
-    settings: ApiSettings, submission: SubmissionSettings, *, session: boto3.session.Session | None = None
+    settings: ApiSettings, submission: SubmissionSettings, *, session: AwsSession | None = None
 ) -> ApiServices:
     """The HTTPS API's services: status lookups, submissions to the lane queues, and the producers' keys."""
     from mailwright.adapters.producers import DynamoProducerDirectory
@@ -443,7 +442,7 @@ def build_api_services(
     from mailwright.sdk import Publisher
     from mailwright.submission import SubmissionService, TemplateLanes
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     # A caller is waiting: each call fails fast, and the publisher retries refused entries itself.
     fast = client_config(max_attempts=2, pool=10, read_timeout=3.0)
     sqs = session.client("sqs", config=fast)
@@ -469,7 +468,7 @@ def build_api_services(
 def build_provider_feedback_service(
     settings: ProviderWebhookSettings,
     *,
-    session: boto3.session.Session | None = None,
+    session: AwsSession | None = None,
     clock: Callable[[], float] = time.time,
 ) -> ProviderFeedbackService:
     """The provider webhook's service: the feedback service of SES feedback, plus preferences and a replay guard."""
@@ -479,7 +478,7 @@ def build_provider_feedback_service(
     from mailwright.provider_feedback import ProviderFeedbackService, WebhookProvider
     from mailwright.suppression import SoftBouncePolicy
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     # A provider is waiting for the answer (and retries): fail fast rather than retry for long.
     config = client_config(max_attempts=3, pool=10, read_timeout=5.0)
     dynamodb = session.client("dynamodb", config=config)
@@ -522,12 +521,12 @@ def build_provider_feedback_service(
     )
 
 
-def build_bridge(settings: BridgeSettings, *, session: boto3.session.Session | None = None) -> BridgeService:
+def build_bridge(settings: BridgeSettings, *, session: AwsSession | None = None) -> BridgeService:
     """The ingest bridge: SendMessageBatch to the lane queues, the message log, template priorities from S3."""
     from mailwright.adapters.sqs import SqsLanePublisher
     from mailwright.ingest_bridge import BridgeService, TemplatePriorities
 
-    session = session or boto3.session.Session()
+    session = session or BotocoreSession()
     sqs = session.client("sqs", config=client_config(max_attempts=3, pool=4))
     dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))
     s3 = session.client("s3", config=client_config(max_attempts=3, pool=4))

@@ -62,6 +62,11 @@ def test_asset_ships_native_code_for_arm64_cpython_312(worker_asset: Path) -> No
 def test_asset_leaves_the_aws_sdk_to_the_runtime(worker_asset: Path) -> None:
     assert not (worker_asset / "boto3").exists()
     assert not (worker_asset / "botocore").exists()
+    # The SDK's own dependencies too (the X-Ray SDK pulls them in): the runtime's botocore brings its own.
+    for sdk_dependency in ("s3transfer", "jmespath", "dateutil", "urllib3", "six.py"):
+        assert not (worker_asset / sdk_dependency).exists(), sdk_dependency
+    # Typing stubs serve type checkers only.
+    assert not list(worker_asset.rglob("*.pyi"))
 
 
 # -- the asset is self-contained ------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from functools import cache
@@ -25,8 +26,25 @@ tracer = service_tracer()
 
 @cache
 def service() -> SendService:
-    """The container's send service, built (and its settings checked) on the first invocation."""
+    """The container's send service, built (and its settings checked) once: at Lambda's Init, else on first use."""
     return build_send_service(WorkerSettings.from_env())
+
+
+def initialise() -> None:
+    """Build the service in Lambda's Init phase, once per container, so no invocation pays for it.
+
+    A failure (a setting the service rejects) is logged and not cached: the first invocation builds it
+    again and fails with the same error, as before, instead of the container failing to start.
+    """
+    try:
+        service()
+    except Exception:
+        logger.exception("the send service could not be built at init; the first invocation tries again")
+
+
+# Only the Lambda runtime sets its API's address: tests and the local stack import this module without building.
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+    initialise()
 
 
 @tracer.capture_lambda_handler(capture_response=False)
