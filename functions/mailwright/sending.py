@@ -151,6 +151,8 @@ class BatchReport:
     reevaluations: int = 0
     # A/B variants this batch switched off (their rendering-failure rate passed the policy's).
     variant_switches: list[VariantSwitch] = field(default_factory=list)
+    # Records acked without an outcome by scheduling: held by a schedule until send_at, or cancelled before.
+    held: int = 0
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -306,7 +308,7 @@ class SendService:
         works = [self._parse(record) for record in records]
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
-        self._hold_scheduled(self._pending(works))
+        self._hold_scheduled(self._pending(works), report)
         self._pace(self._pending(works), deadline)
         # Records without a token go back to the queue while the others are processed.
         paced = [w for w in works if w.defer is not None]
@@ -364,7 +366,7 @@ class SendService:
             basis = assignment_basis(work.request.template_id, work.user_keys[0])
             work.draw = hasher.fraction(ASSIGNMENT_PURPOSE, basis)
 
-    def _hold_scheduled(self, works: list[_Work]) -> None:
+    def _hold_scheduled(self, works: list[_Work], report: BatchReport) -> None:
         """Requests whose send_at is ahead are held (deferred or scheduled); cancelled ones are dropped."""
         if self._scheduling is None or not works:
             return
@@ -386,6 +388,7 @@ class SendService:
                 work.defer = (plan.seconds, plan.reason)
             elif plan.kind in ("held", "done"):
                 work.held = True
+                report.held += 1
             elif plan.kind == "retry":
                 work.retry = plan.reason
 
