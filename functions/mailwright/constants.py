@@ -396,5 +396,16 @@ CANCEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Keys.SEND_AT); the owner of a request that names no producer.
 SCHEDULE_INDEX = "by-schedule"
 SCHEDULE_OWNER_NONE = "-"
+# What the index projects beside its keys: what `scheduled list` shows, so it reads nothing else.
+SCHEDULE_INDEX_ATTRIBUTES: tuple[str, ...] = (
+    "status",
+    "received_at",
+    "lane",
+    "producer",
+    "user_id",
+    "template_id",
+    "recipient_masked",
+    "cancel_key",
+)
 # The deferral reason of a request held back until its send_at (an SQS delay of at most 15 minutes).
 REASON_SCHEDULED = "scheduled"

@@ -31,6 +31,7 @@ from mailwright.adapters.dynamodb import (
 from mailwright.constants import (
     MESSAGE_LOG_REQUEST_SK,
     SCHEDULE_INDEX,
+    SCHEDULE_INDEX_ATTRIBUTES,
     STATUS_CANCELLED,
     STATUS_SCHEDULED,
     Keys,
@@ -38,18 +39,8 @@ from mailwright.constants import (
 from mailwright.ports import CANCELLED_CLAIM, CancelResult, ScheduledRequest, ScheduleEntry
 
 CANCEL_KEY_PREFIX = "cancelkey#"
-# The attributes a ScheduledRequest is read from (also what SCHEDULE_INDEX projects).
-_FIELDS = (
-    "status",
-    Keys.SEND_AT,
-    "received_at",
-    "lane",
-    "producer",
-    "user_id",
-    "template_id",
-    "recipient_masked",
-    "cancel_key",
-)
+# The attributes a ScheduledRequest is read from (SCHEDULE_INDEX projects them all).
+_FIELDS = (Keys.SEND_AT, *SCHEDULE_INDEX_ATTRIBUTES)
 # A cancel's dedupe claim holds the request for as long as the record lives: no lease ever runs out.
 _FOREVER = 2**40
 
