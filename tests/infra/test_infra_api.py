@@ -217,6 +217,11 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     suppression = synthesized.output_ref(Outputs.SUPPRESSION_TABLE)
     keyring = synthesized.secret_id("address keyring")
     log_group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    group = synthesized.json["Outputs"][Outputs.SCHEDULE_GROUP]["Value"]
+    schedules = f"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/{group}/*"
+    worker_env = synthesized.workers()["standard"][1]["Properties"]["Environment"]["Variables"]
+    schedules_key = worker_env[Env.SCHEDULE_KEY_ARN]["Fn::GetAtt"][0]
+    scheduler_only = json.dumps({"StringLike": {"kms:ViaService": "scheduler.*.amazonaws.com"}}, sort_keys=True)
 
     granted = sorted(
         (
@@ -230,6 +235,9 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     assert granted == sorted(
         [
             (("logs:CreateLogStream", "logs:PutLogEvents"), (f"${{{log_group}.Arn}}",), "null"),
+            # A cancel deletes the request's schedule (scheduled sends), with the schedules' key.
+            (("scheduler:DeleteSchedule",), (schedules,), "null"),
+            (("kms:Decrypt", "kms:GenerateDataKey"), (f"${{{schedules_key}.Arn}}",), scheduler_only),
             (("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"), (f"${{{keyring}}}",), "null"),
             (("dynamodb:BatchGetItem", "dynamodb:Query"), (f"${{{messages}.Arn}}",), "null"),
             (("dynamodb:Query",), (f"${{{messages}.Arn}}/index/{RECIPIENT_INDEX}",), "null"),
