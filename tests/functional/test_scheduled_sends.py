@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 
 from infra.config import MailwrightConfig
 from mailwright.constants import STATUS_CANCELLED, STATUS_SCHEDULED, STATUS_SENT
@@ -156,3 +157,28 @@ def test_cancel_key_stops_queued_and_scheduled_requests_and_reschedule_moves_one
     assert found["ScheduleExpression"] == f"at({moved_to})"
     assert json.loads(found["Target"]["Input"]) == moved  # the target is kept as it was
     assert not desk.reschedule(rid(scheduled), new_time).changed  # cancelled: stays so
+
+
+def test_sdk_schedules_client_lists_moves_and_cancels(
+    worker: Callable[[str], WorkerHarness], stack: StackResources
+) -> None:
+    from mailwright.sdk import InvalidSendAtError, Schedules
+
+    lane = worker("standard")
+    body = request("sdk", ahead=7200, producer="billing", cancel_key="invoice-1")
+    lane.publish(body)
+    lane.run_batch()
+    schedules = Schedules.from_env(
+        {
+            "MAILWRIGHT_MESSAGES_TABLE": stack.messages_table,
+            "MAILWRIGHT_IDEMPOTENCY_TABLE": stack.idempotency_table,
+            "MAILWRIGHT_SCHEDULE_GROUP": stack.schedule_group,
+        },
+        producer="billing",
+    )
+    assert [r.request_id for r in schedules.scheduled()] == [rid(body)]
+    with pytest.raises(InvalidSendAtError, match="UTC offset"):
+        schedules.reschedule(rid(body), "2030-01-01T00:00:00")
+    assert schedules.reschedule(rid(body), datetime.fromtimestamp(time.time() + 3600, UTC)).changed
+    assert [r.request_id for r in schedules.cancel_key("invoice-1").results if r.changed] == [rid(body)]
+    assert schedules.scheduled() == []
