@@ -60,6 +60,7 @@ from mailwright.constants import (
     SERVICE_NAME,
     SES_MESSAGE_ID_INDEX,
     VARIANTS_KEY_PREFIX,
+    Env,
     Outputs,
 )
 
@@ -204,8 +205,15 @@ class MailwrightStack(Stack):
             for key, value in schedules.environment(lane).items():
                 worker.add_environment(key, value)
             schedules.grant_scheduling(worker)
-        # The API's cancel deletes the schedule of a cancelled request (best effort).
-        schedules.grant_cancel(self.api.function)
+        # The API's cancel (POST /v1/messages/{request_id}/cancel): one transaction that takes the request's
+        # dedupe claim (PutItem) and marks its message-log item cancelled (UpdateItem), then deletes the
+        # request's schedule (best effort).
+        api = self.api.function
+        api.add_environment(Env.IDEMPOTENCY_TABLE, self.storage.idempotency.table_name)
+        api.add_environment(Env.SCHEDULE_GROUP, schedules.group_name)
+        self.storage.messages.grant(api, "dynamodb:UpdateItem")
+        self.storage.idempotency.grant(api, "dynamodb:PutItem")
+        schedules.grant_cancel(api)
         return schedules
 
     def _grant_workers(self) -> None:

@@ -349,6 +349,9 @@ class ApiSettings:
     # says which older key versions items may still be stored under.
     address_key_secret_arn: str
     suppression_table: str
+    # Cancels (scheduled sends): the dedupe claims a cancel takes, and the group whose schedules it deletes.
+    idempotency_table: str = ""
+    schedule_group: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -362,7 +365,11 @@ class ApiSettings:
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
-        return cls(**{name: env[key] for name, key in required.items()})
+        return cls(
+            **{name: env[key] for name, key in required.items()},
+            idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
+            schedule_group=env.get(Env.SCHEDULE_GROUP, ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,13 @@ def _history(item: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return sorted(entries, key=lambda entry: entry["at"])
+
+
+class CancelAnswer(BaseModel):
+    """What `POST /v1/messages/{request_id}/cancel` answers when it cancelled the request (too late: a 409 error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str = Field(description="The request the cancel was for.")
+    status: str = Field(description="Its status now: `cancelled`.")
+    cancelled: bool = Field(description="True: this call cancelled it.")

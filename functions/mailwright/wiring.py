@@ -516,6 +516,14 @@ def build_api_services(
         status=build_status_service(settings, session=session),
         submissions=SubmissionService(publisher),
         producers=DynamoProducerDirectory(session.client("dynamodb", config=fast), submission.producers_table),
+        schedules=build_schedule_desk(
+            messages_table=settings.messages_table,
+            idempotency_table=settings.idempotency_table,
+            schedule_group=settings.schedule_group or None,
+            session=session,
+        )
+        if settings.idempotency_table
+        else None,
     )
 
 

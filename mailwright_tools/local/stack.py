@@ -573,6 +573,9 @@ class LocalStack:
                 producers_table=producers.table,
                 template_cache_seconds=self.config.template_cache_seconds,
             ),
+            # Cancels (scheduled sends), as the CDK app adds them to the deployed function.
+            Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
+            Env.SCHEDULE_GROUP: resources.schedule_group,
         }
         services = build_api_services(
             ApiSettings.from_env(environment), SubmissionSettings.from_env(environment), session=session

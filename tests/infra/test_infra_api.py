@@ -221,6 +221,7 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     schedules = f"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/{group}/*"
     worker_env = synthesized.workers()["standard"][1]["Properties"]["Environment"]["Variables"]
     schedules_key = worker_env[Env.SCHEDULE_KEY_ARN]["Fn::GetAtt"][0]
+    idempotency = synthesized.output_ref(Outputs.IDEMPOTENCY_TABLE)
     scheduler_only = json.dumps({"StringLike": {"kms:ViaService": "scheduler.*.amazonaws.com"}}, sort_keys=True)
 
     granted = sorted(
@@ -235,7 +236,9 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     assert granted == sorted(
         [
             (("logs:CreateLogStream", "logs:PutLogEvents"), (f"${{{log_group}.Arn}}",), "null"),
-            # A cancel deletes the request's schedule (scheduled sends), with the schedules' key.
+            # A cancel (scheduled sends): the request's claim and item in one transaction, then its schedule.
+            (("dynamodb:UpdateItem",), (f"${{{messages}.Arn}}",), "null"),
+            (("dynamodb:PutItem",), (f"${{{idempotency}.Arn}}",), "null"),
             (("scheduler:DeleteSchedule",), (schedules,), "null"),
             (("kms:Decrypt", "kms:GenerateDataKey"), (f"${{{schedules_key}.Arn}}",), scheduler_only),
             (("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"), (f"${{{keyring}}}",), "null"),

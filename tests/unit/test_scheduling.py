@@ -282,3 +282,47 @@ def test_a_store_failure_retries_only_the_scheduled_requests(
     )
     assert report.failed == ["s"] and report.retry_reasons["s"] == "schedule_store_unavailable"
     assert [o.status for o in report.outcomes] == [STATUS_SENT]
+
+
+# -- the producers' API ------------------------------------------------------------
+
+
+def test_api_cancel_answers_200_then_409_and_keeps_producers_apart(
+    service: tuple[SendService, FakeWorld], clock: FakeClock
+) -> None:
+    import json
+
+    from mailwright.api_services import ApiServices
+    from mailwright.handlers import api
+    from mailwright.status import StatusService
+    from mailwright_tools.fakes import FakeProducerDirectory, FakeRecipientIndex, StaticAddressKeys
+    from mailwright_tools.local.api_server import rest_api_event
+
+    send, world = service
+    held, sent = request("api-held", ahead=7200), request("api-sent", producer="other")
+    send.process([queue_record(held, sent_at=NOW), queue_record(sent, sent_at=NOW)])
+    producers = FakeProducerDirectory()
+    producers.add("k3y", "shop")
+    services = ApiServices(
+        status=StatusService(world.message_log, FakeRecipientIndex(world.message_log), StaticAddressKeys()),
+        producers=producers,
+        schedules=desk(world, clock),
+    )
+
+    def cancel(request_id: str, *, key: str | None = None) -> tuple[int, dict[str, Any]]:
+        event = rest_api_event("POST", f"/v1/messages/{request_id}/cancel", caller_arn=None if key else "arn:x")
+        if key:
+            event["requestContext"]["identity"]["apiKeyId"] = key
+        answer = api.handle(services, event)
+        return int(answer["statusCode"]), json.loads(answer["body"])
+
+    assert cancel(rid(held)) == (200, {"request_id": rid(held), "status": "cancelled", "cancelled": True})
+    assert cancel(rid(held))[1]["error"]["code"] == "not_cancellable"
+    assert cancel(rid(sent)) == (
+        409,
+        {"error": {"code": "already_sent", "message": cancel(rid(sent))[1]["error"]["message"]}},
+    )
+    # A producer's key cancels only its own requests: another's is not found, and stays as it is.
+    assert cancel(rid(sent), key="k3y")[0] == 404
+    assert cancel("not-an-id")[0] == 400
+    assert world.message_log.statuses([rid(sent)]) == {rid(sent): STATUS_SENT}
