@@ -211,8 +211,13 @@ class MailwrightStack(Stack):
         api = self.api.function
         api.add_environment(Env.IDEMPOTENCY_TABLE, self.storage.idempotency.table_name)
         api.add_environment(Env.SCHEDULE_GROUP, schedules.group_name)
-        self.storage.messages.grant(api, "dynamodb:UpdateItem")
-        self.storage.idempotency.grant(api, "dynamodb:PutItem")
+        # On the tables only (Table.grant would add their indexes).
+        api.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[self.storage.messages.table_arn])
+        )
+        api.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.storage.idempotency.table_arn])
+        )
         schedules.grant_cancel(api)
         return schedules
 
