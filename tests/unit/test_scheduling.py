@@ -326,3 +326,14 @@ def test_api_cancel_answers_200_then_409_and_keeps_producers_apart(
     assert cancel(rid(sent), key="k3y")[0] == 404
     assert cancel("not-an-id")[0] == 400
     assert world.message_log.statuses([rid(sent)]) == {rid(sent): STATUS_SENT}
+
+
+def test_schedule_settings_are_all_or_nothing() -> None:
+    from mailwright.constants import Env
+    from mailwright.errors import ConfigurationError
+    from mailwright.settings import ScheduleSettings
+
+    assert ScheduleSettings.from_env({}) is None
+    with pytest.raises(ConfigurationError, match=Env.SCHEDULE_KEY_ARN):
+        ScheduleSettings.from_env({Env.SCHEDULE_GROUP: "g", Env.SCHEDULER_ROLE_ARN: "r", Env.QUEUE_ARN: "q",
+                                   Env.SCHEDULE_DLQ_ARN: "d"})  # fmt: skip
