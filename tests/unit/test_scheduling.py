@@ -337,3 +337,12 @@ def test_schedule_settings_are_all_or_nothing() -> None:
     with pytest.raises(ConfigurationError, match=Env.SCHEDULE_KEY_ARN):
         ScheduleSettings.from_env({Env.SCHEDULE_GROUP: "g", Env.SCHEDULER_ROLE_ARN: "r", Env.QUEUE_ARN: "q",
                                    Env.SCHEDULE_DLQ_ARN: "d"})  # fmt: skip
+
+
+def test_status_api_shows_a_scheduled_requests_send_at() -> None:
+    from mailwright.status_models import MessageStatus
+
+    item = {"pk": "ab" * 16, "status": STATUS_SCHEDULED, "send_at": NOW + 60, "completed_at": NOW}
+    assert MessageStatus.from_item(item).send_at == datetime.fromtimestamp(NOW + 60, UTC)
+    # Once sent, the send_at of the schedule is history, not the state.
+    assert MessageStatus.from_item({**item, "status": STATUS_SENT}).send_at is None
