@@ -3,6 +3,7 @@
     POST /v1/messages                one request or a batch (the IAM route for AWS callers; no producer)
     GET  /v1/messages/{request_id}   a request's status and history
     POST /v1/messages/search         the requests sent to an address (in the body: never in a URL or a log)
+    POST /v1/messages/{request_id}/cancel   cancel a scheduled request
 
 Every method is IAM-authorized (SigV4): callers need `execute-api:Invoke` on
 it. The stage is throttled (rate and burst from the `api` context value),
@@ -162,8 +163,16 @@ class HttpsApi(Construct):
         self.messages.add_method(
             "POST", integration, request_models={"application/json": submit_body}, request_validator=validator
         )
-        self.messages.add_resource("{request_id}").add_method(
+        by_id = self.messages.add_resource("{request_id}")
+        by_id.add_method(
             "GET",
+            integration,
+            request_parameters={"method.request.path.request_id": True},
+            request_validator=validator,
+        )
+        # Scheduled sends: cancel one (mailwright.scheduling).
+        by_id.add_resource("cancel").add_method(
+            "POST",
             integration,
             request_parameters={"method.request.path.request_id": True},
             request_validator=validator,

@@ -1085,6 +1085,24 @@ def worker_environment(
     }
 
 
+def schedule_environment(
+    *, group: str, role_arn: str, queue_arn: str, dead_letter_arn: str, kms_key_arn: str
+) -> dict[str, str]:
+    """A lane worker's scheduled-send settings (mailwright.settings.ScheduleSettings); deployed and local alike."""
+    return {
+        # The EventBridge Scheduler group its long schedules (more than 15 minutes ahead) are created in.
+        Env.SCHEDULE_GROUP: group,
+        # The role the schedules send to the lane queue with (the worker may pass only this role).
+        Env.SCHEDULER_ROLE_ARN: role_arn,
+        # The schedules' target: this lane's own queue.
+        Env.QUEUE_ARN: queue_arn,
+        # Where EventBridge puts what it could not deliver (alarmed).
+        Env.SCHEDULE_DLQ_ARN: dead_letter_arn,
+        # The customer managed key the schedules (which hold the request) are encrypted with.
+        Env.SCHEDULE_KEY_ARN: kms_key_arn,
+    }
+
+
 def unsubscribe_environment(
     *, preferences_table: str, unsubscribe_secret_arn: str, address_key_secret_arn: str, suppression_table: str
 ) -> dict[str, str]:

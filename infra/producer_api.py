@@ -3,6 +3,7 @@
     POST /v1/messages                one request or a batch (x-api-key)
     GET  /v1/messages/{request_id}   the status of one of the producer's own requests
     POST /v1/messages/search         the producer's own requests to an address
+    POST /v1/messages/{request_id}/cancel   cancel one of the producer's own scheduled requests
 
 Every method requires an API key (header `x-api-key`). Each producer declared
 in context (`api.producers`) gets a usage plan on the stage: rate, burst and
@@ -132,8 +133,16 @@ class ProducerApi(Construct):
         integration = apigateway.LambdaIntegration(function, proxy=True)
         messages = self.api.root.add_resource("v1").add_resource("messages")
         messages.add_method("POST", integration, request_models={"application/json": body}, request_validator=validator)
-        messages.add_resource("{request_id}").add_method(
+        by_id = messages.add_resource("{request_id}")
+        by_id.add_method(
             "GET",
+            integration,
+            request_parameters={"method.request.path.request_id": True},
+            request_validator=validator,
+        )
+        # Scheduled sends: cancel one of the producer's own (mailwright.scheduling).
+        by_id.add_resource("cancel").add_method(
+            "POST",
             integration,
             request_parameters={"method.request.path.request_id": True},
             request_validator=validator,

@@ -45,6 +45,7 @@ from infra.providers import (
     region_feedback_topics,
     subscribe_region_feedback,
 )
+from infra.schedules import ScheduledSends
 from infra.storage import Storage
 from infra.templates_bucket import TemplatesBucket
 from infra.unsubscribe import UnsubscribeEndpoint, UnsubscribeSecret
@@ -59,6 +60,7 @@ from mailwright.constants import (
     SERVICE_NAME,
     SES_MESSAGE_ID_INDEX,
     VARIANTS_KEY_PREFIX,
+    Env,
     Outputs,
 )
 
@@ -185,6 +187,7 @@ class MailwrightStack(Stack):
         )
         self.webhooks = Webhooks(self, "Webhooks", config=config, code=code, bus=self.ingest.bus)
 
+        self.schedules = self._add_schedules()
         self._grant_workers()
         self._grant_unsubscribe_endpoint()
         self._grant_feedback()
@@ -194,6 +197,29 @@ class MailwrightStack(Stack):
         subscribe_region_feedback(region_feedback_topics(self, config.providers), self.feedback.queue)
         self._add_operations(code)
         self._add_outputs()
+
+    def _add_schedules(self) -> ScheduledSends:
+        # Scheduled sends more than 15 minutes ahead: EventBridge Scheduler one-time schedules (infra/schedules.py).
+        schedules = ScheduledSends(self, "Schedules", stack_name=self.config.stack_name, queues=self.lanes.queues)
+        for lane, worker in self.workers.functions.items():
+            for key, value in schedules.environment(lane).items():
+                worker.add_environment(key, value)
+            schedules.grant_scheduling(worker)
+        # The API's cancel (POST /v1/messages/{request_id}/cancel): one transaction that takes the request's
+        # dedupe claim (PutItem) and marks its message-log item cancelled (UpdateItem), then deletes the
+        # request's schedule (best effort).
+        api = self.api.function
+        api.add_environment(Env.IDEMPOTENCY_TABLE, self.storage.idempotency.table_name)
+        api.add_environment(Env.SCHEDULE_GROUP, schedules.group_name)
+        # On the tables only (Table.grant would add their indexes).
+        api.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[self.storage.messages.table_arn])
+        )
+        api.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.storage.idempotency.table_arn])
+        )
+        schedules.grant_cancel(api)
+        return schedules
 
     def _grant_workers(self) -> None:
         # Queue consumption (receive, delete, ChangeMessageVisibility) comes
@@ -436,6 +462,8 @@ class MailwrightStack(Stack):
             **self.outcome_events.parked_queues,
             "feedback": self.feedback.dead_letter_queue,
             "ingest": self.ingest.dead_letter_queue,
+            # What EventBridge Scheduler could not put on a lane queue at a request's send_at.
+            "schedules": self.schedules.dead_letter_queue,
         }
         self.alarms = Alarms(self, "Alarms", config=self.config, watched=MonitoredQueues(queues, dead_letter_queues))
         self.breaker = ReputationBreaker(
@@ -538,6 +566,7 @@ class MailwrightStack(Stack):
         values[Outputs.EVENTS_DLQ_URL] = self.outcome_events.publisher_dead_letter_queue.queue_url
         values[Outputs.WEBHOOK_STATE_TABLE] = self.webhooks.state_table.table_name
         values[Outputs.WEBHOOK_ARCHIVE_BUCKET] = self.webhooks.archive_bucket.bucket_name
+        values[Outputs.SCHEDULE_GROUP] = self.schedules.group_name
         for name, endpoint in self.webhooks.endpoints.items():
             values[Outputs.webhook_endpoint(name)] = self.to_json_string(
                 {

@@ -7,7 +7,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.nag import acknowledge
-from mailwright.constants import RECIPIENT_INDEX, SES_MESSAGE_ID_INDEX, Keys
+from mailwright.constants import (
+    RECIPIENT_INDEX,
+    SCHEDULE_INDEX,
+    SCHEDULE_INDEX_ATTRIBUTES,
+    SES_MESSAGE_ID_INDEX,
+    Keys,
+)
 
 _STRING = dynamodb.AttributeType.STRING
 
@@ -88,6 +94,17 @@ class Storage(Construct):
         # newest first. Keys only, for the same reason: ~200 bytes and one write unit per request
         # logged; the feedback function's appends change neither key and write nothing here. A
         # search reads a page of ids, then their items (one BatchGetItem): searches are rare, emails not.
+        # Scheduled sends (`mailwright scheduled list`, `cancel --key`): the `scheduled` request items by owner
+        # (producer), soonest send_at first. Sparse: only scheduled items carry its keys, and the send or a
+        # cancel removes the owner, so an item is written here twice in its life (in, out), ~250 bytes each;
+        # the attributes the listing shows are projected, so a listing reads the index alone.
+        self.messages.add_global_secondary_index(
+            index_name=SCHEDULE_INDEX,
+            partition_key=dynamodb.Attribute(name=Keys.SCHEDULE_OWNER, type=_STRING),
+            sort_key=dynamodb.Attribute(name=Keys.SEND_AT, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(SCHEDULE_INDEX_ATTRIBUTES),
+        )
         self.messages.add_global_secondary_index(
             index_name=RECIPIENT_INDEX,
             partition_key=dynamodb.Attribute(name=Keys.RECIPIENT_HASH, type=_STRING),

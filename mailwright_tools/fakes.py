@@ -33,6 +33,7 @@ from mailwright.ports import (
     APPEND_DUPLICATE,
     APPEND_NO_REQUEST,
     BREAKER_HISTORY_KEEP,
+    CANCELLED_CLAIM,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
@@ -41,6 +42,7 @@ from mailwright.ports import (
     AuditRecord,
     BreakerChange,
     BreakerState,
+    CancelResult,
     ClaimRecord,
     ClaimResult,
     Deferral,
@@ -56,6 +58,8 @@ from mailwright.ports import (
     Preferences,
     RefusedMessage,
     Schedule,
+    ScheduledRequest,
+    ScheduleEntry,
     SendQuota,
     Suppression,
     SuppressionEntry,
@@ -63,6 +67,7 @@ from mailwright.ports import (
     with_feedback,
 )
 from mailwright.producers import ProducerKey
+from mailwright.scheduling import Scheduling
 from mailwright.sending import QueueRecord, SendPolicy, SendService
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle, load_template_tree
@@ -789,6 +794,8 @@ class FakeWorld:
     signer: TokenSigner
     pacer: SendPacer
     executor: ThreadPoolExecutor
+    schedules: FakeScheduleStore | None = None
+    scheduler: FakeScheduler | None = None
 
     def close(self) -> None:
         """Stop the service's thread pool."""
@@ -823,6 +830,8 @@ def build_fake_service(
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
     variants: VariantService | None = None,
+    scheduler: FakeScheduler | None = None,
+    message_log_ttl_days: int = 90,
 ) -> tuple[SendService, FakeWorld]:
     """A SendService for one lane wired to fresh fakes (shipped templates, fast pacing); close the world when done.
 
@@ -862,6 +871,16 @@ def build_fake_service(
         executor=ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fake-send"),
     )
 
+    world.schedules = FakeScheduleStore(world.message_log, world.claims, clock=clock)
+    world.scheduler = scheduler if scheduler is not None else FakeScheduler()
+    scheduling = Scheduling(
+        store=world.schedules,
+        scheduler=world.scheduler,
+        lane=lane,
+        log_ttl_seconds=message_log_ttl_days * 86400,
+        clock=clock,
+    )
+
     def links(user_id: str, category: str) -> dict[str, str]:
         return signer.links(unsubscribe_base_url, user_id, category)
 
@@ -884,6 +903,7 @@ def build_fake_service(
         clock=clock,
         rng=rng,
         variants=variants,
+        scheduling=scheduling,
     )
     return service, world
 
@@ -1668,3 +1688,169 @@ class FakePreferenceTable(_FakePort):
         self._enter("audit")
         with self._lock:
             return list(self.trails.get(user_id, []))
+
+
+class FakeScheduleStore(_FakePort):
+    """ScheduleStore over a FakeMessageLog and a FakeClaimStore, with the DynamoDB adapter's conditions.
+
+    A `scheduled` record lives here until the message log holds an outcome for
+    the request (the send's, or the cancel's); a cancel takes the dedupe claim
+    (content hash CANCELLED_CLAIM) and records `cancelled`, both or neither.
+    """
+
+    def __init__(
+        self, message_log: FakeMessageLog, claims: FakeClaimStore, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__()
+        self._log = message_log
+        self._claims = claims
+        self._clock = clock
+        self._entries: dict[str, ScheduleEntry] = {}
+        self._keys: dict[str, float] = {}
+
+    def _current(self, request_id: str) -> ScheduledRequest | None:
+        outcome = self._log.outcome(request_id)
+        entry = self._entries.get(request_id)
+        if outcome is not None:
+            send_at = entry.request.send_at if entry is not None else None
+            return ScheduledRequest(request_id, outcome.status, send_at=send_at, lane=outcome.lane)
+        return entry.request if entry is not None else None
+
+    def read(self, request_ids: Collection[str]) -> dict[str, ScheduledRequest]:
+        """The records of the request ids that have one."""
+        self._enter("read")
+        with self._lock:
+            found = {rid: self._current(rid) for rid in request_ids}
+            return {rid: record for rid, record in found.items() if record is not None}
+
+    def add(self, entry: ScheduleEntry) -> ScheduledRequest | None:
+        """Record `scheduled` unless the request has a record; None when added, else the record there."""
+        self._enter("add")
+        with self._lock:
+            existing = self._current(entry.request.request_id)
+            if existing is not None:
+                return existing
+            self._entries[entry.request.request_id] = entry
+            return None
+
+    def entry(self, request_id: str) -> ScheduleEntry | None:
+        """The scheduled entry as recorded (a convenience of the fake for tests: its expiry, say)."""
+        with self._lock:
+            return self._entries.get(request_id)
+
+    def cancelled_keys(self, scoped_keys: Collection[str]) -> dict[str, float]:
+        """When each cancel_key was cancelled, for those that were."""
+        self._enter("cancelled_keys")
+        with self._lock:
+            return {key: self._keys[key] for key in scoped_keys if key in self._keys}
+
+    def cancel(self, request_id: str, *, at: float, reason: str, expires_at: int) -> CancelResult:
+        """Cancel if scheduled or not seen and no send holds the claim; else say the status."""
+        self._enter("cancel")
+        with self._lock:
+            claim = self._claims.get(request_id)
+            current = self._current(request_id)
+            taken = claim is not None and claim.content_hash != CANCELLED_CLAIM
+            if taken or (current is not None and current.status != "scheduled"):
+                status = current.status if current is not None else "sending"
+                send_at = current.send_at if current is not None else None
+                return CancelResult(request_id, status, changed=False, send_at=send_at)
+            self._claims.put(
+                ClaimRecord(request_id, CANCELLED_CLAIM, CANCELLED_CLAIM, lease_until=float(2**40)),
+                expires_at=float(expires_at),
+            )
+            entry = self._entries.get(request_id)
+            self._log.record(
+                [
+                    Outcome(
+                        request_id=request_id,
+                        status="cancelled",
+                        lane=(entry.request.lane if entry is not None else None) or "-",
+                        reason_code=reason,
+                        completed_at=at,
+                        user_id=entry.request.user_id if entry is not None else None,
+                        producer=entry.request.producer if entry is not None else None,
+                    )
+                ]
+            )
+            return CancelResult(request_id, "cancelled", changed=True)
+
+    def cancel_key(self, scoped_key: str, *, at: float, expires_at: int) -> None:
+        """Record the cancel of a cancel_key."""
+        self._enter("cancel_key")
+        with self._lock:
+            self._keys[scoped_key] = at
+
+    def reschedule(self, request_id: str, *, send_at: float, expires_at: int) -> CancelResult:
+        """Move a scheduled request's send_at; else say its status."""
+        self._enter("reschedule")
+        with self._lock:
+            current = self._current(request_id)
+            entry = self._entries.get(request_id)
+            if current is None or current.status != "scheduled" or entry is None:
+                return CancelResult(request_id, current.status if current else None, changed=False)
+            self._entries[request_id] = replace(
+                entry, request=replace(entry.request, send_at=send_at), expires_at=expires_at
+            )
+            return CancelResult(request_id, "scheduled", changed=True, send_at=send_at)
+
+    def scheduled(
+        self, owner: str, *, user_id: str | None = None, cancel_key: str | None = None, limit: int = 100
+    ) -> list[ScheduledRequest]:
+        """The owner's scheduled requests, soonest first."""
+        self._enter("scheduled")
+        with self._lock:
+            found = [
+                record
+                for rid in self._entries
+                if (record := self._current(rid)) is not None
+                and record.status == "scheduled"
+                and (record.producer or "-") == owner
+                and (user_id is None or record.user_id == user_id)
+                and (cancel_key is None or record.cancel_key == cancel_key)
+            ]
+        return sorted(found, key=lambda r: r.send_at or 0.0)[:limit]
+
+
+class FakeScheduler(_FakePort):
+    """Scheduler keeping one-time schedules by name, as EventBridge Scheduler does (names are unique).
+
+    `fire(now)` runs the schedules due: their bodies are returned (for the lane
+    queue) and they are deleted, as `ActionAfterCompletion: DELETE` does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schedules: dict[str, tuple[float, str]] = {}
+        self.created: list[str] = []
+
+    def create(self, name: str, *, at: float, body: str) -> bool:
+        """Create unless the name is taken."""
+        self._enter("create")
+        with self._lock:
+            if name in self.schedules:
+                return False
+            self.schedules[name] = (at, body)
+            self.created.append(name)
+            return True
+
+    def update(self, name: str, *, at: float) -> bool:
+        """Move an existing schedule."""
+        self._enter("update")
+        with self._lock:
+            if name not in self.schedules:
+                return False
+            self.schedules[name] = (at, self.schedules[name][1])
+            return True
+
+    def delete(self, name: str) -> bool:
+        """Delete an existing schedule."""
+        self._enter("delete")
+        with self._lock:
+            return self.schedules.pop(name, None) is not None
+
+    def fire(self, now: float) -> list[str]:
+        """The bodies of the schedules due at `now`, which are deleted (they ran)."""
+        with self._lock:
+            due = sorted((at, name) for name, (at, _) in self.schedules.items() if at <= now)
+            return [self.schedules.pop(name)[1] for _, name in due]

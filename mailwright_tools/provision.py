@@ -28,6 +28,7 @@ from infra.config import (
     WorkerResources,
     feedback_environment,
     priority_filter,
+    schedule_environment,
     worker_environment,
 )
 from mailwright.adapters.address_keys import DynamoAddressKeyMarker
@@ -35,6 +36,8 @@ from mailwright.constants import (
     EVENT_DETAIL_TYPE,
     LANES,
     RECIPIENT_INDEX,
+    SCHEDULE_INDEX,
+    SCHEDULE_INDEX_ATTRIBUTES,
     SES_MESSAGE_ID_INDEX,
     TEMPLATES_PREFIX,
     Keys,
@@ -67,6 +70,9 @@ class StackResources:
     sender_identity: str = ""
     # Secondary providers' secrets by provider name (the local stack's loopback relay).
     provider_secrets: dict[str, str] = field(default_factory=dict)
+    # Scheduled sends: the schedule group, and what a worker's schedules need (role, DLQ, key; queues by lane).
+    schedule_group: str = ""
+    schedule_settings: dict[str, str] = field(default_factory=dict)
 
     def worker_environment(self, config: MailwrightConfig, lane: str) -> dict[str, str]:
         """The environment the lane's worker runs with."""
@@ -86,6 +92,18 @@ class StackResources:
                 unsubscribe_base_url=self.unsubscribe_base_url,
                 provider_secrets=self.provider_secrets,
             ),
+        ) | self._schedule_environment(lane)
+
+    def _schedule_environment(self, lane: str) -> dict[str, str]:
+        found = self.schedule_settings
+        if not found:
+            return {}
+        return schedule_environment(
+            group=found["group"],
+            role_arn=found["role_arn"],
+            queue_arn=found[f"queue_arn_{lane}"],
+            dead_letter_arn=found["dead_letter_arn"],
+            kms_key_arn=found["kms_key_arn"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +120,7 @@ def _table(
     gsi: tuple[str, str] | None = None,
     sorted_gsi: tuple[str, str, str] | None = None,
     stream: str | None = None,
+    included_gsi: tuple[str, str, str, tuple[str, ...]] | None = None,
 ) -> None:
     definitions = {k: "S" for k, _ in keys}
     params: dict[str, Any] = {
@@ -132,6 +151,20 @@ def _table(
                     {"AttributeName": sort_attribute, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        )
+    if included_gsi:
+        # As infra/storage.py's schedule index: string partition, numeric sort, some attributes projected.
+        index_name, attribute, sort_attribute, included = included_gsi
+        definitions[attribute], definitions[sort_attribute] = "S", "N"
+        indexes.append(
+            {
+                "IndexName": index_name,
+                "KeySchema": [
+                    {"AttributeName": attribute, "KeyType": "HASH"},
+                    {"AttributeName": sort_attribute, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(included)},
             }
         )
     if indexes:
@@ -274,6 +307,7 @@ def provision(
         ttl=True,
         gsi=(SES_MESSAGE_ID_INDEX, Keys.SES_MESSAGE_ID),
         sorted_gsi=(RECIPIENT_INDEX, Keys.RECIPIENT_HASH, Keys.COMPLETED_AT),
+        included_gsi=(SCHEDULE_INDEX, Keys.SCHEDULE_OWNER, Keys.SEND_AT, SCHEDULE_INDEX_ATTRIBUTES),
         # The outbox of outcome events, as deployed (mailwright_tools.provision_events reads it).
         stream="NEW_AND_OLD_IMAGES",
     )
@@ -295,6 +329,8 @@ def provision(
     # Fresh tables hold no hash of an older key version: lookups need only the current one.
     DynamoAddressKeyMarker(dynamodb, names["suppression"]).set_readable_from(1, at=time.time(), actor="provision")
 
+    schedule_group, schedule_settings = provision_schedules(session, sqs, queues, prefix=prefix)
+
     return StackResources(
         region=session.region_name or "us-east-1",
         queues=queues,
@@ -310,7 +346,34 @@ def provision(
         event_bus=event_bus,
         ingest_dlq=ingest_dlq,
         sender_identity=config.identity,
+        schedule_group=schedule_group,
+        schedule_settings=schedule_settings,
     )
+
+
+def provision_schedules(
+    session: boto3.session.Session, sqs: Any, queues: dict[str, str], *, prefix: str
+) -> tuple[str, dict[str, str]]:
+    """The schedule group, the schedules' DLQ and key, as infra/schedules.py deploys them; (group, settings).
+
+    Locally the schedules run in-process (mailwright_tools.local.scheduler); the role is named, never assumed.
+    """
+    group = f"{prefix}-schedules"
+    session.client("scheduler").create_schedule_group(Name=group)
+    dlq = sqs.create_queue(
+        QueueName=f"{prefix}-schedules-dlq",
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "SqsManagedSseEnabled": "true"},
+    )["QueueUrl"]
+    key_arn = session.client("kms").create_key(Description=f"{prefix} schedules")["KeyMetadata"]["Arn"]
+    account = key_arn.split(":")[4]
+    settings = {
+        "group": group,
+        "role_arn": f"arn:aws:iam::{account}:role/{prefix}-scheduler",
+        "dead_letter_arn": queue_arn(sqs, dlq),
+        "kms_key_arn": key_arn,
+        **{f"queue_arn_{lane}": queue_arn(sqs, url) for lane, url in queues.items()},
+    }
+    return group, settings
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Target:
     webhook_state_table: str = ""
     webhook_archive_bucket: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The EventBridge Scheduler group of scheduled sends (cancel and reschedule move or delete schedules there).
+    schedule_group: str = ""
 
     @property
     def local(self) -> bool:
@@ -133,6 +135,7 @@ def local_target(state: dict[str, Any]) -> Target:
         webhooks={str(name): dict(hook) for name, hook in (state.get("webhooks") or {}).items()},
         webhook_state_table=str(state.get("webhook_state_table", "")),
         webhook_archive_bucket=str(state.get("webhook_archive_bucket", "")),
+        schedule_group=str(state.get("schedule_group", "")),
         extra={
             "outbox": state.get("outbox", ""),
             "pid": state.get("pid"),
@@ -212,6 +215,7 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         webhooks=_webhook_outputs(outputs),
         webhook_state_table=optional("WEBHOOK_STATE_TABLE"),
         webhook_archive_bucket=optional("WEBHOOK_ARCHIVE_BUCKET"),
+        schedule_group=optional("SCHEDULE_GROUP"),
     )
 
 

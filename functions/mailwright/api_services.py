@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailwright.producers import NoProducers, ProducerDirectory
+from mailwright.scheduling import ScheduleDesk
 from mailwright.status import StatusService
 from mailwright.submission import SubmissionService
 
@@ -16,3 +17,5 @@ class ApiServices:
     status: StatusService
     submissions: SubmissionService | None = None
     producers: ProducerDirectory = field(default_factory=NoProducers)
+    # Cancels scheduled requests (POST /v1/messages/{request_id}/cancel); None: this API cancels nothing.
+    schedules: ScheduleDesk | None = None

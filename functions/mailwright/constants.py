@@ -28,6 +28,8 @@ TERMINAL_STATUSES: tuple[str, ...] = (
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
     STATUS_REJECTED,
+    # Scheduled sends (mailwright.scheduling): a request cancelled before it was sent. Final, never re-evaluated.
+    "cancelled",
 )
 
 # Rejections that a template caused rather than the request's shape: counted as RenderFailed, and against
@@ -186,6 +188,15 @@ class Env:
     WEBHOOK_ARCHIVE_BUCKET = "MAILWRIGHT_WEBHOOK_ARCHIVE_BUCKET"
     WEBHOOK_RETRY = "MAILWRIGHT_WEBHOOK_RETRY"
     WEBHOOK_ALLOW_LOOPBACK = "MAILWRIGHT_WEBHOOK_ALLOW_LOOPBACK"
+    # Scheduled sends (mailwright.scheduling), read by the send workers: the EventBridge Scheduler group the
+    # long schedules go in, the role the schedules send with, the lane queue's ARN (their target), the
+    # target's dead-letter queue and the customer managed key that encrypts them. Unset: no long schedules
+    # (a request more than 15 minutes ahead is retried as a failure with a clear reason).
+    SCHEDULE_GROUP = "MAILWRIGHT_SCHEDULE_GROUP"
+    SCHEDULER_ROLE_ARN = "MAILWRIGHT_SCHEDULER_ROLE_ARN"
+    QUEUE_ARN = "MAILWRIGHT_QUEUE_ARN"
+    SCHEDULE_DLQ_ARN = "MAILWRIGHT_SCHEDULE_DLQ_ARN"
+    SCHEDULE_KEY_ARN = "MAILWRIGHT_SCHEDULE_KEY_ARN"
 
 
 class Keys:
@@ -203,6 +214,10 @@ class Keys:
     TTL = "expires_at"
     # The producers table: one item per API key, naming its producer.
     PRODUCERS_PK = "api_key_id"
+    # A scheduled request item's owner (its producer, or SCHEDULE_OWNER_NONE) and send time: the keys of
+    # SCHEDULE_INDEX. Only `scheduled` items hold them, so the index is sparse.
+    SCHEDULE_OWNER = "scheduled_by"
+    SEND_AT = "send_at"
 
 
 class Outputs:
@@ -256,6 +271,8 @@ class Outputs:
     PRODUCER_PLANS = "ProducerPlans"
     PRODUCERS_TABLE = "ProducersTableName"
     KEY_RETIREMENT_ROLE_ARN = "KeyRetirementRoleArn"
+    # Scheduled sends: the EventBridge Scheduler group of the long schedules (the CLI deletes them on cancel).
+    SCHEDULE_GROUP = "ScheduleGroupName"
 
     @staticmethod
     def queue_url(lane: str) -> str:
@@ -363,3 +380,32 @@ VARIANT_METRICS: dict[str, str] = {
 }
 # The idempotency table's item of a template's variants: counters and switched-off variants.
 VARIANTS_KEY_PREFIX = "variants#"
+
+
+# Scheduled sends and cancellation (mailwright.scheduling). A request's `send_at` may be this far ahead at
+# most; up to SHORT_SCHEDULE_SECONDS ahead, an SQS message delay holds it, further ahead an EventBridge
+# Scheduler one-time schedule. A `cancel_key` stays in force this long after its cancel (the longest a
+# request published before the cancel can still be waiting for its send_at, plus a day of redeliveries).
+STATUS_SCHEDULED = "scheduled"
+STATUS_CANCELLED = "cancelled"
+MAX_SCHEDULE_AHEAD_SECONDS = 366 * 86400
+SHORT_SCHEDULE_SECONDS = 900
+CANCEL_KEY_TTL_SECONDS = MAX_SCHEDULE_AHEAD_SECONDS + 86400
+CANCEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# The message log's scheduled requests by owner, soonest first (partition Keys.SCHEDULE_OWNER, sort
+# Keys.SEND_AT); the owner of a request that names no producer.
+SCHEDULE_INDEX = "by-schedule"
+SCHEDULE_OWNER_NONE = "-"
+# What the index projects beside its keys: what `scheduled list` shows, so it reads nothing else.
+SCHEDULE_INDEX_ATTRIBUTES: tuple[str, ...] = (
+    "status",
+    "received_at",
+    "lane",
+    "producer",
+    "user_id",
+    "template_id",
+    "recipient_masked",
+    "cancel_key",
+)
+# The deferral reason of a request held back until its send_at (an SQS delay of at most 15 minutes).
+REASON_SCHEDULED = "scheduled"

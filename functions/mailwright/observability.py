@@ -198,7 +198,7 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     Per lane and category: Sent, Suppressed, OptedOut, RateLimited, Rejected,
     RenderFailed, Throttled and SendLatency (ms from the producer's publish to
     the send, across deferrals). Per lane: Retried, Deferred, Duplicates and
-    LeaseTakeovers. Per lane and secondary provider: FailedOver (the emails it
+    LeaseTakeovers, ScheduledHeld. Per lane and secondary provider: FailedOver (the emails it
     sent while SES's breaker was open). Per template and A/B variant:
     VariantSent and VariantRenderFailed, and VariantDisabled (see
     `count_variant_switches`). Without dimensions: QuotaUsedPercent, when SES's
@@ -227,6 +227,8 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
         metrics.add(QUOTA_USED_METRIC, round(100 * report.quota_used, 2), MetricUnit.Percent)
     metrics.count("Duplicates", report.duplicates, lane=lane)
     metrics.count("LeaseTakeovers", report.lease_takeovers, lane=lane)
+    # Acked without an outcome by scheduling: held by an EventBridge schedule until send_at, or found cancelled.
+    metrics.count("ScheduledHeld", report.held, lane=lane)
     for outcome in report.outcomes:
         if not outcome.variant or not outcome.template_id:
             continue

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from mailwright import __version__
 from mailwright.constants import REQUEST_ID_PATTERN
-from mailwright.status_models import ErrorBody, MessageStatus, SearchPage, SearchRequest
+from mailwright.status_models import CancelAnswer, ErrorBody, MessageStatus, SearchPage, SearchRequest
 from mailwright.submission_models import Submission, SubmitErrorBody, SubmitResult
 
 OPENAPI_VERSION = "3.1.0"
@@ -118,6 +118,31 @@ OPERATIONS: tuple[Operation, ...] = (
         errors={
             400: "The body is not JSON (invalid_json), breaks the schema or holds no address (invalid_body), "
             "or its `next` is not a cursor of this search (invalid_cursor).",
+        },
+    ),
+    Operation(
+        method="post",
+        path="/v1/messages/{request_id}/cancel",
+        operation_id="cancelMessage",
+        summary="Cancel a scheduled request",
+        description="Cancels a request sent with `send_at` that is still `scheduled`, or one not processed yet: "
+        "it is never sent, and its status becomes `cancelled`. A producer cancels only its own requests. "
+        "A request already sent, or otherwise final, is left as it is (409).",
+        response=CancelAnswer,
+        parameters=(
+            {
+                "name": "request_id",
+                "in": "path",
+                "required": True,
+                "description": "The request id `send` returned.",
+                "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+            },
+        ),
+        errors={
+            400: "The request id is malformed (code invalid_request_id).",
+            404: "Another producer's request, or (for a producer) none in the message log (not_found).",
+            409: "Too late: the request was already sent (already_sent), or is in another final state or being "
+            "sent right now (not_cancellable); nothing was changed.",
         },
     ),
 )

@@ -16,6 +16,7 @@ in a request item's `history` becomes at most one event:
 |                                                 | EmailComplained, EmailDeliveryDelayed      |
 | SES Open, Click                                 | EmailOpened, EmailClicked                  |
 | SES Reject, Rendering Failure                   | EmailRejected                              |
+| a request held until its send_at, or cancelled  | EmailScheduled, EmailCancelled             |
 
 `DEFAULT_OUTCOME_EVENTS` (mailwright.constants) is what a stack publishes
 unless `outcome_events` in context says otherwise.
@@ -91,7 +92,8 @@ STATUS_BY_DETAIL_TYPE: dict[str, str] = {
 }
 DETAIL_TYPES: tuple[str, ...] = OUTCOME_DETAIL_TYPES
 assert set(STATUS_BY_DETAIL_TYPE) == set(DETAIL_TYPES) and set(DEFAULT_OUTCOME_EVENTS) <= set(DETAIL_TYPES)
-RESERVED_DETAIL_TYPES: frozenset[str] = frozenset({EMAIL_SCHEDULED, EMAIL_CANCELLED, EMAIL_DIGESTED})
+# EmailScheduled and EmailCancelled: the history entries mailwright.scheduling records (`scheduled`, `cancelled`).
+RESERVED_DETAIL_TYPES: frozenset[str] = frozenset({EMAIL_DIGESTED})
 
 # The send worker's (and the dead-letter function's) history entries, by their status.
 _OUTCOME_TYPES: dict[str, str] = {

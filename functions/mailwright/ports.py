@@ -862,3 +862,109 @@ class PreferenceLedger(Protocol):
     def audit(self, user_id: str) -> list[PreferenceAudit]:
         """The user id's audit trail, in the order written."""
         ...
+
+
+# -- scheduled sends and cancellation (mailwright.scheduling) -------------------
+
+
+# The content hash of the dedupe claim a cancel takes: no request's content hashes to it, and the send
+# worker reads it as "taken, and final" (the message log says `cancelled`).
+CANCELLED_CLAIM = "cancelled"
+
+
+@dataclass(frozen=True)
+class ScheduledRequest:
+    """A request's record as scheduling reads it: its status, and for a `scheduled` one when it is due.
+
+    The record is the truth: a delayed message or schedule that fires early or
+    late is held or sent by what the record says now (a reschedule changes it).
+    """
+
+    request_id: str
+    status: str
+    send_at: float | None = None
+    # When the producer first published it (epoch seconds): a cancel_key cancels what was published before it.
+    published_at: float | None = None
+    lane: str | None = None
+    producer: str | None = None
+    user_id: str | None = None
+    template_id: str | None = None
+    recipient_masked: str | None = None
+    cancel_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """What the worker records of a request it holds until its send_at (the message-log item `scheduled`)."""
+
+    request: ScheduledRequest
+    recipient_hash: str | None
+    recorded_at: float
+    # When the item may expire: counted from send_at, so it outlives the send.
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel found: the status the request has now, and whether this cancel changed it."""
+
+    request_id: str
+    status: str | None
+    changed: bool
+    send_at: float | None = None
+
+
+class ScheduleStore(Protocol):
+    """The records of scheduled and cancelled requests: message-log items, and the claims that guard sends.
+
+    A cancel is a conditional state change: only a `scheduled` request, or one
+    not seen yet, becomes `cancelled`. It also takes the request's dedupe claim
+    (which a send needs first), so a copy of the request still in a queue, or a
+    send racing the cancel, finds the request taken and its state final.
+    """
+
+    def read(self, request_ids: Collection[str]) -> dict[str, ScheduledRequest]:
+        """The records of the request ids that have one (read consistently)."""
+        ...
+
+    def add(self, entry: ScheduleEntry) -> ScheduledRequest | None:
+        """Record a request `scheduled` unless it has a record already; None when added, else the record there."""
+        ...
+
+    def cancelled_keys(self, scoped_keys: Collection[str]) -> dict[str, float]:
+        """When each cancel_key (scoped by producer, see `scoped_cancel_key`) was cancelled, for those that were."""
+        ...
+
+    def cancel(self, request_id: str, *, at: float, reason: str, expires_at: int) -> CancelResult:
+        """Cancel one request if it is `scheduled` or not seen yet; otherwise change nothing and say its status."""
+        ...
+
+    def cancel_key(self, scoped_key: str, *, at: float, expires_at: int) -> None:
+        """Record that requests with this cancel_key published before `at` are cancelled."""
+        ...
+
+    def reschedule(self, request_id: str, *, send_at: float, expires_at: int) -> CancelResult:
+        """Move a `scheduled` request's send_at; otherwise change nothing and say its status."""
+        ...
+
+    def scheduled(
+        self, owner: str, *, user_id: str | None = None, cancel_key: str | None = None, limit: int = 100
+    ) -> list[ScheduledRequest]:
+        """An owner's (producer's) scheduled requests, soonest first, optionally only a user's or a cancel_key's."""
+        ...
+
+
+class Scheduler(Protocol):
+    """One-time schedules that put a request's body on its lane queue at a time (EventBridge Scheduler)."""
+
+    def create(self, name: str, *, at: float, body: str) -> bool:
+        """Create the schedule; False when one of that name exists already (a retry: nothing is created)."""
+        ...
+
+    def update(self, name: str, *, at: float) -> bool:
+        """Move an existing schedule to `at`; False when there is none (it fired, or was never created)."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Delete the schedule; False when there is none."""
+        ...

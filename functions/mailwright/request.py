@@ -16,12 +16,13 @@ import hashlib
 import json
 import re
 import sys
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwright.addresses import InvalidAddressError, normalize_address
-from mailwright.constants import LANES, PRODUCER_PATTERN
+from mailwright.constants import CANCEL_KEY_PATTERN, LANES, MAX_SCHEDULE_AHEAD_SECONDS, PRODUCER_PATTERN
 from mailwright.errors import RejectedError
 from mailwright.quiet_hours import InvalidTimezoneError, valid_timezone
 
@@ -98,6 +99,20 @@ class EmailRequest(BaseModel):
         examples=["billing"],
     )
 
+    send_at: datetime | None = Field(
+        default=None,
+        description="Send at this time (ISO 8601 with a UTC offset or Z, at most a year ahead); a time already "
+        "past means now. Without it, the request is sent as soon as it is dequeued.",
+        examples=["2026-12-24T09:00:00+01:00"],
+    )
+    cancel_key: str | None = Field(
+        default=None,
+        pattern=CANCEL_KEY_PATTERN,
+        description="A key of the producer's choosing (letters, digits, _ . : -; at most 128) that "
+        "`mailwright cancel --key` cancels every request published with it before the cancel.",
+        examples=["order-1234-reminders"],
+    )
+
     @model_validator(mode="after")
     def _encodable(self) -> EmailRequest:
         # JSON allows lone surrogates ("\ud800"); they cannot be encoded, hashed or mailed.
@@ -129,6 +144,26 @@ class EmailRequest(BaseModel):
             return valid_timezone(value)
         except InvalidTimezoneError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _send_at_text(cls, value: Any) -> Any:
+        # Pydantic would take a bare number as epoch seconds: the contract is ISO 8601 text only.
+        if value is not None and not isinstance(value, (str, datetime)):
+            raise ValueError("send_at is ISO 8601 text with a UTC offset, e.g. 2026-12-24T09:00:00+01:00")
+        return value
+
+    @field_validator("send_at")
+    @classmethod
+    def _valid_send_at(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("send_at needs a UTC offset, e.g. 2026-12-24T09:00:00+01:00 or 2026-12-24T08:00:00Z")
+        ahead = value.timestamp() - datetime.now(UTC).timestamp()
+        if ahead > MAX_SCHEDULE_AHEAD_SECONDS:
+            raise ValueError(f"send_at is at most {MAX_SCHEDULE_AHEAD_SECONDS // 86400} days ahead")
+        return value
 
     @field_validator("metadata")
     @classmethod

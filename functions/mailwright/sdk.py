@@ -25,7 +25,9 @@ The returned request id is the one the worker logs the request under (the
 `messages` table key and the `request_id` tag on the email). `StatusClient`
 (from `mailwright.status_client`, re-exported here) asks the status API what
 became of it. `Preferences` (from `mailwright.preference_client`) reads and
-changes users' preferences, each change audited.
+changes users' preferences, each change audited. `Schedules` (from
+`mailwright.schedule_client`) cancels, reschedules and lists requests sent
+with `send_at` (or `cancel_key`).
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ from mailwright.constants import DEFAULT_LANE, EVENT_DETAIL_TYPE, LANES
 from mailwright.errors import MailwrightError
 from mailwright.preference_client import PreferenceError, PreferencesClient, UserChoiceError
 from mailwright.request import EmailRequest, describe_validation_error
+from mailwright.schedule_client import InvalidSendAtError, SchedulesClient
 from mailwright.status_client import MessageNotFoundError, StatusApiError, StatusClient
 
 __all__ = [
     "FailedEntry",
     "InvalidRequestError",
+    "InvalidSendAtError",
     "MessageNotFoundError",
     "PartialBatchError",
     "PreferenceError",
@@ -60,6 +64,8 @@ __all__ = [
     "PreparedRequest",
     "Problem",
     "Publisher",
+    "Schedules",
+    "SchedulesClient",
     "StatusApiError",
     "StatusClient",
     "UserChoiceError",
@@ -70,6 +76,8 @@ __all__ = [
 
 # Users' preferences, read and changed by the producer (see mailwright.preference_client).
 Preferences = PreferencesClient
+# Scheduled sends (a request's `send_at`, `cancel_key`), cancelled, moved and listed (see mailwright.schedule_client).
+Schedules = SchedulesClient
 
 # SQS and EventBridge both take at most 10 entries and 256 KiB per call.
 MAX_BATCH_ENTRIES = 10

@@ -60,6 +60,7 @@ from mailwright.errors import (
 )
 from mailwright.pacing import MAX_DEFER_SECONDS, REASON_QUOTA_EXHAUSTED, REASON_THROTTLED, SendPacer
 from mailwright.ports import (
+    CANCELLED_CLAIM,
     AddressKeySource,
     ClaimRecord,
     ClaimStore,
@@ -78,6 +79,7 @@ from mailwright.ports import (
     provider_of,
 )
 from mailwright.request import EmailRequest, parse_request
+from mailwright.scheduling import Candidate, Scheduling
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle
 from mailwright.variants import ASSIGNMENT_PURPOSE, VariantService, VariantSwitch, assign, assignment_basis
@@ -149,6 +151,8 @@ class BatchReport:
     reevaluations: int = 0
     # A/B variants this batch switched off (their rendering-failure rate passed the policy's).
     variant_switches: list[VariantSwitch] = field(default_factory=list)
+    # Records acked without an outcome by scheduling: held by a schedule until send_at, or cancelled before.
+    held: int = 0
 
     def partial_batch_response(self) -> dict[str, list[dict[str, str]]]:
         """The `batchItemFailures` response Lambda's SQS event source expects."""
@@ -184,10 +188,14 @@ class _Work:
     defer: tuple[int, str] | None = None
     handed_back: bool = False
     recorded: bool = False
+    # Scheduling: held until its send_at by a schedule, or already cancelled (acked, no outcome to record).
+    held: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.outcome is None and self.retry is None and not self.duplicate and self.defer is None
+        return (
+            self.outcome is None and self.retry is None and not self.duplicate and self.defer is None and not self.held
+        )
 
     @property
     def user_key(self) -> str:
@@ -258,6 +266,7 @@ class SendService:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         variants: VariantService | None = None,
+        scheduling: Scheduling | None = None,
     ) -> None:
         self.policy = policy
         self._templates = templates
@@ -278,6 +287,8 @@ class SendService:
         self._rng = rng or random.Random()
         # Without a ledger (fakes, benchmarks) every declared variant counts as on and nothing is counted.
         self._variants = variants
+        # Without it (benchmarks), send_at and cancel_key are not looked at: every request is sent when dequeued.
+        self._scheduling = scheduling
 
     def close(self) -> None:
         """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
@@ -297,6 +308,7 @@ class SendService:
         works = [self._parse(record) for record in records]
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
+        self._hold_scheduled(self._pending(works), report)
         self._pace(self._pending(works), deadline)
         # Records without a token go back to the queue while the others are processed.
         paced = [w for w in works if w.defer is not None]
@@ -354,6 +366,32 @@ class SendService:
             basis = assignment_basis(work.request.template_id, work.user_keys[0])
             work.draw = hasher.fraction(ASSIGNMENT_PURPOSE, basis)
 
+    def _hold_scheduled(self, works: list[_Work], report: BatchReport) -> None:
+        """Requests whose send_at is ahead are held (deferred or scheduled); cancelled ones are dropped."""
+        if self._scheduling is None or not works:
+            return
+        candidates = []
+        for work in works:
+            assert work.request is not None
+            candidates.append(
+                Candidate(
+                    request=work.request,
+                    request_id=work.request_id,
+                    body=work.record.body,
+                    published_at=work.record.sent_at,
+                    user_id=work.user_key,
+                    recipient_hash=work.address_hashes[0] if work.address_hashes else None,
+                )
+            )
+        for work, plan in zip(works, self._scheduling.plan(candidates), strict=True):
+            if plan.kind == "defer":
+                work.defer = (plan.seconds, plan.reason)
+            elif plan.kind in ("held", "done"):
+                work.held = True
+                report.held += 1
+            elif plan.kind == "retry":
+                work.retry = plan.reason
+
     def _drop_batch_duplicates(self, works: list[_Work], report: BatchReport) -> None:
         first: dict[str, _Work] = {}
         for work in self._pending(works):
@@ -385,7 +423,8 @@ class SendService:
         contested = [w for w in works if w.pending and w.lease_id is None]
         for work in contested:
             assert work.request is not None
-            if work.existing is not None and work.existing.content_hash != work.request.content_hash:
+            existing = work.existing
+            if existing is not None and existing.content_hash not in (work.request.content_hash, CANCELLED_CLAIM):
                 self._reject_conflict(work)
         contested = [w for w in contested if w.pending]
         if not contested:

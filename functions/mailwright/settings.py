@@ -32,6 +32,35 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """Where a lane's long schedules go (mailwright.scheduling): EventBridge Scheduler group, role, target, key."""
+
+    group: str
+    role_arn: str
+    queue_arn: str
+    dead_letter_arn: str
+    kms_key_arn: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ScheduleSettings | None:
+        """All five variables, or none (no long schedules); raise ConfigurationError when only some are set."""
+        keys = {
+            "group": Env.SCHEDULE_GROUP,
+            "role_arn": Env.SCHEDULER_ROLE_ARN,
+            "queue_arn": Env.QUEUE_ARN,
+            "dead_letter_arn": Env.SCHEDULE_DLQ_ARN,
+            "kms_key_arn": Env.SCHEDULE_KEY_ARN,
+        }
+        given = {name: env.get(key, "") for name, key in keys.items()}
+        if not any(given.values()):
+            return None
+        missing = [keys[name] for name, value in given.items() if not value]
+        if missing:
+            raise ConfigurationError(f"scheduled sends need every schedule variable; missing {', '.join(missing)}")
+        return cls(**given)
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """Everything the send worker reads from its environment."""
 
@@ -71,6 +100,8 @@ class WorkerSettings:
     failover: FailoverSettings | None = None
     # When A/B variants are switched off automatically, and how long their state is cached.
     variants: VariantPolicy = field(default_factory=VariantPolicy)
+    # Long schedules (more than 15 minutes ahead); None: none configured (such requests are retried, not sent).
+    schedules: ScheduleSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -129,6 +160,7 @@ class WorkerSettings:
             providers=providers,
             failover=parse_failover(env.get(Env.FAILOVER, ""), lane=str(values["lane"]), providers=providers),
             variants=VariantPolicy.from_json(env.get(Env.VARIANTS, "")),
+            schedules=ScheduleSettings.from_env(env),
         )
 
 
@@ -317,6 +349,9 @@ class ApiSettings:
     # says which older key versions items may still be stored under.
     address_key_secret_arn: str
     suppression_table: str
+    # Cancels (scheduled sends): the dedupe claims a cancel takes, and the group whose schedules it deletes.
+    idempotency_table: str = ""
+    schedule_group: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -330,7 +365,11 @@ class ApiSettings:
         missing = [key for key in required.values() if not env.get(key)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
-        return cls(**{name: env[key] for name, key in required.items()})
+        return cls(
+            **{name: env[key] for name, key in required.items()},
+            idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
+            schedule_group=env.get(Env.SCHEDULE_GROUP, ""),
+        )
 
 
 @dataclass(frozen=True)

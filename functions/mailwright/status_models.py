@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from mailwright.addresses import InvalidAddressError, normalize_address
-from mailwright.constants import REQUEST_ID_PATTERN, Keys
+from mailwright.constants import REQUEST_ID_PATTERN, STATUS_SCHEDULED, Keys
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
@@ -88,6 +88,9 @@ class MessageStatus(BaseModel):
     received_at: AwareDatetime | None = None
     completed_at: AwareDatetime
     expires_at: AwareDatetime | None = Field(default=None, description="When the message log forgets the request.")
+    send_at: AwareDatetime | None = Field(
+        default=None, description="A `scheduled` request's send time (its `send_at`, or where a reschedule moved it)."
+    )
     history: list[HistoryEntry] = Field(default_factory=list, description="Outcomes and provider events, by time.")
 
     @classmethod
@@ -193,6 +196,7 @@ def _common(item: Mapping[str, Any]) -> dict[str, Any]:
 def _details(item: Mapping[str, Any]) -> dict[str, Any]:
     provider_message_id = item.get("provider_message_id") or item.get(Keys.SES_MESSAGE_ID)
     return {
+        "send_at": epoch_to_datetime(item.get(Keys.SEND_AT)) if item.get("status") == STATUS_SCHEDULED else None,
         "reason": item.get("reason"),
         # Items from before secondary providers name none: a message id on them is SES's.
         "provider": item.get("provider") or ("ses" if item.get(Keys.SES_MESSAGE_ID) else None),
@@ -228,3 +232,13 @@ def _history(item: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return sorted(entries, key=lambda entry: entry["at"])
+
+
+class CancelAnswer(BaseModel):
+    """What `POST /v1/messages/{request_id}/cancel` answers when it cancelled the request (too late: a 409 error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str = Field(description="The request the cancel was for.")
+    status: str = Field(description="Its status now: `cancelled`.")
+    cancelled: bool = Field(description="True: this call cancelled it.")

@@ -20,14 +20,17 @@ from mailwright.adapters.dynamodb import (
     DynamoSuppressionStore,
 )
 from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
+from mailwright.adapters.dynamodb_schedules import DynamoScheduleStore
 from mailwright.adapters.s3 import S3TemplateSource
+from mailwright.adapters.scheduler import EventBridgeScheduler, ScheduleTarget
 from mailwright.adapters.ses import SesAccountReader, SesEmailSender
 from mailwright.adapters.sqs import SqsDeferrals, SqsRetryScheduler
 from mailwright.adapters.variants import DynamoVariantLedger
 from mailwright.constants import PROVIDER_KIND_MAILGUN, PROVIDER_KIND_SENDGRID
 from mailwright.errors import ConfigurationError
 from mailwright.pacing import AccountPacer
-from mailwright.ports import AccountReader, EmailSender
+from mailwright.ports import AccountReader, EmailSender, Scheduler
+from mailwright.scheduling import ScheduleDesk, Scheduling
 from mailwright.sending import SendPolicy, SendService
 from mailwright.settings import (
     ApiSettings,
@@ -107,6 +110,7 @@ def build_send_service(
     wrap_sender: Callable[[EmailSender], EmailSender] | None = None,
     account_reader: AccountReader | None = None,
     provider_events: ProviderEvents | None = None,
+    scheduler: Scheduler | None = None,
 ) -> SendService:
     """A SendService wired to AWS; clients honour AWS_ENDPOINT_URL, so the local stack works unchanged.
 
@@ -149,7 +153,56 @@ def build_send_service(
         pacer=account_pacer(settings, dynamodb, account_reader or SesAccountReader(ses)),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
         variants=VariantService(DynamoVariantLedger(dynamodb, settings.idempotency_table), settings.variants),
+        scheduling=Scheduling(
+            store=DynamoScheduleStore(
+                dynamodb, messages_table=settings.messages_table, idempotency_table=settings.idempotency_table
+            ),
+            scheduler=scheduler or lane_scheduler(settings, session),
+            lane=settings.lane,
+            log_ttl_seconds=settings.message_log_ttl_days * 86400,
+        ),
     )
+
+
+def lane_scheduler(settings: WorkerSettings, session: AwsSession) -> Scheduler | None:
+    """The lane's EventBridge Scheduler adapter (its client made on first use), or None when none is configured."""
+    schedules = settings.schedules
+    if schedules is None:
+        return None
+    target = ScheduleTarget(
+        group=schedules.group,
+        role_arn=schedules.role_arn,
+        queue_arn=schedules.queue_arn,
+        dead_letter_arn=schedules.dead_letter_arn,
+        kms_key_arn=schedules.kms_key_arn,
+    )
+    return EventBridgeScheduler(
+        lambda: session.client("scheduler", config=client_config(max_attempts=3, pool=4)),
+        group=schedules.group,
+        target=target,
+    )
+
+
+def build_schedule_desk(
+    *,
+    messages_table: str,
+    idempotency_table: str,
+    schedule_group: str | None,
+    session: AwsSession | None = None,
+    log_ttl_days: int = 90,
+) -> ScheduleDesk:
+    """Cancel, reschedule and list scheduled requests (the CLI, the SDK, the API); no group: no long schedules."""
+    session = session or BotocoreSession()
+    dynamodb = session.client("dynamodb", config=client_config(max_attempts=5, pool=4))
+    scheduler = (
+        EventBridgeScheduler(
+            lambda: session.client("scheduler", config=client_config(max_attempts=3, pool=4)), group=schedule_group
+        )
+        if schedule_group
+        else None
+    )
+    store = DynamoScheduleStore(dynamodb, messages_table=messages_table, idempotency_table=idempotency_table)
+    return ScheduleDesk(store=store, scheduler=scheduler, log_ttl_seconds=log_ttl_days * 86400)
 
 
 def account_pacer(settings: WorkerSettings, dynamodb: Any, account: AccountReader) -> AccountPacer:
@@ -462,6 +515,14 @@ def build_api_services(
         status=build_status_service(settings, session=session),
         submissions=SubmissionService(publisher),
         producers=DynamoProducerDirectory(session.client("dynamodb", config=fast), submission.producers_table),
+        schedules=build_schedule_desk(
+            messages_table=settings.messages_table,
+            idempotency_table=settings.idempotency_table,
+            schedule_group=settings.schedule_group or None,
+            session=session,
+        )
+        if settings.idempotency_table
+        else None,
     )
 
 

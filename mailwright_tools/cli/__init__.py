@@ -11,6 +11,7 @@ from mailwright_tools.cli import (  # noqa: F401 - they register their commands
     preferences,
     producers,
     providers,
+    schedules,
     studio,
     templates,
     webhooks,

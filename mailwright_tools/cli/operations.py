@@ -75,6 +75,18 @@ def send(
             "(e.g. a template only the deployed bucket holds).",
         ),
     ] = False,
+    send_at: Annotated[
+        str | None,
+        typer.Option(
+            "--send-at",
+            help="Send at this time (ISO 8601 with an offset, e.g. 2026-12-24T09:00:00+01:00; at most a year "
+            "ahead). Applies to every request published.",
+        ),
+    ] = None,
+    cancel_key: Annotated[
+        str | None,
+        typer.Option("--cancel-key", help="A key `mailwright cancel --key` cancels the request(s) by."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish one request built from flags, or the request(s) in --file, through the producer SDK.
@@ -96,6 +108,9 @@ def send(
     if column_map or batch_id is not None:
         fail("--map and --batch-id go with --csv", EXIT_USAGE)
     requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
+    # Scheduled sends (mailwright.scheduling): the request contract checks both like any other field.
+    timing = {"send_at": send_at, "cancel_key": cancel_key}
+    requests = [{**request, **{k: v for k, v in timing.items() if v is not None}} for request in requests]
     # Bad input is exit 2 whether or not a stack runs: check everything before looking for one.
     found = optional_project(ctx)
     templates = None if no_template_check or found is None else KnownTemplates.read(found.templates)
@@ -333,8 +348,8 @@ def status(
         "events": item.get("events", []),
     }
     _print_status(_with_iso_times(result), json_output)
-    if item.get("status") not in TERMINAL_STATUSES:  # only --wait gets here: it ran out of time
-        raise typer.Exit(EXIT_FAILED)
+    if item.get("status") not in TERMINAL_STATUSES and (wait or item.get("status") != "scheduled"):
+        raise typer.Exit(EXIT_FAILED)  # --wait ran out of time (or the request is not finished: failed)
 
 
 def _status_by_recipient(ctx: typer.Context, recipient: str, since: str | None, limit: int, json_output: bool) -> None:
@@ -511,6 +526,11 @@ def _why_not_sent(item: dict[str, Any]) -> str | None:
     status = item.get("status")
     if status == "sent":
         return None
+    if status == "scheduled" and isinstance(item.get("send_at"), (int, float)):
+        from mailwright_tools.cli.schedules import describe_wait
+
+        send_at = float(item["send_at"])
+        return f"scheduled for {_iso(send_at)} ({describe_wait(send_at - time.time())})"
     reason, code = item.get("reason"), item.get("reason_code")
     if not reason:
         return str(code or status)
@@ -559,6 +579,8 @@ STATUS_FIELDS = (
     "delivery",
     "received_at",
     "completed_at",
+    "send_at",
+    "cancel_key",
 )
 # What a history line says in its own columns, or not at all.
 _LINE_KEYS = frozenset({"at", "status", "event", "type", "rank", "recipients", "detail"})

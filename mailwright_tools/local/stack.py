@@ -48,6 +48,7 @@ from mailwright_tools.local.mailbox import LocalMailbox, SesEventPublisher
 from mailwright_tools.local.observability import WorkerOutput, quiet_third_party, unquiet_third_party
 from mailwright_tools.local.outbox import Outbox
 from mailwright_tools.local.rabbitmq import DEFAULT_QUEUE, RabbitMQEventSource, RabbitMQSourceSettings, redacted
+from mailwright_tools.local.scheduler import LocalScheduler
 from mailwright_tools.local.session import LocalSession
 from mailwright_tools.project import SOURCE_CHECKOUT
 from mailwright_tools.provision import FeedbackPath, StackResources, provision, provision_feedback
@@ -137,6 +138,8 @@ class LocalStack:
         self.ses_outage = ses_outage.SesOutage()
         self._ses_server: Any = None
         self.ses_control_url = ""
+        # Scheduled sends' EventBridge schedules, run in-process (mailwright_tools.local.scheduler).
+        self.schedulers: dict[str, LocalScheduler] = {}
         # Every emulated container's send service, closed at stop (an SMTP relay's pooled connections).
         self._services: list[Any] = []
         self._lock = threading.Lock()
@@ -188,6 +191,9 @@ class LocalStack:
         if unsubscribe_url:
             resources = dataclasses.replace(resources, unsubscribe_base_url=unsubscribe_url)
         self.resources = resources
+        self.schedulers = {
+            lane: scheduler for lane in LANES if (scheduler := self._local_scheduler(session, resources, lane))
+        }
 
         from mailwright.handlers import breaker as breaker_handler
         from mailwright.handlers import bridge as bridge_handler
@@ -296,6 +302,8 @@ class LocalStack:
             self._started = False
         if self.breaker is not None:
             self.breaker.stop()
+        for scheduler in self.schedulers.values():
+            scheduler.stop()
         if self.rabbitmq is not None:
             self.rabbitmq.stop()
         for emulator in self.emulators.values():
@@ -395,6 +403,27 @@ class LocalStack:
             env[Env.UNSUBSCRIBE_BASE_URL] = self.resources.unsubscribe_base_url
         return env
 
+    def _local_scheduler(self, session: Any, resources: StackResources, lane: str) -> LocalScheduler | None:
+        """A lane's schedules, kept in moto and run by in-process timers onto the lane's queue."""
+        from mailwright.adapters.scheduler import ScheduleTarget
+
+        if not resources.schedule_settings:
+            return None
+        found = resources.schedule_settings
+        target = ScheduleTarget(
+            group=found["group"],
+            role_arn=found["role_arn"],
+            queue_arn=found[f"queue_arn_{lane}"],
+            dead_letter_arn=found["dead_letter_arn"],
+            kms_key_arn=found["kms_key_arn"],
+        )
+        return LocalScheduler(
+            scheduler_client=lambda: session.client("scheduler"),
+            sqs_client=lambda: session.client("sqs"),
+            group=found["group"],
+            target=target,
+        )
+
     def _send_handler_factory(self, lane: str) -> Callable[[], Handler]:
         from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
@@ -418,6 +447,7 @@ class LocalStack:
                 wrap_sender=mailbox.wrap,
                 account_reader=account,
                 provider_events=ProviderMetrics(sink=output.metrics.write_document),
+                scheduler=self.schedulers.get(lane),
             )
             with self._lock:
                 self._services.append(service)
@@ -543,6 +573,9 @@ class LocalStack:
                 producers_table=producers.table,
                 template_cache_seconds=self.config.template_cache_seconds,
             ),
+            # Cancels (scheduled sends), as the CDK app adds them to the deployed function.
+            Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
+            Env.SCHEDULE_GROUP: resources.schedule_group,
         }
         services = build_api_services(
             ApiSettings.from_env(environment), SubmissionSettings.from_env(environment), session=session
@@ -611,6 +644,8 @@ class LocalStack:
                 "messages": resources.messages_table,
             },
             "templates_bucket": resources.templates_bucket,
+            # Scheduled sends: the schedules run in-process (mailwright_tools.local.scheduler), kept in moto.
+            "schedule_group": resources.schedule_group,
             "configuration_set": resources.configuration_set,
             "sender": self.config.from_address,
             "unsubscribe_secret_arn": resources.unsubscribe_secret_arn,

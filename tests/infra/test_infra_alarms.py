@@ -16,6 +16,7 @@ from mailwright.constants import (
     FEEDBACK_HANDLER,
     LANES,
     UNSUBSCRIBE_HANDLER,
+    Env,
     Outputs,
 )
 from tests.infra.synth import Resource, Synthesized, render
@@ -65,6 +66,9 @@ def _dead_letter_queues(synthesized: Synthesized) -> dict[str, str]:
     queues["feedback"] = synthesized.output_ref(Outputs.FEEDBACK_DLQ_URL)
     queues["ingest"] = synthesized.output_ref(Outputs.INGEST_DLQ_URL)
     queues["breaker"] = synthesized.output_ref(Outputs.BREAKER_DLQ_URL)
+    # What EventBridge Scheduler could not deliver at a request's send_at (named in the workers' environment).
+    worker_env = synthesized.workers()["standard"][1]["Properties"]["Environment"]["Variables"]
+    queues["schedules"] = worker_env[Env.SCHEDULE_DLQ_ARN]["Fn::GetAtt"][0]
     return queues
 
 
@@ -130,7 +134,7 @@ def test_the_stack_has_exactly_the_documented_alarms(synthesized: Synthesized) -
         resource["Properties"]["AlarmName"] for resource in synthesized.resources("AWS::CloudWatch::Alarm").values()
     }
     expected = {
-        *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest", "breaker")),
+        *(f"{prefix}-dlq-{queue}" for queue in (*LANES, "feedback", "ingest", "breaker", "schedules")),
         *(f"{prefix}-age-{queue}" for queue in (*LANES, "feedback")),
         *(f"{prefix}-age-{lane}-dlq" for lane in LANES),
         f"{prefix}-dlq-events-publisher",
@@ -161,7 +165,7 @@ def test_a_variant_switched_off_alarms_and_says_how_to_see_why(synthesized: Synt
     assert "mailwright templates variant" in alarm["AlarmDescription"]
 
 
-@pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest", "breaker"])
+@pytest.mark.parametrize("queue", [*LANES, "feedback", "ingest", "breaker", "schedules"])
 def test_any_message_in_a_dead_letter_queue_alarms(synthesized: Synthesized, queue: str) -> None:
     alarm = _alarm(synthesized, f"dlq-{queue}")
 

@@ -74,7 +74,7 @@ def _methods(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_the_api_is_regional_with_exactly_the_three_v1_operations(synthesized: Synthesized) -> None:
+def test_the_api_is_regional_with_exactly_the_v1_operations(synthesized: Synthesized) -> None:
     api = synthesized.resources("AWS::ApiGateway::RestApi")[_api_id(synthesized)]
 
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
@@ -82,6 +82,8 @@ def test_the_api_is_regional_with_exactly_the_three_v1_operations(synthesized: S
         "POST /v1/messages",
         "GET /v1/messages/{request_id}",
         "POST /v1/messages/search",
+        # Scheduled sends: cancel one.
+        "POST /v1/messages/{request_id}/cancel",
     }
 
 
@@ -217,6 +219,12 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     suppression = synthesized.output_ref(Outputs.SUPPRESSION_TABLE)
     keyring = synthesized.secret_id("address keyring")
     log_group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    group = synthesized.json["Outputs"][Outputs.SCHEDULE_GROUP]["Value"]
+    schedules = f"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/{group}/*"
+    worker_env = synthesized.workers()["standard"][1]["Properties"]["Environment"]["Variables"]
+    schedules_key = worker_env[Env.SCHEDULE_KEY_ARN]["Fn::GetAtt"][0]
+    idempotency = synthesized.output_ref(Outputs.IDEMPOTENCY_TABLE)
+    scheduler_only = json.dumps({"StringLike": {"kms:ViaService": "scheduler.*.amazonaws.com"}}, sort_keys=True)
 
     granted = sorted(
         (
@@ -230,8 +238,13 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     assert granted == sorted(
         [
             (("logs:CreateLogStream", "logs:PutLogEvents"), (f"${{{log_group}.Arn}}",), "null"),
+            # A cancel (scheduled sends): the request's claim and item in one transaction, then its schedule.
+            (("dynamodb:PutItem",), (f"${{{idempotency}.Arn}}",), "null"),
+            (("scheduler:DeleteSchedule",), (schedules,), "null"),
+            (("kms:Decrypt", "kms:GenerateDataKey"), (f"${{{schedules_key}.Arn}}",), scheduler_only),
             (("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"), (f"${{{keyring}}}",), "null"),
-            (("dynamodb:BatchGetItem", "dynamodb:Query"), (f"${{{messages}.Arn}}",), "null"),
+            # Lookups, and a cancel's update of the request item (one statement: the same resource).
+            (("dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"), (f"${{{messages}.Arn}}",), "null"),
             (("dynamodb:Query",), (f"${{{messages}.Arn}}/index/{RECIPIENT_INDEX}",), "null"),
             # Submissions: the producers table one item at a time, template bundles, and the lane queues.
             (("dynamodb:GetItem",), (f"${{{producers}.Arn}}",), "null"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mailwright.constants import LANES, Outputs
+from mailwright.constants import LANES, Env, Outputs
 from tests.infra.synth import Synthesized, render
 
 # Each module shares the session's synthesized stack (see conftest.py).
@@ -68,10 +68,11 @@ def test_lanes_show_depth_age_and_throughput(synthesized: Synthesized, dashboard
 def test_every_dead_letter_queue_is_on_the_dashboard(synthesized: Synthesized, dashboard: dict[str, Any]) -> None:
     # A lane's dead letters wait in its parked queue (the dead-letter function drains the DLQ into it).
     dlqs = [synthesized.output_ref(Outputs.parked_dlq_url(lane)) for lane in LANES]
-    dlqs += [
-        synthesized.output_ref(key)
-        for key in (Outputs.FEEDBACK_DLQ_URL, Outputs.INGEST_DLQ_URL, Outputs.BREAKER_DLQ_URL)
-    ]
+    dlqs += [synthesized.output_ref(key) for key in (Outputs.FEEDBACK_DLQ_URL, Outputs.INGEST_DLQ_URL)]
+    # The scheduled sends' target DLQ (what EventBridge Scheduler could not deliver), named in the workers' environment.
+    _, worker = synthesized.workers()["standard"]
+    dlqs.append(worker["Properties"]["Environment"]["Variables"][Env.SCHEDULE_DLQ_ARN]["Fn::GetAtt"][0])
+    dlqs.append(synthesized.output_ref(Outputs.BREAKER_DLQ_URL))
     widget = _widget(dashboard, "Dead-letter queues (visible messages)")
 
     assert _queue_metrics(widget, "ApproximateNumberOfMessagesVisible") == [f"${{{q}.QueueName}}" for q in dlqs]

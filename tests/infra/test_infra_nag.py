@@ -68,6 +68,9 @@ def _expected_rules(synthesized: Synthesized) -> set[str]:
             "AwsSolutions-APIG4",
             # The key-retirement role deletes API keys created after deployment (their ids unknown here).
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/apikeys/*]",
+            # Scheduled sends: workers and the API act on the schedules of the stack's group (named at run time).
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+            f"schedule/{synthesized.config.stack_name}-schedules/*]",
         }
     )
 

@@ -59,7 +59,12 @@ def test_every_method_needs_an_api_key_and_proxies_to_the_api_function(synthesiz
     methods = _methods(synthesized)
     api = synthesized.resources("AWS::ApiGateway::RestApi")[_api_id(synthesized)]["Properties"]
 
-    assert set(methods) == {"POST /v1/messages", "GET /v1/messages/{request_id}", "POST /v1/messages/search"}
+    assert set(methods) == {
+        "POST /v1/messages",
+        "GET /v1/messages/{request_id}",
+        "POST /v1/messages/search",
+        "POST /v1/messages/{request_id}/cancel",
+    }
     assert api["ApiKeySourceType"] == "HEADER"
     for method in methods.values():
         assert method["ApiKeyRequired"] is True

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from infra.config import load_config
 from mailwright.outcome_events import DETAIL_TYPES, RESERVED_DETAIL_TYPES, detail_json_schema
 from mailwright.request import parse_request
-from mailwright.wiring import build_suppression_service
+from mailwright.wiring import build_schedule_desk, build_suppression_service
 from mailwright_tools.local.stack import LocalStack, LocalStackOptions
 from mailwright_tools.state import StateDir
 from tests.local.conftest import REPO, TEST_SES_RATE, CliResult, run_cli, wait_until
@@ -165,7 +165,16 @@ def heard(stack: LocalStack, endpoints: Endpoints) -> dict[str, Any]:
         QueueUrl=stack.state["dlqs"]["bulk"],
         MessageBody=json.dumps(DEAD),
     )
-    wait_until(lambda: "EmailSent" in everything.types(), timeout=60)
+    # A scheduled send (EmailScheduled), then cancelled (EmailCancelled).
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    scheduled = send(stack, "standard", recipient_email="ana@example.com", send_at=later, **WELCOME)
+    wait_until(lambda: "EmailSent" in everything.types() and "EmailScheduled" in everything.types(), timeout=60)
+    build_schedule_desk(
+        messages_table=stack.state["tables"]["messages"],
+        idempotency_table=stack.state["tables"]["idempotency"],
+        schedule_group=stack.state["schedule_group"],
+        session=session,
+    ).cancel(scheduled)
     ses_event(stack, sent, "Open", "open", {"userAgent": "test", "ipAddress": "192.0.2.1"})
     ses_event(stack, sent, "Click", "click", {"link": "https://x.io/a?token=secret", "ipAddress": "192.0.2.1"})
     ses_event(

@@ -76,8 +76,16 @@ def env_keys() -> set[str]:
         Env.WEBHOOK_RETRY,
         Env.WEBHOOK_ALLOW_LOOPBACK,
     }
+    # Scheduled sends: set by the CDK app beside worker_environment (schedule_environment, infra/schedules.py).
+    schedules_only = {
+        Env.SCHEDULE_GROUP,
+        Env.SCHEDULER_ROLE_ARN,
+        Env.QUEUE_ARN,
+        Env.SCHEDULE_DLQ_ARN,
+        Env.SCHEDULE_KEY_ARN,
+    }
     declared = {value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)}
-    return declared - feedback_only - breaker_only - providers_only - events_only - api_only
+    return declared - feedback_only - breaker_only - providers_only - events_only - api_only - schedules_only
 
 
 def test_cdk_json_context_parses() -> None:

@@ -3,6 +3,7 @@
     POST /v1/messages                one request or a batch -> 202 SubmitResult (mailwright.submission)
     GET  /v1/messages/{request_id}   the request's status and history (MessageStatus)
     POST /v1/messages/search         {"recipient": ..., "since": ..., "limit": ..., "next": ...} -> SearchPage
+    POST /v1/messages/{request_id}/cancel   cancel a scheduled request -> 200 CancelAnswer, 409 when too late
 
 The search is a POST so the address travels in the body, never in a URL
 that access logs keep. Every error is `{"error": {"code": ..., "message": ...}}`.
@@ -42,7 +43,7 @@ from mailwright.status import (
     Viewer,
     parse_search,
 )
-from mailwright.status_models import ApiError, ErrorBody
+from mailwright.status_models import ApiError, CancelAnswer, ErrorBody
 from mailwright.submission import (
     InvalidRequestsError,
     QueueUnavailableError,
@@ -162,6 +163,28 @@ def get_message(request_id: str) -> Response[str]:
     return _json(200, status)
 
 
+@app.post("/v1/messages/<request_id>/cancel")
+def cancel_message(request_id: str) -> Response[str]:
+    """Cancel a scheduled request (or one not processed yet): 200 when cancelled, 409 (its state) when too late."""
+    viewer = viewer_of(app.current_event)
+    desk = _services().schedules
+    if desk is None:
+        raise SubmissionsUnavailableError("this API cancels nothing")
+    try:
+        # A producer cancels only what the log records as its own (another's is 404, as a lookup).
+        _service().get(request_id, viewer)
+    except RequestNotFoundError:
+        if viewer.producer is not None:
+            raise
+    result = desk.cancel(request_id)
+    logger.info("cancel asked", request_id=request_id, status=result.status, cancelled=result.changed)
+    if not result.changed:
+        if result.status == "sent":
+            return _error(409, "already_sent", "the request was already sent; nothing was changed")
+        return _error(409, "not_cancellable", f"the request is {result.status}; nothing was changed")
+    return _json(200, CancelAnswer(request_id=request_id, status=result.status or "cancelled", cancelled=True))
+
+
 @app.post("/v1/messages/search")
 def search_messages() -> Response[str]:
     """The requests sent to one address, newest first, a page at a time."""
@@ -228,7 +251,8 @@ def _no_route(exc: Exception) -> Response[str]:
     return _error(
         404,
         "unknown_route",
-        "no such operation: POST /v1/messages, GET /v1/messages/{request_id}, POST /v1/messages/search",
+        "no such operation: POST /v1/messages, GET /v1/messages/{request_id}, POST /v1/messages/search, "
+        "POST /v1/messages/{request_id}/cancel",
     )
 
 
