@@ -21,6 +21,7 @@ from mailwright.adapters.dynamodb import (
     DynamoRateLimiter,
     DynamoSuppressionStore,
 )
+from mailwright.adapters.dynamodb_digests import DynamoDigestStore
 from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.s3 import S3TemplateSource
 from mailwright.adapters.ses import SesAccountReader, SesEmailSender
@@ -133,6 +134,8 @@ def build_send_service(
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         rate_limits=settings.rate_limits,
         max_backoff_seconds=settings.max_backoff_seconds,
+        quiet_hours_categories=settings.quiet_hours_categories,
+        digest_window_seconds=settings.digest_window_seconds,
     )
     return SendService(
         policy=policy,
@@ -150,6 +153,7 @@ def build_send_service(
         pacer=account_pacer(settings, dynamodb, account_reader or SesAccountReader(ses)),
         executor=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="send"),
         variants=VariantService(DynamoVariantLedger(dynamodb, settings.idempotency_table), settings.variants),
+        digests=DynamoDigestStore(dynamodb, settings.idempotency_table),
     )
 
 
