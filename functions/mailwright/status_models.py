@@ -89,6 +89,12 @@ class MessageStatus(BaseModel):
     completed_at: AwareDatetime
     expires_at: AwareDatetime | None = Field(default=None, description="When the message log forgets the request.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Outcomes and provider events, by time.")
+    digest_id: str | None = Field(
+        default=None, description="`digested`: the request id of the digest email that carried this request."
+    )
+    resume_at: AwareDatetime | None = Field(
+        default=None, description="`deferred` (not terminal): when it may go, e.g. when the quiet hours end."
+    )
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> MessageStatus:
@@ -203,6 +209,8 @@ def _details(item: Mapping[str, Any]) -> dict[str, Any]:
         "attempts": int(item.get("attempts") or 1),
         "expires_at": epoch_to_datetime(item.get(Keys.TTL)),
         "history": _history(item),
+        "digest_id": item.get("digest_id"),
+        "resume_at": epoch_to_datetime(item.get("resume_at")),
     }
 
 
