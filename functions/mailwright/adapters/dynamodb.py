@@ -521,10 +521,11 @@ class DynamoMessageLog:
         names = {f"#a{i}": name for i, name in enumerate(fields)}
         values = {f":a{i}": value for i, value in enumerate(fields.values())}
         sets = [f"#a{i} = :a{i}" for i in range(len(fields))]
-        names.update({"#st": "status", "#ra": "resume_at"})
+        names["#st"] = "status"
         values[":deferred"] = {"S": STATUS_DEFERRED}
         if same_wait:
             condition = "#st = :deferred AND #ra = :resume"
+            names["#ra"] = "resume_at"
             values[":resume"] = {"N": f"{state.resume_at:.3f}"}
         else:
             condition = "attribute_not_exists(#st) OR #st = :deferred"
