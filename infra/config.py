@@ -362,7 +362,7 @@ class MailwrightConfig:
     # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
     events: EventsConfig = field(default_factory=EventsConfig)
     # Template categories held during a recipient's quiet hours (issue 17); essential ones never are.
-    quiet_hours_categories: tuple[str, ...] = DEFAULT_QUIET_HOURS_CATEGORIES
+    quiet_hours_categories: tuple[str, ...] = tuple(c for c in CATEGORIES if c in DEFAULT_QUIET_HOURS_CATEGORIES)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -575,7 +575,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
 def _quiet_hours_categories(raw: dict[str, Any]) -> tuple[str, ...]:
     value = raw.get("quiet_hours_categories")
     if value is None:
-        return DEFAULT_QUIET_HOURS_CATEGORIES
+        value = list(DEFAULT_QUIET_HOURS_CATEGORIES)
     where = f"{CONTEXT_KEY}.quiet_hours_categories"
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f'{where} must be a list of template categories, e.g. ["marketing", "product"]')
