@@ -20,6 +20,13 @@ Powertools' BatchProcessor handles records one at a time, which would forbid
 batched lookups and concurrent sends, so this module builds the partial batch
 response itself (see `BatchReport.failed`). Likewise dedupe uses one
 conditional write per request instead of Powertools idempotency's two.
+
+Timing (issue 17): a request naming a `digest_key` is folded into its digest
+window once its template is loaded and recorded `digested`; a due digest
+flush enters the batch as its digest email's record (`mailwright.digests`).
+After consent, non-urgent mail for a recipient in quiet hours is handed back
+the same way pacing hands records back, until the night ends
+(`mailwright.quiet_deferral`).
 """
 
 from __future__ import annotations
