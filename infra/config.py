@@ -19,6 +19,8 @@ from mailwright.constants import (
     BREAKER_LANE,
     CATEGORIES,
     DEFAULT_LANE,
+    DEFAULT_QUIET_HOURS_CATEGORIES,
+    ESSENTIAL_CATEGORIES,
     FAILOVER_LANES,
     LANES,
     METRICS_NAMESPACE,
@@ -359,6 +361,8 @@ class MailwrightConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     # Outcome events on the bus, the accounts that may subscribe, and webhooks (infra.events_config).
     events: EventsConfig = field(default_factory=EventsConfig)
+    # Template categories held during a recipient's quiet hours (issue 17); essential ones never are.
+    quiet_hours_categories: tuple[str, ...] = tuple(c for c in CATEGORIES if c in DEFAULT_QUIET_HOURS_CATEGORIES)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -526,6 +530,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "provider_webhook",
         "variants",
         "ingest",
+        "quiet_hours_categories",
         *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
@@ -561,9 +566,26 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         provider_webhook=_provider_webhook_settings(raw),
         variants=_variants_settings(raw),
         events=events,
+        quiet_hours_categories=_quiet_hours_categories(raw),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
+
+
+def _quiet_hours_categories(raw: dict[str, Any]) -> tuple[str, ...]:
+    value = raw.get("quiet_hours_categories")
+    if value is None:
+        value = list(DEFAULT_QUIET_HOURS_CATEGORIES)
+    where = f"{CONTEXT_KEY}.quiet_hours_categories"
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f'{where} must be a list of template categories, e.g. ["marketing", "product"]')
+    unknown = sorted(set(value) - set(CATEGORIES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+    essential = sorted(set(value) & ESSENTIAL_CATEGORIES)
+    if essential:
+        raise ConfigError(f"{where}: {', '.join(essential)} mail always goes at once and cannot be held")
+    return tuple(category for category in CATEGORIES if category in value)
 
 
 def _alarm_settings(raw: dict[str, Any]) -> AlarmConfig:
@@ -1076,6 +1098,8 @@ def worker_environment(
         Env.MAX_BACKOFF_SECONDS: str(max_backoff_seconds(lane)),
         # When an A/B variant is switched off (its counters and state live in the idempotency table).
         Env.VARIANTS: config.variants.to_json(),
+        # Template categories held while the recipient is in quiet hours (comma-separated; empty: none).
+        Env.QUIET_HOURS_CATEGORIES: ",".join(config.quiet_hours_categories),
         # Powertools: one service name and metrics namespace across lanes.
         "POWERTOOLS_SERVICE_NAME": "mailwright",
         "POWERTOOLS_METRICS_NAMESPACE": "Mailwright",

@@ -20,13 +20,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from mailwright.address_keys import AddressHasher, AddressKeyring
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
+from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_DEFERRED, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer, SendPacer, gcra_grant
 from mailwright.ports import (
@@ -34,6 +34,8 @@ from mailwright.ports import (
     APPEND_NO_REQUEST,
     BREAKER_HISTORY_KEEP,
     CANCELLED_CLAIM,
+    DIGEST_OPEN,
+    DIGEST_SENDING,
     HISTORY_CAP,
     REPEATABLE_EVENTS,
     SCOPE_ALL,
@@ -46,6 +48,10 @@ from mailwright.ports import (
     ClaimRecord,
     ClaimResult,
     Deferral,
+    DeferredState,
+    DigestFold,
+    DigestItem,
+    DigestWindow,
     FeedbackRecord,
     IndexEntry,
     IndexPage,
@@ -551,6 +557,8 @@ def _outcome_entry(outcome: Outcome) -> dict[str, Any]:
     }
     if outcome.reason_code:
         entry["reason_code"] = outcome.reason_code
+    if outcome.digest_id:
+        entry["detail"] = {"digest_id": outcome.digest_id}
     return entry
 
 
@@ -572,6 +580,8 @@ class FakeMessageLog(_FakePort):
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
         self.writes: list[Outcome] = []
+        # Requests recorded `deferred` and not (yet) finished: their latest state and history entries.
+        self._deferred: dict[str, tuple[DeferredState, list[dict[str, Any]]]] = {}
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Store the outcomes; within one call the last outcome of a request id wins."""
@@ -587,17 +597,65 @@ class FakeMessageLog(_FakePort):
                 elif outcome.evaluation <= 1:
                     self._earlier.pop(outcome.request_id, None)
                 self._items[outcome.request_id] = copy
+                self._deferred.pop(outcome.request_id, None)  # the outcome's put replaces the deferred item
                 self.writes.append(copy)
 
     def states(self, request_ids: Collection[str]) -> dict[str, LoggedState]:
         """Recorded status and evaluation by request id."""
         self._enter("states")
         with self._lock:
-            return {
+            found = {
                 rid: LoggedState(self._items[rid].status, self._items[rid].evaluation)
                 for rid in request_ids
                 if rid in self._items
             }
+            found.update(
+                {rid: LoggedState(STATUS_DEFERRED) for rid in request_ids if rid in self._deferred and rid not in found}
+            )
+            return found
+
+    def record_deferred(self, states: Sequence[DeferredState]) -> None:
+        """Record requests as deferred, as the adapter does: one history entry per wait, never over an outcome."""
+        self._enter("record_deferred")
+        with self._lock:
+            for state in states:
+                if state.request_id in self._items:
+                    continue
+                _, history = self._deferred.get(state.request_id, (state, []))
+                if not history or history[-1]["resume_at"] != _number(state.resume_at):
+                    entry = {"status": STATUS_DEFERRED, "at": _number(state.at), "reason_code": state.reason_code}
+                    history = [*history, {**entry, "resume_at": _number(state.resume_at)}]
+                self._deferred[state.request_id] = (state, history)
+
+    def _deferred_item(self, request_id: str) -> dict[str, Any] | None:
+        found = self._deferred.get(request_id)
+        if found is None:
+            return None
+        state, history = found
+        item: dict[str, Any] = {
+            Keys.MESSAGES_PK: request_id,
+            Keys.MESSAGES_SK: MESSAGE_LOG_REQUEST_SK,
+            "status": STATUS_DEFERRED,
+            "lane": state.lane,
+            "reason_code": state.reason_code,
+            "reason": state.reason,
+            "resume_at": _number(state.resume_at),
+            "completed_at": _number(state.at),
+            "history": [dict(entry) for entry in history],
+            Keys.TTL: int(state.at + self._ttl_seconds),
+        }
+        optional = {
+            "template_id": state.template_id,
+            "category": state.category,
+            "user_id": state.user_id,
+            "recipient_hash": state.recipient_hash,
+            "recipient_masked": state.recipient_masked,
+            "producer": state.producer,
+        }
+        item.update({key: value for key, value in optional.items() if value})
+        if state.received_at is not None:
+            item["received_at"] = _number(state.received_at)
+        return with_feedback(item, [])
 
     def statuses(self, request_ids: Collection[str]) -> dict[str, str]:
         """Recorded status by request id (a convenience of the fake for tests)."""
@@ -609,7 +667,7 @@ class FakeMessageLog(_FakePort):
         with self._lock:
             outcome = self._items.get(request_id)
             if outcome is None:
-                return None
+                return self._deferred_item(request_id)
             appended = [dict(entry) for entry in self._history.get(request_id, [])]
             events = [dict(event) for event in self._events.get(request_id, [])]
             evaluations = [*self._earlier.get(request_id, []), outcome]
@@ -638,6 +696,7 @@ class FakeMessageLog(_FakePort):
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
             "producer": outcome.producer,
+            "digest_id": outcome.digest_id,
         }
         item.update({key: value for key, value in optional.items() if value})
         if outcome.received_at is not None:
@@ -673,6 +732,71 @@ class FakeMessageLog(_FakePort):
         """The latest outcome of every request, in first-recorded order."""
         with self._lock:
             return list(self._items.values())
+
+
+class FakeDigestStore(_FakePort):
+    """DigestStore in memory, with the adapter's semantics: a request folds once, a window closes once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.windows: dict[tuple[str, int], DigestWindow] = {}
+        self.newest: dict[str, int] = {}
+        self.folded: dict[str, tuple[str, int]] = {}
+
+    def fold(
+        self,
+        key: str,
+        item: DigestItem,
+        *,
+        window_seconds: int,
+        max_items: int,
+        email: Mapping[str, Any],
+        ttl_seconds: int,
+    ) -> DigestFold:
+        """Fold a request into the key's open window (opening one when none takes it); a request folds once."""
+        self._enter("fold")
+        with self._lock:
+            if item.request_id in self.folded:
+                return DigestFold(window=self.windows[self.folded[item.request_id]], again=True)
+            number = self.newest.get(key, 0)
+            while True:
+                window = self.windows.get((key, number))
+                if window is None:
+                    window = DigestWindow(
+                        key=key,
+                        number=number,
+                        state=DIGEST_OPEN,
+                        opened_at=item.at,
+                        closes_at=item.at + window_seconds,
+                        max_items=max_items,
+                        email=dict(email),
+                        items=(item,),
+                    )
+                    self.windows[(key, number)] = window
+                    self.newest[key] = number
+                    self.folded[item.request_id] = (key, number)
+                    return DigestFold(window=window, opened=True)
+                if window.state == DIGEST_OPEN and not window.full:
+                    window = replace(window, items=(*window.items, item))
+                    self.windows[(key, number)] = window
+                    self.folded[item.request_id] = (key, number)
+                    return DigestFold(window=window)
+                number += 1
+
+    def read(self, key: str, number: int) -> DigestWindow | None:
+        """A window as stored, or None."""
+        self._enter("read")
+        with self._lock:
+            return self.windows.get((key, number))
+
+    def close(self, key: str, number: int) -> DigestWindow | None:
+        """Close an open window (open -> sending); the window, or None when absent."""
+        self._enter("close")
+        with self._lock:
+            window = self.windows.get((key, number))
+            if window is not None and window.state == DIGEST_OPEN:
+                window = self.windows[(key, number)] = replace(window, state=DIGEST_SENDING)
+            return window
 
 
 @cache
@@ -796,6 +920,7 @@ class FakeWorld:
     executor: ThreadPoolExecutor
     schedules: FakeScheduleStore | None = None
     scheduler: FakeScheduler | None = None
+    digests: FakeDigestStore = field(default_factory=FakeDigestStore)
 
     def close(self) -> None:
         """Stop the service's thread pool."""
@@ -832,6 +957,9 @@ def build_fake_service(
     variants: VariantService | None = None,
     scheduler: FakeScheduler | None = None,
     message_log_ttl_days: int = 90,
+    digests: FakeDigestStore | None = None,
+    quiet_hours_categories: Collection[str] | None = None,
+    digest_window_seconds: int | None = None,
 ) -> tuple[SendService, FakeWorld]:
     """A SendService for one lane wired to fresh fakes (shipped templates, fast pacing); close the world when done.
 
@@ -851,6 +979,8 @@ def build_fake_service(
         idempotency_ttl_seconds=idempotency_ttl_seconds,
         rate_limits=dict(rate_limits or {}),
         max_backoff_seconds=max_backoff_seconds,
+        **({} if quiet_hours_categories is None else {"quiet_hours_categories": frozenset(quiet_hours_categories)}),
+        digest_window_seconds=digest_window_seconds,
     )
     signer = TokenSigner(signing_key)
     world = FakeWorld(
@@ -869,6 +999,7 @@ def build_fake_service(
         # A burst as large as the rate: fakes answer at once, so pacing should not dominate.
         pacer=pacer if pacer is not None else Pacer(send_rate, burst=send_rate),
         executor=ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fake-send"),
+        digests=digests if digests is not None else FakeDigestStore(),
     )
 
     world.schedules = FakeScheduleStore(world.message_log, world.claims, clock=clock)
@@ -904,6 +1035,7 @@ def build_fake_service(
         rng=rng,
         variants=variants,
         scheduling=scheduling,
+        digests=world.digests,
     )
     return service, world
 

@@ -63,6 +63,14 @@ class KnownTemplates:
         metadata = self.metadata[template_id]
         if metadata is None:
             return None
+        if request.digest_key is not None:
+            # The worker's rule for a digest item (mailwright.digests): the template's item variables.
+            if metadata.digest is None:
+                return f"template {template_id} is not a digest template (no `digest` in template.json)"
+            missing = [name for name in metadata.digest.item_variables if name not in request.template_data]
+            if missing:
+                return f"a digest item of {template_id} needs template_data: {', '.join(missing)}"
+            return None
         # The worker's own rule (Renderer.render): each required variable is a key of template_data.
         missing = [name for name in metadata.required_variables if name not in request.template_data]
         if missing:

@@ -22,6 +22,8 @@ STATUS_SUPPRESSED = "suppressed"
 STATUS_OPTED_OUT = "opted_out"
 STATUS_RATE_LIMITED = "rate_limited"
 STATUS_REJECTED = "rejected"
+# Folded into a digest email (issue 17): the message log names the digest email's request id.
+STATUS_DIGESTED = "digested"
 TERMINAL_STATUSES: tuple[str, ...] = (
     STATUS_SENT,
     STATUS_SUPPRESSED,
@@ -30,7 +32,12 @@ TERMINAL_STATUSES: tuple[str, ...] = (
     STATUS_REJECTED,
     # Scheduled sends (mailwright.scheduling): a request cancelled before it was sent. Final, never re-evaluated.
     "cancelled",
+    STATUS_DIGESTED,
 )
+# Not terminal: handed back to the queue until the recipient's quiet hours end (mailwright.timing).
+STATUS_DEFERRED = "deferred"
+# Template categories held during a recipient's quiet hours unless context says otherwise.
+DEFAULT_QUIET_HOURS_CATEGORIES: tuple[str, ...] = ("marketing", "product")
 
 # Rejections that a template caused rather than the request's shape: counted as RenderFailed, and against
 # an A/B variant's rendering-failure rate.
@@ -151,6 +158,9 @@ class Env:
     RATE_LIMITS = "MAILWRIGHT_RATE_LIMITS"
     TEMPLATE_CACHE_SECONDS = "MAILWRIGHT_TEMPLATE_CACHE_SECONDS"
     MAX_BACKOFF_SECONDS = "MAILWRIGHT_MAX_BACKOFF_SECONDS"
+    # Template categories held during quiet hours (comma-separated); the local stack's digest window override.
+    QUIET_HOURS_CATEGORIES = "MAILWRIGHT_QUIET_HOURS_CATEGORIES"
+    DIGEST_WINDOW_SECONDS = "MAILWRIGHT_DIGEST_WINDOW_SECONDS"
     # Read by the feedback function only.
     SOFT_BOUNCE_THRESHOLD = "MAILWRIGHT_SOFT_BOUNCE_THRESHOLD"
     SOFT_BOUNCE_WINDOW_DAYS = "MAILWRIGHT_SOFT_BOUNCE_WINDOW_DAYS"
@@ -409,3 +419,6 @@ SCHEDULE_INDEX_ATTRIBUTES: tuple[str, ...] = (
 )
 # The deferral reason of a request held back until its send_at (an SQS delay of at most 15 minutes).
 REASON_SCHEDULED = "scheduled"
+# Digests (mailwright.digests): the idempotency table's items of a user's digest windows and of the
+# requests folded into them.
+DIGEST_KEY_PREFIX = "digest#"

@@ -39,6 +39,7 @@ from mailwright.constants import (
     QUOTA_USED_METRIC,
     RENDER_REASON_CODES,
     SERVICE_NAME,
+    STATUS_DIGESTED,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
     STATUS_REJECTED,
@@ -48,6 +49,7 @@ from mailwright.constants import (
     VARIANT_METRICS,
 )
 from mailwright.ports import BreakerChange
+from mailwright.quiet_deferral import REASON_QUIET_HOURS
 
 if TYPE_CHECKING:  # the send worker never loads the feedback module (cold start)
     from mailwright.feedback import FeedbackReport
@@ -61,6 +63,7 @@ METRIC_BY_STATUS: dict[str, str] = {
     STATUS_OPTED_OUT: "OptedOut",
     STATUS_RATE_LIMITED: "RateLimited",
     STATUS_REJECTED: "Rejected",
+    STATUS_DIGESTED: "Digested",
 }
 
 _PLAIN = (bool, int, float, type(None))
@@ -222,6 +225,10 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     metrics.count("Retried", len(report.failed), lane=lane)
     # Handed back to the queue by pacing (not failures): a backlog waiting for the account's rate or quota.
     metrics.count("Deferred", len(report.deferred), lane=lane)
+    # Of those, the mail waiting for its recipient's quiet hours to end (each hop of a night counts).
+    quiet = [m for m, reason in report.deferred.items() if reason == REASON_QUIET_HOURS]
+    for message_id in quiet:
+        metrics.count("QuietHoursDeferred", lane=lane, category=report.retry_categories.get(message_id, UNKNOWN))
     if report.quota_used is not None:
         # The share of SES's daily quota used (percent), as SES last reported it: the quota alarms watch it.
         metrics.add(QUOTA_USED_METRIC, round(100 * report.quota_used, 2), MetricUnit.Percent)

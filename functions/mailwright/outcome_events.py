@@ -12,6 +12,7 @@ in a request item's `history` becomes at most one event:
 | the send worker's outcome (`status`)            | EmailSent, EmailSuppressed, EmailOptedOut, |
 |                                                 | EmailRateLimited, EmailRejected            |
 | a request that reached a dead-letter queue      | EmailFailed                                |
+| a request folded into a digest (`digested`)     | EmailDigested (details: digest_id)         |
 | SES Delivery, Bounce, Complaint, DeliveryDelay  | EmailDelivered, EmailBounced,              |
 |                                                 | EmailComplained, EmailDeliveryDelayed      |
 | SES Open, Click                                 | EmailOpened, EmailClicked                  |
@@ -67,9 +68,10 @@ EMAIL_SUPPRESSED = "EmailSuppressed"
 EMAIL_OPTED_OUT = "EmailOptedOut"
 EMAIL_RATE_LIMITED = "EmailRateLimited"
 EMAIL_FAILED = "EmailFailed"
-# Reserved for the timing issue's states (send_at, cancel_key, digest_key): nothing records them yet.
+# Reserved for the timing issue's states (send_at, cancel_key): nothing records them yet.
 EMAIL_SCHEDULED = "EmailScheduled"
 EMAIL_CANCELLED = "EmailCancelled"
+# A request folded into a digest email; its `details` name the digest email's request id (`digest_id`).
 EMAIL_DIGESTED = "EmailDigested"
 
 # Every detail-type, and the `status` its events carry.
@@ -92,8 +94,8 @@ STATUS_BY_DETAIL_TYPE: dict[str, str] = {
 }
 DETAIL_TYPES: tuple[str, ...] = OUTCOME_DETAIL_TYPES
 assert set(STATUS_BY_DETAIL_TYPE) == set(DETAIL_TYPES) and set(DEFAULT_OUTCOME_EVENTS) <= set(DETAIL_TYPES)
-# EmailScheduled and EmailCancelled: the history entries mailwright.scheduling records (`scheduled`, `cancelled`).
-RESERVED_DETAIL_TYPES: frozenset[str] = frozenset({EMAIL_DIGESTED})
+# EmailScheduled, EmailCancelled and EmailDigested are all published now: no detail-type is reserved.
+RESERVED_DETAIL_TYPES: frozenset[str] = frozenset()
 
 # The send worker's (and the dead-letter function's) history entries, by their status.
 _OUTCOME_TYPES: dict[str, str] = {
@@ -101,6 +103,7 @@ _OUTCOME_TYPES: dict[str, str] = {
     for detail_type, status in STATUS_BY_DETAIL_TYPE.items()
     if detail_type in (EMAIL_SENT, EMAIL_REJECTED, EMAIL_SUPPRESSED, EMAIL_OPTED_OUT, EMAIL_RATE_LIMITED, EMAIL_FAILED)
     or detail_type in RESERVED_DETAIL_TYPES
+    or detail_type == EMAIL_DIGESTED
 }
 # The feedback function's history entries, by their SES event type. Send and Subscription announce nothing.
 _FEEDBACK_TYPES: dict[str, str] = {

@@ -139,6 +139,8 @@ class Outcome:
     variant: str | None = None
     # The producer that published it (the HTTPS API's caller, or the one the request names); None: unnamed.
     producer: str | None = None
+    # `digested`: the request id of the digest email that carried it (issue 17).
+    digest_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,29 @@ class MessageLog(Protocol):
         ...
 
     def get(self, request_id: str) -> dict[str, Any] | None: ...
+
+    def record_deferred(self, states: Sequence[DeferredState]) -> None:
+        """Record requests as `deferred` until `resume_at` (not terminal; never over a terminal state)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeferredState:
+    """A request handed back to its queue until `resume_at` (epoch seconds), e.g. for quiet hours: not terminal."""
+
+    request_id: str
+    lane: str
+    reason_code: str
+    reason: str
+    resume_at: float
+    at: float
+    template_id: str | None = None
+    category: str | None = None
+    user_id: str | None = None
+    recipient_hash: str | None = None
+    recipient_masked: str | None = None
+    received_at: float | None = None
+    producer: str | None = None
 
 
 class AddressKeySource(Protocol):
@@ -967,4 +992,77 @@ class Scheduler(Protocol):
 
     def delete(self, name: str) -> bool:
         """Delete the schedule; False when there is none."""
+        ...
+
+
+# -- digests (issue 17) ---------------------------------------------------------
+
+DIGEST_OPEN = "open"
+DIGEST_SENDING = "sending"
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One request folded into a digest: its id, when it was folded, and its template data."""
+
+    request_id: str
+    at: float
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DigestWindow:
+    """One window of a user's digest: `open` (takes requests) or `sending` (closed, its email on its way).
+
+    `email` holds what the digest email is sent with, taken from the request
+    that opened the window (recipient, template, locale, user id, producer,
+    metadata).
+    """
+
+    key: str
+    number: int
+    state: str
+    opened_at: float
+    closes_at: float
+    max_items: int
+    email: Mapping[str, Any]
+    items: tuple[DigestItem, ...] = ()
+
+    @property
+    def full(self) -> bool:
+        """Whether the window holds its maximum of items."""
+        return len(self.items) >= self.max_items
+
+
+@dataclass(frozen=True)
+class DigestFold:
+    """Where a request was folded: its window, and whether it opened it or had been folded before."""
+
+    window: DigestWindow
+    opened: bool = False
+    again: bool = False
+
+
+class DigestStore(Protocol):
+    """Digest windows: requests folded in idempotently, windows closed once."""
+
+    def fold(
+        self,
+        key: str,
+        item: DigestItem,
+        *,
+        window_seconds: int,
+        max_items: int,
+        email: Mapping[str, Any],
+        ttl_seconds: int,
+    ) -> DigestFold:
+        """Fold a request into the key's open window (opening one when none takes it); a request folds once."""
+        ...
+
+    def read(self, key: str, number: int) -> DigestWindow | None:
+        """A window as stored, or None."""
+        ...
+
+    def close(self, key: str, number: int) -> DigestWindow | None:
+        """Close an open window (open -> sending; once, whoever asks first); the window, or None when absent."""
         ...

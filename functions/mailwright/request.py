@@ -98,6 +98,15 @@ class EmailRequest(BaseModel):
         "part of the request id, so two producers' idempotency keys never collide.",
         examples=["billing"],
     )
+    digest_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="Fold this request into a digest: requests for the same user and key within the digest "
+        "template's window (template.json `digest`) become one email listing their template_data as `items`.",
+        examples=["comments"],
+    )
 
     send_at: datetime | None = Field(
         default=None,

@@ -20,6 +20,13 @@ Powertools' BatchProcessor handles records one at a time, which would forbid
 batched lookups and concurrent sends, so this module builds the partial batch
 response itself (see `BatchReport.failed`). Likewise dedupe uses one
 conditional write per request instead of Powertools idempotency's two.
+
+Timing (issue 17): a request naming a `digest_key` is folded into its digest
+window once its template is loaded and recorded `digested`; a due digest
+flush enters the batch as its digest email's record (`mailwright.digests`).
+After consent, non-urgent mail for a recipient in quiet hours is handed back
+the same way pacing hands records back, until the night ends
+(`mailwright.quiet_deferral`).
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from mailwright.address_keys import AddressHasher
 from mailwright.addresses import mask_address
 from mailwright.backoff import retry_delay
 from mailwright.constants import (
+    DEFAULT_QUIET_HOURS_CATEGORIES,
     ESSENTIAL_CATEGORIES,
     PROVIDER_SES,
+    STATUS_DIGESTED,
     STATUS_OPTED_OUT,
     STATUS_RATE_LIMITED,
     STATUS_REJECTED,
@@ -48,6 +57,7 @@ from mailwright.constants import (
     STATUS_SUPPRESSED,
     TERMINAL_STATUSES,
 )
+from mailwright.digests import DigestService
 from mailwright.errors import (
     DailyQuotaExceededError,
     HeaderInjectionError,
@@ -66,6 +76,8 @@ from mailwright.ports import (
     ClaimStore,
     Deferral,
     Deferrals,
+    DeferredState,
+    DigestStore,
     EmailSender,
     MessageLog,
     OutboundEmail,
@@ -78,6 +90,7 @@ from mailwright.ports import (
     TemplateSource,
     provider_of,
 )
+from mailwright.quiet_deferral import REASON_QUIET_HOURS, quiet_hours_deferral
 from mailwright.request import EmailRequest, parse_request
 from mailwright.scheduling import Candidate, Scheduling
 from mailwright.settings import RateLimit
@@ -130,6 +143,10 @@ class SendPolicy:
     idempotency_ttl_seconds: int = 86400
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     max_backoff_seconds: int = 900
+    # Template categories held while the recipient is in quiet hours (mailwright.quiet_deferral).
+    quiet_hours_categories: frozenset[str] = frozenset(DEFAULT_QUIET_HOURS_CATEGORIES)
+    # Every digest template's window in seconds, overridden (the local stack's --digest-window); None: the template's.
+    digest_window_seconds: int | None = None
 
 
 @dataclass
@@ -178,6 +195,8 @@ class _Work:
     variant: str | None = None
     email: OutboundEmail | None = None
     locale: str | None = None
+    # The recipient's preferences, merged over their key versions (consent, time zone, quiet hours).
+    preferences: Preferences | None = None
     outcome: Outcome | None = None
     retry: str | None = None
     duplicate: bool = False
@@ -267,6 +286,7 @@ class SendService:
         rng: random.Random | None = None,
         variants: VariantService | None = None,
         scheduling: Scheduling | None = None,
+        digests: DigestStore | None = None,
     ) -> None:
         self.policy = policy
         self._templates = templates
@@ -289,6 +309,18 @@ class SendService:
         self._variants = variants
         # Without it (benchmarks), send_at and cancel_key are not looked at: every request is sent when dequeued.
         self._scheduling = scheduling
+        # Without a store, a request naming a digest_key is rejected (mailwright.digests).
+        self._digests = (
+            None
+            if digests is None
+            else DigestService(
+                digests,
+                deferrals,
+                window_override=policy.digest_window_seconds,
+                ttl_seconds=policy.idempotency_ttl_seconds,
+                clock=clock,
+            )
+        )
 
     def close(self) -> None:
         """Close what the sender keeps open (an SMTP relay's pooled connections) when its container ends."""
@@ -305,7 +337,7 @@ class SendService:
         )
         lease_seconds = DEFAULT_LEASE_SECONDS if remaining_seconds is None else int(remaining_seconds()) + 10
         report = BatchReport()
-        works = [self._parse(record) for record in records]
+        works = [self._parse(record) for record in self._open_digest_flushes(records, report)]
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
         self._hold_scheduled(self._pending(works), report)
@@ -318,7 +350,9 @@ class SendService:
         lookups = self._start_lookups(self._pending(works))
         self._claim(self._pending(works), lease_seconds, report)
         self._load_templates(self._pending(works))
+        self._fold_digests(self._pending(works))
         self._check_consent(self._pending(works), lookups)
+        self._defer_quiet_hours(self._pending(works))
         self._assign_variants(self._pending(works))
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
@@ -555,6 +589,82 @@ class SendService:
                 self._finish_as(work, STATUS_OPTED_OUT, "opted_out", why)
             else:
                 work.locale = work.request.locale or prefs.locale
+                work.preferences = prefs
+
+    def _open_digest_flushes(self, records: Sequence[QueueRecord], report: BatchReport) -> Sequence[QueueRecord]:
+        """Due digest flushes become their digest email's record; the others wait again (mailwright.digests)."""
+        if self._digests is None:
+            return records
+        kept, failed = self._digests.open_flushes(records)
+        for message_id in failed:
+            report.failed.append(message_id)
+            report.retry_reasons[message_id] = "digest_flush_failed"
+        return kept
+
+    def _fold_digests(self, works: list[_Work]) -> None:
+        """Requests naming a digest_key are folded into their digest window and recorded `digested`."""
+        for work in works:
+            assert work.request is not None and work.bundle is not None
+            if work.request.digest_key is None:
+                continue
+            if self._digests is None:
+                self._reject(work, RejectedError("digests_unavailable", "this worker has no digest store"))
+                continue
+            try:
+                digest_id = self._digests.fold(work.request, work.request_id, work.user_key, work.bundle)
+            except RejectedError as exc:
+                self._reject(work, exc)
+                continue
+            except Exception as exc:
+                self._retry_one(work, "digest_failed", exc)
+                continue
+            why = f"folded into digest email {digest_id}"
+            self._finish_as(work, STATUS_DIGESTED, "digested", why, digest_id=digest_id)
+
+    def _defer_quiet_hours(self, works: list[_Work]) -> None:
+        """Non-urgent mail for a recipient in quiet hours is handed back until the night ends, never dropped."""
+        now = self._clock()
+        waiting: list[DeferredState] = []
+        for work in works:
+            assert work.request is not None and work.bundle is not None
+            meta = work.bundle.metadata
+            decision = quiet_hours_deferral(
+                request_id=work.request_id,
+                category=meta.category,
+                lane=self.policy.lane,
+                priority=meta.priority,
+                preferences=work.preferences or Preferences(work.user_key),
+                request_timezone=work.request.timezone,
+                now=now,
+                categories=self.policy.quiet_hours_categories,
+            )
+            if decision is None:
+                continue
+            work.defer = (decision.seconds, REASON_QUIET_HOURS)
+            waiting.append(
+                DeferredState(
+                    request_id=work.request_id,
+                    lane=self.policy.lane,
+                    reason_code=REASON_QUIET_HOURS,
+                    reason=f"recipient in quiet hours; {decision.hops} more hop(s) of up to 900 s",
+                    resume_at=decision.resume_at,
+                    at=now,
+                    template_id=work.request.template_id,
+                    category=meta.category,
+                    user_id=work.user_key,
+                    recipient_hash=work.address_hashes[0],
+                    recipient_masked=mask_address(work.request.recipient_email),
+                    received_at=work.record.sent_at,
+                    producer=work.request.producer,
+                )
+            )
+        if not waiting:
+            return
+        try:
+            self._log.record_deferred(waiting)
+        except Exception as exc:
+            # The state is for people looking; the deferral itself does not depend on it.
+            logger.warning("could not record deferred requests", extra={"count": len(waiting), "error": str(exc)})
 
     def _assign_variants(self, works: list[_Work]) -> None:
         for work in works:
@@ -851,6 +961,7 @@ class SendService:
         reason: str | None,
         *,
         ses_message_id: str | None = None,
+        digest_id: str | None = None,
     ) -> None:
         request, bundle = work.request, work.bundle
         work.outcome = Outcome(
@@ -875,4 +986,5 @@ class SendService:
             provider=provider_of(ses_message_id or ""),
             variant=work.variant,
             producer=request.producer if request else None,
+            digest_id=digest_id,
         )

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mailwright.constants import (
+    CATEGORIES,
+    DEFAULT_QUIET_HOURS_CATEGORIES,
     FAILOVER_LANES,
     LANES,
     PROVIDER_KIND_SENDGRID,
@@ -102,6 +104,10 @@ class WorkerSettings:
     variants: VariantPolicy = field(default_factory=VariantPolicy)
     # Long schedules (more than 15 minutes ahead); None: none configured (such requests are retried, not sent).
     schedules: ScheduleSettings | None = None
+    # Template categories held during the recipient's quiet hours (issue 17).
+    quiet_hours_categories: frozenset[str] = frozenset(DEFAULT_QUIET_HOURS_CATEGORIES)
+    # Every digest template's window, overridden (the local stack's `--digest-window`); None: the templates'.
+    digest_window_seconds: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -161,7 +167,33 @@ class WorkerSettings:
             failover=parse_failover(env.get(Env.FAILOVER, ""), lane=str(values["lane"]), providers=providers),
             variants=VariantPolicy.from_json(env.get(Env.VARIANTS, "")),
             schedules=ScheduleSettings.from_env(env),
+            quiet_hours_categories=parse_quiet_hours_categories(env.get(Env.QUIET_HOURS_CATEGORIES)),
+            digest_window_seconds=parse_digest_window(env.get(Env.DIGEST_WINDOW_SECONDS, "")),
         )
+
+
+def parse_quiet_hours_categories(raw: str | None) -> frozenset[str]:
+    """Comma-separated template categories held during quiet hours; unset: marketing and product, empty: none."""
+    if raw is None:
+        return frozenset(DEFAULT_QUIET_HOURS_CATEGORIES)
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = sorted(names - set(CATEGORIES))
+    if unknown:
+        raise ConfigurationError(f"{Env.QUIET_HOURS_CATEGORIES}: unknown categories {', '.join(unknown)}")
+    return frozenset(names)
+
+
+def parse_digest_window(raw: str) -> int | None:
+    """The digest window override in seconds (1 to 86400); empty: each template's own."""
+    if not raw.strip():
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{Env.DIGEST_WINDOW_SECONDS} must be whole seconds, got {raw!r}") from None
+    if not 1 <= value <= 86400:
+        raise ConfigurationError(f"{Env.DIGEST_WINDOW_SECONDS} must be between 1 and 86400, got {value}")
+    return value
 
 
 def parse_ceiling(raw: str) -> float | None:

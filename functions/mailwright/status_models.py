@@ -92,6 +92,12 @@ class MessageStatus(BaseModel):
         default=None, description="A `scheduled` request's send time (its `send_at`, or where a reschedule moved it)."
     )
     history: list[HistoryEntry] = Field(default_factory=list, description="Outcomes and provider events, by time.")
+    digest_id: str | None = Field(
+        default=None, description="`digested`: the request id of the digest email that carried this request."
+    )
+    resume_at: AwareDatetime | None = Field(
+        default=None, description="`deferred` (not terminal): when it may go, e.g. when the quiet hours end."
+    )
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> MessageStatus:
@@ -207,6 +213,8 @@ def _details(item: Mapping[str, Any]) -> dict[str, Any]:
         "attempts": int(item.get("attempts") or 1),
         "expires_at": epoch_to_datetime(item.get(Keys.TTL)),
         "history": _history(item),
+        "digest_id": item.get("digest_id"),
+        "resume_at": epoch_to_datetime(item.get("resume_at")),
     }
 
 

@@ -19,6 +19,7 @@ from mailwright.adapters.dynamodb import (
     DynamoRateLimiter,
     DynamoSuppressionStore,
 )
+from mailwright.adapters.dynamodb_digests import DynamoDigestStore
 from mailwright.adapters.dynamodb_pacing import DynamoRateRegistry
 from mailwright.adapters.dynamodb_schedules import DynamoScheduleStore
 from mailwright.adapters.s3 import S3TemplateSource
@@ -136,6 +137,8 @@ def build_send_service(
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         rate_limits=settings.rate_limits,
         max_backoff_seconds=settings.max_backoff_seconds,
+        quiet_hours_categories=settings.quiet_hours_categories,
+        digest_window_seconds=settings.digest_window_seconds,
     )
     return SendService(
         policy=policy,
@@ -161,6 +164,7 @@ def build_send_service(
             lane=settings.lane,
             log_ttl_seconds=settings.message_log_ttl_days * 86400,
         ),
+        digests=DynamoDigestStore(dynamodb, settings.idempotency_table),
     )
 
 

@@ -82,6 +82,7 @@ def _start_stack(
     rabbitmq_queue: str = "",
     webhooks: list[str] | None = None,
     events: tuple[str, ...] | None = None,
+    digest_window: int | None = None,
 ) -> LocalStack:
     from infra.config import ConfigError
     from mailwright_tools.local.stack import LocalStack, LocalStackOptions
@@ -118,6 +119,7 @@ def _start_stack(
             rabbitmq_queue=rabbitmq_queue,
             outcome_events=events,
             webhooks=tuple(webhooks or ()),
+            digest_window=digest_window,
         )
     )
     try:
@@ -172,6 +174,17 @@ def up(
     ] = "",
     webhook: WebhookOption = None,
     events: EventsOption = None,
+    digest_window: Annotated[
+        int | None,
+        typer.Option(
+            "--digest-window",
+            metavar="SECONDS",
+            min=1,
+            max=86400,
+            help="Override every digest template's window (template.json `digest.window_seconds`), so a digest "
+            "can be tried in seconds.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start the local stack on loopback and run its functions until Ctrl-C.
@@ -194,6 +207,7 @@ def up(
         rabbitmq_queue=rabbitmq_queue,
         webhooks=webhook,
         events=_parse_events(events),
+        digest_window=digest_window,
     )
     try:
         if json_output:
@@ -243,6 +257,8 @@ def _print_banner(stack: LocalStack) -> None:
         table.add_row("SES outage", "`mailwright local ses down` / `mailwright local ses up`")
     if state.get("rabbitmq"):
         table.add_row("RabbitMQ", f"{state['rabbitmq']['queue']} on {state['rabbitmq']['url']} (into the bridge)")
+    if stack.options.digest_window is not None:
+        table.add_row("digest window", f"{stack.options.digest_window} s for every digest template")
     table.add_row("logs", state["logs"])
     table.add_row("SES rate", f"{state['ses_max_send_rate']:g} emails/s")
     out = console()

@@ -87,6 +87,14 @@ def send(
         str | None,
         typer.Option("--cancel-key", help="A key `mailwright cancel --key` cancels the request(s) by."),
     ] = None,
+    digest_key: Annotated[
+        str | None,
+        typer.Option(
+            "--digest-key",
+            help="Fold into a digest: requests for the same user and key within the digest template's window "
+            "become one email (e.g. --template activity_digest --digest-key comments).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish one request built from flags, or the request(s) in --file, through the producer SDK.
@@ -101,13 +109,15 @@ def send(
     if via not in ("queue", "bus"):
         fail("--via is queue or bus", EXIT_USAGE)
     if csv_file is not None:
-        others = (to, data, locale, idempotency_key, user_id, file)
+        others = (to, data, locale, idempotency_key, user_id, file, digest_key)
         _send_csv(ctx, csv_file, template, column_map, batch_id, priority, metadata, via, no_template_check,
                   json_output, others=others)  # fmt: skip
         return
     if column_map or batch_id is not None:
         fail("--map and --batch-id go with --csv", EXIT_USAGE)
-    requests = _requests_from(to, template, data, locale, priority, idempotency_key, user_id, metadata, file)
+    requests = _requests_from(
+        to, template, data, locale, priority, idempotency_key, user_id, metadata, file, digest_key=digest_key
+    )
     # Scheduled sends (mailwright.scheduling): the request contract checks both like any other field.
     timing = {"send_at": send_at, "cancel_key": cancel_key}
     requests = [{**request, **{k: v for k, v in timing.items() if v is not None}} for request in requests]
@@ -223,8 +233,11 @@ def _requests_from(
     user_id: str | None,
     metadata: list[str] | None,
     file: Path | None,
+    *,
+    digest_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    flags = any(v is not None for v in (to, template, data, locale, priority, idempotency_key, user_id)) or metadata
+    flags = any(v is not None for v in (to, template, data, locale, priority, idempotency_key, user_id, digest_key))
+    flags = flags or bool(metadata)
     if file is not None:
         if flags:
             fail("give either --file or the request flags, not both", EXIT_USAGE)
@@ -249,6 +262,7 @@ def _requests_from(
         "priority": priority,
         "idempotency_key": idempotency_key,
         "user_id": user_id,
+        "digest_key": digest_key,
     }
     request.update({key: value for key, value in optional.items() if value is not None})
     if metadata:
@@ -581,6 +595,9 @@ STATUS_FIELDS = (
     "completed_at",
     "send_at",
     "cancel_key",
+    # Issue 17: the digest email a `digested` request went in; when a `deferred` one may go.
+    "digest_id",
+    "resume_at",
 )
 # What a history line says in its own columns, or not at all.
 _LINE_KEYS = frozenset({"at", "status", "event", "type", "rank", "recipients", "detail"})

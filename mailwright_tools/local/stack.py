@@ -93,6 +93,8 @@ class LocalStackOptions:
     outcome_events: tuple[str, ...] | None = None
     # `--webhook URL`: endpoints local-1, local-2... for every published detail-type (loopback http allowed).
     webhooks: tuple[str, ...] = ()
+    # `--digest-window SECONDS`: every digest template's window, so a digest can be tried in seconds.
+    digest_window: int | None = None
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -401,6 +403,8 @@ class LocalStack:
         if self.resources.unsubscribe_base_url.startswith("http://127."):
             # Serve links from the local endpoint even when the settings name a production domain.
             env[Env.UNSUBSCRIBE_BASE_URL] = self.resources.unsubscribe_base_url
+        if self.options.digest_window is not None:
+            env[Env.DIGEST_WINDOW_SECONDS] = str(self.options.digest_window)
         return env
 
     def _local_scheduler(self, session: Any, resources: StackResources, lane: str) -> LocalScheduler | None:

@@ -108,9 +108,9 @@ def test_upload_writes_only_changes_and_never_over_a_studio_version(bucket: str,
     again = cli("upload", "--templates-dir", str(templates), "--json")
 
     assert first.exit_code == 0, first.output
-    assert set(json.loads(first.stdout)["uploaded"]) == {"newsletter", "order_confirmation", "password_reset",
-                                                          "welcome_email"}  # fmt: skip
-    assert json.loads(again.stdout)["uploaded"] == {} and len(json.loads(again.stdout)["unchanged"]) == 4
+    assert set(json.loads(first.stdout)["uploaded"]) == {"activity_digest", "newsletter", "order_confirmation",
+                                                          "password_reset", "welcome_email"}  # fmt: skip
+    assert json.loads(again.stdout)["uploaded"] == {} and len(json.loads(again.stdout)["unchanged"]) == 5
 
     # Given an editor publishes a new subject for welcome_email from the studio
     bundle = TemplateBundle.model_validate_json(store.read("welcome_email"))

@@ -79,8 +79,11 @@ def test_worker_environment_names_every_setting_for_its_lane(
         Env.WEBHOOK_RETRY,
         Env.WEBHOOK_ALLOW_LOOPBACK,
     }
-    keys = declared - feedback_only - breaker_only - providers_only - events_only - api_only
+    # ... and the local stack's digest window override (test_timing_config.py).
+    local_only = {Env.DIGEST_WINDOW_SECONDS}
+    keys = declared - feedback_only - breaker_only - providers_only - events_only - api_only - local_only
     assert keys <= set(env), f"missing: {sorted(keys - set(env))}"
+    assert env[Env.QUIET_HOURS_CATEGORIES] == "product,marketing"
     assert env[Env.LANE] == lane
     assert env[Env.QUEUE_URL] == outputs[Outputs.queue_url(lane)]["Value"]
     assert env[Env.TEMPLATES_BUCKET] == outputs[Outputs.TEMPLATES_BUCKET]["Value"]

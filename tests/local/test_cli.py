@@ -558,7 +558,13 @@ def test_templates_upload_puts_new_versions_in_the_bucket(cli: Cli, local_stack:
     assert result.exit_code == 0, result.stderr
     uploaded = result.json()
     assert uploaded["bucket"] == local_stack.state["templates_bucket"]
-    assert set(uploaded["uploaded"]) == {"newsletter", "order_confirmation", "password_reset", "welcome_email"}
+    assert set(uploaded["uploaded"]) == {
+        "activity_digest",
+        "newsletter",
+        "order_confirmation",
+        "password_reset",
+        "welcome_email",
+    }
     s3 = local_stack.session().client("s3")
     versions = s3.list_object_versions(Bucket=uploaded["bucket"], Prefix="templates/welcome_email.json")["Versions"]
     assert uploaded["uploaded"]["welcome_email"] in {v["VersionId"] for v in versions}

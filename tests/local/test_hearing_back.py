@@ -158,6 +158,9 @@ def heard(stack: LocalStack, endpoints: Endpoints) -> dict[str, Any]:
     send(stack, "standard", recipient_email="ana@example.com", template_id="no_such_template", metadata={"tenant": "x"})
     send(stack, "standard", recipient_email="blocked@example.com", **WELCOME)
     send(stack, "bulk", recipient_email="opted@example.com", user_id="u-opted", **NEWSLETTER)
+    # Folded into a digest (EmailDigested); its digest email waits for the template's window
+    send(stack, "standard", recipient_email="dee@example.com", template_id="activity_digest", user_id="u-digest",
+         digest_key="comments", template_data={"title": "New comment", "url": "https://x.io/c/1"})  # fmt: skip
     for n in range(3):  # marketing allows 2 a day per user (cdk.json): the third is rate limited
         send(stack, "bulk", recipient_email="rl@example.com", user_id="u-rl", idempotency_key=f"rl-{n}", **NEWSLETTER)
     # A request that reached a DLQ (whatever ended its attempts)

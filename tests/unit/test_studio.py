@@ -23,7 +23,13 @@ def parts(studio: Studio, template: str = "welcome_email", locale: str = "en") -
 
 
 def test_without_a_stack_the_repository_templates_are_listed_and_preview(studio: Studio) -> None:
-    assert studio.template_ids() == ["newsletter", "order_confirmation", "password_reset", "welcome_email"]
+    assert studio.template_ids() == [
+        "activity_digest",
+        "newsletter",
+        "order_confirmation",
+        "password_reset",
+        "welcome_email",
+    ]
     described = studio.describe("welcome_email")
     assert set(described["locales"]) == {"en", "fr"} and described["versions"] == []
 

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailwright.adapters.aws import as_transient, error_code
-from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, STATUS_SENT, Keys
+from mailwright.constants import MESSAGE_LOG_REQUEST_SK, SES_MESSAGE_ID_INDEX, STATUS_DEFERRED, STATUS_SENT, Keys
 from mailwright.errors import TransientError
 from mailwright.ports import (
     APPEND_DUPLICATE,
@@ -28,6 +28,7 @@ from mailwright.ports import (
     AuditRecord,
     ClaimRecord,
     ClaimResult,
+    DeferredState,
     FeedbackRecord,
     LoggedState,
     Outcome,
@@ -411,6 +412,7 @@ class DynamoMessageLog:
             "recipient_masked": outcome.recipient_masked,
             "variant": outcome.variant,
             "producer": outcome.producer,
+            "digest_id": outcome.digest_id,
         }
         for key, value in optional.items():
             if value:
@@ -504,6 +506,77 @@ class DynamoMessageLog:
             return None
         return with_feedback(request, [i for i in items if i.get(Keys.MESSAGES_SK) != MESSAGE_LOG_REQUEST_SK])
 
+    def record_deferred(self, states: Sequence[DeferredState]) -> None:
+        """Record each request as `deferred` until its resume time; a terminal state already there stays.
+
+        A hop of the same wait (same resume time) only moves `at` on; a new wait
+        (the first hop of a night) also joins the history, so a long night adds
+        one entry, not forty.
+        """
+        for state in states:
+            fields: dict[str, Any] = {
+                "status": {"S": STATUS_DEFERRED},
+                "lane": {"S": state.lane},
+                "reason_code": {"S": state.reason_code},
+                "reason": {"S": state.reason},
+                "resume_at": {"N": f"{state.resume_at:.3f}"},
+                "completed_at": {"N": f"{state.at:.3f}"},
+                Keys.TTL: {"N": str(int(state.at + self._ttl_seconds))},
+            }
+            optional = {
+                "template_id": state.template_id,
+                "category": state.category,
+                "user_id": state.user_id,
+                "recipient_hash": state.recipient_hash,
+                "recipient_masked": state.recipient_masked,
+                "producer": state.producer,
+            }
+            fields.update({key: {"S": value} for key, value in optional.items() if value})
+            if state.received_at is not None:
+                fields["received_at"] = {"N": f"{state.received_at:.3f}"}
+            entry = {
+                "status": {"S": STATUS_DEFERRED},
+                "at": {"N": f"{state.at:.3f}"},
+                "reason_code": {"S": state.reason_code},
+                "resume_at": {"N": f"{state.resume_at:.3f}"},
+            }
+            if not self._update_deferred(state, fields, entry, same_wait=True):
+                self._update_deferred(state, fields, entry, same_wait=False)
+
+    def _update_deferred(
+        self, state: DeferredState, fields: dict[str, Any], entry: dict[str, Any], *, same_wait: bool
+    ) -> bool:
+        names = {f"#a{i}": name for i, name in enumerate(fields)}
+        values = {f":a{i}": value for i, value in enumerate(fields.values())}
+        sets = [f"#a{i} = :a{i}" for i in range(len(fields))]
+        names["#st"] = "status"
+        values[":deferred"] = {"S": STATUS_DEFERRED}
+        if same_wait:
+            condition = "#st = :deferred AND #ra = :resume"
+            names["#ra"] = "resume_at"
+            values[":resume"] = {"N": f"{state.resume_at:.3f}"}
+        else:
+            condition = "attribute_not_exists(#st) OR #st = :deferred"
+            sets.append("#h = list_append(if_not_exists(#h, :empty), :entry)")
+            names["#h"] = "history"
+            values.update({":empty": {"L": []}, ":entry": {"L": [{"M": entry}]}})
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={Keys.MESSAGES_PK: {"S": state.request_id}, Keys.MESSAGES_SK: {"S": MESSAGE_LOG_REQUEST_SK}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise as_transient(exc, "dynamodb") from None
+        except BotoCoreError as exc:
+            raise as_transient(exc, "dynamodb") from None
+        return True
+
 
 # The request item's attributes that some outcomes have and others do not (a later evaluation removes them).
 _OPTIONAL_OUTCOME_FIELDS = (
@@ -520,6 +593,8 @@ _OPTIONAL_OUTCOME_FIELDS = (
     "received_at",
     "metadata",
     "variant",
+    "digest_id",
+    "resume_at",
 )
 
 
@@ -532,6 +607,9 @@ def _outcome_entry(outcome: Outcome) -> dict[str, Any]:
     }
     if outcome.reason_code:
         entry["reason_code"] = {"S": outcome.reason_code}
+    if outcome.digest_id:
+        # The outcome event's `details` carry it to producers.
+        entry["detail"] = {"M": {"digest_id": {"S": outcome.digest_id}}}
     return entry
 
 

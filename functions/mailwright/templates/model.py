@@ -50,6 +50,9 @@ def _without_empty_variants(data: Any) -> Any:
     # existed, so workers of an earlier release read them and their digests do not change.
     if isinstance(data, dict) and not data.get("variants"):
         data.pop("variants", None)
+    # Likewise templates that are not digests.
+    if isinstance(data, dict) and data.get("digest") is None:
+        data.pop("digest", None)
     return data
 
 
@@ -62,6 +65,22 @@ class VariantSpec(BaseModel):
     # Relative share of recipients (0: none are assigned it, e.g. while it is being retired).
     weight: int = Field(default=1, ge=0, le=10000)
     description: str = Field(default="", max_length=200)
+
+
+# A digest's bounds: one window's items stay well under DynamoDB's 400 KB (see mailwright.digests).
+MAX_DIGEST_ITEMS = 50
+MAX_DIGEST_WINDOW_SECONDS = 86400
+
+
+class DigestSpec(BaseModel):
+    """A digest template's window: requests with one user and digest_key within it become one email."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_seconds: int = Field(ge=1, le=MAX_DIGEST_WINDOW_SECONDS)
+    max_items: int = Field(ge=1, le=MAX_DIGEST_ITEMS)
+    # Variables every folded request's template_data must hold (each becomes one of `items`).
+    item_variables: tuple[str, ...] = ()
 
 
 class TemplateMetadata(BaseModel):
@@ -82,6 +101,8 @@ class TemplateMetadata(BaseModel):
     sample_data: dict[str, Any] = Field(default_factory=dict)
     # A/B variants: each recipient gets one, by a keyed hash of who they are (mailwright.variants).
     variants: tuple[VariantSpec, ...] = ()
+    # A digest template (issue 17): requests naming a digest_key are folded into one email with `items`.
+    digest: DigestSpec | None = None
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -116,6 +137,12 @@ class TemplateMetadata(BaseModel):
         provided = sorted((set(self.required_variables) | set(self.optional_variables)) & PROVIDED_VARIABLES)
         if provided:
             raise ValueError(f"{', '.join(provided)} provided by mailwright, not declared by templates")
+        return self
+
+    @model_validator(mode="after")
+    def _digest_lists_items(self) -> TemplateMetadata:
+        if self.digest is not None and "items" not in self.required_variables:
+            raise ValueError("digest: a digest template lists `items` among its required_variables")
         return self
 
     @property
