@@ -418,12 +418,22 @@ class FakeRateRegistry(_FakePort):
         self.writes: Counter[str] = Counter()
         self.granted = 0
 
-    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
+    def take(
+        self,
+        *,
+        lane: str,
+        count: int,
+        interval: float,
+        reach: float,
+        max_wait: float,
+        now: float,
+        minimum: int = 1,
+    ) -> TakeResult:
         """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`); record the lane."""
         self._enter("take")
         with self._lock:
             granted, base, new_tat = gcra_grant(
-                tat=self.tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait
+                tat=self.tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait, minimum=minimum
             )
             if granted:
                 self.tat = new_tat
@@ -451,11 +461,13 @@ class FakeRateRegistry(_FakePort):
             if self.tat >= now + seconds:
                 self.tat -= seconds
 
-    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
-        """Book `count` slots in the lane's schedule; the first, or None past the horizon."""
+    def schedule(
+        self, *, lane: str, count: int, interval: float, now: float, horizon: float, after: tuple[str, ...] = ()
+    ) -> float | None:
+        """Book `count` slots in the lane's schedule, after the lanes `after`'s; the first, or None past the horizon."""
         self._enter("schedule")
         with self._lock:
-            start = max(self.schedules.get(lane, 0.0), now)
+            start = max(self.schedules.get(lane, 0.0), now, *(self.schedules.get(x, 0.0) for x in after))
             if start > horizon:
                 return None
             self.writes[f"pace#schedule#{lane}"] += 1
