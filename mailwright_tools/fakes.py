@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mailwright.address_keys import AddressHasher, AddressKeyring
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
+from mailwright.constants import DEFAULT_LANE, LANES, MESSAGE_LOG_REQUEST_SK, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer, SendPacer, gcra_grant
 from mailwright.ports import (
@@ -471,7 +471,11 @@ class FakeRateRegistry(_FakePort):
             if start > horizon:
                 return None
             self.writes[f"pace#schedule#{lane}"] += 1
-            self.schedules[lane] = start + count * interval
+            self.schedules[lane] = end = start + count * interval
+            if lane != LANES[-1] and end > self.state.lanes_booked_until.get(lane, 0.0):
+                # As the adapter: the lower lanes learn it from the bucket item.
+                self.writes["pace#bucket"] += 1
+                self.state = replace(self.state, lanes_booked_until={**self.state.lanes_booked_until, lane: end})
             return start
 
     def congested(self, *, rate: float, now: float, min_gap: float) -> bool:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from mailwright.constants import LANES
-from mailwright.ports import AccountReader, AccountState, RateRegistry
+from mailwright.ports import AccountReader, AccountState, RateRegistry, TakeResult
 
 logger = logging.getLogger(__name__)
 
@@ -409,6 +409,15 @@ class AccountPacer:
             return max(0.0, full - LANE_HEADROOM[self.lane] * self._burst)
         return full
 
+    def yields(self, now: float) -> bool:
+        """Whether a higher lane has deferred mail booked to come back after `now`: this lane then takes nothing.
+
+        Its slots fill the bucket at the rate one of its takes can use, so mail returning to both lanes in
+        the same second goes to the higher lane (this lane's own slots are booked after that mail).
+        """
+        booked = self.state.lanes_booked_until
+        return any(booked.get(lane, 0.0) > now for lane in self._higher)
+
     @property
     def rate_known(self) -> bool:
         """Whether the account rate is known (SES's answer shared, or a configured ceiling), not a guess."""
@@ -445,25 +454,37 @@ class AccountPacer:
             return Grant((), (MIN_DEFER_SECONDS,) * count, REASON_DEADLINE)
         known, interval = self.rate_known, 1.0 / self.effective_rate(now)
         reach = self.reach(now, interval)
+        taking = 0.0 if self.yields(now) else reach
         try:
-            result = self._registry.take(
-                lane=self.lane,
-                count=count,
-                interval=interval,
-                reach=reach,
-                max_wait=max_wait,
-                now=now,
-                minimum=self.minimum_grant(count, interval=interval, reach=reach, max_wait=max_wait),
+            result = (
+                # Yielding to a higher lane's returning mail: no token, and no call to the registry.
+                TakeResult(granted=0, base=now, state=self.state)
+                if self.yields(now)
+                else self._registry.take(
+                    lane=self.lane,
+                    count=count,
+                    interval=interval,
+                    reach=taking,
+                    max_wait=max_wait,
+                    now=now,
+                    minimum=self.minimum_grant(count, interval=interval, reach=taking, max_wait=max_wait),
+                )
             )
         except Exception as exc:
             logger.warning("send-rate registry unavailable: pacing at the fallback share", extra={"error": str(exc)})
             return self._local.take(count, deadline=deadline)
         with self._lock:
             self.state = result.state
+        if result.granted and self.yields(now):
+            # The answer says a higher lane booked mail since this worker last looked: its tokens go back.
+            self.give_back(result.granted)
+            result = TakeResult(granted=0, base=now, state=result.state)
+        with self._lock:
             self._taken_at = taken_at if result.granted else None
         offset = mono - now  # wall-clock times to this worker's monotonic clock
         starts = tuple(
-            token_start(result.base, j, now=now, interval=interval, reach=reach) + offset for j in range(result.granted)
+            token_start(result.base, j, now=now, interval=interval, reach=taking) + offset
+            for j in range(result.granted)
         )
         rest = count - result.granted
         if not rest:
@@ -473,7 +494,7 @@ class AccountPacer:
             # within a second, so they come back then and are paced at the real rate.
             return Grant(starts, (MIN_DEFER_SECONDS,) * rest, reason)
         # The first moment this lane could take again: after what it was just granted.
-        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=reach)
+        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=taking)
         # The rest take slots in the lane's schedule and come back when theirs is due: a backlog waits in the
         # queue (free), not in a worker, and returns at the pace the lane can send at now.
         slots = self.booking_interval(interval, reach, max_wait)

@@ -551,8 +551,9 @@ class AccountState:
     `quota_exhausted_at` is when SES last refused a send for the daily quota;
     `lanes_active_at` is when each lane was last granted tokens (the lower lanes
     leave headroom while a higher one sends) and `lanes_granted` how many tokens
-    each lane was granted so far (its send rate, over two looks). Times are epoch
-    seconds; 0 means never.
+    each lane was granted so far (its send rate, over two looks);
+    `lanes_booked_until` is until when each lane has deferred mail booked to come
+    back (the lower lanes yield to it). Times are epoch seconds; 0 means never.
     """
 
     quota: SendQuota | None = None
@@ -562,6 +563,7 @@ class AccountState:
     quota_exhausted_at: float = 0.0
     lanes_active_at: Mapping[str, float] = field(default_factory=dict)
     lanes_granted: Mapping[str, float] = field(default_factory=dict)
+    lanes_booked_until: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,11 @@ def test_a_lower_lane_books_after_the_higher_lanes_booked_mail(stack: StackResou
     assert b.schedule(lane="bulk", count=2, interval=0.5, now=now, horizon=now + 900, after=after) == pytest.approx(
         now + 7
     )
+    # The lower lanes learn from the bucket item until when the higher lanes have mail booked (bulk has none)
+    state = a.read_state()
+    assert state.lanes_booked_until["critical"] == pytest.approx(now + 5)
+    assert state.lanes_booked_until["standard"] == pytest.approx(now + 7)
+    assert "bulk" not in state.lanes_booked_until
     # Later bulk bookings follow bulk's own schedule; a lane with nothing booked does not hold bulk back
     assert a.schedule(lane="bulk", count=1, interval=0.5, now=now, horizon=now + 900, after=after) == pytest.approx(
         now + 8

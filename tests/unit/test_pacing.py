@@ -507,3 +507,23 @@ def test_tokens_given_back_can_be_taken_again() -> None:
     assert bulk.take(20).granted == 9
     bulk.give_back(3)
     assert bulk.take(3).granted == 3
+
+
+def test_a_lower_lane_yields_while_a_higher_lanes_deferred_mail_comes_back() -> None:
+    fleet = Fleet(10.0)
+    critical, standard = fleet.worker("critical"), fleet.worker("standard")
+    now = fleet.clock()
+    # Critical mail books 31 records for the next 3 s or so; the bucket item tells the other lanes
+    assert critical.take(40).granted == 9
+    booked_until = fleet.registry.state.lanes_booked_until["critical"]
+    assert booked_until == pytest.approx(fleet.registry.schedules["critical"]) and booked_until > now + 3
+    # Standard (which learns it from the registry's answers) takes nothing while that mail comes back,
+    # though tokens are free between critical's returns
+    standard.take(1)
+    fleet.clock.advance(1.5)
+    assert standard.yields(fleet.clock())
+    assert standard.take(10).granted == 0
+    # Once critical's booked mail is through, standard takes again
+    fleet.clock.advance(booked_until - fleet.clock() + 0.5)
+    assert not standard.yields(fleet.clock())
+    assert standard.take(10).granted >= 4

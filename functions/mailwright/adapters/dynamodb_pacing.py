@@ -44,6 +44,9 @@ BUCKET_KEY = "pace#bucket"
 ACTIVE_PREFIX = "a_"
 GRANTED_PREFIX = "g_"
 SCHEDULE_PREFIX = "pace#schedule#"
+# Per lane with lower lanes, until when it has deferred mail booked to come back (`b_critical`...): the
+# lower lanes yield the bucket to it until then.
+BOOKED_PREFIX = "b_"
 # Condition failures in a row before a take gives up (its records are deferred, not lost).
 MAX_ATTEMPTS = 4
 # The arrival time seen last is trusted this long for a denial without asking DynamoDB.
@@ -73,6 +76,9 @@ def account_state(item: dict[str, Any], *, shards: int = 1) -> AccountState:
         lanes_active_at={lane: _number(item, ACTIVE_PREFIX + lane) for lane in LANES if ACTIVE_PREFIX + lane in item},
         lanes_granted={
             lane: _number(item, GRANTED_PREFIX + lane) * shards for lane in LANES if GRANTED_PREFIX + lane in item
+        },
+        lanes_booked_until={
+            lane: _number(item, BOOKED_PREFIX + lane) for lane in LANES if BOOKED_PREFIX + lane in item
         },
     )
 
@@ -274,10 +280,27 @@ class DynamoRateRegistry:
             if item is not None and "Attributes" in item:
                 stored = _number(item["Attributes"], "next")
                 self._schedule_hints[lane] = stored
+                if lane != LANES[-1]:
+                    self._mark_booked(lane, stored)
                 return stored - span
             old = (item or {}).get("Item") or {}
             booked = _number(old, "next") if "next" in old else None
         return None if booked is not None and booked > horizon else max(floor, booked or floor)
+
+    def _mark_booked(self, lane: str, until: float) -> None:
+        """Tell the lower lanes, through the bucket item(s), that `lane` has mail booked until `until`."""
+        for key in self._keys():
+            item = self._update(
+                key,
+                {
+                    "UpdateExpression": "SET #b = :until",
+                    "ConditionExpression": "attribute_not_exists(#b) OR #b < :until",
+                    "ExpressionAttributeNames": {"#b": BOOKED_PREFIX + lane},
+                    "ExpressionAttributeValues": {":until": _n(until)},
+                },
+            )
+            if item is not None and "Attributes" in item:
+                self._state = account_state(item["Attributes"], shards=self._shards)
 
     def _schedule_ends(self, lanes: tuple[str, ...]) -> dict[str, float]:
         """Where the booked mail of `lanes` ends (epoch seconds; lanes with nothing booked are left out)."""
