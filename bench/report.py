@@ -516,8 +516,11 @@ concurrent takers all succeed while the bucket has room.
   record is deferred about once instead of missing its slot and being booked
   again: (1) a lane's slots start after the mail the higher lanes have
   booked (`schedule(after=...)`: one BatchGetItem of their schedule items),
-  so bulk's deferred mail does not come back in the same seconds as the
-  critical or standard mail that would take its tokens; (2) slots are spaced
+  and while a higher lane's booked mail comes back (`b_<lane>` in the bucket
+  item, written when it books) the lower lanes take nothing, so bulk's
+  deferred mail does not meet the critical or standard mail that would take
+  its tokens, and critical mail never loses a returning second to them;
+  (2) slots are spaced
   at the account's current rate, but a second holds no more slots than one
   take at its start can be granted (the lane's reach and wait at the current
   rate: 14 a second for any lane alone at 14/s, about 10 for bulk while
@@ -564,9 +567,11 @@ one `SendMessageBatch` call and ends.
 workers: one conditional `UpdateItem` of the bucket item per batch that is
 granted tokens (under 1 KB: one write unit, $1.25 per million on demand),
 none for a batch denied (the worker knows from the arrival time it saw last,
-re-read at most every 2 s), and for a batch that defers, one `UpdateItem` of
-its lane's schedule item plus, for standard and bulk, one BatchGetItem of
-the higher lanes' schedule items (half a read unit each). Measured: in the
+re-read at most every 2 s; nor while it yields to a higher lane's returning
+mail), and for a batch that defers, one `UpdateItem` of its lane's schedule
+item (for critical and standard one more of the bucket item's `b_<lane>`)
+plus, for standard and bulk, one BatchGetItem of the higher lanes' schedule
+items (half a read unit each). Measured: in the
 real-time mixes, {max(r.get("registry_writes_per_email", 0) for r in p["runs"]):g} registry writes per sent email at most and
 at most {max(r.get("registry_writes_per_second_max_item", 0) for r in p["runs"]):g} writes a second on the busiest item (the bucket) at
 14-28/s; in the lanes scenario {ln.get("registry_writes", {})} over

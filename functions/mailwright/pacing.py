@@ -12,14 +12,19 @@ none. A lane that sends nothing holds nothing: every grant records the lane as
 sending, and the headroom it needs is left free only while it has sent within
 the last `ACTIVE_SECONDS`.
 
-A worker never sleeps long for a token. `take` grants only the tokens usable
-within the lane's `max_wait`; the rest of the batch is handed back to the
-queue (`Deferrals`) with a delay booked in the lane's schedule, so a backlog
-waits in SQS (free) instead of in a billed Lambda. Slots are booked at the
-rate the lane can use (the account's less what the higher lanes were granted
-lately, never below MIN_BOOKING_SHARE of it), and new mail of a lane with
-booked mail queues behind it. Tokens are taken for when the batch's sends
-will start (its `lead`, learnt per batch), so a batch whose sends start late
+A worker never sleeps long for a token. `take` grants only the tokens free
+now or within the lane's short `max_wait`, and standard and bulk take at
+least `MIN_GRANT` at a time (a trickle is left to accumulate, so an
+invocation sends a batch); any record, new or returning, may take a free
+token (work-conserving). The rest of the batch is handed back to the queue
+(`Deferrals`) with a delay booked in the lane's schedule, so a backlog waits
+in SQS (free) instead of in a billed Lambda. Slots are booked so that a
+record comes back about once, when there is a token for it: after the mail
+the higher lanes have booked, at the account's current rate but no more
+slots a second than one take can be granted (a second's slots come back
+together), and while a higher lane's booked mail comes back the lower lanes
+yield the bucket to it. Tokens are taken for when the batch's sends will
+start (its `lead`, learnt per batch), so a batch whose sends start late
 does not bunch them up with other workers'.
 
 The rate itself (`AccountPacer.effective_rate`) follows the account:
