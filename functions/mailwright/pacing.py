@@ -76,6 +76,8 @@ DEFAULT_LEAD_SECONDS = 0.2
 # at a time, a take that would get one or two leaves them to accumulate (within the lane's reach) for
 # a batch that sends several together. Below the reach in tokens, so a whole grant still fits.
 MIN_GRANT: dict[str, int] = {"critical": 1, "standard": 4, "bulk": 4}
+# A lower lane yields the bucket while a higher lane has more than this much deferred mail booked ahead.
+YIELD_MARGIN_SECONDS = 1.0
 # A lane whose schedule was booked past the 15 minutes SQS can delay a message is not asked again for
 # this long: its records come back after 15 minutes meanwhile, as they would from the schedule.
 SCHEDULE_FULL_SECONDS = 10.0
@@ -415,13 +417,15 @@ class AccountPacer:
         return full
 
     def yields(self, now: float) -> bool:
-        """Whether a higher lane has deferred mail booked to come back after `now`: this lane then takes nothing.
+        """Whether a higher lane has more than a second of deferred mail booked to come back: this lane takes nothing.
 
         Its slots fill the bucket at the rate one of its takes can use, so mail returning to both lanes in
         the same second goes to the higher lane (this lane's own slots are booked after that mail).
         """
         booked = self.state.lanes_booked_until
-        return any(booked.get(lane, 0.0) > now for lane in self._higher)
+        # In the higher lane's last second of booked mail, the usual headroom leaves it its tokens, and this
+        # lane's mail returning in that second is not lost to the yield.
+        return any(booked.get(lane, 0.0) > now + YIELD_MARGIN_SECONDS for lane in self._higher)
 
     @property
     def rate_known(self) -> bool:
