@@ -650,7 +650,9 @@ with the real `SendService`:
 **Reading.** The bulk backlog does not slow critical mail: critical mail
 reaches further into the shared bucket than bulk, so it finds tokens at once
 and bulk gets what it leaves. Bulk drains at {ln["bulk_throughput_per_s"]}/s of a
-{ln["ses_max_send_rate"]:g}/s account; deferrals: {ln.get("deferrals", "?")}, registry writes: {ln.get("registry_writes", {})}.
+{ln["ses_max_send_rate"]:g}/s account; deferrals: {ln.get("deferrals", "?")} ({ln.get("bulk_deferrals_per_email", "?")} per bulk
+email, where waiting in 15-minute delays, SQS's longest, takes at least {ln.get("bulk_deferrals_floor_per_email", "?")}: this backlog waits up to
+{ln["bulk_drain_seconds"] / 60:.0f} minutes), registry writes: {ln.get("registry_writes", {})}.
 What-ifs with critical traffic alone (10 minutes):
 
 {_table(lanes_what_if_rows, ["critical lane", "batch", "max concurrency", "p50 (s)", "p99 (s)", "max (s)"])}
@@ -805,7 +807,8 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
             "round trips and its CPU at 512 MB; bulk sends at most one burst per invocation (9 tokens while critical "
             "mail flows at a 14/s account), and a 50,000-email backlog is deferred "
             f"{ln.get('bulk_deferrals_per_email', '?')} times per email, against a floor of "
-            f"{ln.get('bulk_deferrals_floor_per_email', '?')} that SQS's 15-minute longest delay sets for mail "
+            f"{ln.get('bulk_deferrals_floor_per_email', '?')} (a deferral per 15 minutes waited, SQS's longest delay) "
+            "for mail "
             f"sent up to {ln.get('bulk_drain_seconds', 0) / 60:.0f} minutes after it was published. "
             "What would meet the figure: counting it over the paced "
             "lane alone (bulk), a larger account (bigger bursts, the same per-invocation cost), or `memory_mb` 1024 "
