@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -364,6 +365,16 @@ def scenario(
                 4,
             ),
             "deferrals": sum(c.world.deferrals._port.deferred for cs in sim.containers.values() for c in cs),  # type: ignore[attr-defined]
+            "bulk_deferrals_per_email": round(
+                sum(c.world.deferrals._port.deferred for c in sim.containers["bulk"]) / max(1, len(bulk_sent)),  # type: ignore[attr-defined]
+                2,
+            ),
+            # SQS delays a message at most 15 minutes: mail sent t seconds after it was published spent them
+            # in delays of 900 s or less (but for the wait before its first receive, seconds at most here),
+            # so it was deferred at least floor(t / 900) times, whatever the pacing.
+            "bulk_deferrals_floor_per_email": round(
+                sum(math.floor((t - start) / 900) for t in bulk_sent) / max(1, len(bulk_sent)), 2
+            ),
             # Every SQS request the queues would bill: the producer's sends, the mapping's receives and
             # deletes, deferrals (ten a SendMessageBatch) and retries (the mapping's empty polls left out).
             "sqs_requests": sum(queue.requests for queue in sim.queues.values()),

@@ -66,7 +66,7 @@ class LaneConfig:
         """This lane's pacing wait, in seconds."""
         if self.pacing_max_wait_seconds is not None:
             return self.pacing_max_wait_seconds
-        return DEFAULT_PACING_MAX_WAIT_SECONDS.get(self.name, 0.25)
+        return DEFAULT_PACING_MAX_WAIT_SECONDS.get(self.name, 0.1)
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -103,7 +103,7 @@ EVENT_TYPES_ALL: tuple[str, ...] = (
     "SUBSCRIPTION",
 )
 
-DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 1.0, "standard": 0.25, "bulk": 0.0}
+DEFAULT_PACING_MAX_WAIT_SECONDS: dict[str, float] = {"critical": 0.2, "standard": 0.1, "bulk": 0.1}
 # Shares of SES's daily quota (Max24HourSend) from which a lane's mail is held back, so critical
 # mail keeps the rest; the quota-hold alarm fires at the lowest.
 DEFAULT_QUOTA_HOLDS: dict[str, float] = {"bulk": 0.90, "standard": 0.97}

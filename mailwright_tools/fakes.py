@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mailwright.address_keys import AddressHasher, AddressKeyring
-from mailwright.constants import DEFAULT_LANE, MESSAGE_LOG_REQUEST_SK, STATUS_DEFERRED, STATUS_SENT, Keys
+from mailwright.constants import DEFAULT_LANE, LANES, MESSAGE_LOG_REQUEST_SK, STATUS_DEFERRED, STATUS_SENT, Keys
 from mailwright.errors import TemplateNotFoundError
 from mailwright.pacing import Pacer, SendPacer, gcra_grant
 from mailwright.ports import (
@@ -429,12 +429,22 @@ class FakeRateRegistry(_FakePort):
         self.writes: Counter[str] = Counter()
         self.granted = 0
 
-    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
+    def take(
+        self,
+        *,
+        lane: str,
+        count: int,
+        interval: float,
+        reach: float,
+        max_wait: float,
+        now: float,
+        minimum: int = 1,
+    ) -> TakeResult:
         """Grant what the bucket allows the lane's reach (see `mailwright.pacing.gcra_grant`); record the lane."""
         self._enter("take")
         with self._lock:
             granted, base, new_tat = gcra_grant(
-                tat=self.tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait
+                tat=self.tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait, minimum=minimum
             )
             if granted:
                 self.tat = new_tat
@@ -462,15 +472,21 @@ class FakeRateRegistry(_FakePort):
             if self.tat >= now + seconds:
                 self.tat -= seconds
 
-    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
-        """Book `count` slots in the lane's schedule; the first, or None past the horizon."""
+    def schedule(
+        self, *, lane: str, count: int, interval: float, now: float, horizon: float, after: tuple[str, ...] = ()
+    ) -> float | None:
+        """Book `count` slots in the lane's schedule, after the lanes `after`'s; the first, or None past the horizon."""
         self._enter("schedule")
         with self._lock:
-            start = max(self.schedules.get(lane, 0.0), now)
+            start = max(self.schedules.get(lane, 0.0), now, *(self.schedules.get(x, 0.0) for x in after))
             if start > horizon:
                 return None
             self.writes[f"pace#schedule#{lane}"] += 1
-            self.schedules[lane] = start + count * interval
+            self.schedules[lane] = end = start + count * interval
+            if lane != LANES[-1] and end > self.state.lanes_booked_until.get(lane, 0.0):
+                # As the adapter: the lower lanes learn it from the bucket item.
+                self.writes["pace#bucket"] += 1
+                self.state = replace(self.state, lanes_booked_until={**self.state.lanes_booked_until, lane: end})
             return start
 
     def congested(self, *, rate: float, now: float, min_gap: float) -> bool:

@@ -12,14 +12,19 @@ none. A lane that sends nothing holds nothing: every grant records the lane as
 sending, and the headroom it needs is left free only while it has sent within
 the last `ACTIVE_SECONDS`.
 
-A worker never sleeps long for a token. `take` grants only the tokens usable
-within the lane's `max_wait`; the rest of the batch is handed back to the
-queue (`Deferrals`) with a delay booked in the lane's schedule, so a backlog
-waits in SQS (free) instead of in a billed Lambda. Slots are booked at the
-rate the lane can use (the account's less what the higher lanes were granted
-lately, never below MIN_BOOKING_SHARE of it), and new mail of a lane with
-booked mail queues behind it. Tokens are taken for when the batch's sends
-will start (its `lead`, learnt per batch), so a batch whose sends start late
+A worker never sleeps long for a token. `take` grants only the tokens free
+now or within the lane's short `max_wait`, and standard and bulk take at
+least `MIN_GRANT` at a time (a trickle is left to accumulate, so an
+invocation sends a batch); any record, new or returning, may take a free
+token (work-conserving). The rest of the batch is handed back to the queue
+(`Deferrals`) with a delay booked in the lane's schedule, so a backlog waits
+in SQS (free) instead of in a billed Lambda. Slots are booked so that a
+record comes back about once, when there is a token for it: after the mail
+the higher lanes have booked, at the account's current rate but no more
+slots a second than one take can be granted (a second's slots come back
+together), and while a higher lane's booked mail comes back the lower lanes
+yield the bucket to it. Tokens are taken for when the batch's sends will
+start (its `lead`, learnt per batch), so a batch whose sends start late
 does not bunch them up with other workers'.
 
 The rate itself (`AccountPacer.effective_rate`) follows the account:
@@ -66,12 +71,13 @@ LEAD_WEIGHT = 0.2
 MAX_LEAD_SECONDS = 0.5
 # A new worker's guess until its first batch has been measured (a cold batch loads templates too).
 DEFAULT_LEAD_SECONDS = 0.2
-# Deferred mail is booked at the rate its lane can use: the account's, less the higher lanes' send rate
-# (a moving average over USAGE_SECONDS, sampled at most every USAGE_SAMPLE_SECONDS), and never slower than
-# MIN_BOOKING_SHARE of the account's (a slot that finds no token is booked again).
-USAGE_SECONDS = 5.0
-USAGE_SAMPLE_SECONDS = 1.0
-MIN_BOOKING_SHARE = 0.75
+# The fewest tokens a take of standard or bulk mail accepts (critical: one). An invocation costs its
+# fixed time (the round trips, SES's 50 ms) however few it sends: while a lane's tokens trickle in one
+# at a time, a take that would get one or two leaves them to accumulate (within the lane's reach) for
+# a batch that sends several together. Below the reach in tokens, so a whole grant still fits.
+MIN_GRANT: dict[str, int] = {"critical": 1, "standard": 4, "bulk": 4}
+# A lower lane yields the bucket while a higher lane has more than this much deferred mail booked ahead.
+YIELD_MARGIN_SECONDS = 1.0
 # A lane whose schedule was booked past the 15 minutes SQS can delay a message is not asked again for
 # this long: its records come back after 15 minutes meanwhile, as they would from the schedule.
 SCHEDULE_FULL_SECONDS = 10.0
@@ -125,12 +131,8 @@ class Grant:
 class SendPacer(Protocol):
     """What the send pipeline paces with."""
 
-    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
-        """Tokens for up to `count` sends, none usable after `deadline` (monotonic clock) or the pacer's wait.
-
-        `returning`: how many of the records (the first ones) came back from a deferral; the others are
-        new and may queue behind the lane's deferred mail. None: every record may take tokens.
-        """
+    def take(self, count: int, *, deadline: float | None = None) -> Grant:
+        """Tokens for up to `count` sends, none usable after `deadline` (monotonic clock) or the pacer's wait."""
         ...
 
     def wait_for(self, start: float) -> None:
@@ -160,13 +162,14 @@ def clamp_delay(seconds: float) -> int:
 
 
 def gcra_grant(
-    *, tat: float, now: float, count: int, interval: float, reach: float, max_wait: float
+    *, tat: float, now: float, count: int, interval: float, reach: float, max_wait: float, minimum: int = 1
 ) -> tuple[int, float, float]:
     """How many of `count` tokens a GCRA bucket grants at `now`; (granted, base, new arrival time).
 
     base = max(tat, now). Token j is usable once the arrival time before it is
     within `reach` of the clock, at max(now, base + j * interval - reach), and
-    granted if that is at most `max_wait` away.
+    granted if that is at most `max_wait` away. Fewer than `minimum` (at most
+    `count`) usable tokens are not granted at all: they are left to accumulate.
     """
     base = max(tat, now)
     # Differences first, and a thousandth of a token of tolerance: epoch seconds hold only about seven
@@ -176,8 +179,15 @@ def gcra_grant(
         return 0, base, tat
     # The last j with base + j * interval - reach <= now + max_wait.
     fits = math.floor((max_wait + reach - ahead) / interval + 1e-3) + 1
+    if fits < min(count, max(1, minimum)):
+        return 0, base, tat
     granted = max(1, min(count, fits))
     return granted, base, base + granted * interval
+
+
+def per_take(interval: float, reach: float, max_wait: float) -> int:
+    """The most tokens one take can be granted from an idle bucket: those within the reach and the wait."""
+    return math.floor((reach + max_wait) / interval + 1e-3) + 1
 
 
 def token_start(base: float, j: int, *, now: float, interval: float, reach: float) -> float:
@@ -244,7 +254,7 @@ class Pacer:
             self._sleep(wait)
         return reserved
 
-    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
+    def take(self, count: int, *, deadline: float | None = None) -> Grant:
         """Reserve tokens for up to `count` sends; the rest are deferred to when tokens come (in arrival order)."""
         starts: list[float] = []
         reason = REASON_PACED
@@ -370,12 +380,7 @@ class AccountPacer:
         # The pipeline's time from a take to its first send (claims, lookups, rendering), learnt per batch.
         self._lead = lead
         self._taken_at: float | None = None
-        # Until when (wall clock) the lane's schedule was booked, as this worker last saw it.
-        self._booked_until = 0.0
         self._schedule_full_until = 0.0
-        # Each lane's send rate as this worker has seen the bucket's counters move (moving averages).
-        self._usage: dict[str, float] = {}
-        self._usage_seen: tuple[float, Mapping[str, float]] | None = None
 
     # -- what the pipeline calls ------------------------------------------------------
 
@@ -411,16 +416,31 @@ class AccountPacer:
             return max(0.0, full - LANE_HEADROOM[self.lane] * self._burst)
         return full
 
+    def yields(self, now: float) -> bool:
+        """Whether a higher lane has more than a second of deferred mail booked to come back: this lane takes nothing.
+
+        Its slots fill the bucket at the rate one of its takes can use, so mail returning to both lanes in
+        the same second goes to the higher lane (this lane's own slots are booked after that mail).
+        """
+        booked = self.state.lanes_booked_until
+        # In the higher lane's last second of booked mail, the usual headroom leaves it its tokens, and this
+        # lane's mail returning in that second is not lost to the yield.
+        return any(booked.get(lane, 0.0) > now + YIELD_MARGIN_SECONDS for lane in self._higher)
+
     @property
     def rate_known(self) -> bool:
         """Whether the account rate is known (SES's answer shared, or a configured ceiling), not a guess."""
         return self.state.quota is not None or self._ceiling is not None
 
-    def take(self, count: int, *, deadline: float | None = None, returning: int | None = None) -> Grant:
+    def minimum_grant(self, count: int, *, interval: float, reach: float, max_wait: float) -> int:
+        """The fewest tokens worth a take of `count` records (fewer are left to accumulate), at most a take's worth."""
+        return max(1, min(count, MIN_GRANT[self.lane], per_take(interval, reach, max_wait)))
+
+    def take(self, count: int, *, deadline: float | None = None) -> Grant:
         """Tokens from the account's bucket for up to `count` sends; the rest get booked delays.
 
-        While the lane has deferred mail booked to come back, new records (all but the first `returning`)
-        are booked behind it instead of taking tokens: deferred mail keeps its place.
+        Any record may take a token that is free now (work-conserving: new mail uses a share that nobody
+        else is using); what is left is booked in the lane's schedule at the account's current rate.
         """
         if count <= 0:
             return Grant()
@@ -443,26 +463,37 @@ class AccountPacer:
             return Grant((), (MIN_DEFER_SECONDS,) * count, REASON_DEADLINE)
         known, interval = self.rate_known, 1.0 / self.effective_rate(now)
         reach = self.reach(now, interval)
-        queued = returning is not None and self._booked_until > wall + MIN_DEFER_SECONDS
-        wanted = min(count, returning) if queued and returning is not None else count
+        taking = 0.0 if self.yields(now) else reach
         try:
             result = (
-                self._registry.take(
-                    lane=self.lane, count=wanted, interval=interval, reach=reach, max_wait=max_wait, now=now
+                # Yielding to a higher lane's returning mail: no token, and no call to the registry.
+                TakeResult(granted=0, base=now, state=self.state)
+                if self.yields(now)
+                else self._registry.take(
+                    lane=self.lane,
+                    count=count,
+                    interval=interval,
+                    reach=taking,
+                    max_wait=max_wait,
+                    now=now,
+                    minimum=self.minimum_grant(count, interval=interval, reach=taking, max_wait=max_wait),
                 )
-                if wanted
-                else TakeResult(granted=0, base=now, state=self.state)
             )
         except Exception as exc:
             logger.warning("send-rate registry unavailable: pacing at the fallback share", extra={"error": str(exc)})
             return self._local.take(count, deadline=deadline)
         with self._lock:
             self.state = result.state
+        if result.granted and self.yields(now):
+            # The answer says a higher lane booked mail since this worker last looked: its tokens go back.
+            self.give_back(result.granted)
+            result = TakeResult(granted=0, base=now, state=result.state)
+        with self._lock:
             self._taken_at = taken_at if result.granted else None
-            self._observe_usage(wall, result.state.lanes_granted)
         offset = mono - now  # wall-clock times to this worker's monotonic clock
         starts = tuple(
-            token_start(result.base, j, now=now, interval=interval, reach=reach) + offset for j in range(result.granted)
+            token_start(result.base, j, now=now, interval=interval, reach=taking) + offset
+            for j in range(result.granted)
         )
         rest = count - result.granted
         if not rest:
@@ -472,36 +503,20 @@ class AccountPacer:
             # within a second, so they come back then and are paced at the real rate.
             return Grant(starts, (MIN_DEFER_SECONDS,) * rest, reason)
         # The first moment this lane could take again: after what it was just granted.
-        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=reach)
-        # The rest take slots in the lane's schedule and come back when theirs is due: a backlog waits in
-        # the queue (free), not in a worker, and returns at the pace the lane can send at.
-        return Grant(
-            starts,
-            self._book(rest, max(wall + MIN_DEFER_SECONDS, earliest), self.booking_interval(interval), wall),
-            reason,
-        )
+        earliest = token_start(result.base, result.granted, now=now, interval=interval, reach=taking)
+        # The rest take slots in the lane's schedule and come back when theirs is due: a backlog waits in the
+        # queue (free), not in a worker, and returns at the pace the lane can send at now.
+        slots = self.booking_interval(interval, reach, max_wait)
+        return Grant(starts, self._book(rest, max(wall + MIN_DEFER_SECONDS, earliest), slots, wall), reason)
 
-    def booking_interval(self, interval: float) -> float:
-        """Seconds between two booked slots of this lane: the account's rate less what the higher lanes use."""
-        rate = 1.0 / interval
-        higher = sum(self._usage.get(lane, 0.0) for lane in self._higher)
-        return 1.0 / max(rate * MIN_BOOKING_SHARE, rate - higher)
+    def booking_interval(self, interval: float, reach: float, max_wait: float) -> float:
+        """Seconds between two booked slots: the account's current rate, or what one take can get if less.
 
-    def usage(self, lane: str) -> float:
-        """A lane's send rate as this worker last saw it (emails a second, a moving average)."""
-        return self._usage.get(lane, 0.0)
-
-    def _observe_usage(self, now: float, granted: Mapping[str, float]) -> None:
-        seen = self._usage_seen
-        if seen is not None and now - seen[0] < USAGE_SAMPLE_SECONDS:
-            return
-        if seen is not None:
-            elapsed = now - seen[0]
-            weight = 1.0 - math.exp(-elapsed / USAGE_SECONDS)
-            for lane in LANES:
-                rate = max(0.0, granted.get(lane, 0.0) - seen[1].get(lane, 0.0)) / elapsed
-                self._usage[lane] = (1 - weight) * self._usage.get(lane, rate) + weight * rate
-        self._usage_seen = (now, dict(granted))
+        Slots in the same second come back together (SQS delays are whole seconds) and are taken at once:
+        a second holds no more slots than a take at its start can be granted, the tokens within the lane's
+        reach and wait (fewer while a higher lane sends: the headroom left to it is its share).
+        """
+        return max(interval, 1.0 / per_take(interval, reach, max_wait))
 
     def wait_for(self, start: float) -> None:
         """Sleep until a granted send's start; the batch's first call measures the pipeline's lead."""
@@ -626,18 +641,23 @@ class AccountPacer:
         if now < self._schedule_full_until:
             return (MAX_DEFER_SECONDS,) * count
         try:
+            # After the higher lanes' booked mail: this lane's comes back once theirs has been sent, instead
+            # of meeting it at the same second and losing the tokens to it (a second deferral).
             first = self._registry.schedule(
-                lane=self.lane, count=count, interval=interval, now=earliest, horizon=now + MAX_DEFER_SECONDS
+                lane=self.lane,
+                count=count,
+                interval=interval,
+                now=earliest,
+                horizon=now + MAX_DEFER_SECONDS,
+                after=self._higher,
             )
         except Exception as exc:
             logger.warning("could not book deferral slots", extra={"error": str(exc)})
             first = earliest
         if first is None:  # the schedule is full for the next 15 minutes: come back then and try again
-            self._booked_until = now + MAX_DEFER_SECONDS
             # A long backlog stays full for a while: the next batches need not ask.
             self._schedule_full_until = now + SCHEDULE_FULL_SECONDS
             return (MAX_DEFER_SECONDS,) * count
-        self._booked_until = first + count * interval
         # A slot in [k, k + 1) s from now comes back after k s: the records of one second of slots return
         # together at its start and are sent over it (SQS delays are whole seconds).
         return tuple(clamp_delay(math.floor(first - now + i * interval + 1e-6)) for i in range(count))

@@ -576,8 +576,9 @@ class AccountState:
     `quota_exhausted_at` is when SES last refused a send for the daily quota;
     `lanes_active_at` is when each lane was last granted tokens (the lower lanes
     leave headroom while a higher one sends) and `lanes_granted` how many tokens
-    each lane was granted so far (its send rate, over two looks). Times are epoch
-    seconds; 0 means never.
+    each lane was granted so far (its send rate, over two looks);
+    `lanes_booked_until` is until when each lane has deferred mail booked to come
+    back (the lower lanes yield to it). Times are epoch seconds; 0 means never.
     """
 
     quota: SendQuota | None = None
@@ -587,6 +588,7 @@ class AccountState:
     quota_exhausted_at: float = 0.0
     lanes_active_at: Mapping[str, float] = field(default_factory=dict)
     lanes_granted: Mapping[str, float] = field(default_factory=dict)
+    lanes_booked_until: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -608,13 +610,14 @@ class RateRegistry(Protocol):
 
     A take of `count` tokens at `interval` seconds each is granted while the
     bucket's theoretical arrival time stays within `reach` seconds of now (a
-    lane's priority: critical mail reaches furthest) plus `max_wait`. Granted
-    tokens are usable `interval` apart (see `TakeResult`), and a grant records
-    that `lane` is sending. Every answer carries the shared AccountState.
+    lane's priority: critical mail reaches furthest) plus `max_wait`; fewer than
+    `minimum` usable tokens are not granted (a batch takes its tokens together).
+    Granted tokens are usable `interval` apart (see `TakeResult`), and a grant
+    records that `lane` is sending. Every answer carries the shared AccountState.
     """
 
     def take(
-        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
+        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float, minimum: int = 1
     ) -> TakeResult: ...
 
     def read_state(self) -> AccountState:
@@ -625,8 +628,13 @@ class RateRegistry(Protocol):
         """Return unused tokens (`seconds` of the bucket) if they have not expired yet."""
         ...
 
-    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
-        """Book `count` later slots for deferred mail of `lane`; the first slot's time, or None past `horizon`."""
+    def schedule(
+        self, *, lane: str, count: int, interval: float, now: float, horizon: float, after: tuple[str, ...] = ()
+    ) -> float | None:
+        """Book `count` later slots for deferred mail of `lane`; the first slot's time, or None past `horizon`.
+
+        The first slot is no earlier than the end of the mail booked in the lanes `after` (higher priority).
+        """
         ...
 
     def congested(self, *, rate: float, now: float, min_gap: float) -> bool:

@@ -772,9 +772,8 @@ class SendService:
             return
         # Mail that was deferred before first (oldest first): it keeps its place ahead of newer mail.
         ordered = sorted(works, key=lambda w: (w.record.deferrals == 0, w.record.sent_at or 0.0))
-        returning = sum(1 for w in works if w.record.deferrals > 0)
         try:
-            grant = self._pacer.take(len(ordered), deadline=deadline, returning=returning)
+            grant = self._pacer.take(len(ordered), deadline=deadline)
         except Exception as exc:
             self._retry_all(ordered, "pacing_failed", exc)
             return

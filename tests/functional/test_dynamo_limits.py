@@ -109,6 +109,35 @@ def test_deferral_slots_are_booked_one_after_another_up_to_the_horizon(stack: St
     assert b.schedule(lane="bulk", count=1, interval=0.5, now=now, horizon=now + 900) is None  # booked past 15 min
 
 
+def test_a_lower_lane_books_after_the_higher_lanes_booked_mail(stack: StackResources) -> None:
+    a, b = registry(stack), registry(stack)
+    now = 1_700_000_000.0
+    # Critical mail booked for 5 s, standard's for 2 s after it: bulk's slots start when both have been sent
+    assert a.schedule(lane="critical", count=10, interval=0.5, now=now, horizon=now + 900) == now
+    assert b.schedule(lane="standard", count=4, interval=0.5, now=now, horizon=now + 900, after=("critical",)) == (
+        pytest.approx(now + 5)
+    )
+    after = ("critical", "standard")
+    assert b.schedule(lane="bulk", count=2, interval=0.5, now=now, horizon=now + 900, after=after) == pytest.approx(
+        now + 7
+    )
+    # The lower lanes learn from the bucket item until when the higher lanes have mail booked (bulk has none)
+    state = a.read_state()
+    assert state.lanes_booked_until["critical"] == pytest.approx(now + 5)
+    assert state.lanes_booked_until["standard"] == pytest.approx(now + 7)
+    assert "bulk" not in state.lanes_booked_until
+    # Later bulk bookings follow bulk's own schedule; a lane with nothing booked does not hold bulk back
+    assert a.schedule(lane="bulk", count=1, interval=0.5, now=now, horizon=now + 900, after=after) == pytest.approx(
+        now + 8
+    )
+    assert a.schedule(lane="standard", count=1, interval=0.5, now=now + 60, horizon=now + 960, after=("critical",)) == (
+        pytest.approx(now + 60)
+    )
+    # And a fewest-tokens take is all or nothing: three are free, four are asked for
+    assert a.take(lane="bulk", count=10, interval=0.1, reach=0.2, max_wait=0.0, now=now, minimum=4).granted == 0
+    assert a.take(lane="bulk", count=10, interval=0.1, reach=0.2, max_wait=0.0, now=now, minimum=3).granted == 3
+
+
 def test_a_sharded_bucket_splits_the_rate(stack: StackResources) -> None:
     sharded = registry(stack, shards=2)
     now = 1_700_000_000.0

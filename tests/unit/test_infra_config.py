@@ -243,9 +243,9 @@ def test_ses_max_send_rate_is_an_optional_ceiling() -> None:
 def test_pacing_settings_have_defaults_per_lane_and_are_checked() -> None:
     config = parse_config(CONTEXT)
     assert {name: lane.pacing_max_wait for name, lane in config.lanes.items()} == {
-        "critical": 1.0,
-        "standard": 0.25,
-        "bulk": 0.0,
+        "critical": 0.2,
+        "standard": 0.1,
+        "bulk": 0.1,
     }
     assert config.quota_holds == {"bulk": 0.9, "standard": 0.97}
     assert (config.pacing_shards, config.quota_refresh_seconds) == (1, 300)

@@ -44,6 +44,9 @@ BUCKET_KEY = "pace#bucket"
 ACTIVE_PREFIX = "a_"
 GRANTED_PREFIX = "g_"
 SCHEDULE_PREFIX = "pace#schedule#"
+# Per lane with lower lanes, until when it has deferred mail booked to come back (`b_critical`...): the
+# lower lanes yield the bucket to it until then.
+BOOKED_PREFIX = "b_"
 # Condition failures in a row before a take gives up (its records are deferred, not lost).
 MAX_ATTEMPTS = 4
 # The arrival time seen last is trusted this long for a denial without asking DynamoDB.
@@ -73,6 +76,9 @@ def account_state(item: dict[str, Any], *, shards: int = 1) -> AccountState:
         lanes_active_at={lane: _number(item, ACTIVE_PREFIX + lane) for lane in LANES if ACTIVE_PREFIX + lane in item},
         lanes_granted={
             lane: _number(item, GRANTED_PREFIX + lane) * shards for lane in LANES if GRANTED_PREFIX + lane in item
+        },
+        lanes_booked_until={
+            lane: _number(item, BOOKED_PREFIX + lane) for lane in LANES if BOOKED_PREFIX + lane in item
         },
     )
 
@@ -104,8 +110,10 @@ class DynamoRateRegistry:
 
     # -- the bucket ----------------------------------------------------------------------
 
-    def take(self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float) -> TakeResult:
-        """Take up to `count` tokens; nothing granted when the bucket is out of the lane's reach."""
+    def take(
+        self, *, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float, minimum: int = 1
+    ) -> TakeResult:
+        """Take up to `count` tokens; nothing granted when fewer than `minimum` are within the lane's reach."""
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
         keys = self._keys()
@@ -115,13 +123,13 @@ class DynamoRateRegistry:
         result = TakeResult(granted=0, base=now, state=self._state)
         for key in tries:
             # Each shard has 1/shards of the rate: its tokens come `shards` times as far apart.
-            result = self._take_from(key, lane, count, interval * self._shards, reach, max_wait, now)
+            result = self._take_from(key, lane, count, interval * self._shards, reach, max_wait, now, minimum)
             if result.granted:
                 break
         return result
 
     def _take_from(
-        self, key: str, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float
+        self, key: str, lane: str, count: int, interval: float, reach: float, max_wait: float, now: float, minimum: int
     ) -> TakeResult:
         hint = self._hints.get(key)
         tat = hint[0] if hint is not None else None
@@ -129,7 +137,13 @@ class DynamoRateRegistry:
             tat = self._read_tat(key, now)
         for _ in range(MAX_ATTEMPTS):
             granted, base, new_tat = gcra_grant(
-                tat=now if tat is None else tat, now=now, count=count, interval=interval, reach=reach, max_wait=max_wait
+                tat=now if tat is None else tat,
+                now=now,
+                count=count,
+                interval=interval,
+                reach=reach,
+                max_wait=max_wait,
+                minimum=minimum,
             )
             if not granted:
                 return TakeResult(granted=0, base=base, state=self._state)
@@ -234,35 +248,76 @@ class DynamoRateRegistry:
 
     # -- deferral slots -----------------------------------------------------------------
 
-    def schedule(self, *, lane: str, count: int, interval: float, now: float, horizon: float) -> float | None:
-        """Book `count` slots `interval` apart in the lane's schedule; the first, or None if past `horizon`."""
+    def schedule(
+        self, *, lane: str, count: int, interval: float, now: float, horizon: float, after: tuple[str, ...] = ()
+    ) -> float | None:
+        """Book `count` slots `interval` apart in the lane's schedule (after the lanes `after`'s); the first slot.
+
+        None if the first slot would be past `horizon`. The higher lanes' schedules are read first (one
+        eventually consistent BatchGetItem): their booked mail goes before this lane's.
+        """
         key = SCHEDULE_PREFIX + lane
         span = count * interval
         booked = self._schedule_hints.get(lane)
+        floor = max([now, *self._schedule_ends(after).values()])
         for _ in range(MAX_ATTEMPTS):
-            start = now if booked is None else max(booked, now)
+            start = floor if booked is None else max(booked, floor)
             if start > horizon:
                 return None
-            if start <= now:
+            if start <= floor:
                 update = {
                     "UpdateExpression": "SET #n = :new",
-                    "ConditionExpression": "attribute_not_exists(#n) OR #n <= :now",
-                    "ExpressionAttributeValues": {":new": _n(now + span), ":now": _n(now)},
+                    "ConditionExpression": "attribute_not_exists(#n) OR #n <= :floor",
+                    "ExpressionAttributeValues": {":new": _n(floor + span), ":floor": _n(floor)},
                 }
             else:
                 update = {
                     "UpdateExpression": "SET #n = #n + :span",
-                    "ConditionExpression": "#n BETWEEN :now AND :horizon",
-                    "ExpressionAttributeValues": {":span": _n(span), ":now": _n(now), ":horizon": _n(horizon)},
+                    "ConditionExpression": "#n BETWEEN :floor AND :horizon",
+                    "ExpressionAttributeValues": {":span": _n(span), ":floor": _n(floor), ":horizon": _n(horizon)},
                 }
             item = self._update(key, {**update, "ExpressionAttributeNames": {"#n": "next"}})
             if item is not None and "Attributes" in item:
                 stored = _number(item["Attributes"], "next")
                 self._schedule_hints[lane] = stored
+                if lane != LANES[-1]:
+                    self._mark_booked(lane, stored)
                 return stored - span
             old = (item or {}).get("Item") or {}
             booked = _number(old, "next") if "next" in old else None
-        return None if booked is not None and booked > horizon else max(now, booked or now)
+        return None if booked is not None and booked > horizon else max(floor, booked or floor)
+
+    def _mark_booked(self, lane: str, until: float) -> None:
+        """Tell the lower lanes, through the bucket item(s), that `lane` has mail booked until `until`."""
+        for key in self._keys():
+            item = self._update(
+                key,
+                {
+                    "UpdateExpression": "SET #b = :until",
+                    "ConditionExpression": "attribute_not_exists(#b) OR #b < :until",
+                    "ExpressionAttributeNames": {"#b": BOOKED_PREFIX + lane},
+                    "ExpressionAttributeValues": {":until": _n(until)},
+                },
+            )
+            if item is not None and "Attributes" in item:
+                self._state = account_state(item["Attributes"], shards=self._shards)
+
+    def _schedule_ends(self, lanes: tuple[str, ...]) -> dict[str, float]:
+        """Where the booked mail of `lanes` ends (epoch seconds; lanes with nothing booked are left out)."""
+        if not lanes:
+            return {}
+        try:
+            response = self._client.batch_get_item(
+                RequestItems={self._table: {"Keys": [self._key(SCHEDULE_PREFIX + lane) for lane in lanes]}}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise as_transient(exc, "dynamodb") from None
+        ends: dict[str, float] = {}
+        for item in response.get("Responses", {}).get(self._table, []):
+            name = item.get(Keys.IDEMPOTENCY_PK, {}).get("S", "")
+            if name.startswith(SCHEDULE_PREFIX) and "next" in item:
+                ends[name.removeprefix(SCHEDULE_PREFIX)] = _number(item, "next")
+        return ends
 
     # -- the account state --------------------------------------------------------------
 
