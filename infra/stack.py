@@ -567,6 +567,7 @@ class MailwrightStack(Stack):
         values[Outputs.WEBHOOK_STATE_TABLE] = self.webhooks.state_table.table_name
         values[Outputs.WEBHOOK_ARCHIVE_BUCKET] = self.webhooks.archive_bucket.bucket_name
         values[Outputs.SCHEDULE_GROUP] = self.schedules.group_name
+        values[Outputs.SCHEDULE_DLQ_URL] = self.schedules.dead_letter_queue.queue_url
         for name, endpoint in self.webhooks.endpoints.items():
             values[Outputs.webhook_endpoint(name)] = self.to_json_string(
                 {

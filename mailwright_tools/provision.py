@@ -368,6 +368,7 @@ def provision_schedules(
     account = key_arn.split(":")[4]
     settings = {
         "group": group,
+        "dead_letter_url": dlq,
         "role_arn": f"arn:aws:iam::{account}:role/{prefix}-scheduler",
         "dead_letter_arn": queue_arn(sqs, dlq),
         "kms_key_arn": key_arn,

@@ -56,6 +56,8 @@ class Target:
     extra: dict[str, Any] = field(default_factory=dict)
     # The EventBridge Scheduler group of scheduled sends (cancel and reschedule move or delete schedules there).
     schedule_group: str = ""
+    # What EventBridge Scheduler could not put on a lane queue at a request's send_at (no source to redrive to).
+    schedule_dlq: str = ""
 
     @property
     def local(self) -> bool:
@@ -85,6 +87,8 @@ class Target:
             queues["ingest"] = self.ingest_dlq
         if self.breaker_dlq:
             queues["breaker"] = self.breaker_dlq
+        if self.schedule_dlq:
+            queues["schedules"] = self.schedule_dlq
         return queues
 
     def source_queue(self, dlq_name: str) -> str | None:
@@ -136,6 +140,7 @@ def local_target(state: dict[str, Any]) -> Target:
         webhook_state_table=str(state.get("webhook_state_table", "")),
         webhook_archive_bucket=str(state.get("webhook_archive_bucket", "")),
         schedule_group=str(state.get("schedule_group", "")),
+        schedule_dlq=str(state.get("schedule_dlq", "")),
         extra={
             "outbox": state.get("outbox", ""),
             "pid": state.get("pid"),
@@ -216,6 +221,7 @@ def deployed_target(stack_name: str, region: str | None = None) -> Target:
         webhook_state_table=optional("WEBHOOK_STATE_TABLE"),
         webhook_archive_bucket=optional("WEBHOOK_ARCHIVE_BUCKET"),
         schedule_group=optional("SCHEDULE_GROUP"),
+        schedule_dlq=optional("SCHEDULE_DLQ_URL"),
     )
 
 

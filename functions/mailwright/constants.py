@@ -283,6 +283,8 @@ class Outputs:
     KEY_RETIREMENT_ROLE_ARN = "KeyRetirementRoleArn"
     # Scheduled sends: the EventBridge Scheduler group of the long schedules (the CLI deletes them on cancel).
     SCHEDULE_GROUP = "ScheduleGroupName"
+    # ... and the DLQ of what EventBridge Scheduler could not deliver (`mailwright dlq list --lane schedules`).
+    SCHEDULE_DLQ_URL = "ScheduleDlqUrl"
 
     @staticmethod
     def queue_url(lane: str) -> str:

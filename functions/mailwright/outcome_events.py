@@ -102,6 +102,7 @@ _OUTCOME_TYPES: dict[str, str] = {
     status: detail_type
     for detail_type, status in STATUS_BY_DETAIL_TYPE.items()
     if detail_type in (EMAIL_SENT, EMAIL_REJECTED, EMAIL_SUPPRESSED, EMAIL_OPTED_OUT, EMAIL_RATE_LIMITED, EMAIL_FAILED)
+    or detail_type in (EMAIL_SCHEDULED, EMAIL_CANCELLED)  # mailwright.scheduling's entries
     or detail_type in RESERVED_DETAIL_TYPES
     or detail_type == EMAIL_DIGESTED
 }

@@ -650,6 +650,7 @@ class LocalStack:
             "templates_bucket": resources.templates_bucket,
             # Scheduled sends: the schedules run in-process (mailwright_tools.local.scheduler), kept in moto.
             "schedule_group": resources.schedule_group,
+            "schedule_dlq": resources.schedule_settings.get("dead_letter_url", ""),
             "configuration_set": resources.configuration_set,
             "sender": self.config.from_address,
             "unsubscribe_secret_arn": resources.unsubscribe_secret_arn,

@@ -42,6 +42,7 @@ def test_outputs_are_exactly_the_documented_keys(synthesized: Synthesized) -> No
         Outputs.WEBHOOK_STATE_TABLE,
         Outputs.WEBHOOK_ARCHIVE_BUCKET,
         Outputs.SCHEDULE_GROUP,
+        Outputs.SCHEDULE_DLQ_URL,
         *(Outputs.parked_dlq_url(lane) for lane in LANES),
         *(Outputs.queue_url(lane) for lane in LANES),
         *(Outputs.dlq_url(lane) for lane in LANES),

@@ -346,3 +346,15 @@ def test_status_api_shows_a_scheduled_requests_send_at() -> None:
     assert MessageStatus.from_item(item).send_at == datetime.fromtimestamp(NOW + 60, UTC)
     # Once sent, the send_at of the schedule is history, not the state.
     assert MessageStatus.from_item({**item, "status": STATUS_SENT}).send_at is None
+
+
+def test_scheduled_and_cancelled_entries_are_announced() -> None:
+    from mailwright.outcome_events import events_from_change
+
+    scheduled_entry = {"status": STATUS_SCHEDULED, "at": NOW, "evaluation": 1}
+    cancelled_entry = {"status": STATUS_CANCELLED, "at": NOW + 5, "evaluation": 1}
+    item = {"pk": "ab" * 16, "sk": "request", "status": STATUS_SCHEDULED, "lane": "standard", "completed_at": NOW}
+    item["history"] = [scheduled_entry]
+    cancelled = {**item, "status": STATUS_CANCELLED, "history": [scheduled_entry, cancelled_entry]}
+    assert [e.detail_type for e in events_from_change(None, item)] == ["EmailScheduled"]
+    assert [e.detail_type for e in events_from_change(item, cancelled)] == ["EmailCancelled"]
