@@ -78,7 +78,7 @@ $(NODE_STAMP): package.json package-lock.json
 # One worker per core; a test file runs in one worker, so its module- and session-scoped stacks are built once.
 # The slowest tests are listed at the end, to keep the suite near 10 minutes on 2 cores.
 test: deps $(STAMP)
-	$(BIN)/pytest -n auto --dist loadfile --durations=20
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=20
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -43,3 +43,18 @@ moto_atomic.apply()
 def _no_metrics_from_earlier_tests() -> None:
     """Powertools' Metrics instances share one metric set: what a test added without flushing stays out of the next."""
     Metrics(namespace=FAKE_AWS["POWERTOOLS_METRICS_NAMESPACE"]).clear_metrics()
+
+
+# Under `make test` (pytest-xdist, one file per worker at a time) the files that run the local stack, the chaos
+# runs and the CDK synth go first: started last, one of them would keep a worker busy while the other idles.
+_FIRST = ("tests/local/", "tests/chaos/", "tests/browser/", "tests/infra/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the slow directories first (a stable sort: the order within each stays as collected)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)

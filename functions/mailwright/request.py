@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mailwright.addresses import InvalidAddressError, normalize_address
 from mailwright.constants import CANCEL_KEY_PATTERN, LANES, MAX_SCHEDULE_AHEAD_SECONDS, PRODUCER_PATTERN
 from mailwright.errors import RejectedError
+from mailwright.iso_times import date_time_text
 from mailwright.quiet_hours import InvalidTimezoneError, valid_timezone
 
 # SES message tags allow only these characters; metadata becomes tags.
@@ -157,10 +158,8 @@ class EmailRequest(BaseModel):
     @field_validator("send_at", mode="before")
     @classmethod
     def _send_at_text(cls, value: Any) -> Any:
-        # Pydantic would take a bare number as epoch seconds: the contract is ISO 8601 text only.
-        if value is not None and not isinstance(value, (str, datetime)):
-            raise ValueError("send_at is ISO 8601 text with a UTC offset, e.g. 2026-12-24T09:00:00+01:00")
-        return value
+        # Pydantic would take a number, or a string of digits, as epoch seconds: the contract is ISO 8601 text.
+        return date_time_text(value, field="send_at")
 
     @field_validator("send_at")
     @classmethod

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from mailwright.addresses import InvalidAddressError, normalize_address
 from mailwright.constants import REQUEST_ID_PATTERN, STATUS_SCHEDULED, Keys
+from mailwright.iso_times import date_time_text
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
@@ -159,6 +160,12 @@ class SearchRequest(BaseModel):
             return normalize_address(value)
         except InvalidAddressError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since_text(cls, value: Any) -> Any:
+        # Pydantic would take "0" as epoch seconds; the OpenAPI document says date-time.
+        return date_time_text(value, field="since")
 
 
 class SearchPage(BaseModel):

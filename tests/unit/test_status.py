@@ -327,6 +327,7 @@ def test_parse_search_reads_a_body_and_normalises_the_address() -> None:
         (b'{"recipient": "a@b.co", "cursor": "x"}', "invalid_body", "cursor"),
         # As the OpenAPI document says: no number of seconds for `since`, no string or float for `limit`.
         (b'{"recipient": "a@b.co", "since": 6.1e-05}', "invalid_body", "since"),
+        (b'{"recipient": "a@b.co", "since": "0"}', "invalid_body", "since"),
         (b'{"recipient": "a@b.co", "limit": "5"}', "invalid_body", "limit"),
         (b'{"recipient": "a@b.co", "limit": 5.0}', "invalid_body", "limit"),
     ],
