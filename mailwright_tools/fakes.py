@@ -976,6 +976,7 @@ def build_fake_service(
     digests: FakeDigestStore | None = None,
     quiet_hours_categories: Collection[str] | None = None,
     digest_window_seconds: int | None = None,
+    with_scheduler: bool = True,
 ) -> tuple[SendService, FakeWorld]:
     """A SendService for one lane wired to fresh fakes (shipped templates, fast pacing); close the world when done.
 
@@ -1019,7 +1020,8 @@ def build_fake_service(
     )
 
     world.schedules = FakeScheduleStore(world.message_log, world.claims, clock=clock)
-    world.scheduler = scheduler if scheduler is not None else FakeScheduler()
+    # Without one (with_scheduler=False), a lane holds long schedules by retrying and quiet hours by hops.
+    world.scheduler = None if not with_scheduler else scheduler if scheduler is not None else FakeScheduler()
     scheduling = Scheduling(
         store=world.schedules,
         scheduler=world.scheduler,

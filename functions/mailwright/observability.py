@@ -225,7 +225,7 @@ def batch_metrics(report: BatchReport, *, lane: str, now: float) -> MetricGroups
     metrics.count("Retried", len(report.failed), lane=lane)
     # Handed back to the queue by pacing (not failures): a backlog waiting for the account's rate or quota.
     metrics.count("Deferred", len(report.deferred), lane=lane)
-    # Of those, the mail waiting for its recipient's quiet hours to end (each hop of a night counts).
+    # Of those, the mail waiting for its recipient's quiet hours to end (each hop, or a night's one schedule).
     quiet = [m for m, reason in report.deferred.items() if reason == REASON_QUIET_HOURS]
     for message_id in quiet:
         metrics.count("QuietHoursDeferred", lane=lane, category=report.retry_categories.get(message_id, UNKNOWN))

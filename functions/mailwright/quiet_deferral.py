@@ -3,12 +3,21 @@
 The worker asks `quiet_hours_deferral` once the recipient's preferences are
 loaded. Mail of a category that respects quiet hours (marketing and product
 unless context says otherwise), for a recipient whose clock is inside their
-quiet window, is handed back to its queue through the deferral port: a new
-message with a delay, so the receive count that leads to the DLQ is never
-used up and nothing is dropped. SQS delays a message by at most 900 s, so a
-night is several hops, each checking the window again (a preference changed
-meanwhile counts at the next hop). Essential mail (security, transactional)
-and the critical lane never wait.
+quiet window, waits without using up the receive count that leads to the DLQ,
+and is never dropped:
+
+- a wait longer than SQS's longest delay (900 s) on a lane with a scheduler
+  is one EventBridge Scheduler one-time schedule that puts the record's body
+  back on its lane queue at the resume time (`quiet_schedule_name`: a
+  redelivery finds the schedule taken, the next night gets its own), and the
+  record is acked;
+- a shorter wait, or any wait on a worker without a scheduler (benchmarks,
+  fakes built without one), is handed back through the deferral port: a new
+  message with a delay of at most 900 s, so a night is then several hops.
+
+Either way the request comes back through the whole pipeline, quiet check
+included (a preference changed meanwhile counts). Essential mail (security,
+transactional) and the critical lane never wait.
 
 The mail goes at the window's end plus a jitter of up to
 `QUIET_HOURS_JITTER_SECONDS`, drawn from the request id and the window's
@@ -28,6 +37,7 @@ from datetime import UTC, datetime
 from mailwright.constants import ESSENTIAL_CATEGORIES
 from mailwright.ports import Preferences
 from mailwright.quiet_hours import in_quiet_hours
+from mailwright.scheduling import SCHEDULE_NAME_PREFIX
 
 # The deferral reason on the message, in the message log and in the QuietHoursDeferred metric.
 REASON_QUIET_HOURS = "quiet_hours"
@@ -46,6 +56,12 @@ class QuietDeferral:
     seconds: int
     resume_at: float
     hops: int
+
+
+def quiet_schedule_name(request_id: str, resume_at: float) -> str:
+    """The schedule holding a request until `resume_at`: the same for every delivery of one night, at most 64 chars."""
+    # `mailwright-quiet-` + a 32-character request id + epoch seconds (10 digits until 2286): 60 characters.
+    return f"{SCHEDULE_NAME_PREFIX}quiet-{request_id}-{math.ceil(resume_at)}"
 
 
 def respects_quiet_hours(category: str, *, lane: str, priority: str, categories: Collection[str]) -> bool:

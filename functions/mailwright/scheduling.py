@@ -66,6 +66,15 @@ def schedule_name(request_id: str) -> str:
     return SCHEDULE_NAME_PREFIX + request_id
 
 
+def hold_in_schedule(scheduler: Scheduler, name: str, *, at: float, body: str) -> bool:
+    """Hold `body` in the one-time schedule `name` until `at`; True when created, False when one existed (moved)."""
+    created = scheduler.create(name, at=at, body=body)
+    # Taken (a retry): the existing schedule is set to `at`; gone meanwhile (it ran, or was deleted), made again.
+    if not created and not scheduler.update(name, at=at):
+        scheduler.create(name, at=at, body=body)
+    return created
+
+
 def scoped_cancel_key(producer: str | None, key: str) -> str:
     """A cancel_key within its producer's namespace (producer names hold no `|`), so producers never collide."""
     return f"{producer or SCHEDULE_OWNER_NONE}|{key}"
@@ -148,6 +157,11 @@ class Scheduling:
         self._log_ttl_seconds = log_ttl_seconds
         self._clock = clock
 
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The lane's one-time schedules (None: none configured); quiet hours hold a night's mail in them too."""
+        return self._scheduler
+
     def plan(self, candidates: Sequence[Candidate]) -> list[Plan]:
         """One plan per candidate, in order; a failed read plans a retry of every request that needed it."""
         plans = [SEND] * len(candidates)
@@ -211,12 +225,11 @@ class Scheduling:
         if self._scheduler is None:
             return Plan("retry", reason="scheduler_not_configured")
         assert send_at is not None
-        name = schedule_name(candidate.request_id)
-        created = self._scheduler.create(name, at=send_at, body=candidate.body)
-        # A schedule of that name exists (a redelivery, or the record was rescheduled and moving the schedule
-        # failed): the record is the truth, so the schedule is set to its send_at; gone meanwhile, made again.
-        if not created and not self._scheduler.update(name, at=send_at):
-            self._scheduler.create(name, at=send_at, body=candidate.body)
+        # A schedule of that name may exist (a redelivery, or the record was rescheduled and moving the schedule
+        # failed): the record is the truth, so the schedule is set to its send_at.
+        created = hold_in_schedule(
+            self._scheduler, schedule_name(candidate.request_id), at=send_at, body=candidate.body
+        )
         logger.info(
             "request scheduled" if created else "request was scheduled already",
             extra={"request_id": candidate.request_id, "send_at": iso(send_at)},

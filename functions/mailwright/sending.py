@@ -24,9 +24,10 @@ conditional write per request instead of Powertools idempotency's two.
 Timing (issue 17): a request naming a `digest_key` is folded into its digest
 window once its template is loaded and recorded `digested`; a due digest
 flush enters the batch as its digest email's record (`mailwright.digests`).
-After consent, non-urgent mail for a recipient in quiet hours is handed back
-the same way pacing hands records back, until the night ends
-(`mailwright.quiet_deferral`).
+After consent, non-urgent mail for a recipient in quiet hours waits until the
+night ends: in one EventBridge schedule when the lane has a scheduler and the
+wait is longer than an SQS delay, else handed back the same way pacing hands
+records back (`mailwright.quiet_deferral`).
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ from mailwright.ports import (
     TemplateSource,
     provider_of,
 )
-from mailwright.quiet_deferral import REASON_QUIET_HOURS, quiet_hours_deferral
+from mailwright.quiet_deferral import REASON_QUIET_HOURS, QuietDeferral, quiet_hours_deferral, quiet_schedule_name
 from mailwright.request import EmailRequest, parse_request
-from mailwright.scheduling import Candidate, Scheduling
+from mailwright.scheduling import Candidate, Scheduling, hold_in_schedule
 from mailwright.settings import RateLimit
 from mailwright.templates import Renderer, TemplateBundle
 from mailwright.variants import ASSIGNMENT_PURPOSE, VariantService, VariantSwitch, assign, assignment_basis
@@ -160,7 +161,8 @@ class BatchReport:
     retry_categories: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     lease_takeovers: int = 0
-    # Records handed back to the queue with a delay (not failures), message id -> why (paced, throttled...).
+    # Records handed back to the queue with a delay (not failures), message id -> why (paced, throttled...);
+    # also those held overnight by a schedule (quiet hours), acked.
     deferred: dict[str, str] = field(default_factory=dict)
     # Share of the SES daily quota used, when this worker read it from SES during the batch (else None).
     quota_used: float | None = None
@@ -352,7 +354,7 @@ class SendService:
         self._load_templates(self._pending(works))
         self._fold_digests(self._pending(works))
         self._check_consent(self._pending(works), lookups)
-        self._defer_quiet_hours(self._pending(works))
+        self._defer_quiet_hours(self._pending(works), report)
         self._assign_variants(self._pending(works))
         self._render(self._pending(works))
         self._limit_rates(self._pending(works))
@@ -621,10 +623,11 @@ class SendService:
             why = f"folded into digest email {digest_id}"
             self._finish_as(work, STATUS_DIGESTED, "digested", why, digest_id=digest_id)
 
-    def _defer_quiet_hours(self, works: list[_Work]) -> None:
-        """Non-urgent mail for a recipient in quiet hours is handed back until the night ends, never dropped."""
+    def _defer_quiet_hours(self, works: list[_Work], report: BatchReport) -> None:
+        """Non-urgent mail for a recipient in quiet hours waits until the night ends, never dropped."""
         now = self._clock()
-        waiting: list[DeferredState] = []
+        scheduler = self._scheduling.scheduler if self._scheduling is not None else None
+        decisions: dict[str, QuietDeferral] = {}
         for work in works:
             assert work.request is not None and work.bundle is not None
             meta = work.bundle.metadata
@@ -638,33 +641,69 @@ class SendService:
                 now=now,
                 categories=self.policy.quiet_hours_categories,
             )
-            if decision is None:
-                continue
-            work.defer = (decision.seconds, REASON_QUIET_HOURS)
-            waiting.append(
-                DeferredState(
-                    request_id=work.request_id,
-                    lane=self.policy.lane,
-                    reason_code=REASON_QUIET_HOURS,
-                    reason=f"recipient in quiet hours; {decision.hops} more hop(s) of up to 900 s",
-                    resume_at=decision.resume_at,
-                    at=now,
-                    template_id=work.request.template_id,
-                    category=meta.category,
-                    user_id=work.user_key,
-                    recipient_hash=work.address_hashes[0],
-                    recipient_masked=mask_address(work.request.recipient_email),
-                    received_at=work.record.sent_at,
-                    producer=work.request.producer,
-                )
+            if decision is not None:
+                decisions[work.record.message_id] = decision
+        if not decisions:
+            return
+        waiting = [w for w in works if w.record.message_id in decisions]
+        overnight: list[_Work] = []
+        for work in waiting:
+            decision = decisions[work.record.message_id]
+            # Longer than one SQS delay: one schedule for the night instead of a hop every 900 s.
+            if scheduler is not None and decision.hops > 1:
+                overnight.append(work)
+            else:
+                work.defer = (decision.seconds, REASON_QUIET_HOURS)
+
+        def hold(work: _Work) -> None:
+            assert scheduler is not None
+            resume_at = decisions[work.record.message_id].resume_at
+            hold_in_schedule(
+                scheduler, quiet_schedule_name(work.request_id, resume_at), at=resume_at, body=work.record.body
             )
-        if not waiting:
+            work.held = True
+            # Not sent: the schedule's copy must be able to claim the request when it comes back.
+            if work.lease_id is not None:
+                try:
+                    self._claims.release(work.request_id, work.lease_id)
+                except Exception:
+                    logger.exception("could not release claim", extra={"request_id": work.request_id})
+
+        # A schedule that could not be made is a retry (the record comes back later), never a drop.
+        self._each(overnight, hold, stage="quiet_schedule")
+        for work in overnight:
+            if work.held:  # acked, and counted with the deferred records (the QuietHoursDeferred metric)
+                assert work.bundle is not None
+                report.deferred[work.record.message_id] = REASON_QUIET_HOURS
+                report.retry_categories[work.record.message_id] = work.bundle.metadata.category
+        states = [self._quiet_state(w, decisions[w.record.message_id], now) for w in waiting if w.held or w.defer]
+        if not states:
             return
         try:
-            self._log.record_deferred(waiting)
+            self._log.record_deferred(states)
         except Exception as exc:
             # The state is for people looking; the deferral itself does not depend on it.
-            logger.warning("could not record deferred requests", extra={"count": len(waiting), "error": str(exc)})
+            logger.warning("could not record deferred requests", extra={"count": len(states), "error": str(exc)})
+
+    def _quiet_state(self, work: _Work, decision: QuietDeferral, now: float) -> DeferredState:
+        """The message log's `deferred` state of a request waiting for its recipient's quiet hours to end."""
+        assert work.request is not None and work.bundle is not None
+        how = "held by a schedule" if work.held else f"{decision.hops} more hop(s) of up to 900 s"
+        return DeferredState(
+            request_id=work.request_id,
+            lane=self.policy.lane,
+            reason_code=REASON_QUIET_HOURS,
+            reason=f"recipient in quiet hours; {how}",
+            resume_at=decision.resume_at,
+            at=now,
+            template_id=work.request.template_id,
+            category=work.bundle.metadata.category,
+            user_id=work.user_key,
+            recipient_hash=work.address_hashes[0],
+            recipient_masked=mask_address(work.request.recipient_email),
+            received_at=work.record.sent_at,
+            producer=work.request.producer,
+        )
 
     def _assign_variants(self, works: list[_Work]) -> None:
         for work in works:

@@ -12,9 +12,11 @@ import boto3
 import pytest
 
 from mailwright.adapters.dynamodb_digests import DynamoDigestStore
-from mailwright.constants import DEFERRED_REASON_ATTRIBUTE, Env
+from mailwright.constants import Env
 from mailwright.ports import DIGEST_SENDING, DigestItem
+from mailwright.quiet_deferral import quiet_schedule_name
 from mailwright.request import parse_request
+from mailwright_tools.local.scheduler import expression_time
 from mailwright_tools.provision import StackResources
 from tests.functional.harness import WorkerHarness
 
@@ -45,10 +47,10 @@ def request_id(request: dict[str, Any]) -> str:
     return parse_request(json.dumps(request)).request_id
 
 
-def test_a_request_in_quiet_hours_goes_back_through_the_deferral_port_with_its_receive_count_unused(
+def test_a_night_in_quiet_hours_is_one_encrypted_schedule_back_to_the_lane_and_the_record_is_acked(
     worker: Make, stack: StackResources
 ) -> None:
-    # Given a user whose quiet hours (UTC) hold the present moment
+    # Given a user whose quiet hours (UTC) hold the present moment, for two more hours
     now = datetime.now(UTC)
     window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
     boto3.client("dynamodb").put_item(
@@ -56,31 +58,36 @@ def test_a_request_in_quiet_hours_goes_back_through_the_deferral_port_with_its_r
         Item={"user_id": {"S": "owl"}, "timezone": {"S": "UTC"}, "quiet_hours": {"S": window}},
     )
     w = worker("bulk")
-    sent: list[dict[str, Any]] = []
-
-    def watch(operation: str, params: dict[str, Any]) -> None:
-        if operation == "sqs.SendMessageBatch":
-            sent.append(json.loads(params["body"]))
-
-    w.faults.append(watch)  # type: ignore[arg-type]
     w.publish(NEWSLETTER)
 
     response = w.run_batch()
 
-    # The record is not failed (its receive count stays unused) and nothing was mailed
+    # The record is acked (not failed, no hop through the deferral port) and nothing was mailed
     assert response["batchItemFailures"] == [] and w.ses_calls == []
-    # It is a new delayed message carrying its reason
-    (call,) = sent
-    (entry,) = call["Entries"]
-    assert entry["MessageAttributes"][DEFERRED_REASON_ATTRIBUTE]["StringValue"] == "quiet_hours"
-    assert 450 < entry["DelaySeconds"] <= 900
+    assert "sqs.SendMessageBatch" not in w.api_calls
     attributes = w.sqs.get_queue_attributes(QueueUrl=w.queue_url, AttributeNames=["All"])["Attributes"]
-    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("0", "1")
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("0", "0")
     # The message log shows it deferred, with the reason and the time it may go, and no terminal state
     logged = w.logged(request_id(NEWSLETTER))
     assert logged is not None and logged["status"] == "deferred" and logged["reason_code"] == "quiet_hours"
     assert logged["resume_at"] >= (now + timedelta(hours=2)).replace(second=0, microsecond=0).timestamp() - 60
     assert [entry["status"] for entry in logged["history"]] == ["deferred"]
+    # One schedule at that time puts the request as published back on the bulk lane, like a scheduled send's
+    scheduler = boto3.client("scheduler")
+    (listed,) = scheduler.list_schedules(GroupName=stack.schedule_group)["Schedules"]
+    resume_at = float(logged["resume_at"])  # the log keeps milliseconds: within a second of the schedule's
+    prefix = quiet_schedule_name(request_id(NEWSLETTER), 0).removesuffix("0")
+    assert listed["Name"].startswith(prefix) and abs(int(listed["Name"].removeprefix(prefix)) - resume_at) <= 1
+    found = scheduler.get_schedule(Name=listed["Name"], GroupName=stack.schedule_group)
+    assert abs(expression_time(found["ScheduleExpression"]) - resume_at) <= 1
+    assert found["ActionAfterCompletion"] == "DELETE" and found["KmsKeyArn"] == stack.schedule_settings["kms_key_arn"]
+    assert found["Target"]["Arn"] == stack.schedule_settings["queue_arn_bulk"]
+    assert json.loads(found["Target"]["Input"]) == NEWSLETTER
+
+    # Delivered again, it finds the schedule taken: still one, and acked
+    w.publish(NEWSLETTER)
+    assert w.run_batch()["batchItemFailures"] == []
+    assert len(scheduler.list_schedules(GroupName=stack.schedule_group)["Schedules"]) == 1
 
 
 def drain(w: WorkerHarness, *, seconds: float = 4.0) -> None:

@@ -1,13 +1,16 @@
-"""Quiet hours in the worker: who waits, how long a hop is, where the jitter lands, and the pipeline's deferral."""
+"""Quiet hours in the worker: who waits, how long, where the jitter lands; a night held by one schedule or hops."""
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from mailwright.constants import DEFAULT_QUIET_HOURS_CATEGORIES
+from mailwright.errors import TransientError
+from mailwright.observability import batch_metrics
 from mailwright.ports import Preferences
 from mailwright.quiet_deferral import (
     MAX_HOP_SECONDS,
@@ -15,9 +18,12 @@ from mailwright.quiet_deferral import (
     REASON_QUIET_HOURS,
     jitter_seconds,
     quiet_hours_deferral,
+    quiet_schedule_name,
     respects_quiet_hours,
 )
 from mailwright.quiet_hours import QuietHours, in_quiet_hours
+from mailwright.request import parse_request
+from mailwright.sending import BatchReport
 from mailwright_tools.fakes import FakeClock, FakePreferenceStore, build_fake_service, queue_record
 
 CATEGORIES = frozenset(DEFAULT_QUIET_HOURS_CATEGORIES)
@@ -132,9 +138,97 @@ def test_dst_night_in_new_york_ends_at_the_local_morning_after_spring_forward() 
     assert decision.hops == 7 * 3600 // MAX_HOP_SECONDS + 1  # 28 hops for 7 hours, one more for the jitter
 
 
-def test_the_pipeline_hands_a_night_time_newsletter_back_and_sends_a_password_reset() -> None:
+def metric(report: BatchReport, name: str, **dimensions: str) -> float:
+    """One metric of a batch's report (0 when absent)."""
+    groups = batch_metrics(report, lane="standard", now=0).groups()
+    return sum(
+        v.value
+        for dims, values in groups
+        if dims == {"lane": "standard", **dimensions}
+        for v in values
+        if v.name == name
+    )
+
+
+def test_a_night_is_one_schedule_at_the_resume_time_and_the_record_is_acked() -> None:
+    clock = FakeClock(epoch(2026, 1, 10, 22))  # 23:00 in Paris
+    service, world = build_fake_service(lane="standard", preferences=FakePreferenceStore([PARIS_NIGHTS]), clock=clock)
+    assert world.scheduler is not None
+    try:
+        news, reset = queue_record(NEWSLETTER, sent_at=clock()), queue_record(RESET)
+        report = service.process([news, reset])
+
+        # The reset goes at once; the newsletter is acked, held by one schedule, neither retried nor hopped
+        assert [e.subject for e in world.sender.sent] == ["Reset your password"]
+        assert report.failed == [] and world.deferrals.deferred == []
+        assert report.deferred == {news.message_id: REASON_QUIET_HOURS}
+        assert metric(report, "QuietHoursDeferred", category="marketing") == 1
+        rid = parse_request(news.body).request_id
+        logged = world.message_log.get(rid)
+        assert logged is not None and logged["status"] == "deferred" and logged["reason_code"] == REASON_QUIET_HOURS
+        resume_at = logged["resume_at"]
+        assert epoch(2026, 1, 11, 7) <= resume_at < epoch(2026, 1, 11, 7) + QUIET_HOURS_JITTER_SECONDS
+        ((name, (at, body)),) = world.scheduler.schedules.items()
+        assert (at, body) == (pytest.approx(resume_at, abs=1e-3), news.body)
+        assert name == quiet_schedule_name(rid, at)
+        assert len(name) <= 64 and re.fullmatch(r"[0-9a-zA-Z_.-]+", name)
+        assert world.claims.get(rid) is None  # released: the schedule's copy claims it
+
+        # A redelivery of the record finds the schedule taken: still one, and acked again
+        redelivered = queue_record(news.body, sent_at=news.sent_at)
+        again = service.process([redelivered])
+        assert again.failed == [] and again.deferred == {redelivered.message_id: REASON_QUIET_HOURS}
+        assert world.scheduler.created == [name] and world.deferrals.deferred == []
+
+        # When it fires, the body goes through the whole pipeline again, and is sent
+        clock.advance(at - clock() + 1)
+        (fired,) = world.scheduler.fire(clock())
+        morning = service.process([queue_record(fired)])
+        assert [o.status for o in morning.outcomes] == ["sent"] and len(world.sender.sent) == 2
+        assert world.message_log.get(rid)["status"] == "sent"  # type: ignore[index]
+    finally:
+        world.close()
+
+
+def test_a_wait_within_one_sqs_delay_hops_even_with_a_scheduler() -> None:
+    clock = FakeClock(epoch(2026, 1, 11, 6, 50))  # 07:50 in Paris: ten minutes (and the jitter) left
+    service, world = build_fake_service(lane="standard", preferences=FakePreferenceStore([PARIS_NIGHTS]), clock=clock)
+    try:
+        news = queue_record(NEWSLETTER)
+        report = service.process([news])
+        (hop,) = world.deferrals.deferred
+        assert report.deferred == {news.message_id: REASON_QUIET_HOURS} and hop.seconds <= MAX_HOP_SECONDS
+        assert world.scheduler is not None and world.scheduler.created == []
+    finally:
+        world.close()
+
+
+def test_a_schedule_that_cannot_be_made_is_a_retry_not_a_drop() -> None:
     clock = FakeClock(epoch(2026, 1, 10, 22))
     service, world = build_fake_service(lane="standard", preferences=FakePreferenceStore([PARIS_NIGHTS]), clock=clock)
+    assert world.scheduler is not None
+    try:
+        news = queue_record(NEWSLETTER)
+        world.scheduler.failures["create"] = TransientError("scheduler_unavailable", "EventBridge Scheduler is down")
+        report = service.process([news])
+        assert report.failed == [news.message_id] and report.retry_reasons[news.message_id] == "scheduler_unavailable"
+        assert report.deferred == {} and world.deferrals.deferred == [] and not world.sender.sent
+        rid = parse_request(news.body).request_id
+        assert world.claims.get(rid) is None and world.message_log.get(rid) is None
+
+        # Its retry, once the scheduler answers, is held
+        world.scheduler.failures.clear()
+        assert service.process([queue_record(news.body, receive_count=2)]).failed == []
+        assert len(world.scheduler.schedules) == 1
+    finally:
+        world.close()
+
+
+def test_without_a_scheduler_a_night_is_hops_and_the_morning_copy_is_sent() -> None:
+    clock = FakeClock(epoch(2026, 1, 10, 22))
+    service, world = build_fake_service(
+        lane="standard", preferences=FakePreferenceStore([PARIS_NIGHTS]), clock=clock, with_scheduler=False
+    )
     try:
         news, reset = queue_record(NEWSLETTER, sent_at=clock()), queue_record(RESET)
         report = service.process([news, reset])
@@ -147,21 +241,17 @@ def test_the_pipeline_hands_a_night_time_newsletter_back_and_sends_a_password_re
         assert (hop.reason, hop.body, hop.deferrals) == (REASON_QUIET_HOURS, news.body, 1)
         assert 450 < hop.seconds <= MAX_HOP_SECONDS
         # Its state says so, with the time it may go; it is not terminal, and its claim is released
-        request_id = next(o.request_id for o in report.outcomes)  # the reset's
-        (logged,) = [
-            item
-            for rid in world.message_log._deferred
-            if rid != request_id and (item := world.message_log.get(rid)) is not None
-        ]
-        assert logged["status"] == "deferred" and logged["reason_code"] == REASON_QUIET_HOURS
+        rid = parse_request(news.body).request_id
+        logged = world.message_log.get(rid)
+        assert logged is not None and logged["status"] == "deferred" and logged["reason_code"] == REASON_QUIET_HOURS
         assert logged["resume_at"] >= epoch(2026, 1, 11, 7)
         assert [entry["status"] for entry in logged["history"]] == ["deferred"]
-        assert world.claims.get(logged["pk"]) is None
+        assert world.claims.get(rid) is None
 
         # When the morning comes, the hop's copy is sent, and the log holds the sent outcome
         clock.advance(logged["resume_at"] - clock() + 1)
         again = service.process([queue_record(hop.body)])
         assert [o.status for o in again.outcomes] == ["sent"]
-        assert world.message_log.get(logged["pk"])["status"] == "sent"  # type: ignore[index]
+        assert world.message_log.get(rid)["status"] == "sent"  # type: ignore[index]
     finally:
         world.close()
