@@ -13,8 +13,8 @@ from typing import Any
 _DATE_TIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
-def date_time_text(value: Any, *, field: str) -> Any:
-    """`value` as a datetime (from one or from ISO 8601 date-time text), or None; else a ValueError naming `field`."""
+def date_time_text(value: Any) -> Any:
+    """`value` as a datetime (given one, or ISO 8601 date-time text), or None; else a ValueError."""
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, str) and _DATE_TIME.match(value):
@@ -23,4 +23,4 @@ def date_time_text(value: Any, *, field: str) -> Any:
             return datetime.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"{field} is ISO 8601 text with a UTC offset, e.g. 2026-12-24T09:00:00+01:00")
+    raise ValueError("expected ISO 8601 text with a UTC offset, e.g. 2026-12-24T09:00:00+01:00")

@@ -159,7 +159,7 @@ class EmailRequest(BaseModel):
     @classmethod
     def _send_at_text(cls, value: Any) -> Any:
         # Pydantic would take a number, or a string of digits, as epoch seconds: the contract is ISO 8601 text.
-        return date_time_text(value, field="send_at")
+        return date_time_text(value)
 
     @field_validator("send_at")
     @classmethod

@@ -165,7 +165,7 @@ class SearchRequest(BaseModel):
     @classmethod
     def _since_text(cls, value: Any) -> Any:
         # Pydantic would take "0" as epoch seconds; the OpenAPI document says date-time.
-        return date_time_text(value, field="since")
+        return date_time_text(value)
 
 
 class SearchPage(BaseModel):
