@@ -202,6 +202,8 @@ class _Work:
     outcome: Outcome | None = None
     retry: str | None = None
     duplicate: bool = False
+    # The record of the same request earlier in the batch that this one is a duplicate of.
+    duplicate_of: _Work | None = None
     sent: bool = False
     # Pacing: when this record's token is usable (monotonic clock), or the delay and reason it is handed back with.
     start: float | None = None
@@ -439,6 +441,7 @@ class SendService:
                 self._reject_conflict(work)
             else:
                 work.duplicate = True
+                work.duplicate_of = original
                 report.duplicates += 1
 
     def _claim(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
@@ -873,6 +876,7 @@ class SendService:
         if unused:
             self._pacer.give_back(unused)
         self._hand_back([w for w in works if not w.handed_back], report)
+        self._retry_duplicates_of_retried(works, report)
         report.quota_used = self._pacer.quota_report()
         self._count_variants(works, report)
         retried = [w for w in works if w.retry is not None]
@@ -899,6 +903,25 @@ class SendService:
             except Exception:
                 # Not fatal: the message comes back after its visibility timeout anyway.
                 logger.exception("could not delay retries", extra={"count": len(delays)})
+
+    @staticmethod
+    def _retry_duplicates_of_retried(works: list[_Work], report: BatchReport) -> None:
+        """An in-batch duplicate whose original is retried is retried with it, never acked alone.
+
+        Acking it is safe only once the original's fate is durable (an outcome in
+        the log, a deferred copy in the queue). A retried original only stays in
+        the queue while nobody else deletes it, and SQS may hand the same
+        messages to two invocations at once (a redelivery, a visibility timeout
+        that ran out): each would keep its first copy and ack the other, and
+        both copies of the request would be gone with no outcome.
+        """
+        for work in works:
+            original = work.duplicate_of
+            if work.duplicate and original is not None and original.retry is not None:
+                if work.record.message_id == original.record.message_id:
+                    continue  # the same message received twice: retried with its original already
+                work.duplicate, work.retry = False, original.retry
+                report.duplicates -= 1
 
     def _count_variants(self, works: list[_Work], report: BatchReport) -> None:
         """Count the recorded outcomes per A/B variant; variants past the policy are switched off."""

@@ -341,6 +341,40 @@ def test_same_request_twice_in_one_batch_is_sent_once(service: SendService, worl
     assert_accounted(report, records)
 
 
+def test_duplicate_in_a_batch_is_retried_with_its_original_not_acked_alone(
+    service: SendService, world: FakeWorld
+) -> None:
+    # Given another worker holds the request's claim, so the batch's first copy is retried
+    message = body()
+    parsed = parse_request(message)
+    world.claims.put(ClaimRecord(parsed.request_id, parsed.content_hash, "other-worker", time.time() + 600))
+
+    # When the batch holds two copies of the request (two messages: a redelivery, a deferred copy)
+    report, records = run(service, message, message)
+
+    # Then both are retried: acking the second is safe only once the first's fate is durable. An
+    # invocation holding the same two messages in the other order would keep the other one and ack
+    # this one, and neither copy would be left
+    assert world.sender.sent == []
+    assert report.failed == ["m0", "m1"] and report.duplicates == 0
+    assert report.retry_reasons == {"m0": "in_flight_elsewhere", "m1": "in_flight_elsewhere"}
+    assert all(world.retries.delay_for(r.receipt_handle) is not None for r in records)
+    assert_accounted(report, records)
+
+
+def test_same_message_twice_in_a_batch_is_retried_once(service: SendService, world: FakeWorld) -> None:
+    # Given a message received twice while one batch was gathered (its visibility ran out meanwhile)
+    message = body()
+    parsed = parse_request(message)
+    world.claims.put(ClaimRecord(parsed.request_id, parsed.content_hash, "other-worker", time.time() + 600))
+    records = [queue_record(message, message_id="m0"), queue_record(message, message_id="m0")]
+
+    report = service.process(records)
+
+    # Then its message id is listed once (the partial batch response names each record once)
+    assert report.failed == ["m0"] and report.duplicates == 1
+
+
 def test_request_already_finished_is_not_resent(service: SendService, world: FakeWorld) -> None:
     # Given a request that was sent by an earlier batch
     message = body()
