@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from infra.config import load_config
+from mailwright.failover import BreakerPolicy
 from mailwright_tools.local.relay import LOCAL_RELAY_NAME, PROVIDER_HEADER
 from mailwright_tools.local.stack import LocalStack, LocalStackOptions
 from mailwright_tools.state import StateDir
@@ -163,6 +165,8 @@ def test_failover_and_restore_by_hand_switch_the_lane_and_are_audited(local_stac
     moved = cli("providers", "failover", "critical", "--note", "SES eu-west-1 degraded", "--actor", "ops@example")
     assert moved.exit_code == 0, moved.stderr
     assert f"mail goes through {LOCAL_RELAY_NAME}" in moved.stdout
+    # Workers read the breaker through a short cache: a switch by hand reaches them within that time.
+    time.sleep(BreakerPolicy().refresh_seconds + 0.5)
     try:
         # Then critical mail goes through the relay, and stays there (no probe) until restored
         request_id = publish(cli, "critical", "byhand@example.com")
@@ -174,6 +178,7 @@ def test_failover_and_restore_by_hand_switch_the_lane_and_are_audited(local_stac
         restored = cli("providers", "restore", "critical", "--note", "SES healthy", "--actor", "ops@example", "--json")
         assert restored.exit_code == 0, restored.stderr
     assert restored.json()["sending_through"] == "ses"
+    time.sleep(BreakerPolicy().refresh_seconds + 0.5)
     request_id = publish(cli, "critical", "restored@example.com")
     assert wait_until(lambda: logged(cli, request_id), timeout=30)["provider"] == "ses"
 
