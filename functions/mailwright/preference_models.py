@@ -31,7 +31,8 @@ class UserPreferences(BaseModel):
             quiet_hours=str(preferences.quiet_hours) if preferences.quiet_hours is not None else None,
             opted_out=sorted(preferences.opted_out),
             unsubscribed_all=preferences.unsubscribed_all,
-            updated_at=state.updated_at,
+            # To the millisecond, as the table stores it: a PATCH answers what a GET then reads.
+            updated_at=round(state.updated_at, 3) if state.updated_at is not None else None,
         )
 
 
