@@ -4,6 +4,7 @@
     GET  /v1/messages/{request_id}   a request's status and history
     POST /v1/messages/search         the requests sent to an address (in the body: never in a URL or a log)
     POST /v1/messages/{request_id}/cancel   cancel a scheduled request
+    GET|PATCH /v1/users/{user_id}/preferences   a user's preferences; change them (audited, the caller as actor)
 
 Every method is IAM-authorized (SigV4): callers need `execute-api:Invoke` on
 it. The stage is throttled (rate and burst from the `api` context value),
@@ -158,8 +159,17 @@ class HttpsApi(Construct):
                 type=apigateway.JsonSchemaType.OBJECT,
             ),
         )
+        preferences_body = self.api.add_model(
+            "PreferencesBody",
+            content_type="application/json",
+            description="A preferences change is a JSON object (the function checks its fields)",
+            schema=apigateway.JsonSchema(
+                schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT
+            ),
+        )
         integration = apigateway.LambdaIntegration(self.function, proxy=True)
-        self.messages = self.api.root.add_resource("v1").add_resource("messages")
+        v1 = self.api.root.add_resource("v1")
+        self.messages = v1.add_resource("messages")
         self.messages.add_method(
             "POST", integration, request_models={"application/json": submit_body}, request_validator=validator
         )
@@ -181,6 +191,18 @@ class HttpsApi(Construct):
             "POST",
             integration,
             request_models={"application/json": search_body},
+            request_validator=validator,
+        )
+        # Users' preferences: read them, change them (mailwright.preference_changes).
+        preferences = v1.add_resource("users").add_resource("{user_id}").add_resource("preferences")
+        preferences.add_method(
+            "GET", integration, request_parameters={"method.request.path.user_id": True}, request_validator=validator
+        )
+        preferences.add_method(
+            "PATCH",
+            integration,
+            request_parameters={"method.request.path.user_id": True},
+            request_models={"application/json": preferences_body},
             request_validator=validator,
         )
         self._acknowledge(config)

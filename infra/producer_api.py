@@ -4,6 +4,7 @@
     GET  /v1/messages/{request_id}   the status of one of the producer's own requests
     POST /v1/messages/search         the producer's own requests to an address
     POST /v1/messages/{request_id}/cancel   cancel one of the producer's own scheduled requests
+    GET|PATCH /v1/users/{user_id}/preferences   a user's preferences; change them (audited as producer:<name>)
 
 Every method requires an API key (header `x-api-key`). Each producer declared
 in context (`api.producers`) gets a usage plan on the stage: rate, burst and
@@ -124,14 +125,15 @@ class ProducerApi(Construct):
         body = self.api.add_model(
             "Body",
             content_type="application/json",
-            description="A JSON object (the function validates it: one request, a batch, or a search)",
+            description="A JSON object (the function validates it: requests, a search, a preferences change)",
             schema=apigateway.JsonSchema(
                 schema=apigateway.JsonSchemaVersion.DRAFT4,
                 type=apigateway.JsonSchemaType.OBJECT,
             ),
         )
         integration = apigateway.LambdaIntegration(function, proxy=True)
-        messages = self.api.root.add_resource("v1").add_resource("messages")
+        v1 = self.api.root.add_resource("v1")
+        messages = v1.add_resource("messages")
         messages.add_method("POST", integration, request_models={"application/json": body}, request_validator=validator)
         by_id = messages.add_resource("{request_id}")
         by_id.add_method(
@@ -149,6 +151,18 @@ class ProducerApi(Construct):
         )
         messages.add_resource("search").add_method(
             "POST", integration, request_models={"application/json": body}, request_validator=validator
+        )
+        # Users' preferences: read them, change them (mailwright.preference_changes).
+        preferences = v1.add_resource("users").add_resource("{user_id}").add_resource("preferences")
+        preferences.add_method(
+            "GET", integration, request_parameters={"method.request.path.user_id": True}, request_validator=validator
+        )
+        preferences.add_method(
+            "PATCH",
+            integration,
+            request_parameters={"method.request.path.user_id": True},
+            request_models={"application/json": body},
+            request_validator=validator,
         )
 
         self.plans = {

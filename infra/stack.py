@@ -371,6 +371,16 @@ class MailwrightStack(Stack):
                 resources=[f"{self.storage.messages.table_arn}/index/{RECIPIENT_INDEX}"],
             )
         )
+        # Users' preferences (GET|PATCH /v1/users/{user_id}/preferences): their items and the audit trail
+        # beside them (`audit#<user_id>`, appended in the same transaction), on the table only: no index, no
+        # Scan, no delete.
+        function.add_environment(Env.PREFERENCES_TABLE, self.storage.preferences.table_name)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[self.storage.preferences.table_arn],
+            )
+        )
         # The address-key marker only (which key versions are still stored): nothing else of that table.
         function.add_to_role_policy(
             iam.PolicyStatement(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailwright.preference_changes import PreferenceAdmin
 from mailwright.producers import NoProducers, ProducerDirectory
 from mailwright.scheduling import ScheduleDesk
 from mailwright.status import StatusService
@@ -19,3 +20,5 @@ class ApiServices:
     producers: ProducerDirectory = field(default_factory=NoProducers)
     # Cancels scheduled requests (POST /v1/messages/{request_id}/cancel); None: this API cancels nothing.
     schedules: ScheduleDesk | None = None
+    # Users' preferences (GET|PATCH /v1/users/{user_id}/preferences), each change audited; None: not served here.
+    preferences: PreferenceAdmin | None = None

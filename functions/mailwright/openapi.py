@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from mailwright import __version__
 from mailwright.constants import REQUEST_ID_PATTERN
+from mailwright.preference_models import PreferencesUpdate, UserPreferences
 from mailwright.status_models import CancelAnswer, ErrorBody, MessageStatus, SearchPage, SearchRequest
 from mailwright.submission_models import Submission, SubmitErrorBody, SubmitResult
 
@@ -46,7 +47,7 @@ COMMON_ERRORS: dict[int, str] = {
 class Operation:
     """One operation of the API: where it is, what it takes and what it answers."""
 
-    method: Literal["get", "post"]
+    method: Literal["get", "post", "patch"]
     path: str
     operation_id: str
     summary: str
@@ -59,6 +60,14 @@ class Operation:
     status: int = 200
     error_body: type[BaseModel] = ErrorBody
 
+
+_USER_ID: dict[str, Any] = {
+    "name": "user_id",
+    "in": "path",
+    "required": True,
+    "description": "The user id requests carry (`user_id`), URL-encoded; 1 to 128 characters, no control characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\x00-\x1f\x7f]+$"},
+}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -143,6 +152,39 @@ OPERATIONS: tuple[Operation, ...] = (
             404: "Another producer's request, or (for a producer) none in the message log (not_found).",
             409: "Too late: the request was already sent (already_sent), or is in another final state or being "
             "sent right now (not_cancellable); nothing was changed.",
+        },
+    ),
+    Operation(
+        method="get",
+        path="/v1/users/{user_id}/preferences",
+        operation_id="getPreferences",
+        summary="A user's preferences",
+        description="The user's locale, time zone, quiet hours, opted-out categories and unsubscribe from all "
+        "optional mail, merged over every stored form of the user id. A user without a record gets everything: "
+        "the defaults are answered (200, `updated_at` null), never 404.",
+        response=UserPreferences,
+        parameters=(_USER_ID,),
+        errors={400: "The user id is malformed (invalid_user_id)."},
+    ),
+    Operation(
+        method="patch",
+        path="/v1/users/{user_id}/preferences",
+        operation_id="changePreferences",
+        summary="Change a user's preferences",
+        description="Applies the changes the body names (the others stay as they are) and answers the new state. "
+        "Each change is kept in the user's audit trail with the caller as the actor (the IAM principal's ARN, or "
+        "`producer:<name>` for an API key) and the note. A change that changes nothing writes nothing. Lifting "
+        "an opt-out or unsubscribe the user made themselves needs `override_user_choice` and a `note` (else 409).",
+        response=UserPreferences,
+        request=PreferencesUpdate,
+        parameters=(_USER_ID,),
+        errors={
+            400: "The body is not JSON or has an unknown field or a wrong type (invalid_body), or a value is "
+            "refused: a bad time zone, quiet hours or locale, an unknown or essential category, "
+            "contradictory options, an override without a note (invalid_preferences), or the user id is "
+            "malformed (invalid_user_id); nothing was changed.",
+            409: "The change would lift an opt-out or unsubscribe the user made themselves, without "
+            "`override_user_choice` (user_choice); nothing was changed.",
         },
     ),
 )

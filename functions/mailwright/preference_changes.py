@@ -33,6 +33,7 @@ from mailwright.quiet_hours import QuietHours, valid_timezone
 SOURCE_CLI = "cli"
 SOURCE_SDK = "sdk"
 SOURCE_IMPORT = "import"
+SOURCE_API = "api"
 
 # What `--timezone`, `--quiet-hours` and `--locale` take to clear a value.
 CLEAR_VALUES = frozenset({"", "none", "off"})

@@ -384,6 +384,8 @@ class ApiSettings:
     # Cancels (scheduled sends): the dedupe claims a cancel takes, and the group whose schedules it deletes.
     idempotency_table: str = ""
     schedule_group: str = ""
+    # Preferences (GET|PATCH /v1/users/{user_id}/preferences): the table, which also keeps their audit trail.
+    preferences_table: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -401,6 +403,7 @@ class ApiSettings:
             **{name: env[key] for name, key in required.items()},
             idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
             schedule_group=env.get(Env.SCHEDULE_GROUP, ""),
+            preferences_table=env.get(Env.PREFERENCES_TABLE, ""),
         )
 
 

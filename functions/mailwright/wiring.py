@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from mailwright.feedback import FeedbackService
     from mailwright.ingest_bridge import BridgeService
     from mailwright.ports import ProviderBreakerStore
+    from mailwright.preference_changes import PreferenceAdmin
     from mailwright.preferences import UnsubscribeService
     from mailwright.provider_feedback import ProviderFeedbackService
     from mailwright.status import StatusService
@@ -527,7 +528,24 @@ def build_api_services(
         )
         if settings.idempotency_table
         else None,
+        preferences=_api_preference_admin(settings, session) if settings.preferences_table else None,
     )
+
+
+def _api_preference_admin(settings: ApiSettings, session: AwsSession) -> PreferenceAdmin:
+    """The API's PreferenceAdmin: the preferences table, and the keyring for address-derived user ids."""
+    from mailwright.adapters.preferences import DynamoPreferenceLedger
+    from mailwright.preference_changes import PreferenceAdmin
+
+    config = client_config(max_attempts=3, pool=10, read_timeout=5.0)
+    dynamodb = session.client("dynamodb", config=config)
+    keys = address_keys(
+        session.client("secretsmanager", config=config),
+        settings.address_key_secret_arn,
+        dynamodb,
+        settings.suppression_table,
+    )
+    return PreferenceAdmin(DynamoPreferenceLedger(dynamodb, settings.preferences_table), address_keys=keys)
 
 
 def build_provider_feedback_service(

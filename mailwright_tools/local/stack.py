@@ -580,6 +580,8 @@ class LocalStack:
             # Cancels (scheduled sends), as the CDK app adds them to the deployed function.
             Env.IDEMPOTENCY_TABLE: resources.idempotency_table,
             Env.SCHEDULE_GROUP: resources.schedule_group,
+            # Preferences (GET|PATCH /v1/users/{user_id}/preferences), as the CDK app adds them.
+            Env.PREFERENCES_TABLE: resources.preferences_table,
         }
         services = build_api_services(
             ApiSettings.from_env(environment), SubmissionSettings.from_env(environment), session=session

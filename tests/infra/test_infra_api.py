@@ -84,6 +84,9 @@ def test_the_api_is_regional_with_exactly_the_v1_operations(synthesized: Synthes
         "POST /v1/messages/search",
         # Scheduled sends: cancel one.
         "POST /v1/messages/{request_id}/cancel",
+        # Users' preferences: read, change.
+        "GET /v1/users/{user_id}/preferences",
+        "PATCH /v1/users/{user_id}/preferences",
     }
 
 
@@ -224,6 +227,7 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
     worker_env = synthesized.workers()["standard"][1]["Properties"]["Environment"]["Variables"]
     schedules_key = worker_env[Env.SCHEDULE_KEY_ARN]["Fn::GetAtt"][0]
     idempotency = synthesized.output_ref(Outputs.IDEMPOTENCY_TABLE)
+    preferences = synthesized.output_ref(Outputs.PREFERENCES_TABLE)
     scheduler_only = json.dumps({"StringLike": {"kms:ViaService": "scheduler.*.amazonaws.com"}}, sort_keys=True)
 
     granted = sorted(
@@ -246,6 +250,8 @@ def test_the_function_reads_the_message_log_the_keyring_templates_and_producers_
             # Lookups, and a cancel's update of the request item (one statement: the same resource).
             (("dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"), (f"${{{messages}.Arn}}",), "null"),
             (("dynamodb:Query",), (f"${{{messages}.Arn}}/index/{RECIPIENT_INDEX}",), "null"),
+            # Preferences: a user's items and their audit trail (appended in the same transaction), the table only.
+            (("dynamodb:GetItem", "dynamodb:UpdateItem"), (f"${{{preferences}.Arn}}",), "null"),
             # Submissions: the producers table one item at a time, template bundles, and the lane queues.
             (("dynamodb:GetItem",), (f"${{{producers}.Arn}}",), "null"),
             (
@@ -288,6 +294,7 @@ def test_the_function_runs_the_shared_code_and_is_told_where_to_read(synthesized
     assert variables[Env.ADDRESS_KEY_SECRET_ARN] == {"Ref": synthesized.secret_id("address keyring")}
     assert variables[Env.PRODUCERS_TABLE] == {"Ref": synthesized.output_ref(Outputs.PRODUCERS_TABLE)}
     assert variables[Env.TEMPLATES_BUCKET] == {"Ref": synthesized.output_ref(Outputs.TEMPLATES_BUCKET)}
+    assert variables[Env.PREFERENCES_TABLE] == {"Ref": synthesized.output_ref(Outputs.PREFERENCES_TABLE)}
     lane_urls = render(variables[Env.LANE_QUEUE_URLS])
     for lane in LANES:
         assert f'"{lane}":"${{{synthesized.output_ref(Outputs.queue_url(lane))}}}"' in lane_urls

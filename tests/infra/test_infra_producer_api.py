@@ -64,6 +64,8 @@ def test_every_method_needs_an_api_key_and_proxies_to_the_api_function(synthesiz
         "GET /v1/messages/{request_id}",
         "POST /v1/messages/search",
         "POST /v1/messages/{request_id}/cancel",
+        "GET /v1/users/{user_id}/preferences",
+        "PATCH /v1/users/{user_id}/preferences",
     }
     assert api["ApiKeySourceType"] == "HEADER"
     for method in methods.values():

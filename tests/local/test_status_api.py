@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mailwright.sdk import MessageNotFoundError, Publisher, StatusClient
+from mailwright_tools.local.api_server import LOCAL_CALLER_ARN
 from mailwright_tools.local.stack import LocalStack
 from tests.local.conftest import Cli, wait_until
 
@@ -129,6 +130,19 @@ def test_the_cli_lists_a_recipients_requests_with_the_same_code(cli: Cli, sent: 
     assert limited.stdout.count("password_reset") == 2
     assert "raise --limit" in limited.stdout
     assert nothing.exit_code == 1
+
+
+def test_preferences_over_https_are_the_clis_audited_with_the_caller(local_stack: LocalStack, cli: Cli) -> None:
+    url = f"{local_stack.state['status_api_url']}/v1/users/user-https/preferences"
+
+    changed, state = http("PATCH", url, {"timezone": "Europe/Paris", "quiet_hours": "21:00-08:00"})
+    bad, refused = http("PATCH", url, {"timezone": "Paris"})
+
+    assert (changed, state["timezone"], state["quiet_hours"]) == (200, "Europe/Paris", "21:00-08:00")
+    assert http("GET", url) == (200, state)
+    assert (bad, refused["error"]["code"]) == (400, "invalid_preferences")
+    [audit] = cli("preferences", "get", "user-https", "--json").json()["history"]
+    assert (audit["actor"], audit["source"]) == (LOCAL_CALLER_ARN, "api")
 
 
 def test_the_cli_refuses_bad_recipient_lookups(cli: Cli) -> None:

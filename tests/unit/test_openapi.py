@@ -84,8 +84,9 @@ def test_the_handler_routes_every_documented_operation(operation: object) -> Non
         status=StatusService(log, FakeRecipientIndex(log), StaticAddressKeys()),
         submissions=submission_service(FakeSqs()),
     )
-    path = operation.path.replace("{request_id}", "ab" * 16)
+    path = operation.path.replace("{request_id}", "ab" * 16).replace("{user_id}", "user-42")
     bodies = {
+        "changePreferences": {"timezone": "Europe/Paris"},
         "searchMessages": {"recipient": "jane@example.com"},
         "submitMessages": {"recipient_email": "jane@example.com", "template_id": "welcome_email"},
     }

@@ -4,6 +4,8 @@
     GET  /v1/messages/{request_id}   the request's status and history (MessageStatus)
     POST /v1/messages/search         {"recipient": ..., "since": ..., "limit": ..., "next": ...} -> SearchPage
     POST /v1/messages/{request_id}/cancel   cancel a scheduled request -> 200 CancelAnswer, 409 when too late
+    GET  /v1/users/{user_id}/preferences    the user's preferences -> 200 UserPreferences (defaults if none)
+    PATCH /v1/users/{user_id}/preferences   change them, audited -> 200 UserPreferences, 409 on a user's own choice
 
 The search is a POST so the address travels in the body, never in a URL
 that access logs keep. Every error is `{"error": {"code": ..., "message": ...}}`.
@@ -29,11 +31,20 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mailwright.api_services import ApiServices
 from mailwright.errors import MailwrightError, TransientError
 from mailwright.observability import MetricsSink, service_logger, service_metrics, service_tracer
+from mailwright.preference_changes import (
+    SOURCE_API,
+    PreferenceAdmin,
+    PreferenceError,
+    UserChoiceError,
+    check_user_id,
+)
+from mailwright.preference_models import PreferencesUpdate, UserPreferences
+from mailwright.request import describe_validation_error
 from mailwright.settings import ApiSettings, SubmissionSettings
 from mailwright.status import (
     PLATFORM,
@@ -80,6 +91,10 @@ class AccessDeniedError(MailwrightError):
 
 class SubmissionsUnavailableError(MailwrightError):
     """This deployment of the function was given no submission service."""
+
+
+class InvalidPreferencesError(MailwrightError):
+    """A preferences body that is not JSON or not the PreferencesUpdate model: nothing was changed."""
 
 
 def _on_error(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
@@ -185,6 +200,37 @@ def cancel_message(request_id: str) -> Response[str]:
     return _json(200, CancelAnswer(request_id=request_id, status=result.status or "cancelled", cancelled=True))
 
 
+@app.get("/v1/users/<user_id>/preferences")
+def get_preferences(user_id: str) -> Response[str]:
+    """A user's preferences (a user without a record has the defaults: never 404)."""
+    viewer_of(app.current_event)
+    state = _preferences().get(_user_id(user_id))
+    logger.info("preferences looked up", stored=state.stored)
+    return _json(200, UserPreferences.of(user_id, state))
+
+
+@app.patch("/v1/users/<user_id>/preferences")
+def change_preferences(user_id: str) -> Response[str]:
+    """Change a user's preferences, audited with the caller as the actor; 409 to lift a user's own choice."""
+    actor = _actor(app.current_event)
+    _user_id(user_id)
+    try:
+        update = PreferencesUpdate.model_validate_json(_body(app.current_event) or b"")
+    except ValidationError as exc:
+        raise InvalidPreferencesError(describe_validation_error(exc)) from None
+    result = _preferences().change(
+        user_id,
+        update.change(),
+        actor=actor,
+        source=SOURCE_API,
+        note=update.note,
+        override_user_choice=update.override_user_choice,
+    )
+    # The user id may be address-derived: the changes and who made them are enough to follow a change.
+    logger.info("preferences changed", changes=list(result.changes), overrode=result.overrode_user_choice)
+    return _json(200, UserPreferences.of(user_id, result.state))
+
+
 @app.post("/v1/messages/search")
 def search_messages() -> Response[str]:
     """The requests sent to one address, newest first, a page at a time."""
@@ -203,6 +249,21 @@ def _invalid(exc: InvalidLookupError) -> Response[str]:
 @_on_error(RequestNotFoundError)
 def _not_found(exc: RequestNotFoundError) -> Response[str]:
     return _error(404, exc.code, exc.message)
+
+
+@_on_error(UserChoiceError)
+def _user_choice(exc: UserChoiceError) -> Response[str]:
+    return _error(409, "user_choice", str(exc))
+
+
+@_on_error(PreferenceError)
+def _bad_preferences(exc: PreferenceError) -> Response[str]:
+    return _error(400, "invalid_preferences", str(exc))
+
+
+@_on_error(InvalidPreferencesError)
+def _unreadable_preferences(exc: InvalidPreferencesError) -> Response[str]:
+    return _error(400, "invalid_body", str(exc))
 
 
 @_on_error(AccessDeniedError)
@@ -252,7 +313,7 @@ def _no_route(exc: Exception) -> Response[str]:
         404,
         "unknown_route",
         "no such operation: POST /v1/messages, GET /v1/messages/{request_id}, POST /v1/messages/search, "
-        "POST /v1/messages/{request_id}/cancel",
+        "POST /v1/messages/{request_id}/cancel, GET|PATCH /v1/users/{user_id}/preferences",
     )
 
 
@@ -276,6 +337,32 @@ def _body(event: APIGatewayProxyEvent) -> bytes:
 def _services() -> ApiServices:
     services: ApiServices = app.context["services"]
     return services
+
+
+def _preferences() -> PreferenceAdmin:
+    admin = _services().preferences
+    if admin is None:
+        raise SubmissionsUnavailableError("this API serves no preferences")
+    return admin
+
+
+def _user_id(user_id: str) -> str:
+    """The path's user id, checked as a request's `user_id` is (400 invalid_user_id otherwise)."""
+    try:
+        return check_user_id(user_id)
+    except PreferenceError as exc:
+        raise InvalidLookupError("invalid_user_id", str(exc)) from None
+
+
+def _actor(event: APIGatewayProxyEvent) -> str:
+    """Who changes preferences, for the audit trail: `producer:<name>` (an API key's), else the IAM principal ARN."""
+    viewer = viewer_of(event)
+    if viewer.producer is not None:
+        return f"producer:{viewer.producer}"
+    arn = event.request_context.identity.user_arn
+    if not arn:
+        raise AccessDeniedError("the request carries no caller identity")
+    return arn
 
 
 def _service() -> StatusService:
