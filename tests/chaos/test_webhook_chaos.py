@@ -172,8 +172,20 @@ def test_a_down_then_flaky_endpoint_loses_no_event_and_slows_no_other(world: dic
     def delivered() -> set[str | None]:
         return {r.headers.get("webhook-id") for r in flaky.received if r.verified}
 
-    while not set(ids) <= delivered() and time.monotonic() < deadline:
+    def queued() -> int:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        url = world["endpoints"]["flaky"]["queue_url"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(name, "0")) for name in names)
+
+    # Done when the queue is empty: an event answered badly is received, then retried from the queue until a 2xx.
+    while (not set(ids) <= delivered() or queued()) and time.monotonic() < deadline:
         time.sleep(0.25)
+    assert queued() == 0, "the flaky endpoint's queue did not drain"
     assert delivered() >= set(ids), f"lost: {sorted(set(ids) - delivered())[:5]}"
     # Nothing was given up on: no archived delivery, no dead letter; every request carried a valid signature
     assert world["s3"].list_objects_v2(Bucket="archive").get("KeyCount", 0) == 0
