@@ -167,7 +167,7 @@ def test_a_down_then_flaky_endpoint_loses_no_event_and_slows_no_other(world: dic
     time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - started)))
     flaky.behaviour = _Scripted(flaky)
     flaky.start(world["flaky_port"])
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 150  # retries included: a run here has taken 78 s
 
     def delivered() -> set[str | None]:
         return {r.headers.get("webhook-id") for r in flaky.received if r.verified}
