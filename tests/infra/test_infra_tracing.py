@@ -52,3 +52,14 @@ def test_with_tracing_every_function_is_traced_actively(domain_synthesized: Synt
         assert len(grants) == 1, (props["Handler"], grants)
         actions = {str(a) for a in as_list(grants[0]["Action"])}
         assert actions >= XRAY_ACTIONS and as_list(grants[0]["Resource"]) == ["*"], (props["Handler"], grants)
+
+
+def test_the_api_stages_are_traced_as_the_functions_are(
+    synthesized: Synthesized, domain_synthesized: Synthesized
+) -> None:
+    for synth in (synthesized, domain_synthesized):
+        stages = [r["Properties"] for r in synth.resources("AWS::ApiGateway::Stage").values()]
+        # The HTTPS API, and the producers' API where producers are declared.
+        assert stages
+        assert all(stage.get("TracingEnabled", False) is synth.config.tracing for stage in stages), stages
+    assert len(domain_synthesized.resources("AWS::ApiGateway::Stage")) == 2
