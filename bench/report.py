@@ -899,7 +899,12 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
             "waiting for a core, and a quiet machine measures far less. "
             f"The largest imports: "
             + ", ".join(f"{x['package']} {x['ms']} ms" for x in cs["import_breakdown"][:4])
-            + "."
+            + ". Tracing is now off by default (no X-Ray SDK) and the clients are built without listing every "
+            "botocore service; what is left is what the first batch uses (section 5): pydantic and the request "
+            "and template models it validates, botocore and its four clients, jinja2, and the dataclasses of "
+            "ports and settings. Deferring any of them would move its cost into the first batch; meeting 500 ms "
+            "needs a smaller first-batch path (botocore models trimmed to the operations called, fewer "
+            "dataclasses at import, or the request checked without pydantic), not lazier imports."
         )
     cpu = results["cpu"]
     lines.append(
