@@ -12,8 +12,8 @@
 * Traces go to X-Ray (Powertools Tracer) when the deployment turns tracing
   on (the `tracing` setting). Off, the functions are deployed with
   POWERTOOLS_TRACE_DISABLED=true and get `UntracedHandlers` instead of a
-  Tracer: Powertools' Tracer imports the X-Ray SDK even when disabled, about
-  a tenth of a send worker's cold start. The tracer also switches itself off
+  Tracer: Powertools' Tracer imports the X-Ray SDK even when disabled, tens
+  of milliseconds of a send worker's cold start. The tracer also switches itself off
   outside Lambda, so local runs never wait for an X-Ray daemon.
 """
 
