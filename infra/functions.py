@@ -2,8 +2,9 @@
 
 Python 3.12 on arm64, X-Ray tracing when the `tracing` setting asks for it, a
 log group of its own with a retention, and a role that may write to that log
-group and nothing else until the stack grants more: no AWSLambdaBasicExecutionRole, whose logs:CreateLogGroup and
-logs:PutLogEvents apply to every log group in the account.
+group and nothing else until the stack grants more: no
+AWSLambdaBasicExecutionRole, whose logs:CreateLogGroup and logs:PutLogEvents
+apply to every log group in the account.
 """
 
 from __future__ import annotations
