@@ -19,10 +19,12 @@ this machine's wheels instead of arm64 ones (native code must run here):
 functions/requirements.txt and the package, compiled as the bundler
 compiles them; the SDK is boto3 at the pinned version, precompiled as the
 runtime's is. The function's environment is the deployed one (the lane's
-variables and `infra.functions.RUNTIME_ENVIRONMENT`). Two cases: the asset
+variables and `infra.functions.runtime_environment`: with cdk.json's settings, tracing off, so
+POWERTOOLS_TRACE_DISABLED is set and no X-Ray SDK is loaded). Two cases: the asset
 with its bytecode (what synth ships with a CPython 3.12 at hand) and without
 (what it ships otherwise: every cold start compiles the modules it imports,
-`/var/task` being read-only). Without a CPython 3.12 the same two cases run
+`/var/task` being read-only). A third, with bytecode and X-Ray tracing on (the
+`tracing` setting), shows what tracing costs. Without a CPython 3.12 the same two cases run
 on this interpreter and this checkout's virtualenv (less faithful: many more
 packages are installed there).
 """
@@ -41,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, lane_environment, median
+from bench.common import REPO, config, lane_environment, median
 
 PROBE = """
 import json, time
@@ -145,16 +147,14 @@ def import_breakdown(top: int = 10, *, python: str | None = None) -> list[dict[s
     """Import time by top-level package (`python -X importtime`, each module's own time summed per package).
 
     With `python` (a CPython 3.12): that interpreter, isolated, on the asset and the SDK alone, as Lambda runs
-    it (the tracer on). Without: this interpreter and its virtualenv, whose many packages some imports scan
-    (the X-Ray SDK's looks them up), so its figures overstate those imports.
+    it (tracing as cdk.json sets it). Without: this interpreter and its virtualenv, whose many packages some
+    imports scan (the X-Ray SDK's looks them up), so its figures overstate those imports.
     """
     env = _environment()
     command = [sys.executable, "-X", "importtime", "-c", "import mailwright.handlers.send_worker"]
     if python is not None:
-        from infra.functions import RUNTIME_ENVIRONMENT
-
         asset, _, sdk = emulated_asset(python)
-        env = {**env, **RUNTIME_ENVIRONMENT, **_lambda_variables(asset)}
+        env = {**env, **_deployed_variables(), **_lambda_variables(asset)}
         env.pop("PYTHONPATH", None)
         probe = "import sys; sys.path[:0] = sys.argv[1:3]; del sys.argv[1:3]\nimport mailwright.handlers.send_worker"
         command = [python, "-I", "-S", "-B", "-X", "importtime", "-c", probe, str(asset), str(sdk)]
@@ -297,8 +297,15 @@ def compile_bytecode_tree(python: str, tree: Path) -> None:
     )
 
 
+def _deployed_variables(*, tracing: bool | None = None) -> dict[str, str]:
+    """What the stack sets on every function, tracing as cdk.json's settings have it unless `tracing` says."""
+    from infra.functions import runtime_environment
+
+    return runtime_environment(tracing=config().tracing if tracing is None else tracing)
+
+
 def _lambda_variables(code: Path) -> dict[str, str]:
-    """What Lambda sets: the tracer is on, and the X-Ray SDK samples locally as it does in Lambda."""
+    """What Lambda sets: the tracer (when tracing is on) is on, and the X-Ray SDK samples locally as in Lambda."""
     return {
         "LAMBDA_TASK_ROOT": str(code),
         "AWS_LAMBDA_FUNCTION_NAME": "mailwright-cold-start",
@@ -308,15 +315,17 @@ def _lambda_variables(code: Path) -> dict[str, str]:
 
 
 def deployed_init_times(python: str, runs: int = 10) -> dict[str, Any]:
-    """Median import and build times over `runs` isolated CPython 3.12 processes, with and without bytecode."""
-    from infra.functions import RUNTIME_ENVIRONMENT
-
+    """Median import and build times over `runs` isolated CPython 3.12 processes: with and without bytecode,
+    and with bytecode and tracing on.
+    """
     asset, bare, sdk = emulated_asset(python)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    env = {**_environment(), **RUNTIME_ENVIRONMENT}
-    env.pop("PYTHONPATH", None)
+    deployed = {**_environment(), **_deployed_variables()}
+    deployed.pop("PYTHONPATH", None)
+    untraced = _deployed_variables(tracing=False).keys() - _deployed_variables(tracing=True).keys()
+    traced = {key: value for key, value in deployed.items() if key not in untraced} | _deployed_variables(tracing=True)
 
-    def probe(code: Path) -> dict[str, float]:
+    def probe(code: Path, env: dict[str, str] = deployed) -> dict[str, float]:
         env.update(_lambda_variables(code))
         # -B: nothing is written back (Lambda's /var/task is read-only), so a module without
         # bytecode is compiled at every start.
@@ -334,6 +343,7 @@ def deployed_init_times(python: str, runs: int = 10) -> dict[str, Any]:
     probe(asset)  # the page cache warm, as a Lambda host's is for the runtime
     shipped = [probe(asset) for _ in range(runs)]
     compiled_at_start = [probe(bare) for _ in range(runs)]
+    with_tracing = [probe(asset, traced) for _ in range(runs)]
     version = subprocess.run(  # noqa: S603
         [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -343,6 +353,8 @@ def deployed_init_times(python: str, runs: int = 10) -> dict[str, Any]:
         "load_average_at_start": load_at_start,
         "bytecode_shipped": _summary(shipped),
         "asset_compiled_at_start": _summary(compiled_at_start),
+        "tracing": config().tracing,
+        "bytecode_shipped_tracing_on": _summary(with_tracing),
     }
 
 

@@ -675,7 +675,7 @@ Load average {cs.get("load_average_at_start", "?")} at the start, {cs.get("load_
 |---|---|---|---|---|
 | as deployed: the asset with its bytecode | {warm["import_ms"]} ms | {warm["build_ms"]} ms | **{warm["init_ms"]} ms** | {warm.get("cpu_ms", "-")} ms |
 | the asset without bytecode (compiled at each start) | {cold["import_ms"]} ms | {cold["build_ms"]} ms | {cold["init_ms"]} ms | {cold.get("cpu_ms", "-")} ms |
-
+{_traced_row(cs)}
 The bundler (`infra/bundling.py`) compiles the asset with a CPython 3.12
 (this machine's, `python3.12` on the path, pyenv's, or
 `MAILWRIGHT_LAMBDA_PYTHON`): unchecked-hash `.pyc` files (PEP 552), which the
@@ -687,6 +687,18 @@ look through the installed distributions for plugins when the first model is
 built. Import time by package (`-X importtime`, own time summed, this
 checkout): {imports}.
 
+X-Ray tracing is a deployment setting (`tracing`), off by default: X-Ray
+bills each trace, and Powertools' Tracer imports the X-Ray SDK and patches
+botocore even when disabled. Untraced functions are deployed with
+`POWERTOOLS_TRACE_DISABLED=true` and no X-Ray permission, and their handlers
+get a stand-in for the tracer (`mailwright.observability.UntracedHandlers`)
+that imports nothing; the last row above is a worker deployed with
+`tracing: true`. Building the clients no longer lists botocore's ~400 service
+directories: botocore's loader does that, once per model type, only to check
+that a client's service exists; `mailwright.adapters.aws.ModelLoader` asks the
+service's own directory instead (about 45 ms of CPU for the worker's four
+clients on this machine).
+
 What the worker's Init leaves out: boto3 (the functions build low-level
 clients from a botocore session, `mailwright.adapters.aws.BotocoreSession`;
 boto3 imports s3transfer and multiprocessing, and DynamoDB items are decoded
@@ -694,13 +706,23 @@ by `mailwright.adapters.dynamodb.deserialize`), asyncio (wrapt, the X-Ray
 SDK's dependency, is pinned to 1.17: wrapt 2 imports asyncio at import), the
 queue's client until a retry or deferral needs it, the other functions'
 services and models (status, submission, OpenAPI, feedback, failover for a
-lane without a secondary: `tests/unit/test_cold_start_imports.py` checks).
+lane without a secondary: `tests/unit/test_cold_start_imports.py` checks), and
+with tracing off the X-Ray SDK and wrapt (`tests/unit/test_tracing.py`).
 What it still spends, and why: botocore (its import, then each client's
 service model and endpoint rules, JSON parsed at build: most of the build
 column), pydantic with the request and template-bundle models (both used by
-the first batch), jinja2 (the default template engine), Powertools' logger,
-metrics and tracer (the X-Ray SDK patches botocore at import), and about sixty
-frozen dataclasses (ports and settings), each compiled by `dataclasses` at import.
+the first batch), jinja2 (the default template engine), Powertools' logger
+and metrics, and about sixty frozen dataclasses (ports and settings), each
+compiled by `dataclasses` at import (about 1.5 ms each on CPython 3.12, which
+compiles every generated method separately). All four clients are used by
+the first batch (templates from S3, claims, log and pacing in DynamoDB, SES,
+the address and unsubscribe keys in Secrets Manager): building them later
+would move their cost into the first batch, not save it. Each client also
+copies the session's event handlers and parses its service model and
+endpoint rules (about 4.8 MB of JSON for the four, with botocore's
+`endpoints.json`); shipping models trimmed to the operations mailwright calls
+would cut most of that parse, at the cost of keeping them in step with the
+runtime's botocore.
 
 Asset, built by `infra.bundling.WorkerCodeBundler` (what `cdk synth` runs): **{cs["asset"].get("unzipped_bytes", 0):,} bytes unzipped,
 {cs["asset"].get("zipped_bytes", 0):,} bytes zipped** (deflate level 9),
@@ -877,7 +899,12 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
             "waiting for a core, and a quiet machine measures far less. "
             f"The largest imports: "
             + ", ".join(f"{x['package']} {x['ms']} ms" for x in cs["import_breakdown"][:4])
-            + "."
+            + ". Tracing is now off by default (no X-Ray SDK) and the clients are built without listing every "
+            "botocore service; what is left is what the first batch uses (section 5): pydantic and the request "
+            "and template models it validates, botocore and its four clients, jinja2, and the dataclasses of "
+            "ports and settings. Deferring any of them would move its cost into the first batch; meeting 500 ms "
+            "needs a smaller first-batch path (botocore models trimmed to the operations called, fewer "
+            "dataclasses at import, or the request checked without pydantic), not lazier imports."
         )
     cpu = results["cpu"]
     lines.append(
@@ -949,12 +976,25 @@ def _cold_start_method(cs: dict[str, Any]) -> str:
             f"As deployed: CPython {cs['python']} (the Lambda runtime's version) started isolated (`-I -S`), its "
             "path the asset and the AWS SDK alone as on Lambda: the asset as the bundler builds it, with this "
             "machine's wheels (native code must run here) and compiled as the bundler compiles it, boto3 at the "
-            "pinned version and precompiled as the runtime's is, Lambda's variables set (the tracer on, the X-Ray "
-            "SDK sampling locally) and the deployed environment (`infra.functions.RUNTIME_ENVIRONMENT`)."
+            "pinned version and precompiled as the runtime's is, Lambda's variables set (the X-Ray SDK, when "
+            "tracing is on, sampling locally) and the deployed environment (`infra.functions.runtime_environment`: "
+            f"tracing {'on' if cs.get('tracing') else 'off'}, cdk.json's setting)."
         )
     return (
         f"No CPython 3.12 on this machine: Python {cs['python']} and this checkout's virtualenv (many more "
         "packages than the asset), with and without the asset's modules' bytecode."
+    )
+
+
+def _traced_row(cs: dict[str, Any]) -> str:
+    traced = cs.get("bytecode_shipped_tracing_on")
+    if not traced:
+        return ""
+    cells = [traced["import_ms"], traced["build_ms"], traced["init_ms"], traced.get("cpu_ms", "-")]
+    return (
+        "| the same with `tracing: true` (X-Ray SDK loaded, botocore patched) | "
+        + " | ".join(f"{cell} ms" for cell in cells)
+        + " |\n"
     )
 
 

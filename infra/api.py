@@ -9,7 +9,7 @@
 Every method is IAM-authorized (SigV4): callers need `execute-api:Invoke` on
 it. The stage is throttled (rate and burst from the `api` context value),
 writes access logs (JSON, no bodies, so no address) and execution logs at
-ERROR level only (no data trace), and is traced with X-Ray. API Gateway's own
+ERROR level only (no data trace), and is traced with X-Ray when the `tracing` setting is on. API Gateway's own
 errors (a refused signature, throttling, a malformed body) come back in the
 function's error shape, `{"error": {"code", "message"}}`.
 
@@ -29,7 +29,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import ApiConfig
-from infra.functions import LOG_RETENTION, python_function
+from infra.functions import LOG_RETENTION, python_function, traced
 from infra.nag import acknowledge
 from mailwright.constants import API_HANDLER
 
@@ -119,7 +119,8 @@ class HttpsApi(Construct):
                 # Errors only, and never the request or response bodies (addresses, in a search).
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
-                tracing_enabled=True,
+                # X-Ray as the functions are (the `tracing` setting): each trace is billed.
+                tracing_enabled=traced(self),
             ),
             default_method_options=apigateway.MethodOptions(authorization_type=apigateway.AuthorizationType.IAM),
         )

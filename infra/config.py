@@ -363,6 +363,8 @@ class MailwrightConfig:
     events: EventsConfig = field(default_factory=EventsConfig)
     # Template categories held during a recipient's quiet hours (issue 17); essential ones never are.
     quiet_hours_categories: tuple[str, ...] = tuple(c for c in CATEGORIES if c in DEFAULT_QUIET_HOURS_CATEGORIES)
+    # X-Ray active tracing of every function (off: no traces billed, and no X-Ray SDK loaded at cold start).
+    tracing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -531,6 +533,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "variants",
         "ingest",
         "quiet_hours_categories",
+        "tracing",
         *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
@@ -567,9 +570,18 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         variants=_variants_settings(raw),
         events=events,
         quiet_hours_categories=_quiet_hours_categories(raw),
+        tracing=_tracing(raw),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
+
+
+def _tracing(raw: dict[str, Any]) -> bool:
+    """Whether the functions are traced with X-Ray (`tracing`: true or false, default false)."""
+    tracing = raw.get("tracing", False)
+    if not isinstance(tracing, bool):
+        raise ConfigError(f"{CONTEXT_KEY}.tracing must be true or false, got {tracing!r}")
+    return tracing
 
 
 def _quiet_hours_categories(raw: dict[str, Any]) -> tuple[str, ...]:

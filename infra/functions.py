@@ -1,9 +1,10 @@
 """The common shape of mailwright's Lambda functions.
 
-Python 3.12 on arm64, X-Ray tracing, a log group of its own with a retention,
-and a role that may write to that log group and nothing else until the stack
-grants more: no AWSLambdaBasicExecutionRole, whose logs:CreateLogGroup and
-logs:PutLogEvents apply to every log group in the account.
+Python 3.12 on arm64, X-Ray tracing when the `tracing` setting asks for it, a
+log group of its own with a retention, and a role that may write to that log
+group and nothing else until the stack grants more: no
+AWSLambdaBasicExecutionRole, whose logs:CreateLogGroup and logs:PutLogEvents
+apply to every log group in the account.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.nag import LATEST_RUNTIME_REASON, acknowledge, acknowledge_tracing
 
@@ -25,6 +26,25 @@ RUNTIME_ENVIRONMENT: dict[str, str] = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 # Long enough to investigate an incident, short enough not to hoard addresses that slipped through masking.
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 RUNTIME = lambda_.Runtime.PYTHON_3_12
+# The construct-tree context key `trace_functions` sets and `python_function` reads (inherited by every child).
+TRACING_CONTEXT_KEY = "mailwright:tracing"
+# Untraced functions build no Powertools Tracer, so they never import the X-Ray SDK (mailwright.observability).
+UNTRACED_ENVIRONMENT: dict[str, str] = {"POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+def trace_functions(scope: Construct, *, enabled: bool) -> None:
+    """Have every `python_function` under `scope` traced with X-Ray (active) or not; call before adding them."""
+    scope.node.set_context(TRACING_CONTEXT_KEY, enabled)
+
+
+def runtime_environment(*, tracing: bool) -> dict[str, str]:
+    """The variables every function gets, traced or not (the bench's cold start uses them too)."""
+    return {**RUNTIME_ENVIRONMENT, **({} if tracing else UNTRACED_ENVIRONMENT)}
+
+
+def traced(scope: IConstruct) -> bool:
+    """Whether functions under `scope` are traced: as `trace_functions` set it above them, else not (the default)."""
+    return scope.node.try_get_context(TRACING_CONTEXT_KEY) is True
 
 
 def log_writer_role(scope: Construct, construct_id: str, *, log_group: logs.ILogGroup, description: str) -> iam.Role:
@@ -58,7 +78,8 @@ def python_function(
     environment: Mapping[str, str],
     reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
-    """A traced Python function with its own log group (`log_group_id`) and role (`<construct_id>Role`)."""
+    """A Python function with its own log group (`log_group_id`) and role (`<construct_id>Role`), traced if asked."""
+    tracing = traced(scope)
     log_group = logs.LogGroup(scope, log_group_id, retention=LOG_RETENTION)
     role = log_writer_role(scope, f"{construct_id}Role", log_group=log_group, description=description)
     function = lambda_.Function(
@@ -74,9 +95,11 @@ def python_function(
         reserved_concurrent_executions=reserved_concurrency,
         log_group=log_group,
         role=role,
-        tracing=lambda_.Tracing.ACTIVE,
-        environment={**RUNTIME_ENVIRONMENT, **environment},
+        # Off: no TracingConfig (Lambda's default, PassThrough) and no X-Ray grant on the role.
+        tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
+        environment={**runtime_environment(tracing=tracing), **environment},
     )
     acknowledge(function, "AwsSolutions-L1", LATEST_RUNTIME_REASON)
-    acknowledge_tracing(role)
+    if tracing:
+        acknowledge_tracing(role)
     return function

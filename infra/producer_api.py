@@ -38,7 +38,7 @@ from constructs import Construct
 
 from infra.api import ACCESS_LOG_FORMAT, GATEWAY_ERRORS, STAGE_NAME, gateway_error
 from infra.config import ApiConfig, ProducerPlanConfig, WafConfig, producer_plan_name
-from infra.functions import LOG_RETENTION
+from infra.functions import LOG_RETENTION, traced
 from infra.nag import acknowledge
 from mailwright.constants import Keys
 
@@ -103,7 +103,8 @@ class ProducerApi(Construct):
                 # Errors only, never the bodies (requests hold addresses and variables).
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
-                tracing_enabled=True,
+                # X-Ray as the functions are (the `tracing` setting): each trace is billed.
+                tracing_enabled=traced(self),
             ),
             default_method_options=apigateway.MethodOptions(api_key_required=True),
         )

@@ -32,6 +32,7 @@ from infra.config import (
 from infra.dashboard import OperationsDashboard
 from infra.email import EmailSending
 from infra.feedback import Feedback
+from infra.functions import trace_functions
 from infra.ingest import Ingest
 from infra.ingest_bridge import IngestBridge
 from infra.lanes import LaneQueues
@@ -71,6 +72,8 @@ class MailwrightStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: MailwrightConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        # Before any function is added: every python_function under this stack reads it (infra.functions).
+        trace_functions(self, enabled=config.tracing)
 
         self.lanes = LaneQueues(self, "Lanes", lanes=config.lanes)
         self.storage = Storage(self, "Storage")

@@ -9,15 +9,19 @@
   One EMF document holds one value per metric name and one set of dimension
   values, so `MetricGroups` collects a batch's metrics per dimension set and
   writes each set as its own document.
-* Traces go to X-Ray (Powertools Tracer). The tracer switches itself off
-  outside Lambda and when POWERTOOLS_TRACE_DISABLED is set (tests), so local
-  runs never wait for an X-Ray daemon.
+* Traces go to X-Ray (Powertools Tracer) when the deployment turns tracing
+  on (the `tracing` setting). Off, the functions are deployed with
+  POWERTOOLS_TRACE_DISABLED=true and get `UntracedHandlers` instead of a
+  Tracer: Powertools' Tracer imports the X-Ray SDK even when disabled, tens
+  of milliseconds of a send worker's cold start. The tracer also switches itself off
+  outside Lambda, so local runs never wait for an X-Ray daemon.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +31,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.shared.functions import strtobool
 
 from mailwright.addresses import scrub_addresses
 from mailwright.constants import (
@@ -114,8 +119,41 @@ def service_metrics() -> Metrics:
 TRACED_MODULES = ("botocore",)
 
 
-def service_tracer() -> Tracer:
-    """The Powertools tracer (off outside Lambda and when POWERTOOLS_TRACE_DISABLED is set), tracing AWS calls."""
+# Powertools' own switch, which the stack sets on untraced functions (infra.functions.UNTRACED_ENVIRONMENT).
+TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
+
+
+class UntracedHandlers:
+    """Stands in for the tracer when tracing is off: its handler decorator hands the handler back unchanged.
+
+    Powertools' Tracer imports the X-Ray SDK (and patches botocore) even when disabled; this loads nothing.
+    """
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        """The handler itself, used bare (`@tracer.capture_lambda_handler`) or called (`(capture_response=False)`)."""
+        if lambda_handler is None:
+            return _unchanged
+        return lambda_handler
+
+
+def _unchanged(handler: Callable[..., Any]) -> Callable[..., Any]:
+    return handler
+
+
+def tracing_disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether POWERTOOLS_TRACE_DISABLED turns tracing off (read as Powertools reads it)."""
+    return strtobool(environ.get(TRACE_DISABLED_ENV, "false"))
+
+
+def service_tracer() -> Tracer | UntracedHandlers:
+    """The Powertools tracer (off outside Lambda), tracing AWS calls; with tracing disabled, `UntracedHandlers`."""
+    if tracing_disabled():
+        return UntracedHandlers()
     return Tracer(service=SERVICE_NAME, patch_modules=TRACED_MODULES)
 
 

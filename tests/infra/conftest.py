@@ -35,7 +35,8 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
     recipients, other alarm thresholds, open and click events instead of deliveries) and
     takes the unsubscribe endpoint's concurrency cap away and the API's logging role (an
-    account that has one), declares producers and WAF, so one more synth covers them all.
+    account that has one), declares producers and WAF, and traces the functions with X-Ray, so one more synth
+    covers them all.
     """
     return synthesize(
         tmp_path_factory.mktemp("cdk.out-domain"),
@@ -56,4 +57,5 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
             "producers": {"billing": {"rate_limit": 5, "burst_limit": 10, "quota_per_day": 2000}, "crm": {}},
             "waf": {"rate_limit": 500, "window_seconds": 60},
         },
+        tracing=True,
     )

@@ -116,9 +116,12 @@ def is_tracing_statement(statement: dict[str, Any]) -> bool:
 
 
 def without_tracing(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The statements other than the X-Ray grant, after checking the role has exactly one X-Ray grant."""
+    """The statements other than the X-Ray grant, after checking the role has at most one X-Ray grant.
+
+    One when the stack traces its functions (the `tracing` setting), none when not: test_infra_tracing checks which.
+    """
     tracing = [s for s in statements if is_tracing_statement(s)]
-    assert len(tracing) == 1, f"expected exactly one X-Ray statement, got {tracing}"
+    assert len(tracing) <= 1, f"expected at most one X-Ray statement, got {tracing}"
     others = [s for s in statements if not is_tracing_statement(s)]
     assert not any(a.startswith("xray:") for s in others for a in as_list(s["Action"])), others
     return others

@@ -202,17 +202,3 @@ def test_the_breaker_is_told_its_mapping_alarms_and_resume_policy(
         assert settings.auto_resume is (auto_resume == "true")
     output = synthesized.json["Outputs"][Outputs.REPUTATION_ALARMS]["Value"]
     assert _alarm_names(synthesized, output) == alarm_names
-
-
-def test_every_function_is_traced(synthesized: Synthesized) -> None:
-    ours = [
-        resource["Properties"]
-        for resource in synthesized.resources("AWS::Lambda::Function").values()
-        if resource["Properties"]["Handler"].startswith("mailwright.")
-    ]
-
-    # The workers, feedback, unsubscribe, breaker, api, the events publisher, the dead-letter function and
-    # the templates deploy function.
-    assert len(ours) == len(LANES) + 7
-    assert all(props["TracingConfig"] == {"Mode": "Active"} for props in ours)
-    assert any(props["Handler"] == BREAKER_HANDLER for props in ours)

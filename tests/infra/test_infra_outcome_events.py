@@ -129,11 +129,9 @@ def test_only_the_publisher_may_put_events_and_only_on_the_bus(synthesized: Synt
 def test_the_publisher_touches_nothing_but_the_bus_its_stream_its_dlq_and_its_logs(synthesized: Synthesized) -> None:
     _, publisher = function(synthesized, EVENTS_PUBLISHER_HANDLER)
     statements = role_statements(synthesized, publisher)
-    # X-Ray and the stream mapping's dynamodb:ListStreams have no resource-level permissions: the only "*".
+    # The stream mapping's dynamodb:ListStreams has no resource-level permissions: the only "*" (untraced by default).
     wildcard = [s for s in statements if as_list(s["Resource"]) == ["*"]]
-    assert [sorted(as_list(s["Action"])) for s in wildcard] == [
-        ["dynamodb:ListStreams", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-    ]
+    assert [sorted(as_list(s["Action"])) for s in wildcard] == [["dynamodb:ListStreams"]]
     scoped = {a for s in statements if s not in wildcard for a in as_list(s["Action"])}
     assert scoped == {
         "logs:CreateLogStream",

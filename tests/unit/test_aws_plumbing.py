@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import UnknownServiceError
+from botocore.loaders import Loader
 from botocore.stub import Stubber
 
-from mailwright.adapters.aws import BotocoreSession, LazyClient, client_config
+from mailwright.adapters.aws import BotocoreSession, LazyClient, client_config, model_loader
 from mailwright.adapters.dynamodb import _plain, deserialize
 
 ITEM: dict[str, Any] = {
@@ -107,3 +109,39 @@ def test_a_botocore_session_makes_working_low_level_clients(monkeypatch: pytest.
     with Stubber(client) as stubber:
         stubber.add_response("send_message", {"MessageId": "m-1"}, {"QueueUrl": "q", "MessageBody": "{}"})
         assert client.send_message(QueueUrl="q", MessageBody="{}")["MessageId"] == "m-1"
+
+
+def test_making_a_client_does_not_list_every_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore's own loader lists ~400 service directories to check a client's service exists (cold start)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    listed: list[str] = []
+    full_scan = Loader.list_available_services
+
+    def counting(self: Loader, type_name: str) -> list[str]:
+        listed.append(type_name)
+        return full_scan(self, type_name)
+
+    monkeypatch.setattr(Loader, "list_available_services", counting)
+    session = BotocoreSession()
+
+    for service in ("sesv2", "dynamodb", "s3", "secretsmanager"):
+        client = session.client(service, config=client_config(max_attempts=2))
+        assert client.meta.service_model.service_name == service
+    assert listed == []
+
+    # An unknown service still gets botocore's error, naming the services there are (then read in full).
+    with pytest.raises(
+        UnknownServiceError, match=r"Unknown service: 'nosuchservice'\. Valid service names are: .*sesv2"
+    ):
+        session.client("nosuchservice")
+    assert listed == ["service-2"]
+
+
+def test_the_model_loader_lists_what_botocores_lists() -> None:
+    available = model_loader(None).list_available_services("service-2")
+
+    assert "sesv2" in available
+    assert "nosuchservice" not in available
+    assert "../sesv2" not in available
+    assert available == Loader().list_available_services("service-2")
+    assert list(available) == sorted(available) and len(available) > 300 and available[0] == min(available)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError
+from botocore.loaders import Loader
 
 from mailwright.errors import ThrottledError, TransientError
 
@@ -76,10 +78,81 @@ class BotocoreSession:
         import botocore.session  # the session module loads most of botocore: when a session is made
 
         self._session = botocore.session.get_session()
+        self._session.register_component("data_loader", model_loader(self._session.get_config_variable("data_path")))
 
     def client(self, service_name: str, *, region_name: str | None = None, config: Config | None = None) -> Any:
         """A low-level client; the clients of one session share its loader, so each data file is read once."""
         return self._session.create_client(service_name, region_name=region_name, config=config)
+
+
+class ModelLoader(Loader):
+    """botocore's data loader, without its scan of every service's directory when a client is made.
+
+    To check that a client's service exists, botocore's loader lists the directory of each of its ~400
+    services (and each API version's), once per model type: about twice 20 ms of CPU at a cold start, for
+    a worker that builds four clients. Here that check asks the service's own directory; the full list is
+    still read when anything else reads it (botocore's "unknown service" error, `get_available_services`).
+    """
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        """The services that have a `type_name` model (e.g. service-2), listed on demand."""
+        return AvailableServices(self, type_name)
+
+
+class AvailableServices(list[str]):
+    """`Loader.list_available_services`'s list, filled on first read; `in` a known service reads one directory."""
+
+    def __init__(self, loader: ModelLoader, type_name: str) -> None:
+        super().__init__()
+        self._loader = loader
+        self._type_name = type_name
+        self._filled = False
+
+    def _fill(self) -> None:
+        if not self._filled:
+            self._filled = True
+            self.extend(Loader.list_available_services(self._loader, self._type_name))
+
+    def __contains__(self, service: object) -> bool:
+        if not self._filled and isinstance(service, str) and service and os.sep not in service:
+            try:
+                if self._loader.list_api_versions(service, self._type_name):
+                    return True
+            except DataNotFoundError:
+                pass
+        # Not found (botocore then names the known services): the full list, as botocore's own loader has it.
+        self._fill()
+        return super().__contains__(service)
+
+    def __iter__(self) -> Iterator[str]:
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._fill()
+        return super().__getitem__(index)
+
+    def __repr__(self) -> str:
+        self._fill()
+        return super().__repr__()
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return super().__eq__(other)
+
+    __hash__ = None  # a list
+
+
+def model_loader(data_path: str | None) -> ModelLoader:
+    """The loader botocore's `create_loader` makes (AWS_DATA_PATH's directories first), as a `ModelLoader`."""
+    if data_path is None:
+        return ModelLoader()
+    paths = [os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)]
+    return ModelLoader(extra_search_paths=paths)
 
 
 class LazyClient:
