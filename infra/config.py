@@ -343,6 +343,9 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # Point-in-time recovery (continuous backups) of the message log; the suppression list and
+    # preferences always have it. Off: a bad write or delete of the log cannot be undone to the second.
+    message_log_backups: bool = False
     # SES events published to the feedback path beyond those that suppress (EVENT_TYPES_SUPPRESSION):
     # deliveries (Delivery, DeliveryDelay, Subscription) by default, opens and clicks when opted in.
     track_delivery: bool = True
@@ -531,6 +534,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "variants",
         "ingest",
         "quiet_hours_categories",
+        "message_log_backups",
         *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
@@ -567,9 +571,17 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         variants=_variants_settings(raw),
         events=events,
         quiet_hours_categories=_quiet_hours_categories(raw),
+        message_log_backups=_message_log_backups(raw),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
+
+
+def _message_log_backups(raw: dict[str, Any]) -> bool:
+    value = raw.get("message_log_backups", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{CONTEXT_KEY}.message_log_backups must be true or false, got {value!r}")
+    return value
 
 
 def _quiet_hours_categories(raw: dict[str, Any]) -> tuple[str, ...]:

@@ -73,7 +73,7 @@ class MailwrightStack(Stack):
         self.config = config
 
         self.lanes = LaneQueues(self, "Lanes", lanes=config.lanes)
-        self.storage = Storage(self, "Storage")
+        self.storage = Storage(self, "Storage", message_log_backups=config.message_log_backups)
         self.templates = TemplatesBucket(self, "Templates", source=templates_source())
         self.email = EmailSending(
             self,
