@@ -844,6 +844,8 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
         split = ln.get("billed_split", {})
         floors = split.get("floors_s_per_sent_email", {})
         crit = split.get("by_lane", {}).get("critical", {})
+        sent_total = max(1, ln["critical_sent"] + ln["bulk_sent"])
+        crit_floor = float(crit.get("io_s_per_sent", 0.0)) * ln["critical_sent"] / sent_total
         bulk = split.get("by_lane", {}).get("bulk", {})
         lines.append(
             f"* **Billed seconds per email {billed} (target 0.02): blocked at 512 MB by the traffic's shape, with "
@@ -861,9 +863,16 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
             f"{ln.get('bulk_deferrals_floor_per_email', '?')}: a deferral per 15 minutes waited). The simulation's own "
             f"floors: {floors.get('without_cpu', '?')} s per email with no CPU at all, "
             f"{floors.get('without_deferring_invocations', '?')} s with parking free, "
-            f"{floors.get('io_without_deferring', '?')} s with both: over 0.02 either way, because this scenario's "
-            "critical mail alone, at 5/s, costs one invocation of at least 60 ms of I/O per email (SES's 50 ms "
-            "and two 5 ms round trips). What would meet it: counting the paced lane alone (bulk, "
+            f"{floors.get('io_without_deferring', '?')} s with both"
+            + (
+                f": over 0.02 even then. Of that floor, the critical mail's I/O is {crit_floor:.4f} s per email of "
+                f"the mix ({ln['critical_sent']:,} of {sent_total:,} emails, each alone in an invocation of at least "
+                "60 ms: SES's 50 ms and two 5 ms round trips) and the bulk sends' I/O the rest. "
+                if isinstance(floors.get("io_without_deferring"), (int, float))
+                and floors["io_without_deferring"] > 0.02
+                else ". "
+            )
+            + "What would meet it: counting the paced lane alone (bulk, "
             f"{by_lane.get('bulk')} s), a batching window on the critical lane (it trades the p99), or more memory "
             "(less CPU time per batch at a higher price per second). The seconds matter through the dollars: the "
             f"worker's Lambda line is ${co['paced']['rows'].get('Lambda (send worker)', 0):.2f} per million emails "
@@ -881,6 +890,21 @@ def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
             "critical lane's one-email invocations. What would meet it: a shorter `message_log_ttl_days`, or pausing "
             "the bulk lane's event source while its schedule is booked past 15 minutes instead of parking the "
             "backlog again (the reputation breaker's switch could do it; not built)."
+        )
+    else:
+        rows = co["paced"]["rows"]
+        largest = sorted(((v, k) for k, v in rows.items() if k != "SES"), reverse=True)[:3]
+        lines.append(
+            f"* **The core costs {co['paced']['overhead_pct']}% of SES paced, {co['unpaced']['overhead_pct']}% unpaced "
+            f"(target 3% each): met{', narrowly when paced' if co['paced']['overhead_pct'] > 2.9 else ''}.** "
+            "Largest paced: "
+            + ", ".join(f"{k} ${v:.2f}" for v, k in largest)
+            + ". It got there by the message log's point-in-time recovery becoming a setting, off by default "
+            f"(`message_log_backups`, ${co['paced'].get('message_log_backups_usd', 0):.2f} per million when on) and by "
+            "the producer's requests counted as the batching doors make them (the backlog ten per "
+            "`SendMessageBatch`). Every core item is already one write unit (claim and outcome under 1 KB), so the "
+            "rest of the margin would come from fewer parkings of the backlog: pausing the bulk lane's event source "
+            "while its schedule is booked past 15 minutes (not built), or a shorter `message_log_ttl_days`."
         )
     adaptive = pacing.get("adaptive")
     if adaptive:
