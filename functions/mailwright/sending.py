@@ -111,8 +111,9 @@ DEFAULT_LEASE_SECONDS = 900
 MAX_DEFERRALS = 500
 # A secondary provider whose own send rate is used up has room again within seconds.
 PROVIDER_PACED_MAX_DEFER_SECONDS = 60
-# The lane whose token take overlaps its dedupe claims and consent reads (`SendService._pace_overlapped`):
-# its mail is latency-bound and rarely handed back, so a claim paid for a record deferred after all is rare.
+# The lane whose token take overlaps its dedupe claims and consent reads (`SendService._pace_overlapped`)
+# while its last take granted every record: its mail is latency-bound and rarely handed back, so a claim
+# paid for a record deferred after all is rare. A lane with a backlog paces first, claiming only what goes.
 OVERLAPPED_PACING_LANE = "critical"
 
 
@@ -312,6 +313,8 @@ class SendService:
         self._renderer = renderer or Renderer()
         self._clock = clock
         self._rng = rng or random.Random()
+        # Whether this worker's last take granted every record it asked for (no backlog: see OVERLAPPED_PACING_LANE).
+        self._granted_all = True
         # Without a ledger (fakes, benchmarks) every declared variant counts as on and nothing is counted.
         self._variants = variants
         # Without it (benchmarks), send_at and cancel_key are not looked at: every request is sent when dequeued.
@@ -348,7 +351,7 @@ class SendService:
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
         self._hold_scheduled(self._pending(works), report)
-        if self.policy.lane == OVERLAPPED_PACING_LANE:
+        if self.policy.lane == OVERLAPPED_PACING_LANE and self._granted_all:
             handing_back, lookups = self._pace_overlapped(works, deadline, lease_seconds, report)
         else:
             self._pace(self._pending(works), deadline)
@@ -453,12 +456,13 @@ class SendService:
     def _pace_overlapped(
         self, works: list[_Work], deadline: float | None, lease_seconds: int, report: BatchReport
     ) -> tuple[Future[None] | None, tuple[Future[Any], Future[Any]] | None]:
-        """Pacing, dedupe claims and consent reads in one round trip instead of two (the critical lane).
+        """Pacing, dedupe claims and consent reads in one round trip instead of two (the critical lane, no backlog).
 
         Critical mail is rarely handed back, so claiming before its token is known
-        costs little: a record deferred after all has its claim released when it is
-        handed back, and a token whose record then fails its claim (a duplicate, a
-        conflict, a retry) is given back at the end of the batch, like any unused one.
+        costs little (once a take leaves records over, the next batch paces first):
+        a record deferred after all has its claim released when it is handed back,
+        and a token whose record then fails its claim (a duplicate, a conflict, a
+        retry) is given back at the end of the batch, like any unused one.
         """
         pending = self._pending(works)
         pacing = self._executor.submit(self._pace, pending, deadline) if pending else None
@@ -848,6 +852,7 @@ class SendService:
         except Exception as exc:
             self._retry_all(ordered, "pacing_failed", exc)
             return
+        self._granted_all = grant.granted == len(ordered)
         for work, start in zip(ordered, grant.starts, strict=False):
             work.start = start
         for work, seconds in zip(ordered[grant.granted :], grant.defer_seconds, strict=True):

@@ -127,3 +127,15 @@ def test_a_critical_record_handed_back_after_its_claim_releases_it(fake_service:
     again = service.process([queue_record(deferral.body, message_id="m2")])
     assert [o.status for o in again.outcomes] == ["sent"]
     assert [e.to_address for e in world.sender.sent] == ["a@example.com", "b@example.com"]
+
+
+def test_a_critical_lane_with_a_backlog_paces_before_it_claims(fake_service: FakeServiceFactory) -> None:
+    service, _, pacer, _ = _service(fake_service, lane="critical", grant=1)
+    mail = [body("password_reset", to=f"u{i}@example.com") for i in range(4)]
+    service.process([queue_record(mail[0], message_id="m0"), queue_record(mail[1], message_id="m1")])
+    # The take left a record over: the next batch takes its tokens first and claims only what may go
+    pacer.events.clear()
+    pacer._wait_for_claim = None
+    report = service.process([queue_record(mail[2], message_id="m2"), queue_record(mail[3], message_id="m3")])
+    assert pacer.events == ["take", "claim"]
+    assert report.deferred == {"m3": "paced"}
