@@ -52,7 +52,11 @@ PRICES: dict[str, tuple[float, str]] = {
 FEEDBACK_BATCH = 10  # the feedback function's event source batch size (infra.config.FEEDBACK_BATCH_SIZE)
 FEEDBACK_MEMORY_GB = 0.25
 FEEDBACK_SECONDS_PER_EVENT = 0.015  # estimate: at most a few DynamoDB calls per event; not timed here
-PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0  # the seed article's producer: one SendMessage per email
+# Unpaced: every request published alone (one SendMessage, or a SendMessageBatch of one entry: the SDK's `send`,
+# the bus's SQS target). The batching doors (the SDK's send_batch, `mailwright send --file/--csv`, the CSV door,
+# POST /v1/messages with several requests) put ten per SendMessageBatch: the lanes scenario publishes its bulk
+# backlog that way (bench.lanes.PRODUCER_BATCH) and its critical mail one request each.
+PRODUCER_SQS_REQUESTS_PER_EMAIL = 1.0
 DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # per item (and per index entry), as DynamoDB bills storage
 INDEX_ENTRY_BYTES = 90  # a keys-only index entry: request id, sort key and SES message id
 DAYS_PER_MONTH = 30.4
@@ -100,6 +104,8 @@ class Inputs:
     ddb: dict[str, Any]  # bench.ddb: requests, units by purpose, item sizes, feedback per event group
     memory_gb: float
     retention_months: float  # the message log's TTL (cdk.json message_log_ttl_days) in months
+    # The message log's point-in-time recovery (cdk.json message_log_backups).
+    message_log_backups: bool = False
 
     @property
     def write_units(self) -> dict[str, float]:
@@ -118,10 +124,15 @@ class Inputs:
         figures: dict[str, Any] = self.ddb["feedback"]["groups"][group]
         return figures
 
+    @property
+    def backup_price(self) -> float:
+        """Point-in-time recovery of the message log per GB-month: its price when message_log_backups is on, else 0."""
+        return price("dynamodb_pitr_gb_month") if self.message_log_backups else 0.0
+
     def storage_per_million(self, item_bytes: float) -> float:
-        """Storage and point-in-time recovery of `item_bytes` per email, kept for the retention, per million."""
+        """Storage (and backups, when on) of `item_bytes` per email, kept for the retention, per million."""
         gb_months = item_bytes * MILLION / 1e9 * self.retention_months
-        return gb_months * (price("dynamodb_storage_gb_month") + price("dynamodb_pitr_gb_month"))
+        return gb_months * (price("dynamodb_storage_gb_month") + self.backup_price)
 
 
 def events_per_million(inputs: Inputs, group: str, *, route: str = "sns") -> dict[str, float]:
@@ -170,7 +181,8 @@ def core(
     gb_months = item * MILLION / 1e9 * inputs.retention_months
     days = round(inputs.retention_months * DAYS_PER_MONTH)
     rows[f"DynamoDB storage (message log, {days} days)"] = gb_months * price("dynamodb_storage_gb_month")
-    rows["DynamoDB PITR (message log)"] = gb_months * price("dynamodb_pitr_gb_month")
+    # message_log_backups (off by default): 0 here when off; `message_log_backups_usd` in the result says what on costs.
+    rows["DynamoDB PITR (message log, message_log_backups)"] = gb_months * inputs.backup_price
     suppression = events_per_million(inputs, "suppression")
     rows["Suppression feedback (SNS, SQS, Lambda, DynamoDB)"] = sum(suppression.values())
     rows["CloudWatch Logs"] = d["log_bytes_per_email"] * MILLION / 1e9 * price("logs_ingest_gb")
@@ -180,6 +192,7 @@ def core(
         "total": round(sum(rows.values()), 2),
         "overhead": round(overhead, 3),
         "overhead_pct": round(100 * overhead / rows["SES"], 2),
+        "message_log_backups_usd": round(gb_months * price("dynamodb_pitr_gb_month"), 3),
         "inputs": {
             "lambda_seconds_per_email": round(lambda_seconds_per_email, 4),
             "memory_gb": inputs.memory_gb,
@@ -374,11 +387,17 @@ def estimate(
     ddb: dict[str, Any],
     memory_mb: int,
     retention_days: int,
+    message_log_backups: bool = False,
 ) -> dict[str, Any]:
     """The core in two regimes (paced: the lanes scenario; unpaced), the feature lines, the default's total."""
     from bench.lanes import FULL_VCPU_MB
 
-    inputs = Inputs(ddb=ddb, memory_gb=memory_mb / 1024, retention_months=retention_days / DAYS_PER_MONTH)
+    inputs = Inputs(
+        ddb=ddb,
+        memory_gb=memory_mb / 1024,
+        retention_months=retention_days / DAYS_PER_MONTH,
+        message_log_backups=message_log_backups,
+    )
     # Paced: the lanes scenario's billed seconds, invocations and SQS requests (deferrals included).
     sent = lanes["bulk_sent"] + lanes["critical_sent"]
     paced = core(
@@ -410,7 +429,11 @@ def estimate(
         "assumptions": {
             "feedback_seconds_per_event": FEEDBACK_SECONDS_PER_EVENT,
             "producer_sqs_requests_per_email": PRODUCER_SQS_REQUESTS_PER_EMAIL,
+            # Paced: the lanes scenario's producer requests (the bulk backlog ten per SendMessageBatch).
+            "producer_sqs_requests_per_email_paced": round(lanes.get("producer_sqs_requests", sent) / sent, 3),
+            "producer_batch_paced_bulk": lanes.get("producer_batch", 1),
             "message_log_retention_days": retention_days,
+            "message_log_backups": message_log_backups,
             "recipient_index_writes_per_email": RECIPIENT_INDEX_WRITES_PER_EMAIL,
             "recipient_index_entry_bytes": RECIPIENT_INDEX_ENTRY_BYTES,
         },

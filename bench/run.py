@@ -84,6 +84,7 @@ def run(
         ddb=results["ddb"],
         memory_mb=config().lanes["bulk"].memory_mb,
         retention_days=config().message_log_ttl_days,
+        message_log_backups=config().message_log_backups,
     )
     co = results["cost"]
     progress(

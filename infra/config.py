@@ -343,6 +343,9 @@ class MailwrightConfig:
     sandbox_recipients: tuple[str, ...] = ()
     # With a domain: the custom MAIL FROM domain (bounces return there; SPF aligns with it).
     mail_from_domain: str = ""
+    # Point-in-time recovery (continuous backups) of the message log; the suppression list and
+    # preferences always have it. Off: a bad write or delete of the log cannot be undone to the second.
+    message_log_backups: bool = False
     # SES events published to the feedback path beyond those that suppress (EVENT_TYPES_SUPPRESSION):
     # deliveries (Delivery, DeliveryDelay, Subscription) by default, opens and clicks when opted in.
     track_delivery: bool = True
@@ -534,6 +537,7 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         "ingest",
         "quiet_hours_categories",
         "tracing",
+        "message_log_backups",
         *EVENTS_KEYS,
     }
     feedback = _feedback_settings(raw)
@@ -570,18 +574,19 @@ def parse_config(raw: dict[str, Any]) -> MailwrightConfig:
         variants=_variants_settings(raw),
         events=events,
         quiet_hours_categories=_quiet_hours_categories(raw),
-        tracing=_tracing(raw),
+        tracing=_flag(raw, "tracing"),
+        message_log_backups=_flag(raw, "message_log_backups"),
         extra={k: v for k, v in raw.items() if k not in known},
         **feedback,
     )
 
 
-def _tracing(raw: dict[str, Any]) -> bool:
-    """Whether the functions are traced with X-Ray (`tracing`: true or false, default false)."""
-    tracing = raw.get("tracing", False)
-    if not isinstance(tracing, bool):
-        raise ConfigError(f"{CONTEXT_KEY}.tracing must be true or false, got {tracing!r}")
-    return tracing
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    """A true-or-false setting, false when absent (`tracing`, `message_log_backups`)."""
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{CONTEXT_KEY}.{key} must be true or false, got {value!r}")
+    return value
 
 
 def _quiet_hours_categories(raw: dict[str, Any]) -> tuple[str, ...]:

@@ -76,7 +76,7 @@ class MailwrightStack(Stack):
         trace_functions(self, enabled=config.tracing)
 
         self.lanes = LaneQueues(self, "Lanes", lanes=config.lanes)
-        self.storage = Storage(self, "Storage")
+        self.storage = Storage(self, "Storage", message_log_backups=config.message_log_backups)
         self.templates = TemplatesBucket(self, "Templates", source=templates_source())
         self.email = EmailSending(
             self,

@@ -51,7 +51,7 @@ def _table(
 class Storage(Construct):
     """The four tables, as `preferences`, `suppression`, `idempotency` and `messages`."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, message_log_backups: bool = False) -> None:
         super().__init__(scope, construct_id)
         # Consent and suppression records are the legal memory of the service:
         # recoverable to the second and kept when the stack goes away.
@@ -70,18 +70,27 @@ class Storage(Construct):
             "Dedupe claims live for idempotency_ttl_hours (a day) and are rebuilt by the traffic itself; "
             "restoring them to an earlier second has no use, so no point-in-time recovery is paid for.",
         )
-        # The message log is the evidence of what was sent; it expires by TTL, not by a stack delete,
-        # and a bad write or delete can be undone to the second.
+        # The message log is the evidence of what was sent; it expires by TTL, not by a stack delete.
+        # With message_log_backups a bad write or delete can be undone to the second; the backups cost
+        # $0.20 per GB-month beside the $0.25 of storage, most of what the log costs to keep.
         self.messages = _table(
             self,
             "Messages",
             partition_key=Keys.MESSAGES_PK,
             sort_key=Keys.MESSAGES_SK,
             ttl=True,
-            point_in_time_recovery=True,
+            point_in_time_recovery=message_log_backups,
             # The outbox of outcome events (infra/outcome_events.py): each write, the item before and after.
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
+        if not message_log_backups:
+            acknowledge(
+                self.messages,
+                "AwsSolutions-DDB3",
+                "Point-in-time recovery of the message log is the message_log_backups setting (off by default): "
+                "the log expires by TTL and its loss costs history, not consent; suppressions and preferences "
+                "always have it.",
+            )
         # SES feedback names the SES message id, not ours; this index finds our record.
         # Keys only: readers take the request id from it and read the item itself, so
         # the index stores ~100 bytes per email instead of a second copy of the item.

@@ -111,6 +111,10 @@ DEFAULT_LEASE_SECONDS = 900
 MAX_DEFERRALS = 500
 # A secondary provider whose own send rate is used up has room again within seconds.
 PROVIDER_PACED_MAX_DEFER_SECONDS = 60
+# The lane whose token take overlaps its dedupe claims and consent reads (`SendService._pace_overlapped`)
+# while its last take granted every record: its mail is latency-bound and rarely handed back, so a claim
+# paid for a record deferred after all is rare. A lane with a backlog paces first, claiming only what goes.
+OVERLAPPED_PACING_LANE = "critical"
 
 
 @dataclass(frozen=True)
@@ -309,6 +313,8 @@ class SendService:
         self._renderer = renderer or Renderer()
         self._clock = clock
         self._rng = rng or random.Random()
+        # Whether this worker's last take granted every record it asked for (no backlog: see OVERLAPPED_PACING_LANE).
+        self._granted_all = True
         # Without a ledger (fakes, benchmarks) every declared variant counts as on and nothing is counted.
         self._variants = variants
         # Without it (benchmarks), send_at and cancel_key are not looked at: every request is sent when dequeued.
@@ -345,14 +351,17 @@ class SendService:
         self._hash_addresses(self._pending(works))
         self._drop_batch_duplicates(works, report)
         self._hold_scheduled(self._pending(works), report)
-        self._pace(self._pending(works), deadline)
-        # Records without a token go back to the queue while the others are processed.
-        paced = [w for w in works if w.defer is not None]
-        handing_back = self._executor.submit(self._hand_back, paced, report) if paced else None
-        # The consent reads do not depend on the dedupe claims: start them first so the
-        # two round trips overlap instead of adding up.
-        lookups = self._start_lookups(self._pending(works))
-        self._claim(self._pending(works), lease_seconds, report)
+        if self.policy.lane == OVERLAPPED_PACING_LANE and self._granted_all:
+            handing_back, lookups = self._pace_overlapped(works, deadline, lease_seconds, report)
+        else:
+            self._pace(self._pending(works), deadline)
+            # Records without a token go back to the queue while the others are processed.
+            paced = [w for w in works if w.defer is not None]
+            handing_back = self._executor.submit(self._hand_back, paced, report) if paced else None
+            # The consent reads do not depend on the dedupe claims: start them first so the
+            # two round trips overlap instead of adding up.
+            lookups = self._start_lookups(self._pending(works))
+            self._claim(self._pending(works), lease_seconds, report)
         self._load_templates(self._pending(works))
         self._fold_digests(self._pending(works))
         self._check_consent(self._pending(works), lookups)
@@ -444,7 +453,28 @@ class SendService:
                 work.duplicate_of = original
                 report.duplicates += 1
 
-    def _claim(self, works: list[_Work], lease_seconds: int, report: BatchReport) -> None:
+    def _pace_overlapped(
+        self, works: list[_Work], deadline: float | None, lease_seconds: int, report: BatchReport
+    ) -> tuple[Future[None] | None, tuple[Future[Any], Future[Any]] | None]:
+        """Pacing, dedupe claims and consent reads in one round trip instead of two (the critical lane, no backlog).
+
+        Critical mail is rarely handed back, so claiming before its token is known
+        costs little (once a take leaves records over, the next batch paces first):
+        a record deferred after all has its claim released when it is handed back,
+        and a token whose record then fails its claim (a duplicate, a conflict, a
+        retry) is given back at the end of the batch, like any unused one.
+        """
+        pending = self._pending(works)
+        pacing = self._executor.submit(self._pace, pending, deadline) if pending else None
+        lookups = self._start_lookups(pending)
+        self._claim(pending, lease_seconds, report, pacing=pacing)
+        paced = [w for w in works if w.defer is not None]
+        handing_back = self._executor.submit(self._hand_back, paced, report) if paced else None
+        return handing_back, lookups
+
+    def _claim(
+        self, works: list[_Work], lease_seconds: int, report: BatchReport, *, pacing: Future[None] | None = None
+    ) -> None:
         def claim(work: _Work) -> None:
             assert work.request is not None
             result = self._claims.claim(
@@ -459,6 +489,9 @@ class SendService:
                 work.existing = result.existing
 
         self._each(works, claim, stage="claim")
+        if pacing is not None:
+            # Taken while the claims were in flight: records handed back are not looked at further.
+            pacing.result()  # _pace contains its own failures
         contested = [w for w in works if w.pending and w.lease_id is None]
         for work in contested:
             assert work.request is not None
@@ -819,6 +852,7 @@ class SendService:
         except Exception as exc:
             self._retry_all(ordered, "pacing_failed", exc)
             return
+        self._granted_all = grant.granted == len(ordered)
         for work, start in zip(ordered, grant.starts, strict=False):
             work.start = start
         for work, seconds in zip(ordered[grant.granted :], grant.defer_seconds, strict=True):

@@ -32,7 +32,7 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The stack with a sending domain set, so the identity is the domain (Easy DKIM).
 
     It also switches on the settings that are off or empty in cdk.json (mirroring to
-    SES's suppression list, an alarm email, auto-resume of the bulk lane, sandbox
+    SES's suppression list, the message log's backups, an alarm email, auto-resume of the bulk lane, sandbox
     recipients, other alarm thresholds, open and click events instead of deliveries) and
     takes the unsubscribe endpoint's concurrency cap away and the API's logging role (an
     account that has one), declares producers and WAF, and traces the functions with X-Ray, so one more synth
@@ -43,6 +43,7 @@ def domain_synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         domain="example.com",
         sender="no-reply@example.com",
         mirror_ses_suppression_list=True,
+        message_log_backups=True,
         alarm_email="ops@example.com",
         auto_resume_bulk=True,
         sandbox_recipients=["jane@example.org", "example.net"],

@@ -62,6 +62,16 @@ def test_consent_and_suppression_survive_mistakes(synthesized: Synthesized, outp
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
+def test_message_log_backups_are_a_setting(synthesized: Synthesized, domain_synthesized: Synthesized) -> None:
+    # Off by default (cdk.json): the log expires by TTL; the consent tables above keep theirs always
+    default = _table(synthesized, Outputs.MESSAGES_TABLE)
+    assert "PointInTimeRecoverySpecification" not in default["Properties"]
+    assert default["DeletionPolicy"] == "Retain"
+    # message_log_backups: true turns point-in-time recovery on
+    backed_up = _table(domain_synthesized, Outputs.MESSAGES_TABLE)
+    assert backed_up["Properties"]["PointInTimeRecoverySpecification"] == PITR_ON
+
+
 @pytest.mark.parametrize("output_key", [Outputs.SUPPRESSION_TABLE, Outputs.IDEMPOTENCY_TABLE, Outputs.MESSAGES_TABLE])
 def test_expiring_tables_have_ttl(synthesized: Synthesized, output_key: str) -> None:
     props = _table(synthesized, output_key)["Properties"]

@@ -361,3 +361,10 @@ def test_event_tracking_publishes_deliveries_by_default_and_opens_and_clicks_whe
     ):
         with pytest.raises(ConfigError, match=message):
             parse_config(context(**bad))
+
+
+def test_message_log_backups_default_off_and_must_be_a_boolean() -> None:
+    assert parse_config(context()).message_log_backups is False
+    assert parse_config(context(message_log_backups=True)).message_log_backups is True
+    with pytest.raises(ConfigError, match="message_log_backups must be true or false"):
+        parse_config(context(message_log_backups="yes"))
