@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 from aws_lambda_powertools import Metrics
 
@@ -37,6 +41,27 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Conditional writes must be atomic, as DynamoDB's are, when tests run handlers in threads against moto.
 moto_atomic.apply()
+
+
+class _SearchPaths(list[str]):
+    """A loader's search paths that take each path once (every boto3 session appends its own data path)."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _shared_loader(search_path_string: str | None = None) -> Any:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)  # the list boto3 appends to
+    return loader
+
+
+# Every boto3 session the tests create (one or more per test, many per local stack) shares one botocore data
+# loader, so each service's JSON model is read and parsed once per process instead of once per session (most
+# of a functional test's CPU time went there). The models are the same files; only the cache is shared.
+botocore.session.create_loader = _shared_loader
 
 
 @pytest.fixture(autouse=True)
