@@ -75,6 +75,23 @@ def _no_metrics_from_earlier_tests() -> None:
 _FIRST = ("tests/local/", "tests/chaos/", "tests/browser/", "tests/infra/")
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadfile`, tests/infra is one unit: one worker synthesizes each stack once, not each worker.
+
+    The infra files share session-scoped synths (tests/infra/conftest.py); spread over both workers, both
+    synthesized the same two stacks.
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class InfraTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/infra" if nodeid.startswith("tests/infra/") else str(super()._split_scope(nodeid))
+
+    return InfraTogether(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order the slow directories first (a stable sort: the order within each stays as collected)."""
 
