@@ -1,4 +1,4 @@
-"""Test-wide safety: no test can reach a real AWS account; moto and Powertools state stay per test."""
+"""Test-wide safety (no test can reach a real AWS account; moto and Powertools state stay per test) and speed."""
 
 from __future__ import annotations
 
