@@ -1,9 +1,13 @@
-"""Test-wide safety: no test can reach a real AWS account; moto and Powertools state stay per test."""
+"""Test-wide safety (no test can reach a real AWS account; moto and Powertools state stay per test) and speed."""
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 from aws_lambda_powertools import Metrics
 
@@ -39,6 +43,27 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 moto_atomic.apply()
 
 
+class _SearchPaths(list[str]):
+    """A loader's search paths that take each path once (every boto3 session appends its own data path)."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _shared_loader(search_path_string: str | None = None) -> Any:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)  # the list boto3 appends to
+    return loader
+
+
+# Every boto3 session the tests create (one or more per test, many per local stack) shares one botocore data
+# loader, so each service's JSON model is read and parsed once per process instead of once per session (most
+# of a functional test's CPU time went there). The models are the same files; only the cache is shared.
+botocore.session.create_loader = _shared_loader
+
+
 @pytest.fixture(autouse=True)
 def _no_metrics_from_earlier_tests() -> None:
     """Powertools' Metrics instances share one metric set: what a test added without flushing stays out of the next."""
@@ -48,6 +73,23 @@ def _no_metrics_from_earlier_tests() -> None:
 # Under `make test` (pytest-xdist, one file per worker at a time) the files that run the local stack, the chaos
 # runs and the CDK synth go first: started last, one of them would keep a worker busy while the other idles.
 _FIRST = ("tests/local/", "tests/chaos/", "tests/browser/", "tests/infra/")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadfile`, tests/infra is one unit: one worker synthesizes each stack once, not each worker.
+
+    The infra files share session-scoped synths (tests/infra/conftest.py); spread over both workers, both
+    synthesized the same two stacks.
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class InfraTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/infra" if nodeid.startswith("tests/infra/") else str(super()._split_scope(nodeid))
+
+    return InfraTogether(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

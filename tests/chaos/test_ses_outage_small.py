@@ -1,10 +1,10 @@
 """A small SES-outage run (`bench.outage`) with the same invariants as `make chaos`.
 
-300 requests over 40 s across the lanes; SES degrades (a few answers lost
-after SES accepted the email), then fails every call for 12 s; traffic goes on
+225 requests over 30 s across the lanes; SES degrades (a few answers lost
+after SES accepted the email), then fails every call for 10 s; traffic goes on
 for a while after it returns, so every lane's breaker probes and closes. An
 SMTP relay on loopback is the secondary. The breaker is quicker than the default (3
-failures, 3 s cooldown) so the run takes about a minute.
+failures, 3 s cooldown) so the run takes well under a minute.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 from bench.outage import OutageSettings, run
 
 SMALL = OutageSettings(
-    requests=300,
+    requests=225,
     seed=5,
-    publish_seconds=40.0,
-    outage_at=14.0,
-    outage_seconds=12.0,
+    publish_seconds=30.0,
+    outage_at=10.0,
+    outage_seconds=10.0,
     lost_answers=2,
     degrade_seconds=10.0,  # room for the lost answers on a machine busy with other tests
     failure_threshold=3,

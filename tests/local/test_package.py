@@ -65,18 +65,27 @@ def _venv(name: str, wheel: Path, requirement: str) -> Iterator[Path]:
     project = PYPROJECT["project"]
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(pins(REPO / "requirements-local.txt").items()))
     declared = json.dumps([project["dependencies"], project.get("optional-dependencies", {})], sort_keys=True)
-    key = digest(interpreter_tag(), requirement, declared, constraints)
+    key = digest(interpreter_tag(), "without-pip, no-compile", requirement, declared, constraints)
 
     def build(target: Path) -> None:
-        run([sys.executable, "-m", "venv", str(target)])
+        # No pip of its own (ensurepip is most of a venv's creation time): this interpreter's pip installs
+        # into it (`pip --python`), resolving and installing exactly as the venv's own pip would. No bytecode
+        # compiled ahead (CPU spent on thousands of moto and botocore modules never imported here): the
+        # tests compile what they import.
+        run([sys.executable, "-m", "venv", "--without-pip", str(target)])
         (target / "constraints.txt").write_text(constraints, encoding="utf-8")
         spec = requirement.replace("WHEEL", str(wheel))
-        pip("install", "--constraint", str(target / "constraints.txt"), spec, python=str(target / "bin" / "python"))
+        venv_pip("install", "--no-compile", "--constraint", str(target / "constraints.txt"), spec, venv=target)
 
     venv = cached_dir(f"venv-{name}-{key}", build)
     with locked(f"venv-{name}-{key}"):
-        pip("install", "--no-index", "--no-deps", "--force-reinstall", str(wheel), python=str(venv / "bin" / "python"))
+        venv_pip("install", "--no-index", "--no-deps", "--no-compile", "--force-reinstall", str(wheel), venv=venv)
         yield venv
+
+
+def venv_pip(*args: str, venv: Path) -> str:
+    """This interpreter's pip, acting on `venv` (which has no pip of its own)."""
+    return pip("--python", str(venv / "bin" / "python"), *args)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +112,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def installed(venv: Path) -> set[str]:
     """The distributions installed in a venv, by normalised name."""
-    listing = run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"])
+    python = str(venv / "bin" / "python")
+    listing = run(
+        [sys.executable, "-m", "pip", "--python", python, "list", "--format=json", "--disable-pip-version-check"]
+    )
     return {item["name"].lower().replace("_", "-") for item in json.loads(listing)}
 
 
