@@ -75,11 +75,13 @@ LANE_SHARE = {"critical": 0.15, "standard": 0.45, "bulk": 0.40}
 class OutageSettings:
     """The traffic, the outage, and the breaker's thresholds (cdk.json's defaults unless told)."""
 
-    requests: int = 2000
+    requests: int = 1470
     seed: int = 1
-    publish_seconds: float = 150.0  # requests are published at a steady rate over this long
-    outage_at: float = 45.0  # seconds after the first publish
-    outage_seconds: float = 60.0
+    # Requests are published at a steady rate over this long: traffic goes on for more than a cooldown
+    # after SES returns (a breaker closes on the next email), and `make chaos` keeps within 10 minutes.
+    publish_seconds: float = 110.0
+    outage_at: float = 30.0  # seconds after the first publish
+    outage_seconds: float = 40.0
     lost_answers: int = 3  # SES calls at the outage's onset that SES accepts but whose answer is lost
     degrade_seconds: float = 2.0  # at most this long losing answers before SES fails outright
     failure_threshold: int = 5
@@ -474,7 +476,7 @@ def measure(*, quick: bool = False, progress: Callable[[str], None] = print) -> 
         OutageSettings(requests=240, publish_seconds=30.0, outage_at=8.0, outage_seconds=10.0, cooldown_seconds=5)
         if quick
         # Traffic goes on for more than a cooldown after SES returns: a breaker closes on the next email.
-        else OutageSettings(requests=900, publish_seconds=110.0, outage_at=15.0, outage_seconds=45.0)
+        else OutageSettings(requests=570, publish_seconds=70.0, outage_at=10.0, outage_seconds=25.0)
     )
     result = run(settings, progress=progress)
     keys = (

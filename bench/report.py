@@ -671,7 +671,7 @@ loader reads each data file once); only the queue's client, used by retries
 and deferrals alone, is built on its first use. {_cold_start_method(cs)}
 Load average {cs.get("load_average_at_start", "?")} at the start, {cs.get("load_average_at_end", "?")} at the end (2 cores).
 
-| median of {cs["runs"]} processes | import | build service | total (wall) | CPU |
+| median of {cs["runs"]} processes (the other rows: {cs.get("comparison_runs", cs["runs"])}) | import | build service | total (wall) | CPU |
 |---|---|---|---|---|
 | as deployed: the asset with its bytecode | {warm["import_ms"]} ms | {warm["build_ms"]} ms | **{warm["init_ms"]} ms** | {warm.get("cpu_ms", "-")} ms |
 | the asset without bytecode (compiled at each start) | {cold["import_ms"]} ms | {cold["build_ms"]} ms | {cold["init_ms"]} ms | {cold.get("cpu_ms", "-")} ms |
@@ -832,11 +832,31 @@ backlog as mailwright's batching doors do, instead of one `SendMessage` per emai
 ## Reproduce
 
 ```
-make bench    # about 7 minutes on 2 cores: bench/results.json, docs/benchmarks.md, docs/*.png
-make chaos    # about 9 minutes: bench/chaos.json, bench/chaos_outage.json, then this page again
+make bench    # bench/results.json, docs/benchmarks.md, docs/*.png
+make chaos    # bench/chaos.json, bench/chaos_outage.json, then this page again
 python -m bench.run --report-only   # rewrite this page from bench/results.json
 ```
+
+{_durations(results, chaos)}
 """
+
+
+def _durations(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:
+    """How long the last full runs took here (each has 10 minutes on 2 cores)."""
+    lines = []
+    if results.get("seconds") and not results.get("quick"):
+        sections = ", ".join(f"{k} {v:g} s" for k, v in results.get("section_seconds", {}).items())
+        lines.append(
+            f"The last `make bench` took {results['seconds'] / 60:.1f} minutes here"
+            + (f" ({sections})." if sections else ".")
+        )
+    outage = _outage_run()
+    if chaos and chaos.get("seconds") and outage and outage.get("seconds"):
+        lines.append(
+            f"The last `make chaos` took {(chaos['seconds'] + outage['seconds']) / 60:.1f} minutes: the fault "
+            f"scenario {chaos['seconds']:g} s, the SES outage {outage['seconds']:g} s."
+        )
+    return " ".join(lines)
 
 
 def _findings(results: dict[str, Any], chaos: dict[str, Any] | None) -> str:

@@ -32,21 +32,36 @@ def run(
 
     started = time.perf_counter()
     results: dict[str, Any] = {**(previous or {}), "machine": machine(), "quick": quick}
+    # Seconds each section took (`make bench` has 10 minutes in all).
+    sections: dict[str, float] = {}
+    timing: list[Any] = [None, started]
+
+    def lap(name: str | None) -> None:
+        now = time.perf_counter()
+        if timing[0] is not None:
+            sections[timing[0]] = round(now - timing[1], 1)
+        timing[:] = [name, now]
+
+    lap("throughput" if "throughput" in only else None)
     if "throughput" in only:
         progress("throughput per worker (worker vs the seed consumer, interleaved)...")
         results["throughput"] = throughput.measure(
             rounds=1 if quick else 3, seconds_per_run=1.0 if quick else 1.5, progress=progress
         )
+    lap("cpu" if "cpu" in only else None)
     if "cpu" in only:
         progress("CPU per email...")
         results["cpu"] = cpu.measure(progress=progress)
+    lap("ddb" if "ddb" in only else None)
     if "ddb" in only:
         progress("DynamoDB and SES requests per email (real adapters over moto)...")
         results["ddb"] = ddb.measure(emails=400 if quick else 1200, progress=progress)
+    lap("pacing" if "pacing" in only else None)
     if "pacing" in only:
         progress("pacing against a simulated SES account...")
         with quiet_logs():
             results["pacing"] = pacing.measure(progress=progress, quick=quick)
+    lap("lanes" if "lanes" in only else None)
     if "lanes" in only:
         progress("lanes: bulk backlog and critical arrivals (discrete-event simulation)...")
         boto_cpu = max(
@@ -63,20 +78,26 @@ def run(
         # Billed time per sent email as deployed: the lanes scenario models the event source's batching.
         results["pacing"]["billed_seconds_per_email"] = results["lanes"].get("billed_seconds_per_sent_email")
         results["pacing"]["billed_seconds_per_email_by_lane"] = results["lanes"].get("billed_seconds_per_email")
+    lap("csv" if "csv" in only else None)
     if "csv" in only:
         progress("bulk sends from a CSV file, to the local stack in another process...")
         results["csv"] = csv_publish.measure(rows=5_000 if quick else 50_000, progress=progress)
+    lap("cold_start" if "cold_start" in only else None)
     if "cold_start" in only:
         progress("cold start and asset size...")
         results["cold_start"] = cold_start.measure(progress=progress)
+    lap("failover" if "failover" in only else None)
     if "failover" in only:
         progress("failover: an SES outage with a relay as the secondary (real time, moto, cdk.json's breaker)...")
         with quiet_logs():
             results["failover"] = outage.measure(quick=quick, progress=progress)
+    lap("api" if "api" in only else None)
     if "api" in only:
         progress("producers' API: POST /v1/messages on loopback (4 threads, keep-alive)...")
         with quiet_logs():
             results["api"] = api.measure(requests=400 if quick else 2000, progress=progress)
+    lap(None)
+    results["section_seconds"] = {**results.get("section_seconds", {}), **sections}
     results["cost"] = cost.estimate(
         lanes=results["lanes"],
         throughput=results["throughput"],
