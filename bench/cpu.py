@@ -218,7 +218,7 @@ def worker_cpu(emails: int = 2000) -> dict[str, Any]:
 
 def measure(progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Both CPU figures and the per-step breakdown."""
-    domain = domain_cpu()
+    domain = domain_cpu(2000)
     progress(f"  cpu: domain {domain['us_per_email']} us/email")
     stages = stage_cpu()
     worker = worker_cpu()

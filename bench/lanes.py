@@ -497,7 +497,7 @@ def measure(
             variant_cfg,
             bulk=0,
             critical_rate=5.0,
-            critical_seconds=600.0,
+            critical_seconds=300.0,
             boto_cpu_per_email=boto_cpu_per_email,
         )
         variants[name] = {

@@ -46,7 +46,7 @@ def run(
     if "throughput" in only:
         progress("throughput per worker (worker vs the seed consumer, interleaved)...")
         results["throughput"] = throughput.measure(
-            rounds=1 if quick else 3, seconds_per_run=1.0 if quick else 1.5, progress=progress
+            rounds=1 if quick else 2, seconds_per_run=1.0 if quick else 1.5, progress=progress
         )
     lap("cpu" if "cpu" in only else None)
     if "cpu" in only:
@@ -55,7 +55,7 @@ def run(
     lap("ddb" if "ddb" in only else None)
     if "ddb" in only:
         progress("DynamoDB and SES requests per email (real adapters over moto)...")
-        results["ddb"] = ddb.measure(emails=400 if quick else 1200, progress=progress)
+        results["ddb"] = ddb.measure(emails=400 if quick else 500, progress=progress)
     lap("pacing" if "pacing" in only else None)
     if "pacing" in only:
         progress("pacing against a simulated SES account...")
@@ -81,7 +81,7 @@ def run(
     lap("csv" if "csv" in only else None)
     if "csv" in only:
         progress("bulk sends from a CSV file, to the local stack in another process...")
-        results["csv"] = csv_publish.measure(rows=5_000 if quick else 50_000, progress=progress)
+        results["csv"] = csv_publish.measure(rows=5_000 if quick else 20_000, progress=progress)
     lap("cold_start" if "cold_start" in only else None)
     if "cold_start" in only:
         progress("cold start and asset size...")
