@@ -376,7 +376,7 @@ def plans(*, quick: bool = False) -> list[Plan]:
     """The mixes at cdk.json's 14/s, then the adaptive run: 14 -> 28 -> 7/s beside a 3/s other sender."""
     w = 8.0 if quick else 12.0
     backlog = int(14 * w * 1.25)
-    third = 15.0 if quick else 25.0
+    third = 15.0 if quick else 20.0
     return [
         Plan("all", 14.0, w, tuple(Publish(lane, backlog // 3) for lane in LANES)),
         Plan("bulk", 14.0, w, (Publish("bulk", backlog),)),
