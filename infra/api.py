@@ -143,30 +143,16 @@ class HttpsApi(Construct):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
-        search_body = self.api.add_model(
-            "SearchBody",
-            content_type="application/json",
-            description="A search body is a JSON object (the function checks its fields)",
-            schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT
-            ),
+        search_body = object_model(
+            self.api, "SearchBody", "A search body is a JSON object (the function checks its fields)"
         )
-        submit_body = self.api.add_model(
+        submit_body = object_model(
+            self.api,
             "SubmitBody",
-            content_type="application/json",
-            description='One request or a batch ({"requests": [...]}), a JSON object: the function validates each',
-            schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4,
-                type=apigateway.JsonSchemaType.OBJECT,
-            ),
+            'One request or a batch ({"requests": [...]}), a JSON object: the function validates each',
         )
-        preferences_body = self.api.add_model(
-            "PreferencesBody",
-            content_type="application/json",
-            description="A preferences change is a JSON object (the function checks its fields)",
-            schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT
-            ),
+        preferences_body = object_model(
+            self.api, "PreferencesBody", "A preferences change is a JSON object (the function checks its fields)"
         )
         integration = apigateway.LambdaIntegration(self.function, proxy=True)
         v1 = self.api.root.add_resource("v1")
@@ -194,18 +180,7 @@ class HttpsApi(Construct):
             request_models={"application/json": search_body},
             request_validator=validator,
         )
-        # Users' preferences: read them, change them (mailwright.preference_changes).
-        preferences = v1.add_resource("users").add_resource("{user_id}").add_resource("preferences")
-        preferences.add_method(
-            "GET", integration, request_parameters={"method.request.path.user_id": True}, request_validator=validator
-        )
-        preferences.add_method(
-            "PATCH",
-            integration,
-            request_parameters={"method.request.path.user_id": True},
-            request_models={"application/json": preferences_body},
-            request_validator=validator,
-        )
+        add_preference_routes(v1, integration, body=preferences_body, validator=validator)
         self._acknowledge(config)
 
     @property
@@ -239,3 +214,33 @@ class HttpsApi(Construct):
                 "settings): AWS's managed policy is the one AWS documents for it, and it must cover the log "
                 "groups of all the account's APIs, not only this stack's.",
             )
+
+
+def object_model(api: apigateway.RestApi, construct_id: str, description: str) -> apigateway.Model:
+    """A request model that only checks the body is a JSON object (the function validates its fields)."""
+    return api.add_model(
+        construct_id,
+        content_type="application/json",
+        description=description,
+        schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4, type=apigateway.JsonSchemaType.OBJECT),
+    )
+
+
+def add_preference_routes(
+    v1: apigateway.IResource,
+    integration: apigateway.Integration,
+    *,
+    body: apigateway.IModel,
+    validator: apigateway.IRequestValidator,
+) -> None:
+    """GET and PATCH /v1/users/{user_id}/preferences: read a user's preferences, change them (audited)."""
+    preferences = v1.add_resource("users").add_resource("{user_id}").add_resource("preferences")
+    path = {"method.request.path.user_id": True}
+    preferences.add_method("GET", integration, request_parameters=path, request_validator=validator)
+    preferences.add_method(
+        "PATCH",
+        integration,
+        request_parameters=path,
+        request_models={"application/json": body},
+        request_validator=validator,
+    )

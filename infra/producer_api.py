@@ -36,7 +36,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra.api import ACCESS_LOG_FORMAT, GATEWAY_ERRORS, STAGE_NAME, gateway_error
+from infra.api import (
+    ACCESS_LOG_FORMAT,
+    GATEWAY_ERRORS,
+    STAGE_NAME,
+    add_preference_routes,
+    gateway_error,
+    object_model,
+)
 from infra.config import ApiConfig, ProducerPlanConfig, WafConfig, producer_plan_name
 from infra.functions import LOG_RETENTION, traced
 from infra.nag import acknowledge
@@ -123,14 +130,8 @@ class ProducerApi(Construct):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
-        body = self.api.add_model(
-            "Body",
-            content_type="application/json",
-            description="A JSON object (the function validates it: requests, a search, a preferences change)",
-            schema=apigateway.JsonSchema(
-                schema=apigateway.JsonSchemaVersion.DRAFT4,
-                type=apigateway.JsonSchemaType.OBJECT,
-            ),
+        body = object_model(
+            self.api, "Body", "A JSON object (the function validates it: requests, a search, a preferences change)"
         )
         integration = apigateway.LambdaIntegration(function, proxy=True)
         v1 = self.api.root.add_resource("v1")
@@ -153,18 +154,7 @@ class ProducerApi(Construct):
         messages.add_resource("search").add_method(
             "POST", integration, request_models={"application/json": body}, request_validator=validator
         )
-        # Users' preferences: read them, change them (mailwright.preference_changes).
-        preferences = v1.add_resource("users").add_resource("{user_id}").add_resource("preferences")
-        preferences.add_method(
-            "GET", integration, request_parameters={"method.request.path.user_id": True}, request_validator=validator
-        )
-        preferences.add_method(
-            "PATCH",
-            integration,
-            request_parameters={"method.request.path.user_id": True},
-            request_models={"application/json": body},
-            request_validator=validator,
-        )
+        add_preference_routes(v1, integration, body=body, validator=validator)
 
         self.plans = {
             name: self._usage_plan(name, plan, stack_name=stack_name) for name, plan in config.producers.items()
