@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from infra.nag import LATEST_RUNTIME_REASON, acknowledge, acknowledge_tracing
+from mailwright.constants import TRACE_DISABLED_ENV
 
 # Set on every function: pydantic looks for plugins among the installed distributions when the first model
 # is built; mailwright uses none, so its cold starts skip the search.
@@ -29,7 +30,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 # The construct-tree context key `trace_functions` sets and `python_function` reads (inherited by every child).
 TRACING_CONTEXT_KEY = "mailwright:tracing"
 # Untraced functions build no Powertools Tracer, so they never import the X-Ray SDK (mailwright.observability).
-UNTRACED_ENVIRONMENT: dict[str, str] = {"POWERTOOLS_TRACE_DISABLED": "true"}
+UNTRACED_ENVIRONMENT: dict[str, str] = {TRACE_DISABLED_ENV: "true"}
 
 
 def trace_functions(scope: Construct, *, enabled: bool) -> None:

@@ -424,3 +424,6 @@ REASON_SCHEDULED = "scheduled"
 # Digests (mailwright.digests): the idempotency table's items of a user's digest windows and of the
 # requests folded into them.
 DIGEST_KEY_PREFIX = "digest#"
+
+# Powertools' tracing switch: the stack sets it on untraced functions, whose handlers then build no Tracer.
+TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"

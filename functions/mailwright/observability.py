@@ -50,6 +50,7 @@ from mailwright.constants import (
     STATUS_REJECTED,
     STATUS_SENT,
     STATUS_SUPPRESSED,
+    TRACE_DISABLED_ENV,
     UNKNOWN,
     VARIANT_METRICS,
 )
@@ -117,10 +118,6 @@ def service_metrics() -> Metrics:
 # (webhooks and relays use the standard library, which the SDK does not patch by default). Patching all
 # it supports would import a patch module for each (SQLAlchemy, psycopg, httpx, sqlite3...) at every cold start.
 TRACED_MODULES = ("botocore",)
-
-
-# Powertools' own switch, which the stack sets on untraced functions (infra.functions.UNTRACED_ENVIRONMENT).
-TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
 
 
 class UntracedHandlers:
